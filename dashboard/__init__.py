@@ -1,0 +1,1 @@
+"""Plotly Dash application (presentation only)."""

@@ -1,0 +1,89 @@
+"""The ``forecaster`` command line.
+
+Each sub-command group lives in its own module and registers itself on ``app``;
+heavy imports (torch, deepspeed, dash) happen inside the commands so ``--help``
+stays fast. A ``UserError`` becomes one line on stderr and a non-zero exit code;
+``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from data_sources.errors import UserError
+
+app = typer.Typer(
+    name="forecaster",
+    help="Forecast US market and macro series with a generative transformer, and synthesize tabular data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors.")) -> None:
+    _state["debug"] = debug
+
+
+# Command modules, in the order they appear in --help. Each defines
+# `register(app: typer.Typer) -> None`. A module that is not written yet is
+# skipped; an import error inside one that exists is a real error and surfaces.
+_COMMAND_MODULES = [
+    "data_cmd",
+    "tokenizer_cmd",
+    "train_cmd",
+    "forecast_cmd",
+    "backtest_cmd",
+    "synth_cmd",
+    "dashboard_cmd",
+    "demo_cmd",
+]
+
+
+def _register() -> None:
+    import importlib
+    import importlib.util
+
+    for name in _COMMAND_MODULES:
+        qualified = f"forecaster.cli.{name}"
+        if importlib.util.find_spec(qualified) is None:
+            continue
+        importlib.import_module(qualified).register(app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as exc:
+        if _state["debug"]:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except typer.Exit as exc:  # raised by --help and explicit exits
+        return exc.exit_code
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
