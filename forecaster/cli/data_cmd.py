@@ -1,9 +1,126 @@
-"""`forecaster data ...`: fetch, show and export the point-in-time panel (filled in below)."""
+"""`forecaster data ...`: fetch, show and export the point-in-time panel."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
+from data_sources.errors import UserError
+
 app = typer.Typer(help="Fetch, inspect and export the point-in-time market/macro panel.", no_args_is_help=True)
+
+DATA_HELP = (
+    "Where the data comes from: 'embedded' (offline, ships with the install), 'online' (FRED, Stooq, CBOE), "
+    "'store' (the panel saved by `data fetch`), a YAML mapping file for a folder of CSV files, "
+    "or a wide panel file (.csv or .parquet)."
+)
+DataOpt = typer.Option("embedded", "--data", help=DATA_HELP)
+AsOfOpt = typer.Option(None, "--as-of", help="Show the panel as it was known at the close of this date (YYYY-MM-DD).")
+StartOpt = typer.Option("1990-01-01", "--start", help="First date of the panel.")
+SeriesOpt = typer.Option(None, "--series", help="Comma-separated series names (default: every reference series the source has).")
+StoreOpt = typer.Option(None, "--store", help="Store folder (default ~/.cache/forecaster/store).")
+
+
+def parse_date(value: str | None, option: str):
+    """A date option, or a one-line error naming the option."""
+    import pandas as pd
+
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise UserError(f"{option} {value!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def build(data: str, as_of: str | None, start: str | None, series: str | None, store: Path | None = None):
+    """The panel for the common data options (used by other commands too)."""
+    from data_sources.panel import PanelBuilder
+    from data_sources.store import DEFAULT_STORE, Store
+
+    if data == "store":
+        data = str(Store(store or DEFAULT_STORE).panel_path)
+        if not Path(data).exists():
+            raise UserError(f"no panel in the store ({data}); run `forecaster data fetch` first")
+    names = [s.strip() for s in series.split(",") if s.strip()] if series else None
+    builder = PanelBuilder(data, series=names, start=parse_date(start, "--start"))
+    return builder, builder.build(parse_date(as_of, "--as-of"))
+
+
+@app.command()
+def show(data: str = DataOpt, as_of: str = AsOfOpt, start: str = StartOpt, series: str = SeriesOpt) -> None:
+    """Print a summary of the panel: series, first/last date with a value, count, missing, publication rule."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from data_sources.panel import summary
+
+    builder, panel = build(data, as_of, start, series)
+    table = Table(
+        title=f"Panel from {builder.source.name}: {len(panel):,} business days, "
+        f"{panel.index[0].date()} .. {panel.index[-1].date()}"
+        + (f" (as of {panel.attrs['as_of']})" if panel.attrs.get("as_of") else "")
+    )
+    for col, justify in [("series", "left"), ("unit", "left"), ("freq", "center"), ("first", "left"), ("last", "left"),
+                         ("count", "right"), ("missing", "right"), ("last value", "right"), ("published", "left")]:
+        table.add_column(col, justify=justify)
+    for row in summary(panel).itertuples():
+        table.add_row(
+            row.series, row.unit, row.freq,
+            str(row.first.date()) if row.first == row.first else "-",
+            str(row.last.date()) if row.last == row.last else "-",
+            f"{row.count:,}", f"{row.missing:,}", f"{row.last_value:,.2f}", row.published,
+        )  # fmt: skip
+    Console(width=160).print(table)
+
+
+@app.command()
+def fetch(
+    data: str = typer.Option("online", "--data", help=DATA_HELP),
+    store: Path = StoreOpt,
+    start: str = StartOpt,
+    series: str = SeriesOpt,
+) -> None:
+    """Download (or read) every series, then save raw series and the aligned panel into the store.
+
+    All reads happen before any write, so a fetch that fails part-way leaves the store as it was.
+    """
+    from data_sources.store import DEFAULT_STORE, Store
+
+    target = Store(store or DEFAULT_STORE)
+    builder, panel = build(data, None, start, series)
+    for name, values in builder.raw.items():
+        target.save_raw(name, values, builder.source.name, builder.source.describe(name))
+    path = target.save_panel(panel)
+    typer.echo(f"saved {len(builder.raw)} raw series and the panel ({len(panel):,} rows x {panel.shape[1]} series) to {target.root}")
+    typer.echo(f"use it with: --data {path}")
+
+
+@app.command()
+def export(
+    out: Path = typer.Option(..., "--out", help="Output file: .parquet or .csv."),
+    data: str = DataOpt,
+    as_of: str = AsOfOpt,
+    start: str = StartOpt,
+    series: str = SeriesOpt,
+) -> None:
+    """Write the aligned panel to a Parquet or CSV file (atomically). The file can be read back with --data."""
+    from data_sources.atomic import atomic_path
+    from data_sources.sources.files import ALIGNED_MARKER
+    from data_sources.store import panel_meta, write_parquet
+
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise UserError(f"--out {out}: use a .parquet or .csv file name")
+    _, panel = build(data, as_of, start, series)
+    if suffix == ".parquet":
+        write_parquet(panel, out, panel_meta(panel))
+    else:
+        with atomic_path(out) as tmp:
+            with open(tmp, "w", newline="") as fh:
+                fh.write(ALIGNED_MARKER + "\n")
+                panel.to_csv(fh, index_label="date", float_format="%.10g")
+    typer.echo(f"wrote {len(panel):,} rows x {panel.shape[1]} series to {out}")
 
 
 def register(root: typer.Typer) -> None:

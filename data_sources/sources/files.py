@@ -1,0 +1,160 @@
+"""Local file sources: a folder of CSV files described by a mapping file, and a wide panel file.
+
+Mapping file (YAML)::
+
+    folder: ../../shared/data        # relative to the mapping file, or absolute
+    series:
+      SPX:    {file: spx/spx_d.csv, value: Close, frequency: D}
+      UST10Y: {file: rates/DGS10.csv, frequency: D}          # date/value columns found by name
+      CPI:    {file: macro/CPIAUCSL.csv, date: date, value: value, frequency: M}
+
+Wide panel file (CSV or Parquet): a date column and one column per catalog series,
+each cell an observation at the series' native frequency (blank, ``.``, or a
+sentinel such as Bloomberg's ``-1E+09`` for "not available"). A panel exported by
+``forecaster data export`` is already point-in-time aligned; it says so in its
+metadata (a ``# forecaster-panel: aligned`` first line in CSV, a ``forecaster``
+key in Parquet) and is then used as it is.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from data_sources import catalog
+from data_sources.errors import CatalogError, DataError
+from data_sources.parsing import clean_series, parse_dates, parse_numbers, read_series_csv, to_days
+from data_sources.sources.base import Source
+
+ALIGNED_MARKER = "# forecaster-panel: aligned"
+PARQUET_META_KEY = b"forecaster"
+_ENTRY_KEYS = {"file", "date", "value", "frequency", "sentinel"}
+
+
+class CsvFolderSource(Source):
+    """Series from CSV files in a folder, one file per series, as described by a YAML mapping."""
+
+    def __init__(self, mapping: str | Path, today: pd.Timestamp | None = None) -> None:
+        self.mapping_path = Path(mapping)
+        self.name = f"csv:{self.mapping_path.name}"
+        self.today = today
+        if not self.mapping_path.exists():
+            raise DataError(f"mapping file not found: {self.mapping_path}")
+        try:
+            doc = yaml.safe_load(self.mapping_path.read_text())
+        except yaml.YAMLError as exc:
+            raise DataError(f"{self.mapping_path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("series"), dict) or not doc["series"]:
+            raise DataError(f"{self.mapping_path}: expected a 'series:' mapping of series name -> file entry")
+        folder = Path(doc.get("folder", "."))
+        self.folder = folder if folder.is_absolute() else (self.mapping_path.parent / folder).resolve()
+        self.entries: dict[str, dict] = {}
+        for series, entry in doc["series"].items():
+            where = f"{self.mapping_path}: series {series!r}"
+            if series not in catalog.CATALOG:
+                raise CatalogError(f"{where}: not in the catalog (known: {', '.join(sorted(catalog.CATALOG))})")
+            if isinstance(entry, str):
+                entry = {"file": entry}
+            if not isinstance(entry, dict) or "file" not in entry:
+                raise DataError(f"{where}: expected 'file:' (and optionally date, value, frequency, sentinel)")
+            unknown = set(entry) - _ENTRY_KEYS
+            if unknown:
+                raise DataError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(_ENTRY_KEYS))})")
+            expected = catalog.get(series).frequency
+            if entry.get("frequency", expected) != expected:
+                raise DataError(f"{where}: frequency {entry['frequency']!r} does not match the catalog's {expected!r}")
+            self.entries[series] = entry
+
+    def available(self) -> list[str]:
+        return list(self.entries)
+
+    def describe(self, series: str) -> str:
+        return str(self.folder / self.entries[series]["file"])
+
+    def _read(self, series: str) -> pd.Series:
+        entry = self.entries[series]
+        path = self.folder / entry["file"]
+        return read_series_csv(
+            path,
+            series,
+            f"{series} ({path})",
+            date_col=entry.get("date"),
+            value_col=entry.get("value"),
+            series_id=catalog.get(series).fred,
+            sentinel=entry.get("sentinel"),
+            today=self.today,
+        )
+
+
+class WidePanelSource(Source):
+    """A single wide file: a date column and one column per catalog series."""
+
+    def __init__(self, path: str | Path, sentinel: float | None = -1e9, today: pd.Timestamp | None = None) -> None:
+        self.path = Path(path)
+        self.name = f"panel:{self.path.name}"
+        self.sentinel = sentinel
+        origin = str(self.path)
+        if not self.path.exists():
+            raise DataError(f"panel file not found: {self.path}")
+        if self.path.stat().st_size == 0:
+            raise DataError(f"{origin}: file is empty")
+        self.aligned = False
+        if self.path.suffix.lower() == ".csv":
+            with open(self.path, encoding="utf-8", errors="replace") as fh:
+                self.aligned = fh.readline().strip() == ALIGNED_MARKER
+            from data_sources.parsing import find_date_column, read_csv_text
+
+            frame = read_csv_text(self.path, origin)
+            dcol = find_date_column(frame, origin)
+            dates = parse_dates(frame[dcol], origin)
+            columns = {c: parse_numbers(frame[c], origin, c, sentinel) for c in frame.columns if c != dcol}
+        else:
+            frame, dates = self._read_parquet(origin)
+            columns = {c: frame[c].to_numpy(dtype=np.float64, na_value=np.nan, copy=True) for c in frame.columns}
+            if sentinel is not None:
+                for values in columns.values():
+                    values[np.isclose(values, sentinel, rtol=1e-9, atol=0.0)] = np.nan
+        unknown = [c for c in columns if c not in catalog.CATALOG]
+        if unknown:
+            raise CatalogError(
+                f"{origin}: column(s) {', '.join(unknown)} are not catalog series "
+                f"(known: {', '.join(sorted(catalog.CATALOG))}); rename or drop them"
+            )
+        if not columns:
+            raise DataError(f"{origin}: no series columns besides the date")
+        self.series = {c: clean_series(dates, v, c, f"{origin}, column {c}", today) for c, v in columns.items()}
+        if self.aligned:
+            panel = pd.DataFrame({c: pd.Series(v, index=dates) for c, v in columns.items()})
+            panel.index = pd.DatetimeIndex(dates, name="date")
+            self.panel = panel.sort_index(kind="stable")
+
+    def _read_parquet(self, origin: str) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(self.path)
+        except Exception as exc:  # pyarrow raises several types for a bad file
+            raise DataError(f"{origin}: not a readable Parquet file ({type(exc).__name__}: {str(exc)[:120]})") from None
+        meta = (table.schema.metadata or {}).get(PARQUET_META_KEY)
+        self.aligned = bool(meta and json.loads(meta).get("aligned"))
+        frame = table.to_pandas()
+        if isinstance(frame.index, pd.DatetimeIndex):
+            return frame, to_days(frame.index)
+        lowered = {str(c).lower(): c for c in frame.columns}
+        dcol = next((lowered[n] for n in ("date", "observation_date", "timestamp") if n in lowered), None)
+        if dcol is None:
+            raise DataError(f"{origin}: no date column or date index (columns: {', '.join(map(str, frame.columns))})")
+        dates = parse_dates(frame[dcol].astype(str), origin)
+        return frame.drop(columns=[dcol]), dates
+
+    def available(self) -> list[str]:
+        return list(self.series)
+
+    def describe(self, series: str) -> str:
+        return f"{self.path} (column {series})"
+
+    def _read(self, series: str) -> pd.Series:
+        return self.series[series]
