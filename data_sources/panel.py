@@ -135,7 +135,6 @@ class PanelBuilder:
                 needed.add(name)
             else:
                 needed.update(s for s in spec.derived_from if s in available)
-        needed.update(s for s in CALENDAR_SERIES if s in available)
         self.raw: dict[str, pd.Series] = {name: self.source.read(name)[name] for name in sorted(needed)}
 
     # -- observations as known on a date --------------------------------------------------
@@ -176,7 +175,7 @@ class PanelBuilder:
             lo = min(i[0] for i in spans if len(i))
             hi = as_of if as_of is not None else max(i[-1] for i in spans if len(i)) + pd.offsets.MonthEnd(2)
             days = pd.bdate_range(lo, min(hi, pd.Timestamp.today().normalize()))
-        days = days[days.dayofweek < 5]
+        days = days[days.day_of_week < 5]
         if self.start is not None:
             days = days[days >= self.start]
         if as_of is not None:

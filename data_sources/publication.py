@@ -81,7 +81,7 @@ class ReleaseRule:
         elif self.kind == "nth_weekday":
             start = (periods.to_period("M") + self.months_after).to_timestamp()
             start = start + pd.to_timedelta(self.min_day - 1, unit="D")
-            shift = (self.weekday - start.dayofweek.to_numpy()) % 7 + 7 * (self.n - 1)
+            shift = (self.weekday - start.day_of_week.to_numpy()) % 7 + 7 * (self.n - 1)
             out = start + pd.to_timedelta(shift, unit="D")
         else:  # quarter_end_plus
             quarter_end = (periods.to_period("Q") + 1).to_timestamp() - pd.Timedelta(days=1)

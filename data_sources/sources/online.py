@@ -7,6 +7,7 @@ pause; a failure names the series, the URL and what came back.
 """
 from __future__ import annotations
 
+import os
 import time
 
 import pandas as pd
@@ -125,17 +126,25 @@ class CboeSource(Source):
 
 
 class OnlineSource(Source):
-    """All online sources together: CBOE for VIX, Stooq for index and ETF levels, FRED for the rest."""
+    """All online sources together: CBOE for VIX, Stooq for index and ETF levels, FRED for the rest.
+
+    Base URLs default to the environment variables ``FORECASTER_FRED_URL``,
+    ``FORECASTER_STOOQ_URL`` and ``FORECASTER_CBOE_VIX_URL`` where set (a mirror,
+    a proxy, or a local test server), else to the public endpoints.
+    """
 
     name = "online"
 
     def __init__(
         self,
-        fred_url: str = FRED_URL,
-        stooq_url: str = STOOQ_URL,
-        cboe_vix_url: str = CBOE_VIX_URL,
+        fred_url: str | None = None,
+        stooq_url: str | None = None,
+        cboe_vix_url: str | None = None,
         client: HttpClient | None = None,
     ) -> None:
+        fred_url = fred_url or os.environ.get("FORECASTER_FRED_URL", FRED_URL)
+        stooq_url = stooq_url or os.environ.get("FORECASTER_STOOQ_URL", STOOQ_URL)
+        cboe_vix_url = cboe_vix_url or os.environ.get("FORECASTER_CBOE_VIX_URL", CBOE_VIX_URL)
         client = client or HttpClient()
         self.sources: list[Source] = [
             CboeSource(cboe_vix_url, client),

@@ -1,0 +1,57 @@
+"""Shared fixtures: the real data in ../shared/data and the panel built from it.
+
+Tests that need the shared data fail loudly when it is missing (CI always has
+it); they never skip silently. FORECASTER_SHARED_DATA overrides its location.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+SHARED_MAPPING = FIXTURES / "shared_data.yaml"
+
+
+def shared_data_dir() -> Path:
+    env = os.environ.get("FORECASTER_SHARED_DATA")
+    return Path(env) if env else (REPO.parent / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real historical data (../shared/data)."""
+    folder = shared_data_dir()
+    if not (folder / "README.md").exists():
+        pytest.fail(f"shared data not found at {folder}; set FORECASTER_SHARED_DATA")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shared_mapping(shared_data: Path, tmp_path_factory) -> Path:
+    """The mapping file describing ../shared/data for the CSV-folder source."""
+    if shared_data == (REPO.parent / "shared" / "data").resolve():
+        return SHARED_MAPPING
+    import yaml
+
+    doc = yaml.safe_load(SHARED_MAPPING.read_text())
+    doc["folder"] = str(shared_data)
+    path = tmp_path_factory.mktemp("mapping") / "shared_data.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_builder(shared_mapping: Path):
+    """A PanelBuilder over the real data (raw series read once per test session)."""
+    from data_sources.panel import PanelBuilder
+
+    return PanelBuilder(str(shared_mapping))
+
+
+@pytest.fixture(scope="session")
+def shared_panel(shared_builder):
+    """The full real point-in-time panel (business days from 1990, 21 reference series)."""
+    return shared_builder.build()
