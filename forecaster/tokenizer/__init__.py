@@ -1,0 +1,48 @@
+"""The shared tabular tokenizer: table rows <-> fixed-width rows of token ids.
+
+Every column gets a fixed number of tokens: floats are transformed, binned and
+written in positional base-B digits (decoded at the bin centre, with a reported
+worst-case error); integers in digits; categories one token each with an
+unknown token; datetimes as calendar parts. Missing values get their own token.
+See ``table`` for the row layout and decoding policy, ``float_codec`` for the
+out-of-range policy, ``serialize`` for the JSON schema, ``market`` for the
+market panel's default specs.
+
+Public API::
+
+    from forecaster.tokenizer import TableTokenizer, ColumnSpec
+    tok = TableTokenizer.fit(frame, specs)
+    ids = tok.encode(frame)              # (rows, tokens_per_row) int64
+    frame2 = tok.decode(ids)             # or a flat sequence of whole rows
+    mask = tok.valid_mask()              # (tokens_per_row, vocab_size) bool
+"""
+from forecaster.tokenizer.codec_base import ColumnCodec
+from forecaster.tokenizer.codecs import fit_codec, infer_kind
+from forecaster.tokenizer.datetime_codec import DatetimeCodec
+from forecaster.tokenizer.discrete_codecs import CategoryCodec, IntCodec
+from forecaster.tokenizer.errors import DecodeError, EncodeError, FormatError, SpecError, TokenizerError
+from forecaster.tokenizer.float_codec import FloatCodec
+from forecaster.tokenizer.market import market_specs
+from forecaster.tokenizer.serialize import FORMAT, VERSION
+from forecaster.tokenizer.spec import ColumnSpec
+from forecaster.tokenizer.table import TableTokenizer
+
+__all__ = [
+    "TableTokenizer",
+    "ColumnSpec",
+    "ColumnCodec",
+    "FloatCodec",
+    "IntCodec",
+    "CategoryCodec",
+    "DatetimeCodec",
+    "fit_codec",
+    "infer_kind",
+    "market_specs",
+    "TokenizerError",
+    "SpecError",
+    "EncodeError",
+    "DecodeError",
+    "FormatError",
+    "FORMAT",
+    "VERSION",
+]

@@ -1,0 +1,141 @@
+"""The column-codec interface and the positional-digit layout shared by numeric codecs.
+
+A codec turns one column into a fixed number of tokens per row ("slots") and
+back. Ids are *local*: slot ``j`` owns the contiguous ids
+``slot_starts[j] : slot_starts[j] + slot_sizes[j]`` of the column's vocabulary
+slice, which the table shifts by the column's offset. Every id a slot owns
+decodes (no gaps), so a per-slot id range is exactly the constrained-decoding
+mask.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+
+class ColumnCodec:
+    """Interface of a fitted column codec.
+
+    Subclasses set ``kind`` and implement ``slot_sizes``, ``encode``, ``decode``,
+    ``to_dict``/``from_dict``. ``error_bound`` is the worst-case absolute
+    round-trip error over the fitted range, in the column's own units (seconds
+    for datetimes); 0 for exact codecs.
+    """
+
+    kind: ClassVar[str] = ""
+    error_bound: float = 0.0
+    nullable: bool = False
+
+    def slot_sizes(self) -> list[int]:
+        """Number of ids each slot owns, in slot order."""
+        raise NotImplementedError
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.slot_sizes())
+
+    @property
+    def vocab_size(self) -> int:
+        return int(sum(self.slot_sizes()))
+
+    def slot_starts(self) -> np.ndarray:
+        """(n_slots,) int64: first local id of each slot."""
+        sizes = np.asarray(self.slot_sizes(), dtype=np.int64)
+        return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+    def encode(self, column: pd.Series, offset: int = 0) -> tuple[np.ndarray, int]:
+        """Encode a column.
+
+        Parameters
+        ----------
+        column : (rows,) values in the column's own units.
+        offset : added to every id (the column's first id in the table vocabulary).
+
+        Returns
+        -------
+        ids : (rows, n_slots) int64.
+        n_clamped : how many values lay outside the representable range (or were
+            unseen categories) and were clamped (mapped to the unknown token).
+        """
+        raise NotImplementedError
+
+    def decode(self, ids: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+        """Decode local ids (rows, n_slots), each within its slot's range.
+
+        Returns the values as a Series of the column's dtype, and a (rows,) bool mask
+        of rows whose slots are inconsistent (e.g. the missing token in only some
+        slots); those rows' values are missing.
+        """
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One short line for reports: transform, base and digits."""
+        return self.kind
+
+
+class DigitLayout:
+    """Integers ``0 <= code < base**digits`` written as ``digits`` base-``base`` tokens.
+
+    Most significant digit first. Each position owns ``base`` ids, plus one
+    missing id when ``nullable``; a missing value takes the missing id in every
+    position.
+    """
+
+    def __init__(self, base: int, digits: int, nullable: bool) -> None:
+        assert base >= 2 and digits >= 1, (base, digits)
+        self.base, self.digits, self.nullable = int(base), int(digits), bool(nullable)
+        self.n_codes = self.base**self.digits
+        assert self.n_codes <= 2**62, "digit layout overflows int64"
+        self.slot_size = self.base + int(self.nullable)
+        self.starts = np.arange(self.digits, dtype=np.int64) * self.slot_size
+        self.powers = self.base ** np.arange(self.digits - 1, -1, -1, dtype=np.int64)
+        pow2 = self.base & (self.base - 1) == 0
+        self.shifts = (np.arange(self.digits - 1, -1, -1) * (self.base.bit_length() - 1)).astype(np.int64) if pow2 else None
+
+    def slot_sizes(self) -> list[int]:
+        return [self.slot_size] * self.digits
+
+    def encode(self, codes: np.ndarray, missing: np.ndarray | None, offset: int) -> np.ndarray:
+        """(rows,) int64 codes in range -> (rows, digits) int64 ids; ``missing`` rows get missing ids."""
+        col = codes[:, None]
+        if self.shifts is not None:
+            ids = (col >> self.shifts) & (self.base - 1)
+        else:
+            ids = (col // self.powers) % self.base
+        ids += self.starts + offset
+        if missing is not None and missing.any():
+            assert self.nullable, "missing values reached a layout without a missing id"
+            ids[missing] = self.starts + self.base + offset
+        return ids
+
+    def decode(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(rows, digits) local ids -> codes (rows,), missing (rows,) or None, bad (rows,) or None."""
+        d = ids - self.starts
+        missing = bad = None
+        if self.nullable:
+            is_miss = d == self.base
+            if is_miss.any():
+                missing = is_miss.all(axis=1)
+                bad = is_miss.any(axis=1) & ~missing
+                d = np.where(is_miss, 0, d)
+        codes = d[:, 0].copy()
+        for j in range(1, self.digits):
+            codes *= self.base
+            codes += d[:, j]
+        return codes, missing, bad
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"base": self.base, "digits": self.digits, "nullable": self.nullable}
+
+
+def digits_for(n_values: int, base: int) -> int:
+    """Fewest base-``base`` digits that can write ``n_values`` distinct codes."""
+    digits, capacity = 1, base
+    while capacity < n_values:
+        digits, capacity = digits + 1, capacity * base
+    return digits

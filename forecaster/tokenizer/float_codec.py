@@ -1,0 +1,270 @@
+"""Float columns: transform, shift to non-negative bins, write the bin in base-B digits.
+
+``t = transform(clip(x, raw_lo, raw_hi))``, ``code = floor((t - lo) / width)``
+clipped to ``[0, base**digits)``. Decoding returns the *centre* of the bin in
+transformed space, ``inverse(lo + (code + 0.5) * width)``, so round-trip errors
+are symmetric within a bin and carry no systematic downward bias.
+
+Out-of-range policy: the fitted range (in transformed space) is widened by
+``headroom`` times its span at each end; all ``base**digits`` bins cover exactly
+that widened range. A value beyond it (a new all-time high, +-inf, a non-positive
+value under ``log``) is clamped to the nearest representable value and counted
+in ``n_clamped``; nothing raises and nothing wraps around.
+
+An anchor value (0 by default when the fitted range contains 0; the value of a
+constant column) is made the exact centre of a bin and decodes exactly; this
+keeps the zeros of zero-inflated returns exact. With ``step`` the bins are
+exactly ``step`` wide around the anchor, so values on that grid (cents) decode to
+the float nearest the grid value.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecaster.tokenizer.codec_base import ColumnCodec, DigitLayout, digits_for
+from forecaster.tokenizer.errors import SpecError
+from forecaster.tokenizer.spec import ColumnSpec
+from forecaster.tokenizer.transforms import Transform, fit_transform, transform_from_dict
+
+DEFAULT_BASE = 16
+DEFAULT_HEADROOM = 0.1
+DEFAULT_REL_PRECISION = 1e-4
+MAX_CODES = 2**44  # beyond this, float64 bin arithmetic loses the resolution it promises
+
+
+def as_float(column: pd.Series) -> np.ndarray:
+    """(rows,) float64 with NaN for any missing value (None, NaN, pd.NA, NaT)."""
+    return pd.Series(column).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+class FloatCodec(ColumnCodec):
+    kind = "float"
+
+    def __init__(
+        self,
+        transform: Transform,
+        layout: DigitLayout,
+        lo: float,
+        width: float,
+        fit_range: tuple[float, float],
+        anchor: float | None = None,
+        anchor_code: int | None = None,
+        grid_inv: float | None = None,
+        error_bound: float = 0.0,
+    ) -> None:
+        self.transform, self.layout = transform, layout
+        self.lo, self.width = float(lo), float(width)
+        self.fit_range = (float(fit_range[0]), float(fit_range[1]))
+        self.anchor = None if anchor is None else float(anchor)
+        self.anchor_code = None if anchor_code is None else int(anchor_code)
+        self.grid_inv = None if grid_inv is None else float(grid_inv)
+        self.nullable = layout.nullable
+        self.error_bound = float(error_bound)
+        self.hi = self.lo + layout.n_codes * self.width
+        self.anchor_t = None if anchor is None else float(transform.forward(np.array([self.anchor]))[0])
+        with np.errstate(all="ignore"):
+            # The representable range in the column's own units: centres of the end bins.
+            ends = self._centre_values(np.array([0, layout.n_codes - 1], dtype=np.int64))
+        self.raw_lo, self.raw_hi = float(ends[0]), float(ends[1])
+        self._anchor_snap = self.anchor is not None and float(
+            self.transform.inverse(self.transform.forward(np.array([self.anchor])))[0]
+        ) != self.anchor
+
+    # -- fitting -------------------------------------------------------------
+    @classmethod
+    def fit(cls, column: pd.Series, spec: ColumnSpec, name: str) -> "FloatCodec":
+        x_all = as_float(column)
+        x = x_all[np.isfinite(x_all)]
+        nullable = bool(np.isnan(x_all).any()) if spec.nullable is None else spec.nullable
+        base = spec.base or DEFAULT_BASE
+        headroom = DEFAULT_HEADROOM if spec.headroom is None else spec.headroom
+        tname = spec.transform or "none"
+        if spec.step is not None and tname != "none":
+            raise SpecError(f"column {name!r}: step={spec.step} needs transform 'none', not {tname!r}")
+        transform = fit_transform(tname, x, name, scale=spec.scale, n_quantiles=spec.n_quantiles, headroom=headroom)
+        with np.errstate(all="ignore"):
+            t = transform.forward(x) if x.size else np.zeros(1)
+        tmin, tmax = float(t.min()), float(t.max())
+        if transform.owns_headroom:
+            lo, hi = transform.bounds
+        else:
+            span = tmax - tmin
+            pad = headroom * span if span > 0 else max(abs(tmin), 1.0) * max(headroom, 0.01)
+            pad = max(pad, 1e-9 * max(abs(tmin), abs(tmax), 1.0))
+            lo, hi = tmin - pad, tmax + pad
+        anchor = spec.anchor
+        if anchor is None and x.size:
+            if x.min() == x.max():
+                anchor = float(x[0])
+            elif x.min() <= 0 <= x.max():
+                anchor = 0.0
+        if anchor is None and spec.step is not None:
+            anchor = 0.0
+        if anchor is not None and not x.size and spec.anchor is None:
+            anchor = None
+        anchor_t = None if anchor is None else float(transform.forward(np.array([anchor], dtype=np.float64))[0])
+        if anchor_t is not None and not math.isfinite(anchor_t):
+            raise SpecError(f"column {name!r}: anchor {anchor} is outside the domain of transform {tname!r}")
+
+        def build(digits: int) -> "FloatCodec":
+            layout = DigitLayout(base, digits, nullable)
+            return cls._layout(transform, layout, lo, hi, (tmin, tmax), anchor, anchor_t, spec.step, x)
+
+        if spec.step is not None:
+            n_needed = math.ceil((hi - lo) / spec.step) + 1
+            digits = spec.digits or digits_for(n_needed, base)
+            if base**digits < n_needed:
+                raise SpecError(f"column {name!r}: {digits} base-{base} digits hold {base**digits} steps of {spec.step}, the range needs {n_needed}")
+            return build(digits)
+        if spec.digits is not None:
+            return build(spec.digits)
+        raw_span = float(x.max() - x.min()) if x.size else 0.0
+        if raw_span == 0:
+            return build(1)
+        target = spec.precision if spec.precision is not None else DEFAULT_REL_PRECISION * raw_span
+        digits = 1
+        while True:
+            codec = build(digits)
+            if codec.error_bound <= target:
+                return codec
+            if base ** (digits + 1) > MAX_CODES:
+                raise SpecError(
+                    f"column {name!r}: precision {target:g} is out of reach in base {base} "
+                    f"(best is {codec.error_bound:g} with {digits} digits); relax precision or use a transform"
+                )
+            digits += 1
+
+    @classmethod
+    def _layout(cls, transform, layout, lo, hi, fit_range, anchor, anchor_t, step, x) -> "FloatCodec":
+        n = layout.n_codes
+        anchor_code = grid_inv = None
+        if step is not None:
+            width = float(step)
+            mid = 0.5 * (fit_range[0] + fit_range[1])
+            k = round((anchor_t - (mid - 0.5 * n * width)) / width - 0.5)
+            k = min(max(k, 0), n - 1)
+            lo, anchor_code = anchor_t - (k + 0.5) * width, k
+            inv = 1.0 / width
+            grid_inv = float(round(inv)) if abs(inv - round(inv)) < 1e-9 * inv else None
+        elif anchor_t is not None and n > 1:
+            # one spare bin of width lets the grid shift so the anchor is a bin centre
+            width = (hi - lo) / (n - 1)
+            k = math.ceil((anchor_t - lo) / width - 0.5)
+            lo, anchor_code = anchor_t - (k + 0.5) * width, k
+        else:
+            width = (hi - lo) / n
+        codec = cls(transform, layout, lo, width, fit_range, anchor, anchor_code, grid_inv)
+        codec.error_bound = codec._worst_error(x)
+        return codec
+
+    # -- encode / decode -----------------------------------------------------
+    def encode(self, column, offset=0):
+        x = as_float(column)
+        return self.encode_array(x, offset)
+
+    def encode_array(self, x: np.ndarray, offset: int = 0) -> tuple[np.ndarray, int]:
+        """``encode`` on a (rows,) float64 array (NaN = missing)."""
+        missing = np.isnan(x)
+        any_missing = bool(missing.any())
+        if any_missing and not self.nullable:
+            from forecaster.tokenizer.errors import EncodeError
+
+            raise EncodeError(f"column {getattr(self, 'name', '')!r}: {int(missing.sum())} missing value(s) in a float column fitted without a missing token; refit with nullable=True")
+        n_clamped = int(np.count_nonzero(x < self.raw_lo) + np.count_nonzero(x > self.raw_hi))
+        xc = np.clip(x, self.raw_lo, self.raw_hi)
+        t = self.transform.forward(xc)
+        codes = np.floor((t - self.lo) * (1.0 / self.width))
+        np.clip(codes, 0, self.layout.n_codes - 1, out=codes)
+        if any_missing:
+            codes[missing] = 0
+        return self.layout.encode(codes.astype(np.int64), missing if any_missing else None, offset), n_clamped
+
+    def _centre_values(self, codes: np.ndarray) -> np.ndarray:
+        if self.anchor_code is None:
+            t = self.lo + (codes + 0.5) * self.width
+        elif self.grid_inv is not None:  # exact decimal grid: k / 100 is the float nearest k cents
+            t = self.anchor_t + (codes - self.anchor_code) / self.grid_inv
+        else:
+            t = self.anchor_t + (codes - self.anchor_code) * self.width
+        return self.transform.inverse(t)
+
+    def decode_array(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(rows, digits) local ids -> (rows,) float64 values (NaN = missing), bad-row mask or None."""
+        codes, missing, bad = self.layout.decode(ids)
+        x = self._centre_values(codes)
+        if self._anchor_snap:
+            x[codes == self.anchor_code] = self.anchor
+        if missing is not None:
+            x[missing | bad] = np.nan
+        return x, bad
+
+    def decode(self, ids):
+        x, bad = self.decode_array(ids)
+        return pd.Series(x, dtype=np.float64), (np.zeros(len(x), bool) if bad is None else bad)
+
+    def _worst_error(self, x: np.ndarray) -> float:
+        """Worst-case |decode(encode(v)) - v| over v in the fitted range, in the column's units.
+
+        Between the transform's breakpoints the slope of ``inverse`` is monotone,
+        so the worst bin is at an end of each piece: we evaluate the bins at the
+        ends of the fitted range and next to every breakpoint exactly (their edges
+        clipped to the fitted range), plus a coarse grid, and also the fit data
+        itself. A float-rounding allowance is added.
+        """
+        if not x.size:
+            return 0.0
+        tmin, tmax = self.fit_range
+        n = self.layout.n_codes
+        with np.errstate(all="ignore"):
+            k_end = np.floor((np.array([tmin, tmax]) - self.lo) / self.width)
+            k_lo, k_hi = (int(v) for v in np.clip(k_end, 0, n - 1))
+            cand = [np.array([k_lo, k_hi]), np.linspace(k_lo, k_hi, 257).astype(np.int64)]
+            bp = self.transform.breakpoints()
+            bp = bp[(bp >= tmin) & (bp <= tmax)]
+            if bp.size:
+                kb = np.floor((bp - self.lo) / self.width).astype(np.int64)
+                cand.append(np.concatenate([kb - 1, kb, kb + 1]))
+            k = np.unique(np.clip(np.concatenate(cand), k_lo, k_hi))
+            e0 = np.maximum(self.lo + k * self.width, tmin)
+            e1 = np.minimum(self.lo + (k + 1) * self.width, tmax)
+            c = self._centre_values(k)
+            inv = self.transform.inverse
+            bins = np.maximum(np.abs(c - inv(e0)), np.abs(inv(e1) - c))
+            ids, _ = self.encode_array(x)
+            data_err = np.abs(self.decode_array(ids)[0] - x)
+        worst = max(float(np.nanmax(bins)), float(data_err.max()))
+        scale = max(abs(float(x.min())), abs(float(x.max())), 1e-300)
+        return worst * (1 + 1e-9) + 16 * np.finfo(np.float64).eps * scale
+
+    # -- persistence and description ------------------------------------------
+    def slot_sizes(self):
+        return self.layout.slot_sizes()
+
+    def describe(self):
+        return f"float {self.transform.name} base{self.layout.base}x{self.layout.digits}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "transform": self.transform.to_dict(),
+            **self.layout.to_dict(),
+            "lo": self.lo,
+            "width": self.width,
+            "fit_range": list(self.fit_range),
+            "anchor": self.anchor,
+            "anchor_code": self.anchor_code,
+            "grid_inv": self.grid_inv,
+            "error_bound": self.error_bound,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FloatCodec":
+        layout = DigitLayout(d["base"], d["digits"], d["nullable"])
+        return cls(
+            transform_from_dict(d["transform"]), layout, d["lo"], d["width"], tuple(d["fit_range"]),
+            d["anchor"], d["anchor_code"], d["grid_inv"], d["error_bound"],
+        )
