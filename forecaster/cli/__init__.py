@@ -72,13 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as exc:  # raised by --help and explicit exits
         return exc.exit_code
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        # Usage errors from the CLI library (Typer vendors Click; match by behaviour, not class).
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
+        if type(exc).__name__ == "Abort":
             print("aborted", file=sys.stderr)
             return 1
         raise
