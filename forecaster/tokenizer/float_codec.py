@@ -145,8 +145,9 @@ class FloatCodec(ColumnCodec):
         if step is not None:
             width = float(step)
             mid = 0.5 * (fit_range[0] + fit_range[1])
+            # centre the n bins on the data; the anchor only sets the grid's phase, so its
+            # code may lie outside 0..n-1 (e.g. anchor 0 for a column of levels 3..15)
             k = round((anchor_t - (mid - 0.5 * n * width)) / width - 0.5)
-            k = min(max(k, 0), n - 1)
             lo, anchor_code = anchor_t - (k + 0.5) * width, k
             inv = 1.0 / width
             grid_inv = float(round(inv)) if abs(inv - round(inv)) < 1e-9 * inv else None
