@@ -1,0 +1,184 @@
+"""Sample many future rows from a GPT, on token ids only.
+
+The sampler knows nothing about columns, digits or dates. It is given the model,
+the per-slot valid-id mask of the tokenizer ``(row_len, vocab)``, a prompt of
+whole rows, and optionally tokens forced at some (row, slot) positions (stress
+scenarios). It returns ``(paths, rows, row_len)`` token ids.
+
+The fast path (``Sampler.sample``):
+
+1. one prefill of the prompt (batch 1), then the KV cache is copied to all N
+   paths, which are decoded together as one batch, one token per step;
+2. at every step only the ids valid for the slot can be drawn (constrained
+   decoding), then temperature, top-k and top-p, with a seeded ``torch.Generator``;
+3. when the context window is full, it slides on a row boundary: every path
+   keeps its *own* last ``keep_rows`` rows, which are re-prefilled as a batch.
+   Nothing is averaged across paths, so each path stays one coherent scenario
+   however long the horizon is.
+
+``Sampler.sample_reference`` recomputes the whole window for every token with the
+same window schedule and the same random draws; a test holds the fast path to it
+token for token.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+from forecaster.model import GPT, KVCache
+
+
+@dataclass
+class SamplingConfig:
+    """How tokens are drawn. ``temperature=0`` means argmax; ``top_k``/``top_p`` of None are off."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+
+    def __post_init__(self) -> None:
+        assert self.temperature >= 0, "temperature must be >= 0"
+        assert self.top_k is None or self.top_k >= 1, "top_k must be >= 1"
+        assert self.top_p is None or 0 < self.top_p <= 1, "top_p must be in (0, 1]"
+
+
+def filter_logits(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
+    """Apply temperature, top-k and top-p to ``(B, V)`` logits (invalid ids already at -inf)."""
+    logits = logits / cfg.temperature
+    if cfg.top_k is not None and cfg.top_k < logits.size(-1):
+        kth = torch.topk(logits, cfg.top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if cfg.top_p is not None and cfg.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cum = F.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        # drop a token when the tokens before it already reach top_p (the first always stays)
+        drop_sorted = (cum - F.softmax(sorted_logits, dim=-1)) >= cfg.top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+class Sampler:
+    """Batched, constrained, KV-cached sampling of whole rows (see module doc).
+
+    Parameters
+    ----------
+    model : a trained ``GPT`` (put in eval mode here).
+    valid_mask : (row_len, vocab_size) bool, the tokenizer's valid ids per slot.
+    keep_rows : rows each path keeps when the window slides (default: half the window).
+    """
+
+    def __init__(self, model: GPT, valid_mask: torch.Tensor, keep_rows: int | None = None) -> None:
+        self.model = model.eval()
+        cfg = model.config
+        self.row_len = cfg.row_len
+        self.window_rows = cfg.block_size // cfg.row_len
+        assert self.window_rows >= 2, "the context must hold at least two rows"
+        assert valid_mask.shape == (cfg.row_len, cfg.vocab_size), f"valid_mask {tuple(valid_mask.shape)} != (row_len, vocab)"
+        assert valid_mask.any(dim=1).all(), "every slot needs at least one valid id"
+        self.valid_mask = valid_mask.to(torch.bool)
+        self.keep_rows = keep_rows if keep_rows is not None else max(1, self.window_rows // 2)
+        assert 1 <= self.keep_rows < self.window_rows, f"keep_rows must be in [1, {self.window_rows - 1}]"
+        self.device = next(model.parameters()).device
+
+    # -- shared pieces of both paths ---------------------------------------------------------
+    def _draw(self, logits: torch.Tensor, slot: int, cfg: SamplingConfig, generator: torch.Generator,
+              forced: torch.Tensor | None) -> torch.Tensor:
+        """Next ids ``(B,)`` from ``(B, V)`` logits: mask the slot, filter, draw, then apply forcing."""
+        logits = logits.double().masked_fill(~self.valid_mask[slot], float("-inf"))
+        # one uniform per path and step, whatever the settings, so both paths consume the RNG alike
+        u = torch.rand(logits.size(0), 1, generator=generator, dtype=torch.float64, device=logits.device)
+        if cfg.temperature == 0:
+            ids = logits.argmax(dim=-1)
+        else:
+            probs = F.softmax(filter_logits(logits, cfg), dim=-1)
+            cdf = probs.cumsum(dim=-1)
+            ids = torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(-1).clamp_max(logits.size(-1) - 1)
+        if forced is not None:
+            ids = torch.where(forced >= 0, forced, ids)
+        return ids
+
+    def _check(self, prompt: torch.Tensor, n_rows: int, forced: torch.Tensor | None) -> torch.Tensor:
+        prompt = torch.as_tensor(prompt, dtype=torch.long, device=self.device).reshape(-1)
+        assert prompt.numel() % self.row_len == 0 and prompt.numel() > 0, "the prompt must be whole rows"
+        assert n_rows >= 1, "n_rows must be >= 1"
+        if forced is not None:
+            assert forced.shape[-2:] == (n_rows, self.row_len), f"forced must end in ({n_rows}, {self.row_len})"
+        # the prompt is cut to the rows the first window can hold while leaving room to generate
+        keep = min(prompt.numel() // self.row_len, self.window_rows - 1)
+        return prompt[-keep * self.row_len:]
+
+    @staticmethod
+    def _forced_at(forced: torch.Tensor | None, row: int, slot: int, n: int) -> torch.Tensor | None:
+        if forced is None:
+            return None
+        f = forced[..., row, slot]
+        return f.expand(n) if f.dim() == 0 else f
+
+    # -- fast path ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, prompt: torch.Tensor, n_paths: int, n_rows: int, generator: torch.Generator,
+               cfg: SamplingConfig | None = None, forced: torch.Tensor | None = None,
+               progress: Callable[[int], None] | None = None) -> torch.Tensor:
+        """Sample ``n_rows`` future rows for ``n_paths`` paths.
+
+        Parameters
+        ----------
+        prompt : (T0,) ids of whole rows of history (only the last window-1 rows are used).
+        forced : (n_rows, row_len) or (n_paths, n_rows, row_len) ids, -1 = sample freely.
+        progress : called with the number of rows finished, after each row.
+
+        Returns
+        -------
+        (n_paths, n_rows, row_len) int64 ids.
+        """
+        cfg = cfg or SamplingConfig()
+        prompt = self._check(prompt, n_rows, forced)
+        R, N = self.row_len, n_paths
+        history = torch.empty(N, prompt.numel() + n_rows * R, dtype=torch.long, device=self.device)
+        history[:, : prompt.numel()] = prompt
+        length = prompt.numel()
+
+        cache = KVCache.for_model(self.model, batch_size=1)
+        logits, _ = self.model(prompt[None, :], kv_cache=cache)  # prefill once, (1, T0, V)
+        cache = cache.expand(N)
+        last = logits[:, -1, :].expand(N, -1)  # (N, V)
+        for row in range(n_rows):
+            if cache.pos + R > cache.max_T:  # slide: each path re-prefills its own last rows
+                start = length - self.keep_rows * R
+                cache.reset()
+                logits, _ = self.model(history[:, start:length], kv_cache=cache)
+                last = logits[:, -1, :]
+            for slot in range(R):
+                ids = self._draw(last, slot, cfg, generator, self._forced_at(forced, row, slot, N))
+                history[:, length] = ids
+                length += 1
+                if row == n_rows - 1 and slot == R - 1:
+                    break  # the last token needs no forward pass
+                logits, _ = self.model(ids[:, None], kv_cache=cache)  # (N, 1, V)
+                last = logits[:, -1, :]
+            if progress is not None:
+                progress(row + 1)
+        return history[:, prompt.numel():].reshape(N, n_rows, R)
+
+    # -- reference -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_reference(self, prompt: torch.Tensor, n_paths: int, n_rows: int, generator: torch.Generator,
+                         cfg: SamplingConfig | None = None, forced: torch.Tensor | None = None) -> torch.Tensor:
+        """Same output as ``sample`` for the same generator state, by full recomputation (slow)."""
+        cfg = cfg or SamplingConfig()
+        prompt = self._check(prompt, n_rows, forced)
+        R, N = self.row_len, n_paths
+        history = prompt[None, :].repeat(N, 1)
+        start = 0  # first token of the current window
+        for row in range(n_rows):
+            if history.size(1) - start + R > self.window_rows * R:
+                start = history.size(1) - self.keep_rows * R
+            for slot in range(R):
+                logits, _ = self.model(history[:, start:])
+                ids = self._draw(logits[:, -1, :], slot, cfg, generator, self._forced_at(forced, row, slot, N))
+                history = torch.cat([history, ids[:, None]], dim=1)
+        return history[:, prompt.numel():].reshape(N, n_rows, R)
