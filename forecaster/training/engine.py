@@ -336,7 +336,9 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_d
                                             "train_rows": train_ds.n_rows, "val_rows": val_ds.n_rows})
     _barrier(dist)
 
-    state: dict = {"best_val": math.inf, "bad_evals": 0, "val_loss": math.nan, "train_loss": math.nan}
+    # trainer state saved with every checkpoint; loss_acc/n_acc: the train-loss interval not yet logged
+    state: dict = {"best_val": math.inf, "bad_evals": 0, "val_loss": math.nan, "train_loss": math.nan,
+                   "loss_acc": 0.0, "n_acc": 0}
     start = 0
     loaded = run.load_state() if latest is not None else None
     if loaded is not None:
@@ -401,7 +403,7 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_d
 
         bar = tqdm(total=cfg.max_steps, initial=start, unit="step", dynamic_ncols=True)
     t0 = time.perf_counter()
-    t_log, loss_acc, n_acc = t0, 0.0, 0
+    t_log = t0
     step, reason = start, "max_steps"
     with _StopFlag() as stop:
         while step < cfg.max_steps:
@@ -417,19 +419,20 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_d
                                                dtype=torch.float64), dist)
             loss = red[0].item() / dist.world
             step += 1
-            loss_acc, n_acc = loss_acc + loss, n_acc + 1
+            state["loss_acc"] += loss
+            state["n_acc"] += 1
             if on_step is not None:
                 on_step(step, loss)
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 now = time.perf_counter()
-                tps = n_acc * tokens_per_step / max(now - t_log, 1e-9)
-                state["train_loss"] = loss_acc / n_acc
+                tps = state["n_acc"] * tokens_per_step / max(now - t_log, 1e-9)
+                state["train_loss"] = state["loss_acc"] / state["n_acc"]
                 metrics.append({"step": step, "split": "train", "loss": state["train_loss"],
                                 "lr": cfg.lr_at(step - 1), "tokens_per_s": tps, "elapsed_s": now - t0})
                 if bar is not None:
                     bar.set_postfix(loss=f"{state['train_loss']:.4f}", tok_s=f"{tps:,.0f}",
                                     val=f"{state['val_loss']:.4f}")
-                t_log, loss_acc, n_acc = now, 0.0, 0
+                t_log, state["loss_acc"], state["n_acc"] = now, 0.0, 0
             if bar is not None:
                 bar.update(1)
             early = False
