@@ -72,13 +72,19 @@ def test_forced_tokens_come_back_and_stay_valid(sampler):
 
 
 def test_paths_keep_their_own_history_across_slides(sampler):
-    """After a slide each path is conditioned on its own rows: re-running one path alone from its
-    own history reproduces it (no cross-path averaging)."""
+    """Paths forced apart in their first row keep following their own rows after several slides:
+    each equals the same path sampled alone (greedy), so nothing is shared or averaged across paths."""
     prompt = _prompt(sampler)
-    out = sampler.sample(prompt, 4, 8, torch.Generator().manual_seed(11), SamplingConfig(temperature=0))
-    for p in range(4):
-        alone = sampler.sample(prompt, 1, 8, torch.Generator().manual_seed(0), SamplingConfig(temperature=0))
-        assert torch.equal(alone[0], out[p])  # greedy: every path is the same deterministic path
+    n_rows, n_paths = 9, 4
+    forced = torch.full((n_paths, n_rows, ROW), -1, dtype=torch.long)
+    choices = torch.nonzero(sampler.valid_mask[0]).flatten()
+    forced[:, 0, 0] = choices[:n_paths]  # a different first token per path
+    greedy = SamplingConfig(temperature=0)
+    together = sampler.sample(prompt, n_paths, n_rows, torch.Generator().manual_seed(0), greedy, forced=forced)
+    for p in range(n_paths):
+        alone = sampler.sample(prompt, 1, n_rows, torch.Generator().manual_seed(0), greedy, forced=forced[p:p + 1])
+        assert torch.equal(alone[0], together[p])
+    assert len({tuple(t.flatten().tolist()) for t in together[:, 1:4]}) > 1  # the forced first rows lead somewhere different
 
 
 def test_filter_logits_top_k_and_top_p():
