@@ -120,8 +120,9 @@ def test_sort_transactions_is_stable(sample: pd.DataFrame):
     out = sort_transactions(shuffled)
     keys = out[["user", "card", "timestamp"]]
     assert keys.equals(keys.sort_values(["user", "card", "timestamp"]).reset_index(drop=True))
-    ties = out.groupby(["card", "timestamp"], sort=False)["order"]
-    assert ties.apply(lambda s: s.is_monotonic_increasing).all(), "ties keep their input order"
+    same_key = (keys == keys.shift()).all(axis=1).to_numpy()
+    assert same_key.sum() > 50, "the sample has ties (transactions in the same minute)"
+    assert (np.diff(out["order"].to_numpy())[same_key[1:]] > 0).all(), "ties keep their input order"
     assert list(out.index) == list(range(N_SAMPLE))
 
 
@@ -249,11 +250,11 @@ texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), m
 def typed_tables(draw) -> pd.DataFrame:
     n = draw(st.integers(1, 6))
     col = lambda strategy: draw(st.lists(strategy, min_size=n, max_size=n))  # noqa: E731
-    minutes = col(st.integers(0, 60 * 24 * 365 * 40))
+    minutes = col(st.integers(0, 60 * 24 * 365 * 150))
     return pd.DataFrame({
         "user": np.array(col(st.integers(0, 2**31 - 1)), dtype=np.int32),
         "card": np.array(col(st.integers(0, 2**15 - 1)), dtype=np.int16),
-        "timestamp": (pd.Timestamp("1990-01-01") + pd.to_timedelta(minutes, unit="min")).astype(
+        "timestamp": (pd.Timestamp("1900-01-01") + pd.to_timedelta(minutes, unit="min")).astype(
             "datetime64[ns]"),
         "amount": np.array(col(st.integers(-10**9, 10**9)), dtype=np.float64) / 100,
         "use_chip": pd.Categorical(col(st.sampled_from(USE_CHIP)), categories=list(USE_CHIP)),

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 PUBLISHED_COLUMNS: tuple[str, ...] = (
     "User", "Card", "Year", "Month", "Day", "Time", "Amount", "Use Chip",
@@ -53,6 +54,8 @@ USE_CHIP: tuple[str, ...] = ("Swipe Transaction", "Chip Transaction", "Online Tr
 USE_CHIP_DTYPE = pd.CategoricalDtype(list(USE_CHIP), ordered=False)
 FRAUD_LABELS: tuple[str, str] = ("No", "Yes")  # index = bool value
 ONLINE_CITY = "ONLINE"
+#: "00:00" .. "23:59"; the index of a time is its minute of the day
+TIMES_OF_DAY = pa.array([f"{h:02d}:{m:02d}" for h in range(24) for m in range(60)])
 #: The flags seen in the published data; ``errors`` is kept raw, so others pass through.
 KNOWN_ERROR_FLAGS: tuple[str, ...] = (
     "Bad CVV", "Bad Card Number", "Bad Expiration", "Bad PIN", "Bad Zipcode",
