@@ -26,6 +26,7 @@ from forecaster.tokenizer.market import market_specs
 from forecaster.tokenizer.serialize import FORMAT, VERSION
 from forecaster.tokenizer.spec import ColumnSpec
 from forecaster.tokenizer.table import TableTokenizer
+from forecaster.tokenizer.tabformer import tabformer_specs
 
 __all__ = [
     "TableTokenizer",
@@ -38,6 +39,7 @@ __all__ = [
     "fit_codec",
     "infer_kind",
     "market_specs",
+    "tabformer_specs",
     "TokenizerError",
     "SpecError",
     "EncodeError",

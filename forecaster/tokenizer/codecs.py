@@ -2,9 +2,10 @@
 
 The kind of a column without an explicit ``ColumnSpec.kind`` follows its dtype:
 float -> ``float``; integer -> ``int``; datetime64 -> ``datetime``; bool, string,
-object and categorical -> ``category``. Identifier-like integers (merchant ids,
-zip codes) should be given ``kind="category"`` explicitly: as ``int`` they would
-spend digits on a meaningless order.
+object and categorical -> ``category``; integers spread over more than 2**48
+values (hashes) -> ``category``. Other identifier-like integers (zip codes, MCC)
+should be given ``kind="category"`` explicitly: as ``int`` they would spend
+digits on a meaningless order.
 """
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ def infer_kind(column: pd.Series) -> str:
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
     if pd.api.types.is_integer_dtype(dtype):
+        # integers spread over more than 2**48 values are hashes/identifiers, not quantities
+        present = column.dropna()
+        if len(present) and int(present.max()) - int(present.min()) > 2**48:
+            return "category"
         return "int"
     if pd.api.types.is_float_dtype(dtype):
         return "float"

@@ -131,8 +131,10 @@ _OUTPUT_DTYPE = {"bool": "boolean", "int": "Int64", "float": "float64", "str": "
 class CategoryCodec(ColumnCodec):
     kind = "category"
 
-    def __init__(self, categories: list[Any], value_type: str, nullable: bool, name: str = "") -> None:
+    def __init__(self, categories: list[Any], value_type: str, nullable: bool, name: str = "", pandas_dtype: str | None = None) -> None:
         self.categories, self.value_type, self.nullable, self.name = list(categories), value_type, bool(nullable), name
+        assert pandas_dtype in (None, "category", "string"), pandas_dtype
+        self.pandas_dtype = pandas_dtype  # restore a pandas Categorical or "string" column as such
         self.unknown_id = len(self.categories)
         self.missing_id = self.unknown_id + 1 if self.nullable else None
         self._index = pd.Index(self.categories, dtype=object)
@@ -149,7 +151,10 @@ class CategoryCodec(ColumnCodec):
             uniques = sorted({float(v) for v in uniques})
         else:
             uniques = sorted(set(uniques), key=lambda v: (type(v).__name__, v))
-        return cls(uniques, value_type, nullable, name)
+        pandas_dtype = "category" if isinstance(s.dtype, pd.CategoricalDtype) else None
+        if value_type == "str" and isinstance(s.dtype, pd.StringDtype) and s.dtype.na_value is pd.NA:
+            pandas_dtype = "string"
+        return cls(uniques, value_type, nullable, name, pandas_dtype)
 
     def encode(self, column, offset=0):
         s = pd.Series(column)
@@ -165,9 +170,9 @@ class CategoryCodec(ColumnCodec):
 
     def decode(self, ids):
         values = self._table[ids[:, 0]]  # unknown and missing ids decode to missing
-        dtype = _OUTPUT_DTYPE[self.value_type]
-        if self.value_type == "bool" and not self.nullable:
-            dtype = "boolean"
+        if self.pandas_dtype == "category":
+            return pd.Series(pd.Categorical(values, categories=self.categories)), np.zeros(len(ids), bool)
+        dtype = self.pandas_dtype or _OUTPUT_DTYPE[self.value_type]
         return pd.Series(pd.array(values, dtype=dtype) if dtype is not object else values), np.zeros(len(ids), bool)
 
     def slot_sizes(self):
@@ -177,8 +182,9 @@ class CategoryCodec(ColumnCodec):
         return f"category {len(self.categories)}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "categories": self.categories, "value_type": self.value_type, "nullable": self.nullable}
+        return {"kind": self.kind, "categories": self.categories, "value_type": self.value_type, "nullable": self.nullable,
+                "pandas_dtype": self.pandas_dtype}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], name: str = "") -> "CategoryCodec":
-        return cls(d["categories"], d["value_type"], d["nullable"], name)
+        return cls(d["categories"], d["value_type"], d["nullable"], name, d["pandas_dtype"])

@@ -67,9 +67,12 @@ class FloatCodec(ColumnCodec):
         self.hi = self.lo + layout.n_codes * self.width
         self.anchor_t = None if anchor is None else float(transform.forward(np.array([self.anchor]))[0])
         with np.errstate(all="ignore"):
-            # The representable range in the column's own units: centres of the end bins.
+            # The representable range in the column's own units is the outer edges of the
+            # end bins; values beyond are clamped onto it (and decode to the end bins' centres).
+            edges = transform.inverse(np.array([self.lo, self.hi]))
             ends = self._centre_values(np.array([0, layout.n_codes - 1], dtype=np.int64))
-        self.raw_lo, self.raw_hi = float(ends[0]), float(ends[1])
+        self.raw_lo, self.raw_hi = float(edges[0]), float(edges[1])
+        self.decoded_lo, self.decoded_hi = float(ends[0]), float(ends[1])
         self._anchor_snap = self.anchor is not None and float(
             self.transform.inverse(self.transform.forward(np.array([self.anchor])))[0]
         ) != self.anchor

@@ -1,0 +1,97 @@
+"""The tokenizer on the real data: the market model frame and the TabFormer sample.
+
+Both round-trip within their reported bounds, with nothing clamped on the fit
+data; the market report command prints one row per series.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster.tokenizer import TableTokenizer, market_specs, tabformer_specs
+
+
+@pytest.fixture(scope="module")
+def market_frame(shared_panel) -> pd.DataFrame:
+    from forecaster.features import model_frame
+
+    return model_frame(shared_panel)
+
+
+@pytest.fixture(scope="module")
+def market_tok(market_frame) -> TableTokenizer:
+    return TableTokenizer.fit(market_frame, market_specs(market_frame))
+
+
+def test_market_frame_round_trips_within_bounds(market_tok, market_frame):
+    ids, clamped = market_tok.encode_with_report(market_frame)
+    assert sum(clamped.values()) == 0
+    back = market_tok.decode(market_tok.encode_sequence(market_frame))
+    assert list(back.columns) == list(market_frame.columns) and len(back) == len(market_frame)
+    for name in market_frame.columns:
+        x, y = market_frame[name].to_numpy(), back[name].to_numpy()
+        assert np.array_equal(np.isnan(x), np.isnan(y)), name
+        ok = ~np.isnan(x)
+        assert np.all(np.abs(y[ok] - x[ok]) <= market_tok.codec(name).error_bound), name
+        assert np.all(y[ok & (x == 0)] == 0.0), f"{name}: zeros must decode exactly"
+
+
+def test_market_defaults_are_compact_and_precise(market_tok, market_frame):
+    rep = market_tok.report(market_frame)
+    assert (rep["tokens"] <= 2).all() and market_tok.tokens_per_row <= 2 * len(market_frame.columns) + 1
+    assert (rep["mismatches"] == 0).all() and (rep["clamped"] == 0).all()
+    # returns in percent: worst case a few basis points even on crash days; 0.01-grid series exact
+    returns = [c for c in market_frame if rep.loc[c, "codec"].startswith("float signed_log")]
+    assert returns and (rep.loc[returns, "bound"] < 0.1).all() and (rep.loc[returns, "median_error"] < 0.002).all()
+    for name in ("VIX", "UST10Y", "UNRATE"):
+        assert rep.loc[name, "max_error"] < 1e-9, name
+    # no systematic bias: mean signed error well under a bin
+    assert (rep["mean_signed_error"].abs() < 0.05 * rep["bin_width"]).all()
+
+
+@pytest.fixture(scope="module")
+def transactions(shared_data) -> pd.DataFrame:
+    from data_sources.tabformer import read_tabformer
+
+    return read_tabformer(shared_data / "tabformer" / "User0_credit_card_transactions.csv", progress=False, engine="cpu")
+
+
+def test_tabformer_round_trips(transactions):
+    tok = TableTokenizer.fit(transactions, tabformer_specs(transactions))
+    ids, clamped = tok.encode_with_report(transactions)
+    assert sum(clamped.values()) == 0
+    back = tok.decode(ids)
+    assert list(back.columns) == list(transactions.columns)
+    for name in transactions.columns:
+        a, b = transactions[name].reset_index(drop=True), back[name]
+        assert a.isna().equals(b.isna()), name
+        ok = a.notna()
+        if name == "amount":
+            np.testing.assert_array_equal(b[ok].to_numpy(), a[ok].to_numpy())  # cents are exact
+        else:
+            assert (a[ok].astype(object).to_numpy() == b[ok].astype(object).to_numpy()).all(), name
+    assert str(back["timestamp"].dtype) == "datetime64[ns]" and isinstance(back["use_chip"].dtype, pd.CategoricalDtype)
+    assert tok.report(transactions)["mismatches"].sum() == 0
+
+
+def test_tabformer_raw_csv_with_plain_pandas(shared_data):
+    """The published CSV read with plain pandas (strings like "$134.09"), default dtype codecs."""
+    raw = pd.read_csv(shared_data / "tabformer" / "User0_credit_card_transactions.csv")
+    raw["Amount"] = raw["Amount"].str.replace("$", "", regex=False).astype(float)
+    tok = TableTokenizer.fit(raw)
+    rep = tok.report(raw)
+    assert (rep["mismatches"] == 0).all() and (rep["clamped"] == 0).all()
+    assert rep.loc["Amount", "max_error"] <= rep.loc["Amount", "bound"]
+
+
+def test_report_command(shared_mapping, capsys, tmp_path):
+    from forecaster.cli import main
+
+    out = tmp_path / "tok.json"
+    assert main(["tokenizer", "report", "--data", str(shared_mapping), "--as-of", "2015-06-30", "--save", str(out)]) == 0
+    text = capsys.readouterr().out
+    for name in ("SPX", "VIX", "UST10Y", "CPI_YOY", "FED_BS"):
+        assert name in text
+    assert "tokens/row" in text and TableTokenizer.load(out).columns[0] == "SPX"
+    assert main(["tokenizer", "report", "--data", str(tmp_path / "missing.yaml")]) == 2

@@ -1,0 +1,162 @@
+"""The row tokenizer: layout, constrained-decoding masks, flat sequences, decode errors and repair."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster.tokenizer import ColumnSpec, DecodeError, EncodeError, SpecError, TableTokenizer
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame(
+        {
+            "ret": np.where(rng.random(n) < 0.3, 0.0, rng.standard_t(3, n)),
+            "level": rng.lognormal(3, 0.5, n),
+            "count": pd.array(rng.integers(0, 50, n), dtype="Int64"),
+            "kind": rng.choice(["buy", "sell", "hold"], n),
+            "when": pd.Timestamp("2015-01-01") + pd.to_timedelta(rng.integers(0, 10**6, n), unit="min"),
+        }
+    )
+    df.loc[::7, "level"] = np.nan
+    df.loc[::11, "count"] = pd.NA
+    df.loc[::13, "kind"] = None
+    return df
+
+
+@pytest.fixture(scope="module")
+def tok(frame) -> TableTokenizer:
+    return TableTokenizer.fit(frame, {"ret": ColumnSpec(transform="signed_log", digits=2, base=32), "level": ColumnSpec(transform="log")})
+
+
+def test_layout(tok, frame):
+    assert tok.columns == list(frame.columns)
+    assert (tok.bos_id, tok.eos_id, tok.row_id) == (0, 1, 2)
+    ids = tok.encode(frame)
+    assert ids.shape == (len(frame), tok.tokens_per_row) and ids.dtype == np.int64
+    assert np.all(ids[:, -1] == tok.row_id)
+    assert tok.tokens_per_row == sum(tok.column_slots(c).stop - tok.column_slots(c).start for c in tok.columns) + 1
+    assert tok.column_slots("ret") == slice(0, 2)
+    # column vocabulary slices tile the id space after the specials, without overlap
+    edges = [(tok.column_vocab(c).start, tok.column_vocab(c).stop) for c in tok.columns]
+    assert edges[0][0] == 3 and edges[-1][1] == tok.vocab_size
+    assert all(a[1] == b[0] for a, b in zip(edges, edges[1:]))
+
+
+def test_round_trip_and_dtypes(tok, frame):
+    back = tok.decode(tok.encode(frame))
+    assert list(back.columns) == list(frame.columns)
+    assert back["ret"].dtype == np.float64 and back["level"].dtype == np.float64
+    assert str(back["count"].dtype) == "Int64" and str(back["when"].dtype) == "datetime64[ns]"
+    pd.testing.assert_series_equal(back["count"], frame["count"].reset_index(drop=True))
+    assert back["kind"].tolist() == [k if isinstance(k, str) else back["kind"][i] for i, k in enumerate(frame["kind"])]
+    assert back["kind"].isna().tolist() == frame["kind"].isna().tolist()
+    assert back["level"].isna().tolist() == frame["level"].isna().tolist()
+    ok = frame["level"].notna()
+    assert np.all(np.abs(back["level"][ok] - frame["level"][ok]) <= tok.codec("level").error_bound)
+    assert np.all(back["ret"][frame["ret"] == 0] == 0.0)  # the anchor: zeros decode exactly
+
+
+def test_valid_mask_matches_encoded_ids(tok, frame):
+    mask = tok.valid_mask()
+    assert mask.shape == (tok.tokens_per_row, tok.vocab_size) and mask.dtype == bool
+    ids = tok.encode(frame)
+    assert mask[np.arange(tok.tokens_per_row), ids].all()
+    assert mask[-1].sum() == 1 and mask[-1, tok.row_id]
+    assert not mask[:, [tok.bos_id, tok.eos_id]].any()
+    # slots own disjoint id ranges
+    assert (mask.sum(axis=0) <= 1).all()
+    # every id a mask allows decodes: sample rows uniformly from the mask
+    rng = np.random.default_rng(1)
+    allowed = [np.flatnonzero(m) for m in mask]
+    rows = np.stack([rng.choice(a, 200) for a in allowed], axis=1)
+    frame2, info = tok.decode_with_report(rows, errors="drop")
+    assert info["rows"] + info["dropped_rows"] == 200  # drops only rows whose missing tokens disagree / bad dates
+
+
+def test_flat_sequence(tok, frame):
+    seq = tok.encode_sequence(frame.head(10))
+    assert seq[0] == tok.bos_id and seq[-1] == tok.eos_id and seq.size == 10 * tok.tokens_per_row + 2
+    pd.testing.assert_frame_equal(tok.decode(seq), tok.decode(tok.encode(frame.head(10))))
+    # anything after the first eos is not part of the document
+    more = np.concatenate([seq, tok.encode(frame.head(3)).ravel()])
+    assert len(tok.decode(more)) == 10
+
+
+def test_misaligned_sequence_raises_or_resyncs(tok, frame):
+    T = tok.tokens_per_row
+    body = tok.encode(frame.head(6)).ravel()
+    with pytest.raises(DecodeError, match="whole number"):
+        tok.decode(body[3:])  # starts mid-row
+    with pytest.raises(DecodeError, match="not aligned"):
+        tok.decode(body[T - 3 : T - 3 + 4 * T])  # whole length, wrong phase
+    back, info = tok.decode_with_report(body[3:], errors="drop")
+    assert info["rows"] == 5 and info["dropped_tokens"] == T - 3
+    pd.testing.assert_frame_equal(back, tok.decode(body[T:]))
+    back, info = tok.decode_with_report(body[: 3 * T + 4], errors="drop")  # trailing partial row
+    assert info["rows"] == 3 and info["dropped_tokens"] == 4
+
+
+def test_invalid_ids_raise_or_drop(tok, frame):
+    ids = tok.encode(frame.head(5))
+    bad = ids.copy()
+    bad[2, tok.column_slots("kind").start] = tok.column_vocab("ret").start  # a ret id in the kind slot
+    with pytest.raises(DecodeError, match=r"row 2, position .*'kind'"):
+        tok.decode(bad)
+    bad[3, 0] = tok.vocab_size + 5
+    back, info = tok.decode_with_report(bad, errors="drop")
+    assert info == {"rows": 3, "dropped_rows": 2, "dropped_tokens": 0}
+    with pytest.raises(DecodeError):
+        tok.decode(ids[:, :-1])  # wrong width
+    with pytest.raises(DecodeError):
+        tok.decode(ids.astype(float))
+
+
+def test_partial_missing_tokens_are_rejected(tok, frame):
+    ids = tok.encode(frame.head(3))
+    sl = tok.column_slots("level")
+    codec = tok.codec("level")
+    off = tok.column_vocab("level").start
+    ids[1, sl.start] = off + codec.slot_starts()[0] + codec.layout.base  # missing id in the first slot only
+    with pytest.raises(DecodeError, match="'level'"):
+        tok.decode(ids)
+    back, info = tok.decode_with_report(ids, errors="drop")
+    assert info["dropped_rows"] == 1 and len(back) == 2
+
+
+def test_clamp_report_and_unknown_categories(tok, frame):
+    new = frame.head(4).copy()
+    new.loc[0, "ret"] = 1e6  # a new all-time high
+    new.loc[1, "level"] = -5.0  # outside log's domain
+    new.loc[2, "kind"] = "short"  # unseen category
+    ids, clamped = tok.encode_with_report(new)
+    assert clamped == {"ret": 1, "level": 1, "count": 0, "kind": 1, "when": 0}
+    back = tok.decode(ids)
+    assert back.loc[0, "ret"] == tok.codec("ret").decoded_hi
+    assert back.loc[1, "level"] == tok.codec("level").decoded_lo
+    assert pd.isna(back.loc[2, "kind"])
+
+
+def test_encode_errors_are_typed(tok, frame):
+    with pytest.raises(EncodeError, match="lacks column"):
+        tok.encode(frame.drop(columns=["kind"]))
+    strict = TableTokenizer.fit(frame[["ret"]])
+    with pytest.raises(EncodeError, match="missing"):
+        strict.encode(pd.DataFrame({"ret": [np.nan]}))
+    with pytest.raises(EncodeError, match="not integers"):
+        tok.encode(frame.assign(count=2.5))
+    with pytest.raises(SpecError, match="not in the frame"):
+        TableTokenizer.fit(frame, {"nope": ColumnSpec()})
+    with pytest.raises(SpecError, match="float columns only"):
+        TableTokenizer.fit(frame, {"kind": ColumnSpec(transform="log")})
+    with pytest.raises(SpecError, match="positive"):
+        TableTokenizer.fit(frame, {"ret": ColumnSpec(transform="log")})
+
+
+def test_empty_frame_round_trips(tok, frame):
+    ids = tok.encode(frame.head(0))
+    assert ids.shape == (0, tok.tokens_per_row)
+    assert list(tok.decode(ids).columns) == tok.columns
