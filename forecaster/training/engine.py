@@ -264,6 +264,25 @@ class TrainResult:
     model: GPT | None = None     # the trained module (last weights), on its device
 
 
+def _param_digests(backend, dist: DistInfo) -> list[str]:
+    """sha256 of this rank's full weights, gathered from every rank (data parallel must keep them equal)."""
+    import hashlib
+
+    import torch.distributed as tdist
+
+    ctx = backend.full_weights_context() if hasattr(backend, "full_weights_context") else None
+    h = hashlib.sha256()
+    import contextlib
+
+    with ctx if ctx is not None else contextlib.nullcontext():
+        for name, p in backend.module.named_parameters():
+            h.update(name.encode())
+            h.update(p.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    digests: list = [None] * dist.world
+    tdist.all_gather_object(digests, h.hexdigest())
+    return digests
+
+
 def _seed_for(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step * 7919 + rank) % (2**63 - 1)
 
@@ -453,6 +472,10 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_d
             elif early:
                 reason = "early_stop"
             stopping = reason != "max_steps" or step == cfg.max_steps
+            if stopping and dist.world > 1:
+                state["param_sha256_by_rank"] = _param_digests(backend, dist)
+                assert len(set(state["param_sha256_by_rank"])) == 1, (
+                    f"ranks disagree on the weights after step {step}: {state['param_sha256_by_rank']}")
             if stopping or step % cfg.checkpoint_every == 0:
                 checkpoint(step, finished=stopping and reason != "interrupted", reason=reason if stopping else "")
             if stopping:

@@ -1,0 +1,91 @@
+"""`forecaster train`: fit the tokenizer on the panel's model frame and train the GPT.
+
+One process::
+
+    forecaster train --data embedded --out runs/demo --preset small
+
+Several processes (DeepSpeed, data parallel; see docs/SCALING.md)::
+
+    torchrun --standalone --nproc_per_node 2 -m forecaster train --engine deepspeed ...
+    deepspeed --no_local_rank --module forecaster train --engine deepspeed ...
+
+Rerunning the same command on the same ``--out`` resumes from the last checkpoint.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from forecaster.cli.data_cmd import AsOfOpt, DataOpt, SeriesOpt, StartOpt
+
+
+def train(
+    data: str = DataOpt,
+    as_of: str = AsOfOpt,
+    start: str = StartOpt,
+    series: str = SeriesOpt,
+    out: Path = typer.Option(..., "--out", help="Run directory (created; an existing checkpoint there is resumed)."),
+    preset: str = typer.Option("small", "--preset", help="Model size: tiny (tests), small (CPU demo), base (one GPU), large (many GPUs)."),
+    engine: str = typer.Option("torch", "--engine", help="torch (one process, quickest on a CPU) or deepspeed (one or many processes)."),
+    max_minutes: float = typer.Option(None, "--max-minutes", help="Wall-clock budget; stops with a checkpoint (rerun to continue)."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Optimizer steps (default: the preset's)."),
+    context_rows: int = typer.Option(None, "--context-rows", help="Rows (days) per training window (default: the preset's)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Windows per optimizer step over all processes."),
+    grad_accum: int = typer.Option(None, "--grad-accum", help="Micro-batches per step on each process."),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
+    eval_every: int = typer.Option(None, "--eval-every", help="Validation loss every N steps."),
+    log_every: int = typer.Option(None, "--log-every", help="Train-loss lines in metrics.jsonl every N steps (default 10)."),
+    patience: int = typer.Option(None, "--patience", help="Early stop after N evaluations without improvement (0 = off)."),
+    val_fraction: float = typer.Option(None, "--val-fraction", help="Most recent fraction of days used for validation (default 0.1)."),
+    val_start: str = typer.Option(None, "--val-start", help="First validation date instead of --val-fraction (YYYY-MM-DD)."),
+    zero_stage: int = typer.Option(None, "--zero-stage", help="DeepSpeed ZeRO stage 0-3 (default 2)."),
+    precision: str = typer.Option(None, "--precision", help="auto (bf16 on GPUs that support it), fp32 or bf16."),
+    seed: int = typer.Option(None, "--seed", help="Seed of the weights, batches and dropout."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """Train the GPT on windows of consecutive days of the model frame (validation = the most recent period)."""
+    import os
+
+    from forecaster.cli.data_cmd import build, parse_date
+    from forecaster.features import model_frame
+    from forecaster.tokenizer import TableTokenizer, market_specs
+    from forecaster.training.config import TrainConfig, model_config_for
+    from forecaster.training.engine import train as run_training
+    from forecaster.training.windows import make_datasets, panel_segment
+
+    cfg = TrainConfig.from_preset(
+        preset, engine=engine, max_minutes=max_minutes, max_steps=max_steps, context_rows=context_rows,
+        batch_size=batch_size, grad_accum=grad_accum, lr=lr, eval_every=eval_every, log_every=log_every, patience=patience,
+        val_fraction=val_fraction, zero_stage=zero_stage, precision=precision, seed=seed)
+    builder, panel = build(data, as_of, start, series)
+    frame = model_frame(panel)
+    # The tokenizer sees everything known at --as-of (the validation period included);
+    # the model's weights never see the validation windows.
+    tok = TableTokenizer.fit(frame, market_specs(frame))
+    tokens = tok.encode(frame)  # (days, tokens_per_row)
+    train_ds, val_ds, split = make_datasets([panel_segment(tokens, frame.index)], cfg.context_rows,
+                                            cfg.val_fraction, parse_date(val_start, "--val-start"))
+    mcfg = model_config_for(preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows)
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    run_dir = Path(out)
+    if rank0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / "tokenizer.json").exists():
+            tok.save(run_dir / "tokenizer.json")
+        typer.echo(f"{len(frame):,} days x {len(frame.columns)} series -> {tok.tokens_per_row} tokens/row, "
+                   f"vocabulary {tok.vocab_size:,}; windows of {cfg.context_rows} days ({mcfg.block_size} tokens); "
+                   f"train {train_ds.time_range()[0]}..{train_ds.time_range()[1]} ({len(train_ds):,} windows), "
+                   f"validation from {split.date()} ({len(val_ds):,} windows); engine {cfg.engine}", err=True)
+    info = {"data": data, "source": builder.source.name, "as_of": as_of, "start": start,
+            "series": list(frame.columns), "first_date": str(frame.index[0].date()),
+            "last_date": str(frame.index[-1].date()), "val_start": str(split.date())}
+    res = run_training(mcfg, cfg, train_ds, val_ds, run_dir, info=info, fingerprint=tok.fingerprint(),
+                       progress=progress)
+    if rank0:
+        typer.echo(f"{res.reason}: {res.step} steps, train loss {res.train_loss:.4f}, "
+                   f"validation loss {res.val_loss:.4f} (best {res.best_val_loss:.4f}); run in {run_dir}")
+
+
+def register(root: typer.Typer) -> None:
+    root.command("train")(train)
