@@ -97,6 +97,12 @@ def test_chunked_read_equals_whole_read(sample: pd.DataFrame, sample_path: Path)
     pd.testing.assert_frame_equal(odd, sample)
 
 
+def test_crlf_line_ends_read_the_same(sample: pd.DataFrame, sample_path: Path, tmp_path: Path):
+    path = tmp_path / "crlf.csv"
+    path.write_bytes(sample_path.read_bytes().replace(b"\n", b"\r\n"))
+    pd.testing.assert_frame_equal(read_tabformer(path, progress=False), sample)
+
+
 def test_progress_bar_goes_to_stderr(sample_path: Path, capsys):
     read_tabformer(sample_path, progress=True, engine="cpu")
     captured = capsys.readouterr()
