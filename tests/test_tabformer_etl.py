@@ -97,6 +97,23 @@ def test_chunked_read_equals_whole_read(sample: pd.DataFrame, sample_path: Path)
     pd.testing.assert_frame_equal(odd, sample)
 
 
+@settings(max_examples=60, deadline=None)
+@given(text=st.binary(max_size=60).map(lambda b: b.replace(b"\x00", b"\n")),
+       chunksize=st.integers(1, 5), block=st.integers(1, 9))
+def test_line_chunks_cut_whole_lines(text: bytes, chunksize: int, block: int):
+    import io
+
+    from data_sources.tabformer import reader
+
+    chunks = list(reader.line_chunks(io.BytesIO(text), chunksize, first_line=2, block_size=block))
+    assert b"".join(data for _, _, data in chunks) == text
+    assert all(data.count(b"\n") == n for _, n, data in chunks[:-1])
+    assert all(n == chunksize for _, n, _ in chunks[:-1])
+    expected_lines = text.count(b"\n") + (0 if text.endswith(b"\n") or not text else 1)
+    assert sum(n for _, n, _ in chunks) == expected_lines
+    assert [first for first, _, _ in chunks] == [2 + chunksize * i for i in range(len(chunks))]
+
+
 def test_crlf_line_ends_read_the_same(sample: pd.DataFrame, sample_path: Path, tmp_path: Path):
     path = tmp_path / "crlf.csv"
     path.write_bytes(sample_path.read_bytes().replace(b"\n", b"\r\n"))

@@ -213,12 +213,11 @@ def _report(raw: pa.Table, lines: np.ndarray, flags: _Flags) -> pd.DataFrame:
     blank = np.ones(len(bad_rows), dtype=bool)
     for c in PUBLISHED_COLUMNS:
         blank &= _np(pc.equal(taken.column(c), "")).astype(bool)
-    blank_rows = set(bad_rows[blank].tolist())
+    blank_rows = bad_rows[blank]
     order = {c: i for i, c in enumerate(PUBLISHED_COLUMNS)}
-    records = [(int(lines[r]), -1, "", "", "empty line") for r in sorted(blank_rows)]
+    records = [(int(lines[r]), -1, "", "", "empty line") for r in blank_rows.tolist()]
     for rows, column, reason in flags.entries:
-        keep = np.array([r not in blank_rows for r in rows.tolist()], dtype=bool)
-        rows = rows[keep]
+        rows = rows[~np.isin(rows, blank_rows)]
         values = pc.take(raw.column(column), rows).to_pylist()
         records += [(int(lines[r]), order[column], column, v, reason) for r, v in zip(rows, values)]
     records.sort(key=lambda rec: (rec[0], rec[1]))

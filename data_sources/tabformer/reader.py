@@ -88,7 +88,8 @@ def open_checked(path: Path) -> Iterator[tuple[BinaryIO, int]]:
         yield fh, size
 
 
-def line_chunks(fh: BinaryIO, chunksize: int, first_line: int = 2) -> Iterator[tuple[int, int, bytes]]:
+def line_chunks(fh: BinaryIO, chunksize: int, first_line: int = 2,
+                block_size: int = READ_BLOCK) -> Iterator[tuple[int, int, bytes]]:
     """Yield (first line number, number of lines, bytes) of ``chunksize`` whole lines at a time.
 
     The last chunk may be shorter and may lack a final newline (a truncated file).
@@ -98,7 +99,7 @@ def line_chunks(fh: BinaryIO, chunksize: int, first_line: int = 2) -> Iterator[t
     parts: list[bytes] = []
     counted = 0  # newlines in parts
     while True:
-        block = fh.read(READ_BLOCK)
+        block = fh.read(block_size)
         if not block:
             break
         k = block.count(b"\n")
