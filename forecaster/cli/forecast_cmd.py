@@ -1,0 +1,103 @@
+"""`forecaster forecast` and `forecaster export`: sample joint paths, write scenarios for risk systems."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import typer
+
+from data_sources.errors import UserError
+
+
+def _publish_dir(staging: Path, out: Path) -> None:
+    """Move a fully written staging folder onto ``out``; an older ``out`` is replaced only after that."""
+    backup = None
+    if out.exists():
+        backup = out.with_name(f".{out.name}.old-{staging.name}")
+        out.rename(backup)
+    staging.rename(out)
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def forecast(
+    run: Path = typer.Option(..., "--run", help="Run directory made by `forecaster train`."),
+    as_of: str = typer.Option(..., "--as-of", help="Forecast origin: the model sees only data published by this date."),
+    paths: int = typer.Option(200, "--paths", help="Number of joint paths to sample."),
+    horizon: int = typer.Option(250, "--horizon", help="Business days ahead."),
+    out: Path = typer.Option(..., "--out", help="Output folder (replaced atomically when it exists)."),
+    scenario: Path = typer.Option(None, "--scenario", help="Stress scenario file (YAML or JSON): fixed paths for some series."),
+    shock: list[str] = typer.Option(None, "--shock", help="A constraint such as VIX:level=40:days=1-20 or WTI:change_pct=50:days=1-60 (repeatable)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampler: the same seed gives the same paths."),
+    data: str = typer.Option(None, "--data", help="Data source (default: the one the run was trained on)."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature (1 = the model's distribution)."),
+    top_k: int = typer.Option(None, "--top-k", help="Sample only among the k most likely tokens."),
+    top_p: float = typer.Option(None, "--top-p", help="Nucleus sampling: the smallest set of tokens with this much probability."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """Sample joint paths after the as-of date; write the forecast, quantiles, regimes and exports to --out."""
+    from tqdm import tqdm
+
+    from data_sources.panel import PanelBuilder
+    from forecaster.cli.data_cmd import parse_date
+    from forecaster.export import export_all
+    from forecaster.pipeline import ForecastPipeline
+    from forecaster.regimes import regime_table
+    from forecaster.sampler import SamplingConfig
+    from forecaster.scenario import Scenario, load_scenario, parse_shock
+
+    origin = parse_date(as_of, "--as-of")
+    if horizon < 1:
+        raise UserError(f"--horizon must be at least 1 business day, got {horizon}")
+    if paths < 1:
+        raise UserError(f"--paths must be at least 1, got {paths}")
+    if not 0 <= temperature:
+        raise UserError("--temperature must be >= 0")
+    scen = load_scenario(scenario) if scenario else None
+    if shock:
+        extra = [parse_shock(s) for s in shock]
+        scen = Scenario(scen.name if scen else "cli-shock", (scen.constraints if scen else []) + extra)
+    pipe = ForecastPipeline.from_run(run)
+    source = data or pipe.info.get("data") or "embedded"
+    builder = PanelBuilder(source, series=pipe.series, start=pipe.info.get("start", "1990-01-01"))
+    sampling = SamplingConfig(temperature, top_k, top_p)
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        with tqdm(total=horizon, desc=f"sampling {paths} paths", unit="day", disable=not progress) as bar:
+            fc = pipe.predict(builder, origin, paths, horizon, seed, scen, sampling,
+                              progress=lambda done: bar.update(done - bar.n))
+        fc.save(staging)
+        export_all(fc, staging)
+        fc.summary_table().to_csv(staging / "summary.csv", index=False, float_format="%.6g")
+        regime_table(fc).to_csv(staging / "regimes.csv", index=False, float_format="%.4f")
+        _publish_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    typer.echo(f"{paths} paths x {horizon} days after {fc.as_of.date()} -> {out}")
+    table = regime_table(fc)
+    if len(table):
+        typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+
+
+def export(
+    forecast_dir: Path = typer.Option(..., "--forecast", help="A folder written by `forecaster forecast`."),
+    out: Path = typer.Option(..., "--out", help="Output file (.parquet or .csv)."),
+    fmt: str = typer.Option("long", "--format", help="long (scenario_id, path_id, date, series, value), quantiles, or wide (one column per series)."),
+) -> None:
+    """Re-export an existing forecast in another format or file type."""
+    from forecaster.export import export as write
+    from forecaster.forecast import Forecast
+
+    fc = Forecast.load(forecast_dir)
+    write(fc, out, fmt)
+    typer.echo(f"wrote {fmt} table of {fc.n_paths} paths x {fc.horizon} days to {out}")
+
+
+def register(root: typer.Typer) -> None:
+    root.command("forecast")(forecast)
+    root.command("export")(export)

@@ -1,0 +1,96 @@
+"""Scenario export to the files risk systems read.
+
+Formats (each as Parquet or CSV):
+
+- ``long``: one row per (scenario_id, path_id, date, series) with its value;
+- ``quantiles``: one row per (date, series, quantile) with its value;
+- ``wide``: one row per (path_id, date), one column per series, in the style
+  of supervisory stress-scenario tables (date down, variables across).
+
+Every file carries the forecast's metadata (as-of date, run directory, model and
+tokenizer hashes, seed, number of paths, scenario constraints): in the Parquet
+schema under the key ``forecaster``, and for CSV in a sidecar ``<file>.meta.json``.
+Writes are atomic.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_sources.atomic import atomic_path, write_text
+from data_sources.errors import UserError
+from data_sources.store import read_meta, write_parquet
+from forecaster.forecast import DEFAULT_QUANTILES, Forecast
+
+FORMATS = ("long", "quantiles", "wide")
+
+
+def long_table(fc: Forecast, scenario_id: str | None = None) -> pd.DataFrame:
+    """(scenario_id, path_id, date, series, value), paths x dates x series rows."""
+    P, H, S = fc.paths.shape
+    sid = scenario_id or (fc.meta.get("scenario") or {}).get("name") or "base"
+    return pd.DataFrame(
+        {
+            "scenario_id": np.full(P * H * S, sid, dtype=object),
+            "path_id": np.repeat(np.arange(P, dtype=np.int32), H * S),
+            "date": np.tile(np.repeat(fc.dates.to_numpy(), S), P),
+            "series": np.tile(np.array(fc.series, dtype=object), P * H),
+            "value": fc.paths.reshape(-1),
+        }
+    )
+
+
+def wide_table(fc: Forecast) -> pd.DataFrame:
+    """(path_id, date, <one column per series>)."""
+    P, H, S = fc.paths.shape
+    frame = pd.DataFrame(fc.paths.reshape(P * H, S), columns=fc.series)
+    frame.insert(0, "date", np.tile(fc.dates.to_numpy(), P))
+    frame.insert(0, "path_id", np.repeat(np.arange(P, dtype=np.int32), H))
+    return frame
+
+
+def table(fc: Forecast, fmt: str, quantiles=DEFAULT_QUANTILES) -> pd.DataFrame:
+    if fmt == "long":
+        return long_table(fc)
+    if fmt == "quantiles":
+        return fc.quantiles(quantiles)
+    if fmt == "wide":
+        return wide_table(fc)
+    raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def export(fc: Forecast, out: str | Path, fmt: str = "long") -> Path:
+    """Write the forecast in ``fmt`` to ``out`` (.parquet or .csv), with its metadata."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise UserError(f"--out {out}: use a .parquet or .csv file name")
+    frame = table(fc, fmt)
+    meta = {"kind": "forecast-export", "format": fmt, "series": fc.series, **fc.meta}
+    if suffix == ".parquet":
+        write_parquet(frame.set_index(frame.columns[0]), out, meta)
+    else:
+        with atomic_path(out) as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.10g", date_format="%Y-%m-%d")
+        write_text(out.with_name(out.name + ".meta.json"), json.dumps(meta, indent=2, default=str))
+    return out
+
+
+def read_export(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """Read an export back: the table and its metadata."""
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path).reset_index(), read_meta(path)
+    frame = pd.read_csv(path, parse_dates=["date"])
+    meta_path = path.with_name(path.name + ".meta.json")
+    return frame, json.loads(meta_path.read_text()) if meta_path.exists() else {}
+
+
+def export_all(fc: Forecast, directory: str | Path, formats=FORMATS, kinds=("parquet", "csv")) -> list[Path]:
+    """Every format in every file kind into ``directory`` (``paths_long.parquet``, ...)."""
+    d = Path(directory)
+    return [export(fc, d / f"paths_{fmt}.{kind}" if fmt != "quantiles" else d / f"quantiles.{kind}", fmt)
+            for fmt in formats for kind in kinds]
