@@ -36,11 +36,11 @@ def cudf_usable() -> bool:
 
         probe = cudf.Series([1, 2, 3], dtype="int32")
         total = int((probe * 2).sum())  # runs a kernel and copies the result back
-        text = cudf.Series(["a,b", "c"]).str.split(",").list.len().to_arrow().to_pylist()
+        text = int(cudf.Series(["a,b", "c"]).str.len().sum())  # the string kernels readers use
     except Exception as exc:  # any failure (ImportError, CUDA errors, ...) means "no"
         log.info("cuDF not usable: %s: %s", type(exc).__name__, exc)
         return False
-    if total != 12 or text != [2, 1]:
+    if total != 12 or text != 4:
         log.info("cuDF probe gave a wrong answer (%r, %r); not using it", total, text)
         return False
     return True

@@ -302,15 +302,28 @@ def test_write_then_read_is_identity(table: pd.DataFrame, tmp_path: Path):
 
 # --- GPU probe and dispatch --------------------------------------------------------------------
 
-def test_cudf_probe_is_false_without_gpu_and_can_be_disabled(monkeypatch):
-    cudf_usable.cache_clear()
-    monkeypatch.setenv("FORECASTER_USE_CUDF", "0")
-    assert cudf_usable() is False
-    cudf_usable.cache_clear()
-    monkeypatch.setitem(sys.modules, "cudf", None)  # "import cudf" fails, as without the extra
-    monkeypatch.delenv("FORECASTER_USE_CUDF")
-    assert cudf_usable() is False
-    cudf_usable.cache_clear()
+def test_cudf_probe(monkeypatch):
+    """False without cuDF, when the first device operation fails, or when disabled; cached."""
+    import types
+
+    def probe_with(module) -> bool:
+        cudf_usable.cache_clear()
+        monkeypatch.setitem(sys.modules, "cudf", module)
+        return cudf_usable()
+
+    def no_device(*args, **kwargs):
+        raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+
+    try:
+        assert probe_with(None) is False  # "import cudf" fails, as without the gpu extra
+        assert probe_with(types.SimpleNamespace(Series=no_device)) is False  # imports, then fails
+        assert probe_with(pd) is True  # pandas stands in for a working cuDF
+        monkeypatch.setitem(sys.modules, "cudf", None)
+        assert cudf_usable() is True, "the answer is cached"
+        monkeypatch.setenv("FORECASTER_USE_CUDF", "0")
+        assert probe_with(pd) is False
+    finally:
+        cudf_usable.cache_clear()
 
 
 def test_engine_cudf_without_gpu_is_a_clear_error(sample_path: Path, monkeypatch):
