@@ -10,7 +10,10 @@ RSS is that phase's alone:
   (the bounded-memory path for the 24-million-row file);
 - read   : ``read_tabformer`` into one typed table (memory grows with the file);
 - write  : ``write_tabformer_csv`` of that table, timed alone, then checked
-  byte for byte against the input.
+  byte for byte against the input;
+- copy   : the whole ETL round trip streamed with bounded memory:
+  ``write_tabformer_csv(chunk.table for chunk in iter_tabformer(...))``, checked
+  byte for byte.
 
 Run:  python3 benchmarks/bench_tabformer_etl.py [--rows 2000000] [--chunksize 200000]
 The CPU path is measured (FORECASTER_USE_CUDF=0 is set for the phases).
@@ -64,10 +67,20 @@ def phase(name: str, path: Path, chunksize: int) -> dict:
     elif name == "write":
         out = write_tabformer_csv(table, path.with_name("written.csv"))
         rows = len(table)
+    elif name == "copy":  # streaming read -> write, chunk by chunk
+        rows = 0
+
+        def tables():
+            nonlocal rows
+            for chunk in iter_tabformer(path, chunksize=chunksize, progress=False):
+                rows += len(chunk.table)
+                yield chunk.table
+
+        out = write_tabformer_csv(tables(), path.with_name("written.csv"))
     else:
         raise SystemExit(f"unknown phase {name!r}")
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
-    if name == "write":
+    if name in ("write", "copy"):
         extra["byte_identical"] = subprocess.run(["cmp", "-s", str(path), str(out)]).returncode == 0
         out.unlink()
     return {"phase": name, "rows": rows, "seconds": round(seconds, 2),
@@ -93,9 +106,11 @@ def main() -> None:
         rows = build_file(SAMPLE, path, args.rows)
         size_mb = path.stat().st_size / 1e6
         print(f"file: {rows:,} rows, {size_mb:.0f} MB, built in {time.perf_counter() - t0:.1f} s")
-        print(f"cpu: {os.cpu_count()} cores visible, chunksize {args.chunksize:,}")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"cpu: {os.cpu_count()} cores visible, load average {load} (shared machine: compare "
+              f"rows per CPU-second across runs), chunksize {args.chunksize:,}")
         env = {**os.environ, "FORECASTER_USE_CUDF": "0", "PYTHONPATH": str(REPO)}
-        for name in ("stream", "read", "write"):
+        for name in ("stream", "read", "write", "copy"):
             proc = subprocess.run([sys.executable, __file__, "--phase", name, "--file", str(path),
                                    "--chunksize", str(args.chunksize)],
                                   env=env, capture_output=True, text=True, check=True)

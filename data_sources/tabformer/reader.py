@@ -205,6 +205,8 @@ def iter_tabformer(path: str | Path, *, on_error: OnError = "raise", chunksize: 
     a tqdm bar in bytes on stderr.
     """
     check_on_error(on_error)
+    if chunksize < 1:
+        raise ValueError(f"chunksize must be a positive number of lines, not {chunksize!r}")
     path = Path(path)
     with open_checked(path) as (fh, size), \
             tqdm(total=size, unit="B", unit_scale=True, desc=path.name, disable=not progress) as bar:
