@@ -1,11 +1,20 @@
 """Write a typed table back out in the published TabFormer CSV format.
 
-Each chunk of rows is formatted column by column with Arrow kernels and joined
-into one buffer of lines, so writing the full 24-million-row table stays fast
-and its memory bounded by the chunk size. The bytes follow the published file:
-header line, ``\\n`` line ends, fields quoted only when they hold a comma or a
-quote (``"Bad PIN,Insufficient Balance"``), amounts with two decimals after a
-``$`` (``$-77.00``), times ``HH:MM``, zips with ``.0``, empty for missing.
+Each chunk of rows is formatted column by column with Arrow kernels (distinct
+values formatted once) and joined into one buffer of lines, so writing the full
+24-million-row table stays fast and its memory bounded by the chunk size. The
+bytes follow the published file: header line, ``\\n`` line ends, fields quoted
+only when they hold a comma or a quote (``"Bad PIN,Insufficient
+Balance"``), amounts as ``$`` + ``%.2f`` (``$-77.00``), times ``HH:MM``, zips with
+``.0``, empty fields for missing state, zip and errors.
+
+Reading the published file and writing it back gives the same bytes (tested on
+the real sample). The writer always writes that canonical form, so an input
+that the reader accepts in another spelling comes back canonical: CRLF line
+ends -> ``\\n``, integers with leading zeros (``09``) -> ``9``, a zip without
+``.0`` -> with it. Timestamps are written to the minute (the format has no
+seconds; any seconds are dropped). Text with a line break is refused: the
+format (and the reader) has one transaction per line.
 """
 from __future__ import annotations
 
@@ -31,7 +40,7 @@ def _to_str(values: pa.Array) -> pa.Array:
 
 def _quoted(values: pa.Array) -> pa.Array:
     """CSV minimal quoting: wrap in quotes (doubling inner quotes) only when needed."""
-    needs = pc.match_substring_regex(values, '[",\r\n]')
+    needs = pc.match_substring_regex(values, '[",]')
     if not pc.any(needs).as_py():
         return values
     wrapped = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
@@ -47,7 +56,7 @@ def _required(frame: pd.DataFrame, column: str) -> pd.Series:
     return values
 
 
-def _text(values: pd.Series) -> pa.Array:
+def _text(values: pd.Series, column: str) -> pa.Array:
     """A string-like or categorical column -> CSV fields: quoted where needed, missing -> empty.
 
     Quoting works on the distinct values (dictionary), then gathers: these
@@ -58,7 +67,13 @@ def _text(values: pd.Series) -> pa.Array:
         arr = arr.combine_chunks()
     if not pa.types.is_dictionary(arr.type):
         arr = pc.dictionary_encode(arr)
-    fields = _quoted(_to_str(arr.dictionary))
+    distinct = _to_str(arr.dictionary)
+    breaks = pc.match_substring_regex(distinct, "[\r\n]")
+    if pc.any(breaks).as_py():
+        example = pc.filter(distinct, breaks)[0].as_py()
+        raise DataError(f"column {column!r} has a value with a line break ({example[:80]!r}); the "
+                        f"TabFormer format has one transaction per line: remove line breaks first")
+    fields = _quoted(distinct)
     return pc.fill_null(pc.take(fields, arr.indices), "")
 
 
@@ -119,13 +134,13 @@ def format_rows(frame: pd.DataFrame) -> bytes:
         date,  # Year,Month,Day
         time,
         _amounts(_required(frame, "amount").to_numpy(dtype=np.float64)),
-        _text(_required(frame, "use_chip")),
+        _text(_required(frame, "use_chip"), "use_chip"),
         _via_uniques(merchants, lambda u: [str(v) for v in u.tolist()]),
-        _text(_required(frame, "merchant_city")),
-        _text(frame["merchant_state"]),
+        _text(_required(frame, "merchant_city"), "merchant_city"),
+        _text(frame["merchant_state"], "merchant_state"),
         _zips(frame["zip"]),
         _to_str(pa.array(_required(frame, "mcc").to_numpy(dtype=np.int64))),
-        _text(frame["errors"]),
+        _text(frame["errors"], "errors"),
         # the last field carries the line end, which saves a second join over all rows
         pc.if_else(pa.array(_required(frame, "is_fraud").to_numpy(dtype=bool)),
                    FRAUD_LABELS[1] + "\n", FRAUD_LABELS[0] + "\n"),
