@@ -26,14 +26,15 @@ import numpy as np
 import pandas as pd
 
 from forecaster.tokenizer.codec_base import ColumnCodec, DigitLayout, digits_for
-from forecaster.tokenizer.errors import SpecError
+from forecaster.tokenizer.errors import EncodeError, SpecError
 from forecaster.tokenizer.spec import ColumnSpec
 from forecaster.tokenizer.transforms import Transform, fit_transform, transform_from_dict
 
 DEFAULT_BASE = 16
 DEFAULT_HEADROOM = 0.1
 DEFAULT_REL_PRECISION = 1e-4
-MAX_CODES = 2**44  # beyond this, float64 bin arithmetic loses the resolution it promises
+MAX_CODES = 2**44
+LUT_MAX_CODES = 2**18  # decode through a table of all bin centres up to this many codes (2 MiB)  # beyond this, float64 bin arithmetic loses the resolution it promises
 
 
 def as_float(column: pd.Series) -> np.ndarray:
@@ -64,6 +65,7 @@ class FloatCodec(ColumnCodec):
         self.grid_inv = None if grid_inv is None else float(grid_inv)
         self.nullable = layout.nullable
         self.error_bound = float(error_bound)
+        self._lut: np.ndarray | None = None
         self.hi = self.lo + layout.n_codes * self.width
         self.anchor_t = None if anchor is None else float(transform.forward(np.array([self.anchor]))[0])
         with np.errstate(all="ignore"):
@@ -73,9 +75,11 @@ class FloatCodec(ColumnCodec):
             ends = self._centre_values(np.array([0, layout.n_codes - 1], dtype=np.int64))
         self.raw_lo, self.raw_hi = float(edges[0]), float(edges[1])
         self.decoded_lo, self.decoded_hi = float(ends[0]), float(ends[1])
-        self._anchor_snap = self.anchor is not None and float(
-            self.transform.inverse(self.transform.forward(np.array([self.anchor])))[0]
-        ) != self.anchor
+        # snap the anchor's bin to the exact anchor only where float rounding would miss it
+        self._anchor_snap = False
+        if self.anchor is not None:
+            with np.errstate(all="ignore"):
+                self._anchor_snap = float(self._centre_values(np.array([self.anchor_code]))[0]) != self.anchor
 
     # -- fitting -------------------------------------------------------------
     @classmethod
@@ -171,39 +175,63 @@ class FloatCodec(ColumnCodec):
         return self.encode_array(x, offset)
 
     def encode_array(self, x: np.ndarray, offset: int = 0) -> tuple[np.ndarray, int]:
-        """``encode`` on a (rows,) float64 array (NaN = missing)."""
+        """``encode`` on a (rows,) float64 array (NaN = missing). Whole-column numpy, no per-value loop."""
         missing = np.isnan(x)
         any_missing = bool(missing.any())
         if any_missing and not self.nullable:
-            from forecaster.tokenizer.errors import EncodeError
-
             raise EncodeError(f"column {getattr(self, 'name', '')!r}: {int(missing.sum())} missing value(s) in a float column fitted without a missing token; refit with nullable=True")
         n_clamped = int(np.count_nonzero(x < self.raw_lo) + np.count_nonzero(x > self.raw_hi))
         xc = np.clip(x, self.raw_lo, self.raw_hi)
-        t = self.transform.forward(xc)
-        codes = np.floor((t - self.lo) * (1.0 / self.width))
-        np.clip(codes, 0, self.layout.n_codes - 1, out=codes)
-        if any_missing:
-            codes[missing] = 0
-        return self.layout.encode(codes.astype(np.int64), missing if any_missing else None, offset), n_clamped
+        if any_missing:  # keep NaN out of the transforms; these rows get the missing ids
+            np.copyto(xc, self.raw_lo, where=missing)
+        t = self.transform.forward(xc)  # a new array, or xc itself (identity): ours to modify
+        t -= self.lo
+        t *= 1.0 / self.width
+        np.floor(t, out=t)
+        np.clip(t, 0, self.layout.n_codes - 1, out=t)
+        return self.layout.encode(t.astype(np.int64), missing if any_missing else None, offset), n_clamped
 
     def _centre_values(self, codes: np.ndarray) -> np.ndarray:
+        """Decoded values (column units) of bin codes: the bin centre in transformed space."""
         if self.anchor_code is None:
-            t = self.lo + (codes + 0.5) * self.width
+            t = codes * self.width
+            t += self.lo + 0.5 * self.width
         elif self.grid_inv is not None:  # exact decimal grid: k / 100 is the float nearest k cents
-            t = self.anchor_t + (codes - self.anchor_code) / self.grid_inv
+            t = (codes - self.anchor_code) / self.grid_inv
+            if self.anchor_t != 0.0:
+                t += self.anchor_t
         else:
-            t = self.anchor_t + (codes - self.anchor_code) * self.width
+            t = codes * self.width
+            t += self.anchor_t - self.anchor_code * self.width
         return self.transform.inverse(t)
+
+    def _decode_table(self) -> np.ndarray | None:
+        """(n_codes,) decoded value of every code, when there are few enough codes to tabulate.
+
+        Decoding is then one gather instead of a transform call; the table is built by
+        the same ``_centre_values``, so results are identical to the direct path.
+        """
+        if self._lut is None and self.layout.n_codes <= LUT_MAX_CODES:
+            with np.errstate(over="ignore", invalid="ignore"):
+                lut = self._centre_values(np.arange(self.layout.n_codes, dtype=np.int64))
+            if self._anchor_snap and 0 <= self.anchor_code < lut.size:
+                lut[self.anchor_code] = self.anchor
+            self._lut = lut
+        return self._lut
 
     def decode_array(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(rows, digits) local ids -> (rows,) float64 values (NaN = missing), bad-row mask or None."""
         codes, missing, bad = self.layout.decode(ids)
-        x = self._centre_values(codes)
-        if self._anchor_snap:
-            x[codes == self.anchor_code] = self.anchor
+        lut = self._decode_table()
+        if lut is not None:
+            x = np.take(lut, codes, mode="clip")  # clip: missing rows hold no code; overwritten below
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                x = self._centre_values(codes)
+            if self._anchor_snap:
+                np.copyto(x, self.anchor, where=codes == self.anchor_code)
         if missing is not None:
-            x[missing | bad] = np.nan
+            np.copyto(x, np.nan, where=missing | bad)
         return x, bad
 
     def decode(self, ids):

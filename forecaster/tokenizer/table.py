@@ -126,13 +126,14 @@ class TableTokenizer:
         absent = [c for c in self.columns if c not in frame.columns]
         if absent:
             raise EncodeError(f"the frame lacks column(s) {absent} that the tokenizer was fitted on")
-        out = np.empty((len(frame), self.tokens_per_row), dtype=np.int64)
+        # built position-major (tokens_per_row, rows) so every copy is contiguous, then transposed once
+        out_t = np.empty((self.tokens_per_row, len(frame)), dtype=np.int64)
         clamped: dict[str, int] = {}
         for name, codec, off in zip(self.columns, self.codecs, self.offsets):
             ids, clamped[name] = codec.encode(frame[name], off)
-            out[:, self._slots[name]] = ids
-        out[:, -1] = ROW_ID
-        return out, clamped
+            out_t[self._slots[name]] = ids.T
+        out_t[-1] = ROW_ID
+        return np.ascontiguousarray(out_t.T), clamped
 
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
         """(rows, tokens_per_row) int64 ids of ``frame``; see ``encode_with_report``."""
@@ -168,19 +169,22 @@ class TableTokenizer:
             arr, dropped_tokens = self._rows_from_sequence(arr, errors)
         elif arr.ndim != 2 or arr.shape[1] != self.tokens_per_row:
             raise DecodeError(f"ids of shape {arr.shape}: expected (rows, {self.tokens_per_row}) or a flat sequence")
-        ok = (arr >= self.slot_lo) & (arr < self.slot_hi)
-        bad_rows = ~ok.all(axis=1)
-        if bad_rows.any() and errors == "raise":
-            r = int(np.argmax(bad_rows))
-            j = int(np.argmax(~ok[r]))
-            raise DecodeError(
-                f"row {r}, position {j} ({self._position_name(j)}): id {arr[r, j]} is not valid there "
-                f"(allowed {self.slot_lo[j]}..{self.slot_hi[j] - 1})"
-            )
-        safe = np.where(ok, arr, self.slot_lo)  # invalid rows are dropped below; decode them harmlessly
+        ids_t = np.ascontiguousarray(arr.T)  # (tokens_per_row, rows): whole-column numpy from here on
+        ok = (ids_t >= self.slot_lo[:, None]) & (ids_t < self.slot_hi[:, None])
+        bad_rows = ~ok.all(axis=0)
+        if bad_rows.any():
+            if errors == "raise":
+                r = int(np.argmax(bad_rows))
+                j = int(np.argmax(~ok[:, r]))
+                raise DecodeError(
+                    f"row {r}, position {j} ({self._position_name(j)}): id {arr[r, j]} is not valid there "
+                    f"(allowed {self.slot_lo[j]}..{self.slot_hi[j] - 1})"
+                )
+            # invalid rows are dropped below; give them harmless ids so they decode
+            np.copyto(ids_t, np.broadcast_to(self.slot_lo[:, None], ids_t.shape), where=~ok)
         data: dict[str, Any] = {}
         for name, codec, off in zip(self.columns, self.codecs, self.offsets):
-            values, bad = codec.decode(safe[:, self._slots[name]] - off)
+            values, bad = codec.decode((ids_t[self._slots[name]] - off).T)
             if bad.any() and errors == "raise":
                 r = int(np.argmax(bad))
                 raise DecodeError(f"row {r}, column {name!r}: its tokens do not form a value (a missing token in only some slots, or an impossible date)")
