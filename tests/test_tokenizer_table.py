@@ -160,3 +160,30 @@ def test_empty_frame_round_trips(tok, frame):
     ids = tok.encode(frame.head(0))
     assert ids.shape == (0, tok.tokens_per_row)
     assert list(tok.decode(ids).columns) == tok.columns
+
+
+def test_rows_sampled_under_the_constrained_mask_always_decode(tok, frame):
+    rng = np.random.default_rng(7)
+    rows = np.empty((300, 0), dtype=np.int64)
+    for _ in range(tok.tokens_per_row):
+        mask = tok.constrained_mask(rows)
+        assert mask.shape == (300, tok.vocab_size)
+        assert not (mask & ~tok.valid_mask()[rows.shape[1]]).any(), "stricter than valid_mask, never looser"
+        choice = np.array([rng.choice(np.flatnonzero(m)) for m in mask])
+        rows = np.concatenate([rows, choice[:, None]], axis=1)
+    back = tok.decode(rows)  # raises on any inconsistent or impossible row
+    assert len(back) == 300 and back["level"].isna().any() and back["level"].notna().any()
+    # and the same masks admit every row of real data
+    ids = tok.encode(frame)
+    for k in range(tok.tokens_per_row):
+        assert tok.constrained_mask(ids[:, :k])[np.arange(len(ids)), ids[:, k]].all()
+
+
+def test_missing_id_is_the_last_id_of_every_slot(tok):
+    for name in tok.columns:
+        codec = tok.codec(name)
+        if codec.nullable:
+            last = codec.slot_starts() + np.asarray(codec.slot_sizes()) - 1
+            ids, _ = codec.encode(pd.Series([None], dtype=object if codec.kind == "category" else None).astype(
+                {"float": "float64", "int": "Int64", "category": object, "datetime": "datetime64[ns]"}[codec.kind]))
+            np.testing.assert_array_equal(ids[0], last)

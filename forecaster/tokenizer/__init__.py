@@ -15,6 +15,7 @@ Public API::
     ids = tok.encode(frame)              # (rows, tokens_per_row) int64
     frame2 = tok.decode(ids)             # or a flat sequence of whole rows
     mask = tok.valid_mask()              # (tokens_per_row, vocab_size) bool
+    step = tok.constrained_mask(prefix)  # (batch, vocab_size) bool, given each row so far
 """
 from forecaster.tokenizer.codec_base import ColumnCodec
 from forecaster.tokenizer.codecs import fit_codec, infer_kind

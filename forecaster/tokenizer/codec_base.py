@@ -45,6 +45,29 @@ class ColumnCodec:
         sizes = np.asarray(self.slot_sizes(), dtype=np.int64)
         return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
 
+    def slot_constraint(self, j: int, prev: np.ndarray) -> np.ndarray:
+        """Which local ids of slot ``j`` may follow the column's earlier slots (constrained decoding).
+
+        Parameters
+        ----------
+        j : slot index within the column.
+        prev : (batch, j) local ids already chosen for slots ``0..j-1``.
+
+        Returns
+        -------
+        (batch, slot_sizes[j]) bool. By construction, when the column is nullable the
+        missing id is the last id of every slot; a value is missing in all its slots
+        or in none, so after a missing first slot only the missing id is allowed, and
+        after a digit it is not.
+        """
+        size = self.slot_sizes()[j]
+        allowed = np.ones((prev.shape[0], size), dtype=bool)
+        if self.nullable and j > 0:
+            was_missing = prev[:, 0] == self.slot_starts()[0] + self.slot_sizes()[0] - 1
+            allowed[was_missing, :-1] = False
+            allowed[~was_missing, -1] = False
+        return allowed
+
     def encode(self, column: pd.Series, offset: int = 0) -> tuple[np.ndarray, int]:
         """Encode a column.
 

@@ -147,6 +147,19 @@ class DatetimeCodec(ColumnCodec):
             out = out.dt.tz_localize("UTC").dt.tz_convert(self.tz)
         return out, bad
 
+    def slot_constraint(self, j, prev):
+        """As the base class, and a day slot allows only the days of the chosen year and month."""
+        allowed = super().slot_constraint(j, prev)
+        if self.timestamp is None and self.parts[j] == "day":
+            year = prev[:, 0] - self.starts[0] + self.part_lo[0]
+            month = prev[:, 1] - self.starts[1] + self.part_lo[1]
+            known = (year <= self.year_hi) & (month <= 12)  # rows whose year/month are not missing
+            start = ((year - 1970) * 12 + month - 1).astype("datetime64[M]")
+            n_days = ((start + 1).astype("datetime64[D]") - start.astype("datetime64[D]")).astype(np.int64)
+            days = np.arange(1, 32)
+            allowed[:, :31] &= ~(known[:, None] & (days[None, :] > n_days[:, None]))
+        return allowed
+
     def slot_sizes(self):
         if self.timestamp is not None:
             return self.timestamp.slot_sizes()

@@ -112,7 +112,11 @@ def to_json(tok: TableTokenizer) -> str:
 
 
 def fingerprint(tok: TableTokenizer) -> str:
-    """sha256 hex digest of the canonical JSON."""
+    """sha256 hex digest of the canonical JSON (columns, specs, fitted codecs, format version).
+
+    Equal fingerprints mean identical encoding and decoding; a checkpoint stores it
+    and refuses a tokenizer whose fingerprint differs.
+    """
     canonical = json.dumps(tokenizer_to_dict(tok), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

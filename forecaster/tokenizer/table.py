@@ -83,6 +83,8 @@ class TableTokenizer:
             raise SpecError(f"specs name column(s) {unknown} that are not in the frame (columns: {list(frame.columns)})")
         if frame.columns.has_duplicates:
             raise SpecError("the frame has duplicate column names")
+        if not all(isinstance(c, str) for c in frame.columns):
+            raise SpecError(f"column names must be strings (they are saved in JSON), got {list(frame.columns)}")
         columns = [str(c) for c in frame.columns]
         codecs = [fit_codec(name, frame[col], specs.get(name)) for name, col in zip(columns, frame.columns)]
         return cls(columns, codecs, specs)
@@ -112,6 +114,35 @@ class TableTokenizer:
         """
         ids = np.arange(self.vocab_size)
         return (ids >= self.slot_lo[:, None]) & (ids < self.slot_hi[:, None])
+
+    def constrained_mask(self, prefix: np.ndarray) -> np.ndarray:
+        """Valid ids for the next position of each row, given the row so far.
+
+        Stricter than ``valid_mask``: it also keeps a column's slots consistent (a
+        value is missing in all its slots or in none) and a date real (no 30
+        February), so rows sampled under it always decode.
+
+        Parameters
+        ----------
+        prefix : (batch, k) ids of the first ``k`` positions of the current rows,
+            ``0 <= k < tokens_per_row`` (``k = 0``: a new row).
+
+        Returns
+        -------
+        (batch, vocab_size) bool.
+        """
+        prefix = np.asarray(prefix, dtype=np.int64)
+        assert prefix.ndim == 2 and prefix.shape[1] < self.tokens_per_row, f"prefix of shape {prefix.shape}"
+        k = prefix.shape[1]
+        mask = np.zeros((prefix.shape[0], self.vocab_size), dtype=bool)
+        if k == self.tokens_per_row - 1:
+            mask[:, ROW_ID] = True
+            return mask
+        i = next(i for i, name in enumerate(self.columns) if self._slots[name].start <= k < self._slots[name].stop)
+        sl, off = self._slots[self.columns[i]], self.offsets[i]
+        allowed = self.codecs[i].slot_constraint(k - sl.start, prefix[:, sl.start : k] - off)
+        mask[:, self.slot_lo[k] : self.slot_hi[k]] = allowed
+        return mask
 
     # -- encoding ---------------------------------------------------------------
     def encode_with_report(self, frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, int]]:
@@ -254,7 +285,7 @@ class TableTokenizer:
         return load(path)
 
     def fingerprint(self) -> str:
-        """sha256 hex digest of the canonical JSON; equal iff two tokenizers encode identically."""
+        """sha256 hex digest of the canonical JSON; equal fingerprints encode and decode identically."""
         from forecaster.tokenizer.serialize import fingerprint
 
         return fingerprint(self)
