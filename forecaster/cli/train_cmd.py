@@ -17,7 +17,14 @@ from pathlib import Path
 
 import typer
 
+from data_sources.errors import UserError
 from forecaster.cli.data_cmd import AsOfOpt, DataOpt, SeriesOpt, StartOpt
+
+
+class TrainingInterrupted(UserError):
+    """Ctrl-C during training: the checkpoint is saved; exit code 130 like an interrupted shell command."""
+
+    exit_code = 130
 
 
 def train(
@@ -80,8 +87,11 @@ def train(
     info = {"data": data, "source": builder.source.name, "as_of": as_of, "start": start,
             "series": list(frame.columns), "first_date": str(frame.index[0].date()),
             "last_date": str(frame.index[-1].date()), "val_start": str(split.date())}
-    res = run_training(mcfg, cfg, train_ds, val_ds, run_dir, info=info, fingerprint=tok.fingerprint(),
-                       progress=progress)
+    try:
+        res = run_training(mcfg, cfg, train_ds, val_ds, run_dir, info=info, fingerprint=tok.fingerprint(),
+                           progress=progress)
+    except KeyboardInterrupt as exc:  # the loop saved a checkpoint first
+        raise TrainingInterrupted(f"{exc or 'interrupted'}; rerun the same command to resume") from None
     if rank0:
         typer.echo(f"{res.reason}: {res.step} steps, train loss {res.train_loss:.4f}, "
                    f"validation loss {res.val_loss:.4f} (best {res.best_val_loss:.4f}); run in {run_dir}")

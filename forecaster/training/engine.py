@@ -343,6 +343,10 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_d
     latest = run.latest()
     if latest is not None:
         run.check_compatible(model_cfg, cfg, fingerprint)
+        saved_world = run.read_info().get("world_size", 1)
+        if cfg.engine == "deepspeed" and cfg.zero_stage > 0 and saved_world != dist.world:
+            raise CheckpointError(f"the checkpoint in {run.path} holds ZeRO-{cfg.zero_stage} optimizer shards of "
+                                  f"{saved_world} process(es); resume it with {saved_world}, not {dist.world}")
         if latest.get("finished") and latest["step"] >= cfg.max_steps or latest.get("reason") == "early_stop":
             state = run.load_state()[1]
             return TrainResult(latest["step"], state.get("train_loss", math.nan), state["best_val"],
