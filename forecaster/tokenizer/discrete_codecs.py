@@ -65,7 +65,9 @@ class IntCodec(ColumnCodec):
             raise SpecError(f"column {name!r}: {digits} base-{base} digits hold {base**digits} values, the range {xmin}..{xmax} with headroom needs {n_needed}")
         layout = DigitLayout(base, digits, nullable)
         spare = layout.n_codes - n_needed
-        return cls(layout, xmin - pad - spare // 2, name)
+        lo = max(xmin - pad - spare // 2, -(2**63))  # keep the whole range inside int64
+        lo = min(lo, 2**63 - layout.n_codes)
+        return cls(layout, lo, name)
 
     def encode_array(self, x: np.ndarray, missing: np.ndarray, offset: int = 0) -> tuple[np.ndarray, int]:
         any_missing = bool(missing.any())

@@ -34,6 +34,7 @@ DEFAULT_BASE = 16
 DEFAULT_HEADROOM = 0.1
 DEFAULT_REL_PRECISION = 1e-4
 MAX_CODES = 2**44
+DATA_CHECK_MAX = 200_000  # fit values re-encoded when computing the error bound
 LUT_MAX_CODES = 2**18  # decode through a table of all bin centres up to this many codes (2 MiB)  # beyond this, float64 bin arithmetic loses the resolution it promises
 
 
@@ -266,6 +267,9 @@ class FloatCodec(ColumnCodec):
             c = self._centre_values(k)
             inv = self.transform.inverse
             bins = np.maximum(np.abs(c - inv(e0)), np.abs(inv(e1) - c))
+            if x.size > DATA_CHECK_MAX:  # the bins above are exact; the data check is a safety net
+                pick = np.random.default_rng(0).choice(x.size, DATA_CHECK_MAX, replace=False)
+                x = np.concatenate([x[pick], [x.min(), x.max()]])
             ids, _ = self.encode_array(x)
             data_err = np.abs(self.decode_array(ids)[0] - x)
         worst = max(float(np.nanmax(bins)), float(data_err.max()))
