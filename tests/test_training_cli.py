@@ -61,3 +61,15 @@ def test_ctrl_c_then_rerun_ends_like_an_uninterrupted_run(tmp_path, shared_mappi
     assert a["step"] == b["step"] == 24
     assert a["files"]["model.safetensors"] == b["files"]["model.safetensors"], "resumed weights differ"
     assert a["val_loss"] == b["val_loss"]
+
+
+@pytest.mark.slow
+def test_train_on_credit_card_documents(tmp_path, shared_data):
+    out = tmp_path / "cc"
+    csv = shared_data / "tabformer" / "User0_credit_card_transactions.csv"
+    assert main(["train", "--transactions", str(csv), "--as-of", "2015-12-31", "--out", str(out), "--preset", "tiny",
+                 "--max-steps", "6", "--eval-every", "3", "--log-every", "1", "--no-progress"]) == 0
+    info = RunDir(out).read_info()
+    assert info["source"] == "tabformer" and info["documents"] == 5  # User 0 has cards 0-4
+    assert info["last_date"] <= "2015-12-31" and info["train_range"][1] <= info["val_range"][0]  # split mid-day
+    assert [r["step"] for r in read_metrics(out) if r["split"] == "val"] == [3, 6]

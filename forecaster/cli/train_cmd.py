@@ -49,6 +49,7 @@ def train(
     zero_stage: int = typer.Option(None, "--zero-stage", help="DeepSpeed ZeRO stage 0-3 (default 2)."),
     precision: str = typer.Option(None, "--precision", help="auto (bf16 on GPUs that support it), fp32 or bf16."),
     seed: int = typer.Option(None, "--seed", help="Seed of the weights, batches and dropout."),
+    transactions: Path = typer.Option(None, "--transactions", help="Train on a TabFormer credit-card CSV instead of the panel: one document per user/card."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
     """Train the GPT on windows of consecutive days of the model frame (validation = the most recent period)."""
@@ -65,14 +66,23 @@ def train(
         preset, engine=engine, max_minutes=max_minutes, max_steps=max_steps, context_rows=context_rows,
         batch_size=batch_size, grad_accum=grad_accum, lr=lr, eval_every=eval_every, log_every=log_every, patience=patience,
         val_fraction=val_fraction, zero_stage=zero_stage, precision=precision, seed=seed)
-    builder, panel = build(data, as_of, start, series)
-    frame = model_frame(panel)
     # The tokenizer sees everything known at --as-of (the validation period included);
     # the model's weights never see the validation windows.
-    tok = TableTokenizer.fit(frame, market_specs(frame))
-    tokens = tok.encode(frame)  # (days, tokens_per_row)
-    train_ds, val_ds, split = make_datasets([panel_segment(tokens, frame.index)], cfg.context_rows,
-                                            cfg.val_fraction, parse_date(val_start, "--val-start"))
+    if transactions is not None:
+        tok, segments, info = _transaction_data(transactions, parse_date(as_of, "--as-of"))
+        what = "transactions"
+    else:
+        builder, panel = build(data, as_of, start, series)
+        frame = model_frame(panel)
+        tok = TableTokenizer.fit(frame, market_specs(frame))
+        segments = [panel_segment(tok.encode(frame), frame.index)]  # (days, tokens_per_row)
+        info = {"data": data, "source": builder.source.name, "as_of": as_of, "start": start,
+                "series": list(frame.columns), "first_date": str(frame.index[0].date()),
+                "last_date": str(frame.index[-1].date())}
+        what = f"days x {len(frame.columns)} series"
+    train_ds, val_ds, split = make_datasets(segments, cfg.context_rows, cfg.val_fraction,
+                                            parse_date(val_start, "--val-start"))
+    info["val_start"] = str(split.date())
     mcfg = model_config_for(preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     run_dir = Path(out)
@@ -80,13 +90,10 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         if not (run_dir / "tokenizer.json").exists():
             tok.save(run_dir / "tokenizer.json")
-        typer.echo(f"{len(frame):,} days x {len(frame.columns)} series -> {tok.tokens_per_row} tokens/row, "
-                   f"vocabulary {tok.vocab_size:,}; windows of {cfg.context_rows} days ({mcfg.block_size} tokens); "
+        typer.echo(f"{sum(len(g.tokens) for g in segments):,} {what} -> {tok.tokens_per_row} tokens/row, "
+                   f"vocabulary {tok.vocab_size:,}; windows of {cfg.context_rows} rows ({mcfg.block_size} tokens); "
                    f"train {train_ds.time_range()[0]}..{train_ds.time_range()[1]} ({len(train_ds):,} windows), "
                    f"validation from {split.date()} ({len(val_ds):,} windows); engine {cfg.engine}", err=True)
-    info = {"data": data, "source": builder.source.name, "as_of": as_of, "start": start,
-            "series": list(frame.columns), "first_date": str(frame.index[0].date()),
-            "last_date": str(frame.index[-1].date()), "val_start": str(split.date())}
     try:
         res = run_training(mcfg, cfg, train_ds, val_ds, run_dir, info=info, fingerprint=tok.fingerprint(),
                            progress=progress)
@@ -95,6 +102,29 @@ def train(
     if rank0:
         typer.echo(f"{res.reason}: {res.step} steps, train loss {res.train_loss:.4f}, "
                    f"validation loss {res.val_loss:.4f} (best {res.best_val_loss:.4f}); run in {run_dir}")
+
+
+def _transaction_data(path: Path, as_of):
+    """Tokenizer, per-user/card segments and run info of a TabFormer transactions CSV known at ``as_of``."""
+    from data_sources.tabformer import read_tabformer
+    from forecaster.tokenizer import TableTokenizer
+    from forecaster.tokenizer.tabformer import tabformer_specs
+    from forecaster.training.windows import document_segments
+
+    import pandas as pd
+
+    table = read_tabformer(path)
+    if as_of is not None:  # the whole --as-of day is known
+        table = table[table["timestamp"] < as_of.normalize() + pd.Timedelta(days=1)]
+    if table.empty:
+        raise UserError(f"{path} has no transactions up to --as-of")
+    tok = TableTokenizer.fit(table, tabformer_specs(table))
+    keys = table["user"].astype("int64").to_numpy() * 100_000 + table["card"].astype("int64").to_numpy()
+    segments = document_segments(tok.encode(table), table["timestamp"].to_numpy(), keys)
+    info = {"data": str(path), "source": "tabformer", "as_of": None if as_of is None else str(as_of.date()),
+            "documents": len(segments), "first_date": str(table["timestamp"].min().date()),
+            "last_date": str(table["timestamp"].max().date())}
+    return tok, segments, info
 
 
 def register(root: typer.Typer) -> None:
