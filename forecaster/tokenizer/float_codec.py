@@ -181,15 +181,15 @@ class FloatCodec(ColumnCodec):
         any_missing = bool(missing.any())
         if any_missing and not self.nullable:
             raise EncodeError(f"column {getattr(self, 'name', '')!r}: {int(missing.sum())} missing value(s) in a float column fitted without a missing token; refit with nullable=True")
-        n_clamped = int(np.count_nonzero(x < self.raw_lo) + np.count_nonzero(x > self.raw_hi))
         xc = np.clip(x, self.raw_lo, self.raw_hi)
+        n_clamped = int(np.count_nonzero(xc != x))  # NaN != NaN: missing values counted, taken off below
         if any_missing:  # keep NaN out of the transforms; these rows get the missing ids
+            n_clamped -= int(np.count_nonzero(missing))
             np.copyto(xc, self.raw_lo, where=missing)
         t = self.transform.forward(xc)  # a new array, or xc itself (identity): ours to modify
         t -= self.lo
         t *= 1.0 / self.width
-        np.floor(t, out=t)
-        np.clip(t, 0, self.layout.n_codes - 1, out=t)
+        np.clip(t, 0, self.layout.n_codes - 1, out=t)  # then truncation is floor
         return self.layout.encode(t.astype(np.int64), missing if any_missing else None, offset), n_clamped
 
     def _centre_values(self, codes: np.ndarray) -> np.ndarray:

@@ -174,8 +174,7 @@ class YeoJohnson(Transform):
     def _raw_forward(self, x):
         # both branches as one expression: sign(x) * expm1(l * log1p(|x|)) / l with
         # l = lambda for x >= 0 and 2 - lambda below (log1p(|x|) in the limit l = 0)
-        pos = x >= 0
-        lam = np.where(pos, self.lmbda, 2.0 - self.lmbda)
+        lam = np.where(x >= 0, self.lmbda, 2.0 - self.lmbda)
         a = np.log1p(np.abs(x))
         if 0.0 < self.lmbda < 2.0:  # no branch hits the l = 0 limit
             y = np.expm1(lam * a)
@@ -183,7 +182,7 @@ class YeoJohnson(Transform):
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
                 y = np.where(lam == 0.0, a, np.expm1(lam * a) / lam)
-        return np.where(pos, y, -y)
+        return np.copysign(y, x, out=y)  # y >= 0; the sign is x's
 
     def _raw_inverse(self, y):
         pos = y >= 0
