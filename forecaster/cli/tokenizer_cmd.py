@@ -24,8 +24,7 @@ def report(
 ) -> None:
     """Fit the market tokenizer on the model frame of the panel and print its precision report.
 
-    Per series: codec, tokens, vocabulary slice, worst-case round-trip error over the
-    fitted range (bound), max/median/mean-signed error on the panel, and clamped values.
+    Per series: codec, tokens, vocabulary slice, worst-case round-trip error over the fitted range (bound), max/median/mean-signed error on the panel, and clamped values.
     """
     from rich.console import Console
     from rich.table import Table
