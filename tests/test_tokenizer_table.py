@@ -108,7 +108,13 @@ def test_invalid_ids_raise_or_drop(tok, frame):
         tok.decode(bad)
     bad[3, 0] = tok.vocab_size + 5
     back, info = tok.decode_with_report(bad, errors="drop")
-    assert info == {"rows": 3, "dropped_rows": 2, "dropped_tokens": 0}
+    assert info == {"rows": 3, "dropped_rows": 2, "dropped_tokens": 0, "coerced_cells": 0}
+    # coerce keeps every row and blanks only the cells that do not decode
+    back, info = tok.decode_with_report(bad, errors="coerce")
+    assert len(back) == 5 and info["coerced_cells"] == 2 and info["dropped_rows"] == 0
+    assert pd.isna(back.loc[2, "kind"]) and np.isnan(back.loc[3, "ret"])
+    good = tok.decode(ids)
+    pd.testing.assert_frame_equal(back.drop(index=[2, 3]), good.drop(index=[2, 3]))
     with pytest.raises(DecodeError):
         tok.decode(ids[:, :-1])  # wrong width
     with pytest.raises(DecodeError):
@@ -125,6 +131,8 @@ def test_partial_missing_tokens_are_rejected(tok, frame):
         tok.decode(ids)
     back, info = tok.decode_with_report(ids, errors="drop")
     assert info["dropped_rows"] == 1 and len(back) == 2
+    back, info = tok.decode_with_report(ids, errors="coerce")
+    assert len(back) == 3 and info["coerced_cells"] == 1 and np.isnan(back.loc[1, "level"])
 
 
 def test_clamp_report_and_unknown_categories(tok, frame):

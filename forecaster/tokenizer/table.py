@@ -13,8 +13,11 @@ naming the first problem: a sequence that is not whole rows (it does not start
 on a row boundary, or ends mid-row), an id that is not valid at its position, or
 a column whose slots disagree (the missing token in only some digits, 30
 February). ``"drop"`` repairs instead: it re-synchronises on the row delimiters,
-keeps only complete well-formed rows and reports what it dropped. It never
-returns a misaligned table.
+keeps only complete well-formed rows and reports what it dropped. ``"coerce"``
+keeps every whole row (a forecast path keeps its length) and makes each cell
+whose tokens do not form a value missing (NaN/NA/NaT), re-synchronising a flat
+sequence like ``"drop"``. No mode returns a misaligned table. Sampling under
+``constrained_mask`` produces rows that always decode.
 """
 from __future__ import annotations
 
@@ -183,14 +186,15 @@ class TableTokenizer:
         ----------
         ids : (rows, tokens_per_row) ids, or a flat (length,) sequence of whole rows,
             optionally starting with ``bos`` and ending at the first ``eos``.
-        errors : ``"raise"`` or ``"drop"`` (see the module docstring).
+        errors : ``"raise"``, ``"drop"`` or ``"coerce"`` (see the module docstring).
         """
         return self.decode_with_report(ids, errors)[0]
 
     def decode_with_report(self, ids: np.ndarray, errors: str = "raise") -> tuple[pd.DataFrame, dict[str, int]]:
-        """``decode`` plus counts: ``rows`` decoded, ``dropped_rows``, ``dropped_tokens`` (misaligned)."""
-        if errors not in ("raise", "drop"):
-            raise TokenizerError(f"errors must be 'raise' or 'drop', got {errors!r}")
+        """``decode`` plus counts: ``rows`` decoded, ``dropped_rows``, ``dropped_tokens`` (misaligned),
+        ``coerced_cells`` (made missing by ``errors="coerce"``)."""
+        if errors not in ("raise", "drop", "coerce"):
+            raise TokenizerError(f"errors must be 'raise', 'drop' or 'coerce', got {errors!r}")
         arr = np.asarray(ids)
         if arr.size and not np.issubdtype(arr.dtype, np.integer):
             raise DecodeError(f"token ids must be integers, got dtype {arr.dtype}")
@@ -211,20 +215,33 @@ class TableTokenizer:
                     f"row {r}, position {j} ({self._position_name(j)}): id {arr[r, j]} is not valid there "
                     f"(allowed {self.slot_lo[j]}..{self.slot_hi[j] - 1})"
                 )
-            # invalid rows are dropped below; give them harmless ids so they decode
+            # invalid rows are dropped (or their cells coerced) below; give them harmless ids so they decode
             np.copyto(ids_t, np.broadcast_to(self.slot_lo[:, None], ids_t.shape), where=~ok)
         data: dict[str, Any] = {}
+        coerced = 0
         for name, codec, off in zip(self.columns, self.codecs, self.offsets):
-            values, bad = codec.decode((ids_t[self._slots[name]] - off).T)
+            sl = self._slots[name]
+            values, bad = codec.decode((ids_t[sl] - off).T)
             if bad.any() and errors == "raise":
                 r = int(np.argmax(bad))
                 raise DecodeError(f"row {r}, column {name!r}: its tokens do not form a value (a missing token in only some slots, or an impossible date)")
-            bad_rows |= bad
+            if errors == "coerce":
+                cell_bad = bad | ~ok[sl].all(axis=0)
+                if cell_bad.any():
+                    if values.dtype == np.int64:
+                        values = values.astype("Int64")
+                    values = values.mask(cell_bad)  # codecs already made `bad` cells missing
+                    coerced += int(cell_bad.sum())
+            else:
+                bad_rows |= bad
             data[name] = values
         frame = pd.DataFrame(data)
-        if bad_rows.any():
+        dropped = 0
+        if errors != "coerce" and bad_rows.any():
+            dropped = int(bad_rows.sum())
             frame = frame.loc[~bad_rows].reset_index(drop=True)
-        return frame, {"rows": len(frame), "dropped_rows": int(bad_rows.sum()), "dropped_tokens": dropped_tokens}
+        info = {"rows": len(frame), "dropped_rows": dropped, "dropped_tokens": dropped_tokens, "coerced_cells": coerced}
+        return frame, info
 
     def _rows_from_sequence(self, seq: np.ndarray, errors: str) -> tuple[np.ndarray, int]:
         """(length,) -> (rows, tokens_per_row), and the count of tokens dropped to re-synchronise."""
