@@ -1,0 +1,282 @@
+"""What the dashboard reads from disk: the runs folder, forecasts, backtests, synthesis reports, panels.
+
+Nothing here runs at import time. Loaders are cached by (path, modification
+time), so a page change re-reads nothing and a forecast rewritten on disk is
+picked up on the next request.
+
+Layout of the runs folder (``forecaster dashboard --runs DIR``)::
+
+    DIR/
+      <run>/                      a training run (`forecaster train --out DIR/<run>`): run.json, metrics.jsonl, ...
+        forecasts/<name>/         `forecaster forecast --run DIR/<run> --out DIR/<run>/forecasts/<name>`
+        scenarios/<name>/         stress scenarios run from the dashboard (same format as a forecast)
+        backtests/<name>/         `forecaster backtest --run DIR/<run> --out DIR/<run>/backtests/<name>`
+      synth/<name>/               a credit-card synthesis evaluation (see SYNTH_LAYOUT)
+
+``DIR`` may also be a single run directory (it then holds run.json itself).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_sources.errors import UserError
+
+SYNTH_LAYOUT = """\
+DIR/synth/<name>/
+  real.parquet        the real rows the synthesizer was fitted on (or a sample of them), one column per field
+  synthetic.parquet   generated rows, the same columns
+  report.json         {"fidelity": {metric: value, ...}, "privacy": {metric: value, ...},
+                       "columns": {column: {metric: value, ...}, ...}  (optional),
+                       "rows": {"real": N, "synthetic": M}, "created_at": "...", "command": "..."}  (optional)
+  model/              optional: the synthesis run directory; the page's Generate button calls
+                      forecaster.synthesis.generate(model_dir, n_rows, seed) -> DataFrame when that exists
+"""
+
+
+class DashboardDataError(UserError):
+    """A folder the dashboard cannot read; the message says what to do."""
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return -1
+
+
+# -- the runs folder --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunInfo:
+    name: str
+    path: Path
+    info: dict
+
+
+def list_runs(runs_dir: str | Path) -> list[RunInfo]:
+    """Training runs under ``runs_dir`` (folders holding run.json), newest first; ``runs_dir`` itself if it is one."""
+    root = Path(runs_dir)
+    if not root.exists():
+        return []
+    candidates = [root] if (root / "run.json").exists() else sorted(p for p in root.iterdir() if p.is_dir())
+    out = []
+    for p in candidates:
+        if (p / "run.json").exists():
+            try:
+                info = json.loads((p / "run.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                info = {}
+            out.append(RunInfo(p.name, p, info))
+    out.sort(key=lambda r: _mtime(r.path / "run.json"), reverse=True)
+    return out
+
+
+def run_path(runs_dir: str | Path, run: str) -> Path:
+    """The folder of run ``run`` (refuses names that leave ``runs_dir``)."""
+    for r in list_runs(runs_dir):
+        if r.name == run:
+            return r.path
+    raise DashboardDataError(f"no run named {run!r} in {runs_dir}")
+
+
+def run_info(runs_dir: str | Path, run: str) -> dict:
+    """The run's run.json (data source, series, date ranges)."""
+    for r in list_runs(runs_dir):
+        if r.name == run:
+            return r.info
+    raise DashboardDataError(f"no run named {run!r} in {runs_dir}")
+
+
+def _list_children(folder: Path, marker: str) -> list[str]:
+    if not folder.exists():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / marker).exists()]
+    found.sort(key=lambda p: _mtime(p / marker), reverse=True)
+    return [p.name for p in found]
+
+
+def list_forecasts(runs_dir: str | Path, run: str, kind: str = "forecasts") -> list[str]:
+    """Names of the forecasts (``kind='forecasts'``) or stress scenarios (``'scenarios'``) of a run, newest first."""
+    assert kind in ("forecasts", "scenarios"), kind
+    return _list_children(run_path(runs_dir, run) / kind, "forecast.json")
+
+
+def list_backtests(runs_dir: str | Path, run: str) -> list[str]:
+    """Backtest folders of a run (any non-empty folder under backtests/), newest first."""
+    folder = run_path(runs_dir, run) / "backtests"
+    if not folder.exists():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and any(p.iterdir())]
+    found.sort(key=_mtime, reverse=True)
+    return [p.name for p in found]
+
+
+def list_synth(runs_dir: str | Path) -> list[str]:
+    """Synthesis evaluation folders under ``runs_dir/synth`` (those with report.json or synthetic.parquet)."""
+    folder = Path(runs_dir) / "synth"
+    if not folder.exists():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and ((p / "report.json").exists() or (p / "synthetic.parquet").exists())]
+    found.sort(key=_mtime, reverse=True)
+    return [p.name for p in found]
+
+
+# -- forecasts ---------------------------------------------------------------------------------
+@lru_cache(maxsize=32)
+def _load_forecast(path: str, stamp: float):
+    from forecaster.forecast import Forecast
+
+    return Forecast.load(path)
+
+
+def load_forecast(runs_dir: str | Path, run: str, name: str, kind: str = "forecasts"):
+    """The ``Forecast`` in ``runs_dir/run/kind/name`` (cached until the folder's forecast.json changes)."""
+    folder = run_path(runs_dir, run) / kind / name
+    if not (folder / "forecast.json").exists():
+        raise DashboardDataError(f"no forecast {name!r} in run {run!r} ({folder})")
+    return _load_forecast(str(folder), _mtime(folder / "forecast.json"))
+
+
+def read_metrics(runs_dir: str | Path, run: str) -> pd.DataFrame:
+    """The run's learning curve (metrics.jsonl) as a table; empty when there is none."""
+    path = run_path(runs_dir, run) / "metrics.jsonl"
+    if not path.exists():
+        return pd.DataFrame()
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line being written right now
+    return pd.DataFrame(rows)
+
+
+# -- panels ------------------------------------------------------------------------------------
+@lru_cache(maxsize=4)
+def _builder(data: str, series: tuple[str, ...] | None, start: str | None):
+    from data_sources.panel import PanelBuilder
+
+    return PanelBuilder(data, series=list(series) if series else None, start=start)
+
+
+@lru_cache(maxsize=8)
+def _panel(data: str, series: tuple[str, ...] | None, start: str | None, as_of: str | None) -> pd.DataFrame:
+    return _builder(data, series, start).build(as_of)
+
+
+def panel_for_run(info: dict | None, as_of=None) -> pd.DataFrame:
+    """The point-in-time panel a run was trained on (its data source and series), as of ``as_of`` (default: all).
+
+    Without a run, the embedded offline data.
+    """
+    info = info or {}
+    data = info.get("data") or "embedded"
+    series = tuple(info["series"]) if info.get("series") else None
+    start = info.get("start") or "1990-01-01"
+    key = str(pd.Timestamp(as_of).date()) if as_of is not None else None
+    return _panel(str(data), series, str(start), key)
+
+
+def builder_for_run(info: dict):
+    """A cached ``PanelBuilder`` for the run's data source (for sampling scenarios)."""
+    series = tuple(info["series"]) if info.get("series") else None
+    return _builder(str(info.get("data") or "embedded"), series, str(info.get("start") or "1990-01-01"))
+
+
+# -- backtests ---------------------------------------------------------------------------------
+@dataclass
+class Backtest:
+    """A backtest folder written by ``forecaster backtest`` (layout in ``forecaster.backtest.runner``)."""
+
+    path: Path
+    config: dict
+    scores: pd.DataFrame  # long table, one row per (origin, model, kind, name, horizon)
+
+    @property
+    def origins(self) -> list[str]:
+        return sorted({str(pd.Timestamp(o).date()) for o in self.scores["origin"]}) if "origin" in self.scores else []
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(self.scores["model"])) if "model" in self.scores else []
+
+
+@lru_cache(maxsize=4)
+def _load_backtest(path: str, stamp: tuple) -> Backtest:
+    from forecaster.backtest.runner import load_scores
+
+    folder = Path(path)
+    config = {}
+    if (folder / "backtest.json").exists():
+        try:
+            config = json.loads((folder / "backtest.json").read_text())
+        except json.JSONDecodeError:
+            config = {}
+    return Backtest(folder, config, load_scores(folder))
+
+
+def load_backtest(runs_dir: str | Path, run: str, name: str) -> Backtest:
+    """Scores and settings of ``runs_dir/run/backtests/name`` (cached until an origin file changes)."""
+    folder = run_path(runs_dir, run) / "backtests" / name
+    if not folder.is_dir():
+        raise DashboardDataError(f"no backtest {name!r} in run {run!r}")
+    origin_dir = folder / "origins"
+    stamp = (_mtime(origin_dir), len(list(origin_dir.glob("*.parquet"))) if origin_dir.exists() else 0)
+    return _load_backtest(str(folder), stamp)
+
+
+@lru_cache(maxsize=32)
+def _fan(path: str, origin: str, stamp: float) -> pd.DataFrame:
+    from forecaster.backtest.runner import load_fan
+
+    return load_fan(path, origin)
+
+
+def load_backtest_fan(bt: Backtest, origin: str) -> pd.DataFrame:
+    """Fan quantiles (model, series, step, q05..q95) and the realised path (model 'realised', q50) of one origin."""
+    p = bt.path / "origins" / f"{pd.Timestamp(origin).date()}.fan.parquet"
+    if not p.exists():
+        raise DashboardDataError(f"no fan file for origin {origin} in {bt.path}")
+    return _fan(str(bt.path), str(pd.Timestamp(origin).date()), _mtime(p))
+
+
+# -- synthesis ---------------------------------------------------------------------------------
+@dataclass
+class Synthesis:
+    path: Path
+    real: pd.DataFrame
+    synthetic: pd.DataFrame
+    report: dict
+
+
+@lru_cache(maxsize=4)
+def _load_synth(path: str, stamp: tuple) -> Synthesis:
+    folder = Path(path)
+    real = pd.read_parquet(folder / "real.parquet") if (folder / "real.parquet").exists() else pd.DataFrame()
+    synthetic = pd.read_parquet(folder / "synthetic.parquet") if (folder / "synthetic.parquet").exists() else pd.DataFrame()
+    report = {}
+    if (folder / "report.json").exists():
+        try:
+            report = json.loads((folder / "report.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise DashboardDataError(f"{folder / 'report.json'} is not valid JSON ({exc})") from None
+    return Synthesis(folder, real, synthetic, report)
+
+
+def load_synth(runs_dir: str | Path, name: str) -> Synthesis:
+    """A synthesis folder (layout in ``SYNTH_LAYOUT``)."""
+    folder = Path(runs_dir) / "synth" / name
+    if not folder.is_dir():
+        raise DashboardDataError(f"no synthesis folder {name!r} in {Path(runs_dir) / 'synth'}")
+    stamp = tuple(_mtime(folder / f) for f in ("real.parquet", "synthetic.parquet", "report.json"))
+    return _load_synth(str(folder), stamp)
+
+
+def finite_fraction(x: np.ndarray) -> float:
+    """Share of finite values (how many sampled cells decoded to a number)."""
+    return float(np.isfinite(x).mean()) if x.size else 0.0

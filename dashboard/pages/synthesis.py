@@ -1,0 +1,139 @@
+"""Synthesis: real vs synthetic credit-card transactions, fidelity and privacy metrics, sample rows, generate more."""
+from __future__ import annotations
+
+import importlib
+
+import dash
+import pandas as pd
+from dash import Input, Output, State, callback, dash_table, dcc, html
+
+from dashboard import data, figures
+from dashboard.components import card, control, dropdown, empty_state, error_box, guarded, info_box, runs_dir, table_style
+
+dash.register_page(__name__, path="/synthesis", name="Synthesis", title="Synthesis · Forecaster", order=4)
+
+SAMPLE_ROWS = 25
+
+
+def synth_hint(runs) -> html.Div:
+    return html.Div([
+        empty_state("No synthesis evaluation yet",
+                    "The synthesis mode trains the same transformer on credit-card transactions (TabFormer) and generates "
+                    "new rows; its evaluation folder is shown here. The page looks for this layout:",
+                    command=data.SYNTH_LAYOUT.replace("DIR", str(runs))),
+    ])
+
+
+def layout(**_query) -> html.Div:
+    runs = runs_dir()
+    names = data.list_synth(runs)
+    header = [html.H2("Synthesis", className="page-title"),
+              html.P("Real against synthetic transactions: the distribution of every column, and the fidelity and privacy "
+                     "metrics of the evaluation report.", className="page-sub")]
+    if not names:
+        return html.Div(header + [synth_hint(runs)])
+    return html.Div(header + [
+        html.Div(className="controls", children=[
+            control("Evaluation", dropdown("sy-name", [{"label": n, "value": n} for n in names], names[0]), "220px"),
+            control("Column", dropdown("sy-column", [], None), "240px"),
+        ]),
+        html.Div(id="sy-msg"),
+        html.Div(id="sy-head", className="meta"),
+        html.Div(className="grid-3-1", children=[
+            card(dcc.Graph(id="sy-dist", figure=figures.empty_figure("…"), config={"displaylogo": False})),
+            html.Div([
+                card(dash_table.DataTable(id="sy-fidelity", data=[], columns=[{"name": c, "id": c} for c in ("metric", "value")],
+                                          **table_style()), title="Fidelity"),
+                card(dash_table.DataTable(id="sy-privacy", data=[], columns=[{"name": c, "id": c} for c in ("metric", "value")],
+                                          **table_style()), title="Privacy"),
+            ]),
+        ]),
+        card(html.Div(className="controls", style={"border": "none", "padding": 0}, children=[
+            control("Rows to generate", dcc.Input(id="sy-rows", type="number", value=200, min=1, max=100000, step=1), "140px"),
+            control("Seed", dcc.Input(id="sy-seed", type="number", value=0, min=0, step=1), "80px"),
+            html.Button("Generate", id="sy-generate", className="btn"),
+        ]), html.Div(id="sy-gen-msg"),
+            dcc.Loading(dash_table.DataTable(id="sy-sample", data=[], columns=[], page_size=SAMPLE_ROWS,
+                                             **table_style()), type="dot", delay_show=300),
+            title="Synthetic rows"),
+    ])
+
+
+def metric_rows(section) -> list[dict]:
+    """Flatten a report section ({name: value or {sub: value}}) into (metric, value) rows."""
+    rows = []
+
+    def walk(prefix, value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix} · {k}" if prefix else str(k), v)
+        elif isinstance(value, float):
+            rows.append({"metric": prefix, "value": f"{value:.4g}"})
+        else:
+            rows.append({"metric": prefix, "value": str(value)})
+
+    walk("", section or {})
+    return rows
+
+
+def records(frame: pd.DataFrame) -> tuple[list[dict], list[dict]]:
+    """DataTable data and columns of a frame (values as text, so dates and categories show as they are)."""
+    shown = frame.astype(str)
+    return shown.to_dict("records"), [{"name": c, "id": c} for c in shown.columns]
+
+
+@callback(Output("sy-column", "options"), Output("sy-column", "value"), Output("sy-fidelity", "data"),
+          Output("sy-privacy", "data"), Output("sy-sample", "data"), Output("sy-sample", "columns"),
+          Output("sy-head", "children"), Output("sy-msg", "children"), Input("sy-name", "value"), State("sy-column", "value"))
+@guarded(8)
+def pick_synth(name, current):
+    syn = data.load_synth(runs_dir(), name)
+    cols = [c for c in syn.real.columns if c in syn.synthetic.columns] or list(syn.synthetic.columns)
+    rows, columns = records(syn.synthetic.head(SAMPLE_ROWS))
+    report = syn.report
+    head = (f"{len(syn.real):,} real rows, {len(syn.synthetic):,} synthetic rows · {len(cols)} columns"
+            + (f" · {report['created_at']}" if report.get("created_at") else "")
+            + (f" · made by: {report['command']}" if report.get("command") else ""))
+    msg = None if report else info_box("this folder has no report.json: distributions only")
+    varied = [c for c in cols if syn.real[c].nunique() > 1]
+    first = "Amount" if "Amount" in cols else (varied[0] if varied else (cols[0] if cols else None))
+    return ([{"label": c, "value": c} for c in cols], current if current in cols else first,
+            metric_rows(report.get("fidelity")), metric_rows(report.get("privacy")), rows, columns, head, msg)
+
+
+@callback(Output("sy-dist", "figure"), Output("sy-msg", "children", allow_duplicate=True),
+          Input("sy-column", "value"), State("sy-name", "value"), prevent_initial_call=True)
+@guarded(2)
+def draw(column, name):
+    if not column:
+        return figures.empty_figure("choose a column"), None
+    syn = data.load_synth(runs_dir(), name)
+    if column not in syn.real.columns:
+        return figures.empty_figure(f"{column} is not in the real rows"), None
+    return figures.distribution_compare(syn.real[column], syn.synthetic[column], column), None
+
+
+def generate_rows(model_dir, n_rows: int, seed: int) -> pd.DataFrame:
+    """New synthetic rows from the synthesis model (``forecaster.synthesis.generate``), when that module exists."""
+    try:
+        module = importlib.import_module("forecaster.synthesis")
+    except ModuleNotFoundError:
+        raise RuntimeError("this install has no synthesis generator (forecaster.synthesis); "
+                           "use `forecaster synth` on the command line") from None
+    return module.generate(model_dir, n_rows=n_rows, seed=seed)
+
+
+@callback(Output("sy-sample", "data", allow_duplicate=True), Output("sy-sample", "columns", allow_duplicate=True),
+          Output("sy-gen-msg", "children"), Input("sy-generate", "n_clicks"), State("sy-name", "value"),
+          State("sy-rows", "value"), State("sy-seed", "value"), prevent_initial_call=True)
+@guarded(3)
+def generate(_clicks, name, n_rows, seed):
+    n_rows = int(n_rows or 0)
+    if not 1 <= n_rows <= 100_000:
+        return dash.no_update, dash.no_update, error_box("rows to generate: 1 to 100,000")
+    model_dir = runs_dir() / "synth" / name / "model"
+    if not model_dir.exists():
+        return dash.no_update, dash.no_update, error_box(f"{model_dir} does not exist: this evaluation has no model to sample from")
+    frame = generate_rows(model_dir, n_rows, int(seed or 0))
+    rows, columns = records(frame)
+    return rows, columns, info_box(f"generated {len(frame):,} rows (seed {seed})")

@@ -1,0 +1,47 @@
+"""`forecaster dashboard`: serve the Dash app over a runs folder (loopback unless told otherwise)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from data_sources.errors import UserError
+
+DEFAULT_RUNS = Path("runs")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serve(runs: Path, host: str, port: int, debug: bool = False, announce=None) -> None:
+    """Build the app over ``runs`` and serve it until interrupted (blocking)."""
+    import logging
+
+    from dashboard.app import create_app
+
+    if not 0 < port < 65536:
+        raise UserError(f"--port must be in 1..65535, got {port}")
+    app = create_app(runs)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise for users
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+    if host not in LOOPBACK:
+        typer.echo(f"warning: serving on {host}, reachable from other machines; the dashboard has no login.", err=True)
+    (announce or (lambda u: typer.echo(f"Dashboard: {u}  (Ctrl-C to stop)")))(url)
+    try:
+        app.run(host=host, port=port, debug=debug, use_reloader=False, threaded=True)
+    except OSError as exc:
+        raise UserError(f"cannot serve on {host}:{port} ({exc}); pick another --port") from None
+
+
+def dashboard(
+    runs: Path = typer.Option(DEFAULT_RUNS, "--runs", help="Runs folder: DIR/<run>/ training runs with forecasts/, backtests/, scenarios/; DIR/synth/<name>/."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on. Loopback by default; 0.0.0.0 exposes it to the network."),
+    port: int = typer.Option(8050, "--port", help="TCP port."),
+    debug: bool = typer.Option(False, "--dash-debug", help="Dash's debug mode (dev tools, error pop-ups)."),
+) -> None:
+    """Serve the dashboard: forecasts, regimes, stress scenarios, backtests, synthesis and data pages."""
+    if not runs.exists():
+        typer.echo(f"note: {runs} does not exist yet; the pages explain how to make a run (or run `forecaster demo`).", err=True)
+    serve(runs, host, port, debug)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("dashboard")(dashboard)
