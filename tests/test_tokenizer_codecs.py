@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from forecaster.tokenizer import CategoryCodec, ColumnSpec, DatetimeCodec, FloatCodec, IntCodec, fit_codec
+from forecaster.tokenizer import CategoryCodec, ColumnSpec, DatetimeCodec, FloatCodec, IntCodec, SpecError, fit_codec
 from forecaster.tokenizer.transforms import TRANSFORMS
 
 # TOKENIZER_EXAMPLES=2000 runs a long stress pass locally; CI uses the fast default.
@@ -238,3 +238,18 @@ def test_datetime_parts_clamp_and_reject_impossible_dates():
     ids[0, 2] += 2  # day 28 -> 30 in February
     y, bad = codec.decode(ids)
     assert bad.tolist() == [True] and y.isna().all()
+
+
+@pytest.mark.parametrize("values", [[1e-300, 2e-300, 5e-301], [-1e300, 1e300], [1e12, 1e12 + 1e-3, 1e12 + 5e-4], [1e300, 1e300]])
+def test_extreme_magnitudes_round_trip(values):
+    x = pd.Series(values)
+    for transform in ("none", "signed_log", "quantile", "robust"):
+        codec = fit_codec("x", x, ColumnSpec(kind="float", transform=transform))
+        y = codec.decode(codec.encode(x)[0])[0].to_numpy()
+        assert np.all(np.abs(y - x.to_numpy()) <= codec.error_bound), transform
+
+
+@pytest.mark.parametrize("values, transform", [([-1.7e308, 1.7e308], "none"), ([5e-324, 1e-323], "none"), ([-1e300, 1e300], "yeo_johnson")])
+def test_unbinnable_columns_are_spec_errors(values, transform):
+    with pytest.raises(SpecError, match="scale the column"):
+        fit_codec("x", pd.Series(values), ColumnSpec(kind="float", transform=transform))

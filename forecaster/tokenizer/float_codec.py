@@ -93,16 +93,24 @@ class FloatCodec(ColumnCodec):
         tname = spec.transform or "none"
         if spec.step is not None and tname != "none":
             raise SpecError(f"column {name!r}: step={spec.step} needs transform 'none', not {tname!r}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            raw_span = float(x.max() - x.min()) if x.size else 0.0
+        if not math.isfinite(raw_span) or 0 < raw_span < np.finfo(np.float64).tiny * 2**20:
+            raise SpecError(
+                f"column {name!r}: values {x.min():g}..{x.max():g} are beyond what float64 arithmetic can bin "
+                "(a span that overflows, or subnormal differences); scale the column first"
+            )
         transform = fit_transform(tname, x, name, scale=spec.scale, n_quantiles=spec.n_quantiles, headroom=headroom)
         with np.errstate(all="ignore"):
             t = transform.forward(x) if x.size else np.zeros(1)
         tmin, tmax = float(t.min()), float(t.max())
+        if not (math.isfinite(tmin) and math.isfinite(tmax) and math.isfinite(tmax - tmin)):
+            raise SpecError(f"column {name!r}: transform {tname!r} overflows on values {x.min():g}..{x.max():g}; use another transform or scale the column")
         if transform.owns_headroom:
             lo, hi = transform.bounds
         else:
             span = tmax - tmin
             pad = headroom * span if span > 0 else max(abs(tmin), 1.0) * max(headroom, 0.01)
-            pad = max(pad, 1e-9 * max(abs(tmin), abs(tmax), 1.0))
             lo, hi = tmin - pad, tmax + pad
         anchor = spec.anchor
         if anchor is None and x.size:
@@ -130,10 +138,11 @@ class FloatCodec(ColumnCodec):
             return build(digits)
         if spec.digits is not None:
             return build(spec.digits)
-        raw_span = float(x.max() - x.min()) if x.size else 0.0
         if raw_span == 0:
             return build(1)
-        target = spec.precision if spec.precision is not None else DEFAULT_REL_PRECISION * raw_span
+        # default: 1e-4 of the span, but never finer than float64 can resolve at these magnitudes
+        floor = 64 * float(np.spacing(max(abs(float(x.min())), abs(float(x.max())))))
+        target = spec.precision if spec.precision is not None else max(DEFAULT_REL_PRECISION * raw_span, floor)
         digits = 1
         while True:
             codec = build(digits)

@@ -166,10 +166,16 @@ class YeoJohnson(Transform):
         sample = x if x.size <= 200_000 else np.random.default_rng(0).choice(x, 200_000, replace=False)
         # lambda is kept in [0, 2]: there the transform maps onto the whole real line,
         # so any headroom beyond the fitted range stays invertible
-        lmbda = float(np.clip(stats.yeojohnson_normmax(sample), 0.0, 2.0))
-        y = cls(lmbda)._raw_forward(x)
-        std = float(y.std())
-        return cls(lmbda, float(y.mean()), std if std > 0 else 1.0)
+        try:
+            with np.errstate(all="ignore"):
+                lmbda = float(np.clip(stats.yeojohnson_normmax(sample), 0.0, 2.0))
+                y = cls(lmbda)._raw_forward(x)
+                mean, std = float(y.mean()), float(y.std())
+        except (ValueError, ArithmeticError) as exc:
+            raise SpecError(f"column {column!r}: Yeo-Johnson cannot be fitted ({exc}); scale the column or use 'signed_log'") from None
+        if not (np.isfinite(lmbda) and np.isfinite(mean) and np.isfinite(std)):
+            raise SpecError(f"column {column!r}: Yeo-Johnson overflows on these values; scale the column or use 'signed_log'")
+        return cls(lmbda, mean, std if std > 0 else 1.0)
 
     def _raw_forward(self, x):
         # both branches as one expression: sign(x) * expm1(l * log1p(|x|)) / l with
