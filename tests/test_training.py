@@ -227,3 +227,14 @@ def test_checkpoint_from_another_tokenizer_or_config_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="model config"):
         train(model_config_for("small", VOCAB, ROW, cfg.context_rows), cfg, train_ds, val_ds,
               tmp_path / "run", fingerprint="tokA", progress=False)
+
+
+def test_time_budget_stops_with_an_evaluation_and_a_resumable_checkpoint(tmp_path):
+    mcfg, cfg, train_ds, val_ds = _setup(tmp_path, max_steps=1000, eval_every=500, max_minutes=1e-9)
+    res = train(mcfg, cfg, train_ds, val_ds, tmp_path / "run", progress=False)
+    assert res.reason == "time" and res.step == 1
+    assert np.isfinite(res.val_loss) and RunDir(tmp_path / "run").best_weights.exists()
+    latest = RunDir(tmp_path / "run").latest()
+    assert latest["step"] == 1 and latest["reason"] == "time"
+    more = TrainConfig.from_dict({**cfg.to_dict(), "max_minutes": None, "max_steps": 3})
+    assert train(mcfg, more, train_ds, val_ds, tmp_path / "run", progress=False).step == 3

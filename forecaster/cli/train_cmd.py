@@ -101,7 +101,8 @@ def train(
         raise TrainingInterrupted(f"{exc or 'interrupted'}; rerun the same command to resume") from None
     if rank0:
         typer.echo(f"{res.reason}: {res.step} steps, train loss {res.train_loss:.4f}, "
-                   f"validation loss {res.val_loss:.4f} (best {res.best_val_loss:.4f}); run in {run_dir}")
+                   f"validation loss {res.val_loss:.4f} (best {res.best_val_loss:.4f}); run in {run_dir}"
+                   + ("; rerun the same command to continue" if res.reason == "time" else ""))
 
 
 def _transaction_data(path: Path, as_of):

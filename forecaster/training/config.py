@@ -4,18 +4,21 @@
 from it on resume; an unknown key is an error. Presets pick the model shape and
 sensible defaults for the context (in rows), batch and step count:
 
-========  ======  =====  =====  ============  =====  ==========================
+========  ======  =====  =====  ============  =====  ==========================================
 preset    layers  heads  width  context rows  batch  meant for
-========  ======  =====  =====  ============  =====  ==========================
+========  ======  =====  =====  ============  =====  ==========================================
 tiny      2       2      48     4             8      tests (seconds on a CPU)
-small     4       4      128    8             16     CPU demo (minutes on 2 cores)
+small     4       4      128    8             16     CPU demo (300 steps, ~5-10 min on 2 cores)
 base      8       8      512    32            64     one GPU
 large     16      16     1024   32            128    several GPUs / nodes
-========  ======  =====  =====  ============  =====  ==========================
+========  ======  =====  =====  ============  =====  ==========================================
 
-With ~60-100 tokens per row on the reference panel, 8 rows are ~500-800 tokens
-and 32 rows ~2000-3200 tokens; the model's ``block_size`` is
-``context_rows * tokens_per_row``, so a window always starts on a row boundary.
+The current market tokenizer writes 42 tokens per day for the 21 reference
+series (about 2 per series plus the row delimiter; finer codecs would give
+60-100), so 8 days are 336 tokens and 32 days 1344. The model's ``block_size``
+is ``context_rows * tokens_per_row``, so a window always starts on a row
+boundary: ``base``/``large`` see six weeks of history per window, ``small`` a
+week and a half, ``tiny`` four days.
 """
 from __future__ import annotations
 
@@ -29,13 +32,13 @@ from data_sources.errors import UserError
 # Model shape and training defaults per preset.
 PRESETS: dict[str, dict] = {
     "tiny": dict(n_layer=2, n_head=2, n_embd=48, dropout=0.0,
-                 context_rows=4, batch_size=8, max_steps=200, lr=3e-3, warmup_steps=10),
+                 context_rows=4, batch_size=8, max_steps=200, lr=3e-3, warmup_steps=10, eval_every=50),
     "small": dict(n_layer=4, n_head=4, n_embd=128, dropout=0.0,
-                  context_rows=8, batch_size=16, max_steps=1500, lr=1e-3, warmup_steps=50),
+                  context_rows=8, batch_size=16, max_steps=300, lr=2e-3, warmup_steps=20, eval_every=50, patience=3),
     "base": dict(n_layer=8, n_head=8, n_embd=512, dropout=0.1,
-                 context_rows=32, batch_size=64, max_steps=20000, lr=6e-4, warmup_steps=500),
+                 context_rows=32, batch_size=64, max_steps=20000, lr=6e-4, warmup_steps=500, eval_every=250, patience=5),
     "large": dict(n_layer=16, n_head=16, n_embd=1024, dropout=0.1,
-                  context_rows=32, batch_size=128, max_steps=50000, lr=3e-4, warmup_steps=1000),
+                  context_rows=32, batch_size=128, max_steps=50000, lr=3e-4, warmup_steps=1000, eval_every=500, patience=5),
 }
 _MODEL_KEYS = ("n_layer", "n_head", "n_embd", "dropout")
 

@@ -459,7 +459,8 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_d
             if bar is not None:
                 bar.update(1)
             early = False
-            if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            # evaluate on schedule, at the end, and when the time budget ends the run (so it has a best model)
+            if step % cfg.eval_every == 0 or step == cfg.max_steps or (red[1] > 0 and red[2] == 0):
                 val = evaluate()
                 state["val_loss"] = val
                 metrics.append({"step": step, "split": "val", "loss": val})
