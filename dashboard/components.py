@@ -26,6 +26,16 @@ def jobs():
     return dash.get_app().server.config[JOBS_KEY]
 
 
+def triggered_id():
+    """The id of the input that fired the running callback; None when called directly (a unit test)."""
+    from dash.exceptions import MissingCallbackContextException
+
+    try:
+        return dash.ctx.triggered_id
+    except MissingCallbackContextException:
+        return None
+
+
 def demo_hint(runs: Path | str) -> html.Div:
     """The empty state of a page without any run: what to type to make one."""
     runs = str(runs)

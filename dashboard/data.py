@@ -34,8 +34,8 @@ DIR/synth/<name>/
   report.json         {"fidelity": {metric: value, ...}, "privacy": {metric: value, ...},
                        "columns": {column: {metric: value, ...}, ...}  (optional),
                        "rows": {"real": N, "synthetic": M}, "created_at": "...", "command": "..."}  (optional)
-  model/              optional: the synthesis run directory; the page's Generate button calls
-                      forecaster.synthesis.generate(model_dir, n_rows, seed) -> DataFrame when that exists
+  model/              optional: the synthesis run directory (`forecaster synth train --out .../model`); the page's
+                      Generate button calls forecaster.synthesis.generate.Synthesizer(model).generate(rows, seed=...)
 """
 
 

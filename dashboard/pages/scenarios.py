@@ -6,12 +6,12 @@ from pathlib import Path
 
 import dash
 import numpy as np
-from dash import Input, Output, State, callback, ctx, dash_table, dcc, html
+from dash import Input, Output, State, callback, dash_table, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import data, figures, jobs as jobs_mod
 from dashboard.components import (card, control, demo_hint, dropdown, error_box, forecast_options, guarded, info_box,
-                                  jobs, run_options, runs_dir, series_options, table_style)
+                                  jobs, run_options, runs_dir, series_options, table_style, triggered_id)
 
 dash.register_page(__name__, path="/scenarios", name="Scenarios", title="Scenarios · Forecaster", order=2)
 
@@ -144,7 +144,7 @@ def describe(c: dict) -> str:
 def edit_constraints(_add, _clear, current, series, kind, value, first, duration):
     """Add the builder's shock to the list (a later shock on the same series replaces it), or clear the list."""
     current = list(current or [])
-    if ctx.triggered_id == "sc-clear":
+    if triggered_id() == "sc-clear" or (_clear and not _add):
         current = []
     else:
         entry = constraint_dict(series, kind, value, first, duration)

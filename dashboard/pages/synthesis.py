@@ -114,13 +114,14 @@ def draw(column, name):
 
 
 def generate_rows(model_dir, n_rows: int, seed: int) -> pd.DataFrame:
-    """New synthetic rows from the synthesis model (``forecaster.synthesis.generate``), when that module exists."""
+    """New synthetic rows from the synthesis run in ``model_dir`` (``forecaster.synthesis.generate.Synthesizer``)."""
     try:
-        module = importlib.import_module("forecaster.synthesis")
+        module = importlib.import_module("forecaster.synthesis.generate")
     except ModuleNotFoundError:
         raise RuntimeError("this install has no synthesis generator (forecaster.synthesis); "
                            "use `forecaster synth` on the command line") from None
-    return module.generate(model_dir, n_rows=n_rows, seed=seed)
+    table, _stats = module.Synthesizer(model_dir).generate(n_rows, seed=seed)
+    return table
 
 
 @callback(Output("sy-sample", "data", allow_duplicate=True), Output("sy-sample", "columns", allow_duplicate=True),

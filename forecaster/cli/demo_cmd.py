@@ -1,0 +1,114 @@
+"""`forecaster demo`: from a fresh clone to a dashboard with real forecasts, offline, in one command.
+
+On the embedded data (SPX, VIX, WTI, core CPI YoY, 1999-2019) it
+
+1. trains a small model within a wall-clock budget (`forecaster train --preset small --max-minutes ...`),
+   with data up to ``--train-as-of`` so the backtest's origins are out of sample;
+2. forecasts ``--paths`` joint paths of ``--horizon`` business days from the end of the data;
+3. runs a short backtest (a few monthly origins in 2018) when `forecaster backtest` is installed;
+4. serves the dashboard on the result and prints its URL.
+
+Each step is the project's own command, printed so it can be rerun by hand. A
+step whose output exists already is skipped (``--fresh`` redoes everything), so
+a second ``forecaster demo`` starts the dashboard in seconds.
+"""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+from pathlib import Path
+
+import typer
+
+from data_sources.errors import UserError
+
+
+def _step(n: int, total: int, text: str) -> None:
+    typer.secho(f"\n[{n}/{total}] {text}", bold=True, err=True)
+
+
+def _run(argv: list[str]) -> None:
+    """Run a `forecaster` sub-command in this process; a failure stops the demo with its message."""
+    from forecaster.cli import main
+
+    typer.echo("  $ forecaster " + " ".join(argv), err=True)
+    code = main(argv)
+    if code != 0:
+        raise UserError(f"`forecaster {' '.join(argv)}` failed (exit code {code}); see the message above")
+
+
+def demo_steps(runs: Path, name: str, minutes: float, paths: int, horizon: int, as_of: str, train_as_of: str,
+               backtest: bool, fresh: bool, preset: str = "small", bt_paths: int = 50, bt_horizon: int = 63,
+               bt_start: str = "2018-01-01", bt_end: str = "2018-06-30", progress: bool = True) -> Path:
+    """Train, forecast and backtest into ``runs/name`` (the dashboard's layout); return the run folder."""
+    run = runs / name
+    if fresh and run.exists():
+        shutil.rmtree(run)
+    bar = [] if progress else ["--no-progress"]
+    total = 3 if backtest else 2
+    t0 = time.perf_counter()
+
+    _step(1, total + 1, f"Training a {preset} model on the embedded data (at most {minutes:g} min)")
+    if (run / "best.safetensors").exists() and not fresh:
+        typer.echo(f"  {run} is trained already (use --fresh to retrain)", err=True)
+    else:
+        _run(["train", "--data", "embedded", "--as-of", train_as_of, "--preset", preset, "--max-minutes", f"{minutes:g}",
+              "--out", str(run), *bar])
+
+    _step(2, total + 1, f"Forecasting {paths} joint paths x {horizon} business days after {as_of}")
+    fc_dir = run / "forecasts" / "base"
+    if (fc_dir / "forecast.json").exists() and not fresh:
+        typer.echo(f"  {fc_dir} exists already", err=True)
+    else:
+        _run(["forecast", "--run", str(run), "--as-of", as_of, "--paths", str(paths), "--horizon", str(horizon),
+              "--out", str(fc_dir), *bar])
+
+    if backtest:
+        _step(3, total + 1, f"Backtesting: monthly origins {bt_start} .. {bt_end}, {bt_paths} paths x {bt_horizon} days")
+        bt_dir = run / "backtests" / "demo"
+        if importlib.util.find_spec("forecaster.cli.backtest_cmd") is None:
+            typer.echo("  `forecaster backtest` is not installed; the Backtest page will say so", err=True)
+        else:
+            try:
+                _run(["backtest", "--run", str(run), "--out", str(bt_dir), "--start", bt_start, "--end", bt_end,
+                      "--every", "1M", "--paths", str(bt_paths), "--horizon", str(bt_horizon),
+                      "--baselines", "random_walk,climatology", *bar])
+            except UserError as exc:  # the forecast is there; the dashboard still has something to show
+                typer.secho(f"  backtest skipped: {exc}", fg="yellow", err=True)
+    typer.echo(f"\nReady in {time.perf_counter() - t0:.0f} s: {run}", err=True)
+    return run
+
+
+def demo(
+    runs: Path = typer.Option(Path("runs"), "--runs", help="Runs folder to write (the demo run goes to RUNS/<name>)."),
+    name: str = typer.Option("demo", "--name", help="Run name inside --runs."),
+    minutes: float = typer.Option(2.0, "--minutes", help="Training budget in minutes (the run stops with a checkpoint)."),
+    paths: int = typer.Option(200, "--paths", help="Paths of the forecast."),
+    horizon: int = typer.Option(250, "--horizon", help="Business days ahead."),
+    as_of: str = typer.Option("2018-12-31", "--as-of", help="Forecast origin (the embedded data ends 2019-01-03)."),
+    train_as_of: str = typer.Option("2017-12-29", "--train-as-of", help="Last day of training data (before the backtest origins)."),
+    backtest: bool = typer.Option(True, "--backtest/--no-backtest", help="Run a short backtest (6 monthly origins in 2018)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Redo every step even when its output exists."),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the dashboard at the end."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Dashboard interface (loopback by default)."),
+    port: int = typer.Option(8050, "--port", help="Dashboard port."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Train a small model on the embedded data, forecast, backtest, and open the dashboard on it (offline)."""
+    t0 = time.perf_counter()
+    demo_steps(runs, name, minutes, paths, horizon, as_of, train_as_of, backtest, fresh, progress=progress)
+    if not serve:
+        return
+    from forecaster.cli.dashboard_cmd import serve as serve_app
+
+    def announce(url: str) -> None:
+        typer.secho(f"\n[{4 if backtest else 3}/{4 if backtest else 3}] Dashboard ready after "
+                    f"{time.perf_counter() - t0:.0f} s: open {url}  (Ctrl-C to stop)", bold=True, fg="green", err=True)
+        typer.echo(f"Dashboard: {url}")
+
+    serve_app(runs, host, port, announce=announce)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("demo")(demo)
