@@ -1,0 +1,84 @@
+"""`forecaster backtest`: rolling-origin backtest of a run against the baselines; tables and an HTML report.
+
+    forecaster backtest --run runs/small --window 2018-2021 --paths 100 --horizon 250 --out backtests/2018-2021
+
+Rerunning the same command on the same ``--out`` resumes: finished origins are not recomputed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from data_sources.errors import UserError
+
+
+def backtest(
+    run: Path = typer.Option(None, "--run", help="Run directory made by `forecaster train` (omit for baselines only)."),
+    out: Path = typer.Option(..., "--out", help="Output folder (per-origin Parquet, summary tables, report.html); rerun to resume."),
+    window: str = typer.Option(None, "--window", help="A named window instead of --start/--end/--every (e.g. 2018-2021)."),
+    start: str = typer.Option(None, "--start", help="First origin date (YYYY-MM-DD)."),
+    end: str = typer.Option(None, "--end", help="Last origin date (YYYY-MM-DD)."),
+    every: str = typer.Option(None, "--every", help="Origin schedule: a count and B/W/M/Q, e.g. 1M (default 1M)."),
+    paths: int = typer.Option(100, "--paths", help="Paths per forecast, for the GPT and every baseline."),
+    horizon: int = typer.Option(250, "--horizon", help="Business days ahead."),
+    data: str = typer.Option(None, "--data", help="Data source (default: the run's)."),
+    series: str = typer.Option(None, "--series", help="Comma-separated series (default: the run's)."),
+    baselines: str = typer.Option("random_walk,garch,var,climatology", "--baselines", help="Comma-separated baselines."),
+    retrain_every: int = typer.Option(0, "--retrain-every", help="Retrain the GPT every K months on an expanding window (0: use --run as trained; it must end before the first origin)."),
+    retrain_steps: int = typer.Option(None, "--retrain-steps", help="Optimizer steps per retraining (default: the run's)."),
+    seed: int = typer.Option(0, "--seed", help="Base seed (each origin's seed depends on it and the date)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar over origins."),
+) -> None:
+    """Forecast from every origin with the GPT and the baselines, score against what happened, write tables and report.html."""
+    import time
+
+    from tqdm import tqdm
+
+    from forecaster.backtest.report import build_report
+    from forecaster.backtest.runner import Backtest, BacktestConfig
+    from forecaster.backtest.summary import write_summary
+    from forecaster.backtest.windows import get_window
+    from forecaster.cli.data_cmd import parse_date
+
+    if window:
+        w = get_window(window)
+        start, end, every = start or w.start, end or w.end, every or w.every
+    if not start or not end:
+        raise UserError("give --start and --end (or a --window such as 2018-2021)")
+    for value, option in ((start, "--start"), (end, "--end")):
+        parse_date(value, option)
+    if run is None and not data:
+        raise UserError("give --run (the GPT to test) or at least --data for a baselines-only backtest")
+    cfg = BacktestConfig(
+        start=str(parse_date(start, "--start").date()), end=str(parse_date(end, "--end").date()),
+        run=str(run) if run else None, data=data,
+        series=[s.strip() for s in series.split(",") if s.strip()] if series else None, every=every or "1M",
+        window=window, n_paths=paths, horizon=horizon, seed=seed,
+        baselines=[b.strip() for b in baselines.split(",") if b.strip()],
+        retrain_every=retrain_every, retrain_steps=retrain_steps)
+    t0 = time.perf_counter()
+    bt = Backtest(cfg, out)
+    done = len(bt.done())
+    typer.echo(f"{len(bt.origins)} origins {bt.origins[0].date()} .. {bt.origins[-1].date()} every {cfg.every}"
+               f"{f' ({done} done, resuming)' if done else ''}; {cfg.n_paths} paths x {cfg.horizon} days; "
+               f"series {', '.join(cfg.series)}", err=True)
+    with tqdm(total=len(bt.origins), initial=0, desc="origins", unit="origin", disable=not progress) as bar:
+        def step(origin, info):
+            bar.set_postfix_str(str(origin.date()) + (" (done before)" if info.get("skipped") else ""))
+            bar.update(1)
+
+        scores = bt.run(on_origin=step)
+    write_summary(out, scores)
+    wall = time.perf_counter() - t0
+    report = build_report(out, wall_seconds=wall)
+    errors = scores.attrs.get("errors", {})
+    if errors:
+        typer.echo(f"warning: a model failed at {len(errors)} origin(s) (see report.html); first: "
+                   f"{next(iter(errors.items()))}", err=True)
+    typer.echo((Path(out) / "summary.md").read_text())
+    typer.echo(f"{len(bt.origins)} origins in {wall:.0f} s -> {out} (report: {report})")
+
+
+def register(root: typer.Typer) -> None:
+    root.command("backtest")(backtest)
