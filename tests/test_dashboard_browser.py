@@ -1,0 +1,234 @@
+"""End-to-end: the real dashboard server in headless Chromium, on a tiny run trained and forecast in the test.
+
+One server and one browser per module. Every page is opened and photographed
+(``test-artifacts/screenshots/<page>.png``, git-ignored; the README's images are
+copied from there); a dropdown change must change the figure's data; a stress
+scenario is built and run from the page; an export is downloaded and read back;
+and the browser console must stay free of errors.
+
+Needs Chromium at /usr/bin/chromium (``apt-get install -y chromium``); never
+``playwright install``.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forecaster.cli import main
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+SHOTS = REPO / "test-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+AS_OF = "2018-12-31"
+PATHS, HORIZON = 32, 30
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """A runs folder with a tiny run trained on the embedded data and one forecast (the dashboard's layout)."""
+    root = tmp_path_factory.mktemp("runs")
+    run = root / "tiny"
+    assert main(["train", "--data", "embedded", "--out", str(run), "--preset", "tiny", "--max-steps", "150",
+                 "--no-progress"]) == 0
+    assert main(["forecast", "--run", str(run), "--as-of", AS_OF, "--paths", str(PATHS), "--horizon", str(HORIZON),
+                 "--out", str(run / "forecasts" / "base"), "--no-progress"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(runs):
+    """`forecaster dashboard` on a free loopback port, as a user starts it."""
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    log = open(runs / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "forecaster", "dashboard", "--runs", str(runs), "--port", str(port)],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.3)
+        assert proc.poll() is None, (runs / "server.log").read_text()
+    else:
+        proc.terminate()
+        pytest.fail("the dashboard did not answer within 90 s:\n" + (runs / "server.log").read_text())
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def console(browser):
+    """Every console error and uncaught page error of the module's pages."""
+    return []
+
+
+@pytest.fixture()
+def page(browser, console, tmp_path):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    pg = ctx.new_page()
+    pg.on("console", lambda m: console.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    pg.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    pg.set_default_timeout(60_000)
+    yield pg
+    ctx.close()
+
+
+def _open(page, url: str, ready: str) -> None:
+    page.goto(url)
+    page.wait_for_selector(ready)
+    page.wait_for_load_state("networkidle")
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _trace_names(page, graph_id: str) -> list[str]:
+    return page.evaluate(f"Array.from(document.querySelector('#{graph_id} .js-plotly-plot').data, t => t.name)")
+
+
+def _trace_y(page, graph_id: str, name: str) -> list[float]:
+    """The decoded y values of a trace (``data`` holds plotly's binary arrays; ``_fullData`` the numbers)."""
+    return page.evaluate(
+        f"Array.from(document.querySelector('#{graph_id} .js-plotly-plot')._fullData.find(t => t.name === '{name}').y)")
+
+
+def _choose(page, dropdown_id: str, option_text: str) -> None:
+    """Pick an option of a Dash 4 dropdown by (the start of) its label."""
+    page.click(f"#{dropdown_id}")
+    page.get_by_role("option", name=option_text).first.click()
+    page.keyboard.press("Escape")
+
+
+def test_forecast_page_series_dropdown_changes_the_figure(server, page):
+    _open(page, server + "/", "#fc-fan .js-plotly-plot")
+    page.wait_for_function("document.querySelector('#fc-fan .js-plotly-plot').data.some(t => t.name === 'SPX median')")
+    spx = _trace_y(page, "fc-fan", "SPX median")
+    assert len(spx) == HORIZON
+    assert page.locator("#fc-table").inner_text().count("SPX") >= 1
+    _shot(page, "forecast")
+    _choose(page, "fc-series", "VIX")
+    page.wait_for_function("document.querySelector('#fc-fan .js-plotly-plot').data.some(t => t.name === 'VIX median')")
+    vix = _trace_y(page, "fc-fan", "VIX median")
+    assert not np.allclose(spx, vix) and 5 < np.median(vix) < 80  # VIX levels, not index points of SPX
+    page.get_by_text("20", exact=True).first.click()  # 20 sample paths
+    page.wait_for_function("document.querySelector('#fc-fan .js-plotly-plot').data.some(t => t.name === 'sample paths')")
+
+
+def test_regimes_page(server, page):
+    _open(page, server + "/regimes", "#rg-stack-volatility .js-plotly-plot")
+    page.wait_for_function("document.querySelector('#rg-stack-volatility .js-plotly-plot').data.length === 4")
+    page.wait_for_function("document.querySelector('#rg-hist-inflation .js-plotly-plot').data.length > 1")
+    ys = [_trace_y(page, "rg-stack-volatility", name) for name in ("calm", "normal", "elevated", "stress")]
+    np.testing.assert_allclose(np.sum(ys, axis=0), 100.0, atol=1e-6)
+    assert "day 30" in page.locator("#rg-table").inner_text() or page.locator("#rg-table").inner_text()
+    _shot(page, "regimes")
+
+
+def test_scenario_run_compare_and_download(server, page, tmp_path):
+    from forecaster.export import read_export
+
+    _open(page, server + "/scenarios", "#sc-add")
+    page.wait_for_function("document.querySelector('#sc-series').innerText.includes('VIX')")
+    _choose(page, "sc-kind", "hold at level")
+    page.fill("#sc-value", "40")
+    page.fill("#sc-days", "10")
+    page.click("#sc-add")
+    page.wait_for_selector(".chip:has-text('VIX at 40, days 1-10')")
+    page.fill("#sc-paths", "16")
+    page.fill("#sc-name", "vix-40")
+    page.click("#sc-run-btn")
+    page.wait_for_selector("#sc-status:has-text('running'), #sc-status:has-text('done')", timeout=60_000)
+    page.wait_for_selector("#sc-msg-run:has-text('done in'), #sc-msg-run .alert-error", timeout=180_000)
+    assert "done in" in page.locator("#sc-msg-run").inner_text(), page.locator("#sc-msg-run").inner_text()
+    _choose(page, "sc-cmp-series", "VIX")
+    page.wait_for_function("document.querySelector('#sc-cmp .js-plotly-plot').data.some(t => t.name === 'stress median')")
+    stress = _trace_y(page, "sc-cmp", "stress median")
+    np.testing.assert_allclose(stress[:10], 40.0, atol=0.01)  # the shock is held on days 1-10
+    assert "40" in page.locator("#sc-delta").inner_text()
+    _shot(page, "scenarios")
+    with page.expect_download() as info:
+        page.click("#sc-dl-btn")
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    table, meta = read_export(path)
+    assert path.suffix == ".parquet" and len(table) == 16 * HORIZON * 4
+    assert meta["scenario"]["name"] == "vix-40"
+    page.get_by_text("quantiles", exact=True).click()
+    page.get_by_text("CSV", exact=True).click()
+    with page.expect_download() as info:
+        page.click("#sc-dl-btn")
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    table, _ = read_export(path)
+    assert path.suffix == ".csv" and len(table) == 7 * HORIZON * 4
+
+
+def test_backtest_page_explains_the_empty_state(server, page):
+    _open(page, server + "/backtest", "#bt-msg")
+    page.wait_for_selector("text=No backtest for run tiny yet")
+    assert "forecaster backtest --run" in page.locator("#bt-msg").inner_text()
+    _shot(page, "backtest-empty")
+
+
+def test_synthesis_page_explains_the_empty_state(server, page):
+    _open(page, server + "/synthesis", ".empty-state")
+    assert "synthetic.parquet" in page.locator(".empty-state").inner_text()
+
+
+def test_data_page_series_chart(server, page):
+    _open(page, server + "/data", "#dt-chart .js-plotly-plot")
+    page.wait_for_function("document.querySelector('#dt-chart .js-plotly-plot').data.some(t => t.name === 'SPX')")
+    _choose(page, "dt-series", "WTI")
+    page.wait_for_function("document.querySelector('#dt-chart .js-plotly-plot').data.some(t => t.name === 'WTI')")
+    assert "day 15 of month M+1" in page.locator("#dt-rules").inner_text()
+    _shot(page, "data")
+
+
+def test_navigation_between_pages_is_fast(server, page):
+    _open(page, server + "/", "#fc-fan .js-plotly-plot")
+    for name, ready in (("Regimes", "#rg-stack-volatility"), ("Data", "#dt-chart"), ("Forecast", "#fc-fan")):
+        t0 = time.perf_counter()
+        page.click(f".navbar >> text={name}")
+        page.wait_for_selector(f"{ready} .js-plotly-plot")
+        assert time.perf_counter() - t0 < 15, f"{name} took too long"
+
+
+def test_browser_console_has_no_errors(console):
+    assert console == []
