@@ -60,7 +60,7 @@ columns = st.builds(
     make_column,
     family=st.sampled_from(FAMILIES),
     n=st.integers(1, 300),
-    log10_scale=st.floats(-12, 12),
+    log10_scale=st.one_of(st.floats(-12, 12), st.floats(-250, 250)),
     nan_frac=st.sampled_from([0.0, 0.0, 0.1, 0.5]),
     seed=st.integers(0, 2**32 - 1),
 )
@@ -70,7 +70,11 @@ columns = st.builds(
 @given(x=columns, transform=st.sampled_from(sorted(TRANSFORMS)), base=st.sampled_from([2, 7, 10, 16, 64]), seed=st.integers(0, 2**16))
 def test_float_round_trip_within_reported_bound(x, transform, base, seed):
     x = domain_ok(transform, x)
-    codec = fit_codec("x", pd.Series(x), ColumnSpec(kind="float", transform=transform, base=base))
+    try:
+        codec = fit_codec("x", pd.Series(x), ColumnSpec(kind="float", transform=transform, base=base))
+    except SpecError as exc:  # Yeo-Johnson's power overflows on huge magnitudes: a typed error is right
+        assert transform == "yeo_johnson" and np.nanmax(np.abs(x)) > 1e100, exc
+        return
     assert isinstance(codec, FloatCodec) and np.isfinite(codec.error_bound) and codec.error_bound >= 0
     ids, n_clamped = codec.encode(pd.Series(x), offset=5)
     check_slots(codec, ids, 5)
@@ -240,7 +244,7 @@ def test_datetime_parts_clamp_and_reject_impossible_dates():
     assert bad.tolist() == [True] and y.isna().all()
 
 
-@pytest.mark.parametrize("values", [[1e-300, 2e-300, 5e-301], [-1e300, 1e300], [1e12, 1e12 + 1e-3, 1e12 + 5e-4], [1e300, 1e300]])
+@pytest.mark.parametrize("values", [[1e-300, 2e-300, 5e-301], [-1e300, 1e300], [1e12, 1e12 + 1e-3, 1e12 + 5e-4], [1e300, 1e300], [0.0, 2.2e-309, 5e-324]])
 def test_extreme_magnitudes_round_trip(values):
     x = pd.Series(values)
     for transform in ("none", "signed_log", "quantile", "robust"):
@@ -249,7 +253,7 @@ def test_extreme_magnitudes_round_trip(values):
         assert np.all(np.abs(y - x.to_numpy()) <= codec.error_bound), transform
 
 
-@pytest.mark.parametrize("values, transform", [([-1.7e308, 1.7e308], "none"), ([5e-324, 1e-323], "none"), ([-1e300, 1e300], "yeo_johnson")])
+@pytest.mark.parametrize("values, transform", [([-1.7e308, 1.7e308], "none"), ([-1.7e308, 1.7e308], "quantile"), ([-1e300, 1e300], "yeo_johnson")])
 def test_unbinnable_columns_are_spec_errors(values, transform):
     with pytest.raises(SpecError, match="scale the column"):
         fit_codec("x", pd.Series(values), ColumnSpec(kind="float", transform=transform))

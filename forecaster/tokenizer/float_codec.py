@@ -57,6 +57,7 @@ class FloatCodec(ColumnCodec):
         anchor_code: int | None = None,
         grid_inv: float | None = None,
         error_bound: float = 0.0,
+        raw_range: tuple[float, float] | None = None,
     ) -> None:
         self.transform, self.layout = transform, layout
         self.lo, self.width = float(lo), float(width)
@@ -74,8 +75,10 @@ class FloatCodec(ColumnCodec):
             # end bins; values beyond are clamped onto it (and decode to the end bins' centres).
             edges = transform.inverse(np.array([self.lo, self.hi]))
             ends = self._centre_values(np.array([0, layout.n_codes - 1], dtype=np.int64))
-        self.raw_lo, self.raw_hi = float(edges[0]), float(edges[1])
+        self.raw_lo, self.raw_hi = (float(edges[0]), float(edges[1])) if raw_range is None else map(float, raw_range)
         self.decoded_lo, self.decoded_hi = float(ends[0]), float(ends[1])
+        with np.errstate(all="ignore"):  # a value inside every transform's domain, to stand in for NaN
+            self._fill = float(transform.inverse(np.array([self.fit_range[0]]))[0])
         # snap the anchor's bin to the exact anchor only where float rounding would miss it
         self._anchor_snap = False
         if self.anchor is not None:
@@ -95,11 +98,13 @@ class FloatCodec(ColumnCodec):
             raise SpecError(f"column {name!r}: step={spec.step} needs transform 'none', not {tname!r}")
         with np.errstate(over="ignore", invalid="ignore"):
             raw_span = float(x.max() - x.min()) if x.size else 0.0
-        if not math.isfinite(raw_span) or 0 < raw_span < np.finfo(np.float64).tiny * 2**20:
+        if not math.isfinite(raw_span):
             raise SpecError(
-                f"column {name!r}: values {x.min():g}..{x.max():g} are beyond what float64 arithmetic can bin "
-                "(a span that overflows, or subnormal differences); scale the column first"
+                f"column {name!r}: values {x.min():g}..{x.max():g} span more than float64 can hold; scale the column first"
             )
+        # values that differ by less than the smallest normal floats cannot be binned: the column is
+        # treated as constant (one bin at its median; the error bound is then at most that span)
+        constant = raw_span < np.finfo(np.float64).tiny * 2**20
         transform = fit_transform(tname, x, name, scale=spec.scale, n_quantiles=spec.n_quantiles, headroom=headroom)
         with np.errstate(all="ignore"):
             t = transform.forward(x) if x.size else np.zeros(1)
@@ -110,12 +115,12 @@ class FloatCodec(ColumnCodec):
             lo, hi = transform.bounds
         else:
             span = tmax - tmin
-            pad = headroom * span if span > 0 else max(abs(tmin), 1.0) * max(headroom, 0.01)
+            pad = headroom * span if span > 0 and not constant else max(abs(tmin), 1.0) * max(headroom, 0.01)
             lo, hi = tmin - pad, tmax + pad
         anchor = spec.anchor
         if anchor is None and x.size:
-            if x.min() == x.max():
-                anchor = float(x[0])
+            if constant:
+                anchor = float(np.median(x))
             elif x.min() <= 0 <= x.max():
                 anchor = 0.0
         if anchor is None and spec.step is not None:
@@ -138,7 +143,7 @@ class FloatCodec(ColumnCodec):
             return build(digits)
         if spec.digits is not None:
             return build(spec.digits)
-        if raw_span == 0:
+        if constant:
             return build(1)
         # default: 1e-4 of the span, but never finer than float64 can resolve at these magnitudes
         floor = 64 * float(np.spacing(max(abs(float(x.min())), abs(float(x.max())))))
@@ -176,6 +181,8 @@ class FloatCodec(ColumnCodec):
         else:
             width = (hi - lo) / n
         codec = cls(transform, layout, lo, width, fit_range, anchor, anchor_code, grid_inv)
+        if x.size:  # the fit data is representable even where the inverse transform rounds the edges inward
+            codec.raw_lo, codec.raw_hi = min(codec.raw_lo, float(x.min())), max(codec.raw_hi, float(x.max()))
         codec.error_bound = codec._worst_error(x)
         return codec
 
@@ -194,7 +201,7 @@ class FloatCodec(ColumnCodec):
         n_clamped = int(np.count_nonzero(xc != x))  # NaN != NaN: missing values counted, taken off below
         if any_missing:  # keep NaN out of the transforms; these rows get the missing ids
             n_clamped -= int(np.count_nonzero(missing))
-            np.copyto(xc, self.raw_lo, where=missing)
+            np.copyto(xc, self._fill, where=missing)
         t = self.transform.forward(xc)  # a new array, or xc itself (identity): ours to modify
         t -= self.lo
         t *= 1.0 / self.width
@@ -304,6 +311,7 @@ class FloatCodec(ColumnCodec):
             "anchor_code": self.anchor_code,
             "grid_inv": self.grid_inv,
             "error_bound": self.error_bound,
+            "raw_range": [self.raw_lo, self.raw_hi],
         }
 
     @classmethod
@@ -311,5 +319,5 @@ class FloatCodec(ColumnCodec):
         layout = DigitLayout(d["base"], d["digits"], d["nullable"])
         return cls(
             transform_from_dict(d["transform"]), layout, d["lo"], d["width"], tuple(d["fit_range"]),
-            d["anchor"], d["anchor_code"], d["grid_inv"], d["error_bound"],
+            d["anchor"], d["anchor_code"], d["grid_inv"], d["error_bound"], tuple(d["raw_range"]),
         )

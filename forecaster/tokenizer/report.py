@@ -54,8 +54,9 @@ def _errors(tok, name: str, original: pd.Series, decoded: pd.Series) -> tuple[np
     xs = pd.Series(original).reset_index(drop=True)
     present = xs.notna().to_numpy()
     known = present & (codec._index.get_indexer(xs.to_numpy(dtype=object)) >= 0)
-    equal = np.array([a == b for a, b in zip(xs[known], pd.Series(decoded)[known])], dtype=bool)
-    return np.zeros(int(known.sum())), int(present.sum()), int((~equal).sum())
+    a = xs[known].astype(object).to_numpy()
+    b = pd.Series(decoded).reset_index(drop=True)[known].astype(object).to_numpy()
+    return np.zeros(int(known.sum())), int(present.sum()), int(np.count_nonzero(a != b))
 
 
 def precision_report(tok, frame: pd.DataFrame) -> pd.DataFrame:

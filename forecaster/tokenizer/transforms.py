@@ -239,10 +239,13 @@ class Quantile(Transform):
         last = np.r_[first[1:] - 1, q.size - 1]
         pk = 0.5 * (levels[first] + levels[last])  # a repeated knot sits mid-mass
         span = xk[-1] - xk[0]
-        pad = headroom * span if span > 0 else max(abs(xk[0]), 1.0) * max(headroom, 0.01)
-        pad = max(pad, 1e-9 * max(abs(xk[0]), abs(xk[-1]), 1.0))
+        scale = span if span > 0 else max(abs(xk[0]), np.finfo(np.float64).tiny * 2**20)
+        pad = max(headroom, 1e-6) * scale
+        # end knots strictly outside the data even where pad is below float resolution
+        lo_knot = min(xk[0] - pad, np.nextafter(xk[0], -np.inf))
+        hi_knot = max(xk[-1] + pad, np.nextafter(xk[-1], np.inf))
         inner = 1e-3 + (1 - 2e-3) * (pk - pk[0]) / (pk[-1] - pk[0]) if pk.size > 1 else np.array([0.5])
-        return cls(np.r_[xk[0] - pad, xk, xk[-1] + pad], np.r_[0.0, inner, 1.0])
+        return cls(np.r_[lo_knot, xk, hi_knot], np.r_[0.0, inner, 1.0])
 
     @property
     def bounds(self):
