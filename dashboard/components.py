@@ -92,6 +92,20 @@ def guarded(n_outputs: int):
     return deco
 
 
+def safe_layout(fn):
+    """Decorator for a page's ``layout``: an exception becomes a message on the page, never a blank page."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            log.warning("layout %s failed:\n%s", fn.__module__, traceback.format_exc())
+            return html.Div([html.H2("This page could not be built", className="page-title"), error_box(exc)])
+
+    return wrapper
+
+
 def control(label: str, component, width: str = "220px") -> html.Div:
     return html.Div(className="control", style={"minWidth": width}, children=[html.Label(label), component])
 

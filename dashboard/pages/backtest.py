@@ -8,7 +8,7 @@ from dash import Input, Output, State, callback, dash_table, dcc, html
 
 from dashboard import data, figures
 from dashboard.components import (card, control, demo_hint, dropdown, empty_state, guarded, run_options, runs_dir,
-                                  series_options, table_style)
+                                  safe_layout, series_options, table_style)
 
 dash.register_page(__name__, path="/backtest", name="Backtest", title="Backtest · Forecaster", order=3)
 
@@ -21,6 +21,7 @@ def backtest_hint(runs, run: str) -> html.Div:
         command=f"forecaster backtest --run {runs}/{run} --out {runs}/{run}/backtests/main")
 
 
+@safe_layout
 def layout(**_query) -> html.Div:
     runs = runs_dir()
     run_opts = run_options(runs)

@@ -6,13 +6,15 @@ import pandas as pd
 from dash import Input, Output, callback, dash_table, dcc, html
 
 from dashboard import data, figures
-from dashboard.components import card, control, dropdown, guarded, info_box, run_options, runs_dir, series_options, table_style
+from dashboard.components import (card, control, dropdown, guarded, info_box, run_options, runs_dir, safe_layout,
+                                  series_options, table_style)
 
 dash.register_page(__name__, path="/data", name="Data", title="Data · Forecaster", order=5)
 
 EMBEDDED = "__embedded__"
 
 
+@safe_layout
 def layout(**_query) -> html.Div:
     runs = runs_dir()
     opts = run_options(runs) + [{"label": "embedded offline data (no run)", "value": EMBEDDED}]

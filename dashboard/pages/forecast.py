@@ -6,7 +6,7 @@ from dash import Input, Output, State, callback, dash_table, dcc, html
 
 from dashboard import data, figures
 from dashboard.components import (card, control, demo_hint, dropdown, forecast_options, guarded, run_options, runs_dir,
-                                  series_options, table_style)
+                                  safe_layout, series_options, table_style)
 
 dash.register_page(__name__, path="/", name="Forecast", title="Forecast · Forecaster", order=0)
 
@@ -15,6 +15,7 @@ SAMPLE_CHOICES = [{"label": "none", "value": 0}, {"label": "5", "value": 5}, {"l
 HISTORY_CHOICES = [{"label": "6m", "value": 125}, {"label": "1y", "value": 250}, {"label": "2y", "value": 500}]
 
 
+@safe_layout
 def layout(**_query) -> html.Div:
     runs = runs_dir()
     run_opts = run_options(runs)

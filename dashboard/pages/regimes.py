@@ -7,7 +7,7 @@ from dash import Input, Output, State, callback, dash_table, dcc, html
 
 from dashboard import data, figures
 from dashboard.components import (card, control, demo_hint, dropdown, forecast_options, guarded, info_box, run_options,
-                                  runs_dir, table_style)
+                                  runs_dir, safe_layout, table_style)
 from forecaster.regimes import DEFAULT_REGIMES, historical_regimes, regime_probabilities, trend_probabilities
 
 dash.register_page(__name__, path="/regimes", name="Regimes", title="Regimes · Forecaster", order=1)
@@ -15,6 +15,7 @@ dash.register_page(__name__, path="/regimes", name="Regimes", title="Regimes · 
 GRAPH_CONFIG = {"displaylogo": False}
 
 
+@safe_layout
 def layout(**_query) -> html.Div:
     runs = runs_dir()
     run_opts = run_options(runs)

@@ -11,7 +11,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import data, figures, jobs as jobs_mod
 from dashboard.components import (card, control, demo_hint, dropdown, error_box, forecast_options, guarded, info_box,
-                                  jobs, run_options, runs_dir, series_options, table_style, triggered_id)
+                                  jobs, run_options, runs_dir, safe_layout, series_options, table_style, triggered_id)
 
 dash.register_page(__name__, path="/scenarios", name="Scenarios", title="Scenarios · Forecaster", order=2)
 
@@ -27,6 +27,7 @@ FILE_OPTIONS = [{"label": "Parquet", "value": "parquet"}, {"label": "CSV", "valu
 RADIO = {"inputStyle": {"marginRight": "4px", "marginLeft": "8px"}, "inline": True}
 
 
+@safe_layout
 def layout(**_query) -> html.Div:
     runs = runs_dir()
     run_opts = run_options(runs)

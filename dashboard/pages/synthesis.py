@@ -8,7 +8,8 @@ import pandas as pd
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
 from dashboard import data, figures
-from dashboard.components import card, control, dropdown, empty_state, error_box, guarded, info_box, runs_dir, table_style
+from dashboard.components import (card, control, dropdown, empty_state, error_box, guarded, info_box, runs_dir,
+                                  safe_layout, table_style)
 
 dash.register_page(__name__, path="/synthesis", name="Synthesis", title="Synthesis · Forecaster", order=4)
 
@@ -24,6 +25,7 @@ def synth_hint(runs) -> html.Div:
     ])
 
 
+@safe_layout
 def layout(**_query) -> html.Div:
     runs = runs_dir()
     names = data.list_synth(runs)
