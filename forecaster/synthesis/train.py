@@ -1,0 +1,118 @@
+"""Train the GPT on credit-card documents: table -> tokenizer -> per-card windows -> engine.
+
+The run directory is the one of ``forecaster train`` (``training.checkpoint``)
+plus ``tokenizer.json`` and ``synthesis.json``: the columns the model writes and
+the *aggregate* statistics generation starts from (how often each card index
+occurs, how many transactions fall in each month, the most common value of each
+column). No real transaction is stored in the run directory; the model weights
+and the tokenizer's category lists (merchant ids, cities, zips) are of course
+derived from the training data, so treat the run directory as confidential.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from data_sources.atomic import write_text
+from forecaster.synthesis.documents import (
+    MODEL_COLUMNS, SynthesisInputError, card_segments, check_table, fit_tokenizer, window_datasets,
+)
+
+SYNTHESIS_FILE = "synthesis.json"
+TOKENIZER_FILE = "tokenizer.json"
+FORMAT = "forecaster-synthesis"
+VERSION = 1
+
+
+@dataclass
+class SynthTrainResult:
+    """What a training call did: the engine's result plus the data it saw."""
+
+    run_dir: Path
+    steps: int
+    train_loss: float
+    val_loss: float
+    best_val_loss: float
+    reason: str
+    train_windows: int
+    val_windows: int
+    tokens_per_row: int
+    vocab_size: int
+
+
+def seed_statistics(table: pd.DataFrame) -> dict:
+    """Aggregates that generation starts from: card frequencies, monthly counts, per-column modes.
+
+    Returns a JSON-able dict: ``cards`` {card: count}, ``months`` {"YYYY-MM": count},
+    ``modes`` {column: most common value as text or number, None for missing}.
+    """
+    cards = table["card"].astype("int64").value_counts().sort_index()
+    months = table["timestamp"].dt.to_period("M").astype(str).value_counts().sort_index()
+    modes: dict = {}
+    for col in MODEL_COLUMNS:
+        if col in ("card", "timestamp"):
+            continue
+        if col == "amount":
+            modes[col] = float(table[col].median())
+            continue
+        counts = table[col].value_counts(dropna=False)
+        value = counts.index[0]
+        modes[col] = None if pd.isna(value) else (value.item() if hasattr(value, "item") else value)
+    return {"cards": {str(k): int(v) for k, v in cards.items()},
+            "months": {str(k): int(v) for k, v in months.items()}, "modes": modes}
+
+
+def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "small", *,
+                      max_minutes: float | None = None, max_steps: int | None = None,
+                      context_rows: int | None = None, batch_size: int | None = None, lr: float | None = None,
+                      val_fraction: float | None = None, seed: int | None = None, patience: int | None = None,
+                      eval_every: int | None = None, progress: bool = True, info: dict | None = None,
+                      log=None) -> SynthTrainResult:
+    """Fit the tokenizer on ``table`` (typed TabFormer) and train (or resume) the GPT in ``run_dir``.
+
+    Windows are ``context_rows`` consecutive transactions of one card; the latest
+    ``val_fraction`` of every card's rows is the validation set. Rerunning on the
+    same ``run_dir`` resumes (the tokenizer saved there is reused, and a run
+    trained on other data is refused by its fingerprint).
+    """
+    from forecaster.tokenizer import TableTokenizer
+    from forecaster.training.config import TrainConfig, model_config_for
+    from forecaster.training.engine import train as run_training
+
+    check_table(table)
+    cfg = TrainConfig.from_preset(preset, max_minutes=max_minutes, max_steps=max_steps, context_rows=context_rows,
+                                  batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
+                                  patience=patience, eval_every=eval_every)
+    run_dir = Path(run_dir)
+    tok_path = run_dir / TOKENIZER_FILE
+    tok = fit_tokenizer(table)
+    if tok_path.exists():
+        saved = TableTokenizer.load(tok_path)
+        if saved.fingerprint() != tok.fingerprint():
+            raise SynthesisInputError(f"{run_dir} holds a run trained on other data (tokenizer differs); "
+                                      "use a new --out directory")
+        tok = saved
+    segments = card_segments(tok, table)
+    train_ds, val_ds = window_datasets(segments, cfg.context_rows, cfg.val_fraction)
+    mcfg = model_config_for(preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not tok_path.exists():
+        tok.save(tok_path)
+    meta = {"format": FORMAT, "version": VERSION, "columns": list(MODEL_COLUMNS),
+            "documents": len(segments), "rows": int(len(table)),
+            "first_date": str(table["timestamp"].min()), "last_date": str(table["timestamp"].max()),
+            "seed": seed_statistics(table)}
+    if not (run_dir / SYNTHESIS_FILE).exists():
+        write_text(run_dir / SYNTHESIS_FILE, json.dumps(meta, indent=2, sort_keys=True))
+    if log is not None:
+        log(f"{len(table):,} transactions in {len(segments)} card histories -> {tok.tokens_per_row} tokens/row, "
+            f"vocabulary {tok.vocab_size:,}; windows of {cfg.context_rows} rows; "
+            f"{len(train_ds):,} training and {len(val_ds):,} validation windows (latest {cfg.val_fraction:.0%} of each card)")
+    run_info = {"source": "tabformer-synthesis", "documents": len(segments), **(info or {})}
+    res = run_training(mcfg, cfg, train_ds, val_ds, run_dir, info=run_info, fingerprint=tok.fingerprint(),
+                       progress=progress)
+    return SynthTrainResult(run_dir, res.step, res.train_loss, res.val_loss, res.best_val_loss, res.reason,
+                            len(train_ds), len(val_ds), tok.tokens_per_row, tok.vocab_size)
