@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dash
-from dash import Dash, dcc, html
+from dash import Dash, Input, Output, dcc, html
 
 from dashboard.components import JOBS_KEY, RUNS_KEY
 from dashboard.jobs import JobRunner
@@ -45,10 +45,22 @@ def create_app(runs_dir: str | Path) -> Dash:
     app.server.config[RUNS_KEY] = str(Path(runs_dir).resolve())
     app.server.config[JOBS_KEY] = JobRunner()
     app.layout = html.Div(className="shell", children=[
+        dcc.Location(id="url", refresh=False),
         _navbar(),
         html.Main(className="content", children=[dash.page_container]),
         html.Footer(className="footer", children=[
             "Runs folder: ", html.Code(str(Path(runs_dir).resolve())),
             " · forecasts are samples from a generative model; bands are quantiles across paths, not guarantees."]),
     ])
+    links = [f"nav-{page['module'].split('.')[-1]}" for page in dash.page_registry.values()]
+    paths = [page["relative_path"] for page in dash.page_registry.values()]
+    # Highlight the current page's link in the browser (no server round trip).
+    app.clientside_callback(
+        f"""function(pathname) {{
+            const paths = {paths!r};
+            return paths.map(p => 'nav-link' + (p === pathname ? ' active' : ''));
+        }}""",
+        [Output(link, "className") for link in links],
+        Input("url", "pathname"),
+    )
     return app

@@ -156,3 +156,11 @@ def forecast_options(runs, run: str | None, kind: str = "forecasts") -> list[dic
     if not run:
         return []
     return [{"label": name, "value": name} for name in data.list_forecasts(runs, run, kind)]
+
+
+def default_run(runs, run_opts: list[dict], kind: str = "forecasts") -> str:
+    """The newest run that has a forecast (so a fresh, empty run does not hide the others), else the newest."""
+    for opt in run_opts:
+        if forecast_options(runs, opt["value"], kind):
+            return opt["value"]
+    return run_opts[0]["value"]

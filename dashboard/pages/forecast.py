@@ -5,8 +5,9 @@ import dash
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
 from dashboard import data, figures
-from dashboard.components import (card, control, demo_hint, dropdown, forecast_options, guarded, run_options, runs_dir,
-                                  safe_layout, series_options, table_style)
+from dashboard.components import (card, control, default_run, demo_hint, dropdown, forecast_options, guarded,
+                                  run_options, runs_dir, safe_layout,
+                                  series_options, table_style)
 
 dash.register_page(__name__, path="/", name="Forecast", title="Forecast · Forecaster", order=0)
 
@@ -24,7 +25,7 @@ def layout(**_query) -> html.Div:
                      className="page-sub")]
     if not run_opts:
         return html.Div(header + [demo_hint(runs)])
-    run = run_opts[0]["value"]
+    run = default_run(runs, run_opts)
     fc_opts = forecast_options(runs, run)
     return html.Div(header + [
         html.Div(className="controls", children=[
@@ -47,6 +48,8 @@ def layout(**_query) -> html.Div:
                  {"name": "25%", "id": "q25"}, {"name": "median", "id": "q50"}, {"name": "75%", "id": "q75"},
                  {"name": "95%", "id": "q95"}], data=[], sort_action="native", page_size=40, **table_style()),
              title="Quantiles at 21, 63, 125 and 250 business days"),
+        card(dcc.Graph(id="fc-curve", figure=figures.empty_figure("…", height=260), config={"displaylogo": False}),
+             html.Div(id="fc-run-info", className="meta"), html.Div(id="fc-run-msg"), title="The model behind it"),
     ])
 
 
@@ -99,3 +102,17 @@ def draw(series, n_samples, history_days, run, name):
             f"data {meta.get('data')} · model {str(meta.get('model_sha256') or '')[:12]} · "
             f"decoded cells {100 * data.finite_fraction(fc.paths):.1f}% · created {meta.get('created_at', '?')}")
     return fig, figures.summary_rows(fc), text, None
+
+
+@callback(Output("fc-curve", "figure"), Output("fc-run-info", "children"),
+          Output("fc-run-msg", "children"), Input("fc-run", "value"))
+@guarded(3)
+def draw_run(run):
+    """The run's learning curve and what it was trained on."""
+    if not run:
+        return figures.empty_figure("no run"), "", None
+    runs = runs_dir()
+    info = data.run_info(runs, run)
+    text = (f"run {run} · data {info.get('data')} · series {', '.join(info.get('series', []))} · trained on "
+            f"{' .. '.join(info.get('train_range', []) or ['?'])} · validation {' .. '.join(info.get('val_range', []) or ['?'])}")
+    return figures.learning_curve(data.read_metrics(runs, run)), text, None

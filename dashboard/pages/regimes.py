@@ -6,8 +6,9 @@ import pandas as pd
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
 from dashboard import data, figures
-from dashboard.components import (card, control, demo_hint, dropdown, forecast_options, guarded, info_box, run_options,
-                                  runs_dir, safe_layout, table_style)
+from dashboard.components import (card, control, default_run, demo_hint, dropdown, forecast_options, guarded,
+                                  info_box, run_options, runs_dir, safe_layout,
+                                  table_style)
 from forecaster.regimes import DEFAULT_REGIMES, historical_regimes, regime_probabilities, trend_probabilities
 
 dash.register_page(__name__, path="/regimes", name="Regimes", title="Regimes · Forecaster", order=1)
@@ -24,7 +25,7 @@ def layout(**_query) -> html.Div:
                      "regime on every horizon day, next to the regimes the data went through.", className="page-sub")]
     if not run_opts:
         return html.Div(header + [demo_hint(runs)])
-    run = run_opts[0]["value"]
+    run = default_run(runs, run_opts)
     fc_opts = forecast_options(runs, run)
     blocks = []
     for regime in DEFAULT_REGIMES:

@@ -10,8 +10,10 @@ from dash import Input, Output, State, callback, dash_table, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import data, figures, jobs as jobs_mod
-from dashboard.components import (card, control, demo_hint, dropdown, error_box, forecast_options, guarded, info_box,
-                                  jobs, run_options, runs_dir, safe_layout, series_options, table_style, triggered_id)
+from dashboard.components import (card, control, default_run, demo_hint, dropdown, error_box, forecast_options,
+                                  guarded, info_box, jobs, run_options, runs_dir,
+                                  safe_layout, series_options, table_style,
+                                  triggered_id)
 
 dash.register_page(__name__, path="/scenarios", name="Scenarios", title="Scenarios · Forecaster", order=2)
 
@@ -37,7 +39,7 @@ def layout(**_query) -> html.Div:
                      className="page-sub")]
     if not run_opts:
         return html.Div(header + [demo_hint(runs)])
-    run = run_opts[0]["value"]
+    run = default_run(runs, run_opts)
     fc_opts = forecast_options(runs, run)
     saved = forecast_options(runs, run, "scenarios")
     return html.Div(header + [
