@@ -47,7 +47,7 @@ def _losses(run_dir: Path, split: str = "train") -> list[float]:
     return [r["loss"] for r in read_metrics(run_dir) if r["split"] == split]
 
 
-@pytest.mark.parametrize("zero_stage", [0, 2])
+@pytest.mark.parametrize("zero_stage", [0, 2, 3])
 def test_deepspeed_gives_the_torch_losses_on_one_process(tmp_path, one_process_group, zero_stage):
     mcfg, cfg, train_ds, val_ds = _setup(zero_stage=zero_stage)
     ref = train(mcfg, cfg, train_ds, val_ds, tmp_path / "torch", progress=False)

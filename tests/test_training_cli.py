@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from forecaster.cli import main
-from forecaster.training.checkpoint import RunDir
+from forecaster.training.checkpoint import CheckpointError, RunDir, load_model, load_tokenizer
 from forecaster.training.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def test_bad_options_are_one_line_errors(tmp_path, shared_mapping, capsys):
 
 def _cmd(mapping: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "forecaster", "train", "--data", str(mapping), "--out", str(out), "--preset", "tiny",
-            "--max-steps", "24", "--eval-every", "12", "--log-every", "2", "--no-progress"]
+            "--max-steps", "40", "--eval-every", "20", "--log-every", "1", "--no-progress"]
 
 
 @pytest.mark.slow
@@ -41,13 +41,13 @@ def test_ctrl_c_then_rerun_ends_like_an_uninterrupted_run(tmp_path, shared_mappi
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while not read_metrics(cut) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)  # Ctrl-C
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err[-2000:]
     assert "rerun the same command to resume" in err
     latest = RunDir(cut).latest()
-    assert latest["finished"] is False and 2 <= latest["step"] < 24
+    assert latest["finished"] is False and 1 <= latest["step"] < 40
 
     resumed = subprocess.run(_cmd(shared_mapping, cut), cwd=REPO, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -58,7 +58,7 @@ def test_ctrl_c_then_rerun_ends_like_an_uninterrupted_run(tmp_path, shared_mappi
         return json.loads((run / "checkpoint" / RunDir(run).latest()["dir"] / "state.json").read_text())
 
     a, b = final(cut), final(tmp_path / "full")
-    assert a["step"] == b["step"] == 24
+    assert a["step"] == b["step"] == 40
     assert a["files"]["model.safetensors"] == b["files"]["model.safetensors"], "resumed weights differ"
     assert a["val_loss"] == b["val_loss"]
 
@@ -73,3 +73,9 @@ def test_train_on_credit_card_documents(tmp_path, shared_data):
     assert info["source"] == "tabformer" and info["documents"] == 5  # User 0 has cards 0-4
     assert info["last_date"] <= "2015-12-31" and info["train_range"][1] <= info["val_range"][0]  # split mid-day
     assert [r["step"] for r in read_metrics(out) if r["split"] == "val"] == [3, 6]
+    tok = load_tokenizer(out)
+    model = load_model(out, fingerprint=tok.fingerprint())
+    assert model.config.row_len == tok.tokens_per_row and model.config.vocab_size == tok.vocab_size
+    (out / "run.json").write_text(json.dumps({**info, "tokenizer_fingerprint": "0" * 64}))
+    with pytest.raises(CheckpointError, match="another tokenizer"):
+        load_tokenizer(out)

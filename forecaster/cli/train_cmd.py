@@ -58,6 +58,7 @@ def train(
     from forecaster.cli.data_cmd import build, parse_date
     from forecaster.features import model_frame
     from forecaster.tokenizer import TableTokenizer, market_specs
+    from forecaster.training.checkpoint import RunDir
     from forecaster.training.config import TrainConfig, model_config_for
     from forecaster.training.engine import train as run_training
     from forecaster.training.windows import make_datasets, panel_segment
@@ -88,7 +89,7 @@ def train(
     run_dir = Path(out)
     if rank0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not (run_dir / "tokenizer.json").exists():
+        if RunDir(run_dir).latest() is None:  # a fresh run (a resumed one checks the fingerprint instead)
             tok.save(run_dir / "tokenizer.json")
         typer.echo(f"{sum(len(g.tokens) for g in segments):,} {what} -> {tok.tokens_per_row} tokens/row, "
                    f"vocabulary {tok.vocab_size:,}; windows of {cfg.context_rows} rows ({mcfg.block_size} tokens); "

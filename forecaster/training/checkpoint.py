@@ -223,3 +223,18 @@ def load_model(run_dir: str | Path, which: str = "best", fingerprint: str | None
             raise CheckpointError(f"{run.path} has no weights yet; train first")
         load_weights(model, loaded[0] / "model.safetensors")
     return model.eval()
+
+
+def load_tokenizer(run_dir: str | Path):
+    """The run's tokenizer, refused if it is not the one the model was trained with."""
+    from forecaster.tokenizer import TableTokenizer
+
+    run = RunDir(run_dir)
+    if not run.tokenizer.exists():
+        raise CheckpointError(f"{run.path} has no tokenizer.json")
+    try:
+        tok = TableTokenizer.load(run.tokenizer)
+    except UserError as exc:
+        raise CheckpointError(f"cannot read {run.tokenizer}: {exc}") from None
+    run.check_tokenizer(tok.fingerprint())
+    return tok

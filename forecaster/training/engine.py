@@ -19,10 +19,14 @@ optimizer state, so an interrupted run ends where an uninterrupted one does.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
 import os
 import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +34,7 @@ from typing import Callable
 
 import torch
 
+from data_sources.atomic import atomic_path, write_text
 from forecaster.model import GPT, GPTConfig
 from forecaster.training.checkpoint import CheckpointError, RunDir, load_weights, save_weights
 from forecaster.training.config import ConfigError, TrainConfig
@@ -81,11 +86,13 @@ def setup_distributed(engine: str) -> DistInfo:
 
 
 def _all_reduce_sum(t: torch.Tensor, dist: DistInfo) -> torch.Tensor:
+    """Sum of ``t`` over ranks, returned on the CPU (NCCL reduces on the GPU, so it travels there)."""
     if dist.world > 1:
         import torch.distributed as tdist
 
+        t = t.to(dist.device)
         tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
-    return t
+    return t.cpu()
 
 
 def _barrier(dist: DistInfo) -> None:
@@ -131,6 +138,9 @@ class TorchBackend:
     def module(self) -> GPT:
         return self.model
 
+    def full_weights_context(self):
+        return contextlib.nullcontext()
+
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
@@ -157,7 +167,7 @@ class TorchBackend:
         return loss.item()
 
     def save_state(self, step_dir: Path, dist: DistInfo) -> None:
-        with _atomic(step_dir / "optimizer.pt") as tmp:
+        with atomic_path(step_dir / "optimizer.pt") as tmp:
             torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}, tmp)
 
     def load_state(self, step_dir: Path) -> None:
@@ -223,9 +233,7 @@ class DeepSpeedBackend:
         return loss.item()
 
     def full_weights_context(self):
-        """Context in which ``module``'s parameters are whole (ZeRO-3 partitions them)."""
-        import contextlib
-
+        """Context in which ``module``'s parameters are whole (ZeRO-3 partitions them); collective."""
         if self.cfg.zero_stage == 3:
             import deepspeed
 
@@ -246,12 +254,6 @@ class DeepSpeedBackend:
             raise CheckpointError(f"DeepSpeed could not load the checkpoint in {path}")
 
 
-def _atomic(path: Path):
-    from data_sources.atomic import atomic_path
-
-    return atomic_path(path)
-
-
 # -- the loop ------------------------------------------------------------------------------
 
 @dataclass
@@ -266,15 +268,10 @@ class TrainResult:
 
 def _param_digests(backend, dist: DistInfo) -> list[str]:
     """sha256 of this rank's full weights, gathered from every rank (data parallel must keep them equal)."""
-    import hashlib
-
     import torch.distributed as tdist
 
-    ctx = backend.full_weights_context() if hasattr(backend, "full_weights_context") else None
     h = hashlib.sha256()
-    import contextlib
-
-    with ctx if ctx is not None else contextlib.nullcontext():
+    with backend.full_weights_context():
         for name, p in backend.module.named_parameters():
             h.update(name.encode())
             h.update(p.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
@@ -295,8 +292,6 @@ class _StopFlag:
         self._previous = None
 
     def __enter__(self) -> "_StopFlag":
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -373,9 +368,6 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_d
         backend.load_state(loaded[0])
         metrics.truncate_after(start)
     if dist.is_main and cfg.engine == "deepspeed":
-        from data_sources.atomic import write_text
-        import json
-
         write_text(run.path / "deepspeed_config.json", json.dumps(backend.config, indent=2))
 
     tokens_per_step = cfg.batch_size * (train_ds.context_rows * train_ds.row_len - 1)
@@ -399,26 +391,18 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_d
             run.prepare_step_dir(step)
         _barrier(dist)
         backend.save_state(step_dir, dist)
-        ctx = backend.full_weights_context() if hasattr(backend, "full_weights_context") else None
-        if ctx is not None:
-            with ctx:
-                if dist.is_main:
-                    save_weights(backend.module, step_dir / "model.safetensors")
-        elif dist.is_main:
-            save_weights(backend.module, step_dir / "model.safetensors")
+        with backend.full_weights_context():
+            if dist.is_main:
+                save_weights(backend.module, step_dir / "model.safetensors")
         _barrier(dist)
         if dist.is_main:
             run.commit(step, state, finished=finished, reason=reason)
         _barrier(dist)
 
     def save_best() -> None:
-        ctx = backend.full_weights_context() if hasattr(backend, "full_weights_context") else None
-        if ctx is not None:
-            with ctx:
-                if dist.is_main:
-                    save_weights(backend.module, run.best_weights)
-        elif dist.is_main:
-            save_weights(backend.module, run.best_weights)
+        with backend.full_weights_context():
+            if dist.is_main:
+                save_weights(backend.module, run.best_weights)
 
     bar = None
     if progress and dist.is_main:
