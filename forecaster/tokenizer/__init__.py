@@ -16,6 +16,12 @@ Public API::
     frame2 = tok.decode(ids)             # or a flat sequence of whole rows
     mask = tok.valid_mask()              # (tokens_per_row, vocab_size) bool
     step = tok.constrained_mask(prefix)  # (batch, vocab_size) bool, given each row so far
+
+Sampling under the static ``valid_mask`` alone can still produce a row that does
+not decode (a missing token in only some digits of a value, 31 April); sample
+under ``constrained_mask`` to exclude those, or decode with ``errors="coerce"``
+(blank such cells) or ``errors="drop"`` (drop such rows). ``errors="raise"``
+(the default) names the first problem.
 """
 from forecaster.tokenizer.codec_base import ColumnCodec
 from forecaster.tokenizer.codecs import fit_codec, infer_kind
