@@ -1,0 +1,156 @@
+"""`forecaster synth`: train a synthesizer on credit-card transactions, generate, evaluate.
+
+    forecaster synth split    --data FILE --train TRAIN.csv --holdout HOLDOUT.csv [--fraction 0.8]
+    forecaster synth train    --data TRAIN.csv --out RUN_DIR [--preset tiny|small|base] [--max-minutes M]
+    forecaster synth generate --run RUN_DIR --rows N --out FILE.csv|FILE.parquet [--condition is_fraud=Yes ...]
+    forecaster synth evaluate --real HOLDOUT.csv --synthetic FILE --train TRAIN.csv --out DIR
+
+Input files are TabFormer CSVs (the published format) or typed Parquet tables;
+``--skip-bad-rows`` leaves malformed CSV lines out instead of stopping. See
+docs/SYNTHESIS.md.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from data_sources.errors import UserError
+
+synth = typer.Typer(help="Synthetic credit-card transactions: train, generate, evaluate.", no_args_is_help=True)
+
+SkipOpt = typer.Option(False, "--skip-bad-rows", help="Leave malformed CSV lines out (counted) instead of stopping at the first.")
+ThreadsOpt = typer.Option(1, "--threads", help="Torch CPU threads (1 is fastest on a shared, loaded CPU).")
+
+
+class SynthInterrupted(UserError):
+    """Ctrl-C during training: the checkpoint is saved; exit code 130."""
+
+    exit_code = 130
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    if n < 1:
+        raise UserError(f"--threads must be at least 1, got {n}")
+    torch.set_num_threads(n)
+
+
+@synth.command("split")
+def split_cmd(
+    data: Path = typer.Option(..., "--data", help="TabFormer CSV or typed Parquet file."),
+    train: Path = typer.Option(..., "--train", help="Output: the first part of every card's history (.csv or .parquet)."),
+    holdout: Path = typer.Option(..., "--holdout", help="Output: the rest of every card's history (.csv or .parquet)."),
+    fraction: float = typer.Option(0.8, "--fraction", help="Share of every card's rows (by time) in the training part."),
+    skip_bad_rows: bool = SkipOpt,
+) -> None:
+    """Split transactions per card by time: the first FRACTION trains, the rest is the held-out reference."""
+    from forecaster.synthesis.documents import read_table, split_by_card, write_table
+
+    tr, ho = split_by_card(read_table(data, skip_bad_rows), fraction)
+    write_table(tr, train)
+    write_table(ho, holdout)
+    typer.echo(f"{len(tr):,} training rows -> {train}; {len(ho):,} held-out rows -> {holdout}", err=True)
+
+
+@synth.command("train")
+def train_cmd(
+    data: Path = typer.Option(..., "--data", help="Training transactions: TabFormer CSV or typed Parquet."),
+    out: Path = typer.Option(..., "--out", help="Run directory (created; an existing checkpoint there is resumed)."),
+    preset: str = typer.Option("small", "--preset", help="Model size: tiny (tests), small (CPU), base (one GPU)."),
+    max_minutes: float = typer.Option(None, "--max-minutes", help="Wall-clock budget; stops with a checkpoint (rerun to continue)."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Optimizer steps (default: the preset's)."),
+    context_rows: int = typer.Option(None, "--context-rows", help="Transactions per training window (default: the preset's)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Windows per optimizer step."),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate."),
+    val_fraction: float = typer.Option(None, "--val-fraction", help="Latest fraction of every card's rows used for validation (default 0.1)."),
+    eval_every: int = typer.Option(None, "--eval-every", help="Validation loss every N steps."),
+    seed: int = typer.Option(None, "--seed", help="Seed of the weights and batches."),
+    threads: int = ThreadsOpt,
+    skip_bad_rows: bool = SkipOpt,
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """Train the GPT on windows of consecutive transactions of each card."""
+    from forecaster.synthesis.documents import read_table
+    from forecaster.synthesis.train import train_synthesizer
+
+    _threads(threads)
+    table = read_table(data, skip_bad_rows)
+    try:
+        res = train_synthesizer(table, out, preset, max_minutes=max_minutes, max_steps=max_steps,
+                                context_rows=context_rows, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
+                                eval_every=eval_every, seed=seed, progress=progress, info={"data": str(data)},
+                                log=lambda m: typer.echo(m, err=True))
+    except KeyboardInterrupt as exc:
+        raise SynthInterrupted(f"{exc or 'interrupted'}; rerun the same command to resume") from None
+    typer.echo(f"{res.reason}: {res.steps} steps, train loss {res.train_loss:.4f}, validation loss "
+               f"{res.val_loss:.4f} (best {res.best_val_loss:.4f}); run in {res.run_dir}", err=True)
+
+
+@synth.command("generate")
+def generate_cmd(
+    run: Path = typer.Option(..., "--run", help="Run directory of `forecaster synth train`."),
+    rows: int = typer.Option(..., "--rows", help="Rows to generate (with --context: new rows per context card)."),
+    out: Path = typer.Option(..., "--out", help="Output file: .csv (TabFormer format) or .parquet (typed table)."),
+    condition: list[str] = typer.Option(None, "--condition", help="Fix a column in every row, e.g. is_fraud=Yes, merchant_state=CA (repeatable)."),
+    context: Path = typer.Option(None, "--context", help="Continue the cards of this file (their latest rows are the prompt)."),
+    rows_per_history: int = typer.Option(200, "--rows-per-history", help="Rows per synthetic card history."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature (1 = the model's distribution)."),
+    top_p: float = typer.Option(None, "--top-p", help="Nucleus sampling threshold (default off)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    batch_paths: int = typer.Option(64, "--batch-paths", help="Histories sampled together."),
+    which: str = typer.Option("best", "--weights", help="best (lowest validation loss) or last."),
+    threads: int = ThreadsOpt,
+    skip_bad_rows: bool = SkipOpt,
+) -> None:
+    """Sample synthetic transactions (every row valid by construction) and write them."""
+    from forecaster.synthesis.documents import SynthesisInputError, read_table, write_table
+    from forecaster.synthesis.generate import Synthesizer, parse_condition
+
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise SynthesisInputError(f"{out}: the output must end in .csv or .parquet")
+    if temperature < 0 or (top_p is not None and not 0 < top_p <= 1):
+        raise UserError("--temperature must be >= 0 and --top-p in (0, 1]")
+    _threads(threads)
+    conditions = dict(parse_condition(c) for c in (condition or []))
+    ctx = read_table(context, skip_bad_rows) if context is not None else None
+    synth_model = Synthesizer(run, which=which)
+    table, stats = synth_model.generate(rows, rows_per_history=rows_per_history, conditions=conditions, context=ctx,
+                                        seed=seed, temperature=temperature, top_p=top_p, batch_paths=batch_paths)
+    write_table(table, out)
+    typer.echo(f"{stats.rows:,} rows in {stats.histories} histories -> {out} ({stats.seconds:.1f} s, "
+               f"{stats.rows_per_s:,.0f} rows/s; {stats.reordered_rows} rows reordered by time)", err=True)
+
+
+@synth.command("evaluate")
+def evaluate_cmd(
+    real: Path = typer.Option(..., "--real", help="Held-out real transactions (the reference)."),
+    synthetic: Path = typer.Option(..., "--synthetic", help="Synthetic transactions to judge."),
+    out: Path = typer.Option(..., "--out", help="Output folder: report.json, summary.csv, report.html, samples."),
+    train: Path = typer.Option(None, "--train", help="The model's training transactions: copies are checked against them (default: --real)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the subsamples and the fraud classifiers."),
+    dcr_rows: int = typer.Option(2000, "--dcr-rows", help="Synthetic rows used for distance-to-closest-record."),
+    skip_bad_rows: bool = SkipOpt,
+) -> None:
+    """Privacy, fidelity and utility report of a synthetic table against real held-out transactions."""
+    from forecaster.synthesis.documents import read_table
+    from forecaster.synthesis.evaluate import evaluate
+    from forecaster.synthesis.report import markdown_table, write_report
+
+    real_t = read_table(real, skip_bad_rows)
+    syn_t = read_table(synthetic, skip_bad_rows)
+    train_t = read_table(train, skip_bad_rows) if train is not None else None
+    report = evaluate(real_t, syn_t, train_t, seed=seed, dcr_rows=dcr_rows)
+    report["inputs"] = {"real": str(real), "synthetic": str(synthetic), "train": None if train is None else str(train),
+                        "seed": seed}
+    write_report(report, real_t, syn_t, out, seed=seed)
+    typer.echo(markdown_table(report))
+    if report["coarse"]["exact_copy_flagged"]:
+        typer.echo(f"WARNING: {report['coarse']['exact_copy_rate']:.2%} of the synthetic rows are exact copies of "
+                   "training rows; do not share this table", err=True)
+    typer.echo(f"report in {out}", err=True)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(synth, name="synth")

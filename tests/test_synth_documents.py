@@ -1,0 +1,111 @@
+"""Synthesis documents on the real TabFormer sample: split, segments, tokenizer round trip, files, bad input."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_sources.errors import DataError, UserError
+from data_sources.tabformer import PUBLISHED_COLUMNS, TYPED_COLUMNS
+from forecaster.synthesis.documents import (
+    MODEL_COLUMNS, SynthesisInputError, card_segments, fit_tokenizer, read_table, split_by_card,
+    split_segments, write_table,
+)
+
+
+@pytest.fixture(scope="module")
+def sample(shared_data: Path) -> pd.DataFrame:
+    return read_table(shared_data / "tabformer" / "User0_credit_card_transactions.csv")
+
+
+def test_split_by_card_keeps_every_row_once_and_cuts_each_card_by_time(sample):
+    train, holdout = split_by_card(sample, 0.8)
+    assert len(train) + len(holdout) == len(sample) == 19_963
+    for card, rows in sample.groupby("card"):
+        tr, ho = train[train.card == card], holdout[holdout.card == card]
+        assert len(tr) == round(len(rows) * 0.8)
+        assert tr.timestamp.max() <= ho.timestamp.min()  # every held-out row is later
+    both = pd.concat([train, holdout]).sort_values(["card", "timestamp", "amount", "merchant_name"])
+    ref = sample.sort_values(["card", "timestamp", "amount", "merchant_name"])
+    pd.testing.assert_frame_equal(both.reset_index(drop=True), ref.reset_index(drop=True))
+
+
+def test_split_fraction_out_of_range_is_a_user_error(sample):
+    with pytest.raises(SynthesisInputError, match="fraction"):
+        split_by_card(sample, 1.0)
+
+
+def test_tokenizer_round_trip_on_the_real_sample(sample):
+    tok = fit_tokenizer(sample)
+    assert tok.columns == list(MODEL_COLUMNS) and "user" not in tok.columns
+    back = tok.decode(tok.encode(sample[list(MODEL_COLUMNS)]))
+    for col in MODEL_COLUMNS:
+        a, b = sample[col].reset_index(drop=True), back[col]
+        if col == "amount":
+            np.testing.assert_allclose(b.to_numpy(float), a.to_numpy(float), atol=1e-9)  # cent grid: exact
+        else:
+            assert (a.astype(object).fillna("NA").astype(str) == b.astype(object).fillna("NA").astype(str)).all(), col
+
+
+def test_card_segments_are_per_card_and_time_ordered(sample):
+    tok = fit_tokenizer(sample)
+    segs = card_segments(tok, sample)
+    assert sorted(len(s.tokens) for s in segs) == sorted(sample.groupby("card").size().tolist())
+    for s in segs:
+        assert (np.diff(s.times.astype("int64")) >= 0).all()
+        assert s.tokens.shape[1] == tok.tokens_per_row
+    tr, va = split_segments(segs, 0.1)
+    assert sum(len(s.tokens) for s in tr) + sum(len(s.tokens) for s in va) == len(sample)
+    assert all(a.times[-1] <= b.times[0] for a, b in zip(tr, va))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_write_read_round_trip(sample, tmp_path, suffix):
+    part = sample.iloc[:500]
+    back = read_table(write_table(part, tmp_path / f"t{suffix}"))
+    pd.testing.assert_frame_equal(back, part.reset_index(drop=True), check_dtype=True)
+
+
+def test_csv_output_is_the_published_format(sample, tmp_path):
+    path = write_table(sample.iloc[:3], tmp_path / "t.csv")
+    assert path.read_text().splitlines()[0] == ",".join(PUBLISHED_COLUMNS)
+
+
+def _bad_file(tmp_path: Path, sample_path: Path, edit) -> Path:
+    lines = sample_path.read_text().splitlines()[:20]
+    lines[5] = edit(lines[5])
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("edit, what", [
+    (lambda line: ",".join(line.split(",")[:6]), "truncated row"),
+    (lambda line: line.replace("$", "$abc", 1), "non-numeric amount"),
+    (lambda line: line.rsplit(",", 1)[0] + ",Maybe", "unknown fraud label"),
+])
+def test_bad_rows_stop_or_are_skipped(tmp_path, shared_data, edit, what):
+    path = _bad_file(tmp_path, shared_data / "tabformer" / "User0_credit_card_transactions.csv", edit)
+    with pytest.raises(DataError, match="line 6"):
+        read_table(path)
+    table = read_table(path, skip_bad_rows=True)
+    assert len(table) == 18, what  # 19 data lines, the bad one left out
+    assert list(table.columns) == list(TYPED_COLUMNS)
+
+
+def test_empty_and_header_only_files_are_user_errors(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(UserError):
+        read_table(empty)
+    header = tmp_path / "header.csv"
+    header.write_text(",".join(PUBLISHED_COLUMNS) + "\n")
+    with pytest.raises(UserError, match="no"):
+        read_table(header)
+    (tmp_path / "x.txt").write_text("a")
+    with pytest.raises(SynthesisInputError, match=r"\.csv"):
+        read_table(tmp_path / "x.txt")
+    with pytest.raises(SynthesisInputError, match="does not exist"):
+        read_table(tmp_path / "missing.csv")
