@@ -28,15 +28,16 @@ import pandas as pd
 from data_sources.errors import UserError
 
 SYNTH_LAYOUT = """\
-DIR/synth/<name>/
-  real.parquet        the real rows the synthesizer was fitted on (or a sample of them), one column per field
-  synthetic.parquet   generated rows, the same columns
-  report.json         {"fidelity": {metric: value, ...}, "privacy": {metric: value, ...},
-                       "columns": {column: {metric: value, ...}, ...}  (optional),
-                       "rows": {"real": N, "synthetic": M}, "created_at": "...", "command": "..."}  (optional)
-  model/              optional: the synthesis run directory (`forecaster synth train --out .../model`); the page's
-                      Generate button calls forecaster.synthesis.generate.Synthesizer(model).generate(rows, seed=...)
+DIR/synth/<name>/             the folder of `forecaster synth evaluate --out DIR/synth/<name>`:
+  report.json                 every metric; "summary": {metric: {value, reference, target, pass}}, "columns": {column: score}
+  summary.csv, report.html    the headline table and the self-contained report
+  real_sample.parquet         held-out real rows (typed TabFormer table)
+  synthetic_sample.parquet    synthetic rows (same columns)
+  model/                      optional: the `forecaster synth train` run, for the page's Generate button
+                              (or report.json "inputs": {"run": "<run dir>"})
 """
+PRIVACY_METRICS = ("exact_copy_rate", "content_copy_rate", "self_duplicate_rate", "dcr_closer_to_train_share",
+                   "longest_copied_merchant_run", "longest_copied_merchant_amount_run")
 
 
 class DashboardDataError(UserError):
@@ -121,7 +122,7 @@ def list_synth(runs_dir: str | Path) -> list[str]:
     folder = Path(runs_dir) / "synth"
     if not folder.exists():
         return []
-    found = [p for p in folder.iterdir() if p.is_dir() and ((p / "report.json").exists() or (p / "synthetic.parquet").exists())]
+    found = [p for p in folder.iterdir() if p.is_dir() and ((p / "report.json").exists() or _first(p, SYNTHETIC_FILES))]
     found.sort(key=_mtime, reverse=True)
     return [p.name for p in found]
 
@@ -254,11 +255,20 @@ class Synthesis:
     report: dict
 
 
+def _first(folder: Path, names: tuple[str, ...]) -> Path | None:
+    return next((folder / n for n in names if (folder / n).exists()), None)
+
+
+REAL_FILES = ("real_sample.parquet", "real.parquet")
+SYNTHETIC_FILES = ("synthetic_sample.parquet", "synthetic.parquet")
+
+
 @lru_cache(maxsize=4)
 def _load_synth(path: str, stamp: tuple) -> Synthesis:
     folder = Path(path)
-    real = pd.read_parquet(folder / "real.parquet") if (folder / "real.parquet").exists() else pd.DataFrame()
-    synthetic = pd.read_parquet(folder / "synthetic.parquet") if (folder / "synthetic.parquet").exists() else pd.DataFrame()
+    real_p, syn_p = _first(folder, REAL_FILES), _first(folder, SYNTHETIC_FILES)
+    real = pd.read_parquet(real_p) if real_p else pd.DataFrame()
+    synthetic = pd.read_parquet(syn_p) if syn_p else pd.DataFrame()
     report = {}
     if (folder / "report.json").exists():
         try:
@@ -269,12 +279,20 @@ def _load_synth(path: str, stamp: tuple) -> Synthesis:
 
 
 def load_synth(runs_dir: str | Path, name: str) -> Synthesis:
-    """A synthesis folder (layout in ``SYNTH_LAYOUT``)."""
+    """A synthesis evaluation folder (layout in ``SYNTH_LAYOUT``)."""
     folder = Path(runs_dir) / "synth" / name
     if not folder.is_dir():
         raise DashboardDataError(f"no synthesis folder {name!r} in {Path(runs_dir) / 'synth'}")
-    stamp = tuple(_mtime(folder / f) for f in ("real.parquet", "synthetic.parquet", "report.json"))
+    stamp = tuple(_mtime(folder / f) for f in (*REAL_FILES, *SYNTHETIC_FILES, "report.json"))
     return _load_synth(str(folder), stamp)
+
+
+def synth_model_dir(syn: Synthesis) -> Path | None:
+    """The synthesis run to generate from: ``model/`` in the folder, else report.json's inputs.run."""
+    if (syn.path / "model").is_dir():
+        return syn.path / "model"
+    run = (syn.report.get("inputs") or {}).get("run")
+    return Path(run) if run and Path(run).is_dir() else None
 
 
 def finite_fraction(x: np.ndarray) -> float:

@@ -361,6 +361,23 @@ def distribution_compare(real: pd.Series, synthetic: pd.Series, column: str, max
     return fig
 
 
+def column_scores(scores: dict, reference: dict | None = None) -> go.Figure:
+    """Per-column fidelity (1 - KS or 1 - TV, 1 = identical distributions), with the real-vs-real reference."""
+    if not scores:
+        return empty_figure("no per-column scores in this report")
+    names = list(scores)
+    fig = go.Figure(go.Bar(x=names, y=[scores[n] for n in names], name="synthetic vs real", marker_color="#e67e22",
+                           hovertemplate="%{x}: %{y:.3f}<extra>synthetic</extra>"))
+    if reference:
+        fig.add_trace(go.Scatter(x=names, y=[reference.get(n) for n in names], mode="markers", name="real vs real (reference)",
+                                 marker=dict(color="#1f5fa8", symbol="line-ew-open", size=18, line=dict(width=3)),
+                                 hovertemplate="%{x}: %{y:.3f}<extra>reference</extra>"))
+    fig.update_yaxes(range=[0, 1.02])
+    fig = _layout(fig, "Column fidelity (1 = same distribution as the real rows)", "score", height=300)
+    fig.update_layout(hovermode="closest")
+    return fig
+
+
 # -- data ---------------------------------------------------------------------------------------
 def series_chart(panel: pd.DataFrame, series: str) -> go.Figure:
     """One panel series over time, with a range slider."""

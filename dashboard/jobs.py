@@ -7,16 +7,17 @@ the queue and says so.
 """
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
-import traceback
 import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
+log = logging.getLogger("dashboard")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -74,7 +75,7 @@ class JobRunner:
                 except Exception as exc:  # reported to the page
                     job.state = "error"
                     job.message = f"{type(exc).__name__}: {exc}"
-                    traceback.print_exc()
+                    log.warning("job %s failed", job.label, exc_info=True)
                 finally:
                     job.finished = time.time()
 

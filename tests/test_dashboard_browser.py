@@ -209,7 +209,7 @@ def test_backtest_page_explains_the_empty_state(server, page):
 
 def test_synthesis_page_explains_the_empty_state(server, page):
     _open(page, server + "/synthesis", ".empty-state")
-    assert "synthetic.parquet" in page.locator(".empty-state").inner_text()
+    assert "forecaster synth evaluate" in page.locator(".empty-state").inner_text()
 
 
 def test_data_page_series_chart(server, page):

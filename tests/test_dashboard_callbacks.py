@@ -36,6 +36,16 @@ def runs(tmp_path_factory):
     real.to_parquet(synth / "real.parquet")
     real.assign(Amount=real["Amount"] * 1.1).to_parquet(synth / "synthetic.parquet")
     (synth / "report.json").write_text(json.dumps({"fidelity": {"ks": {"Amount": 0.04}}, "privacy": {"dcr_p05": 0.31}}))
+    # the layout of `forecaster synth evaluate --out` (typed samples, a headline summary, per-column scores)
+    ev = root / "synth" / "evaluated"
+    ev.mkdir(parents=True)
+    real.rename(columns={"Amount": "amount", "Use Chip": "use_chip"}).to_parquet(ev / "real_sample.parquet")
+    real.rename(columns={"Amount": "amount", "Use Chip": "use_chip"}).to_parquet(ev / "synthetic_sample.parquet")
+    (ev / "report.json").write_text(json.dumps({
+        "summary": {"exact_copy_rate": {"value": 0.0, "reference": 0.0, "target": "< 0.001", "pass": True},
+                    "column_fidelity": {"value": 0.93, "reference": 0.97, "target": ">= 0.9", "pass": True}},
+        "columns": {"amount": 0.95, "use_chip": 0.91}, "reference": {"columns": {"amount": 0.97, "use_chip": 0.98}},
+        "inputs": {"real": "holdout.parquet", "synthetic": "synthetic.parquet", "train": None, "seed": 0}}))
     return root
 
 
@@ -64,7 +74,7 @@ def test_loaders_list_the_layout(runs):
     assert data.list_forecasts(runs, "alpha") == ["base"]
     assert data.list_forecasts(runs, "alpha", "scenarios") == ["vix40"]
     assert data.list_backtests(runs, "alpha") == []
-    assert data.list_synth(runs) == ["cards"]
+    assert sorted(data.list_synth(runs)) == ["cards", "evaluated"]
     fc = data.load_forecast(runs, "alpha", "base")
     assert data.load_forecast(runs, "alpha", "base") is fc  # cached until the file changes
     assert [r.name for r in data.list_runs(runs / "alpha")] == ["alpha"]  # a single run folder works too
@@ -128,7 +138,8 @@ def test_empty_states_explain_what_to_run(tmp_path):
     from dashboard.pages import backtest, synthesis
 
     assert "forecaster backtest --run" in _text(backtest.backtest_hint(tmp_path, "alpha"))
-    assert "synthetic.parquet" in _text(synthesis.synth_hint(tmp_path))
+    hint = _text(synthesis.synth_hint(tmp_path))
+    assert "synthetic_sample.parquet" in hint and "forecaster synth evaluate" in hint and str(tmp_path) in hint
 
 
 def test_layouts_render(app):
@@ -223,6 +234,11 @@ def test_synthesis_page(app):
     assert set(fig.data[0].x) == {"Swipe", "Chip", "Online"}
     out = synthesis.generate(1, "cards", 10, 0)
     assert "no model" in _text(out[-1])
+    out = synthesis.pick_synth("evaluated", None)
+    assert out[1] == "amount" and out[2] == [{"metric": "column fidelity", "value": "0.93", "reference": "0.97",
+                                             "target": ">= 0.9", "pass": "yes"}]
+    assert out[3][0]["metric"] == "exact copy rate" and "holdout.parquet" in out[6]
+    assert list(out[7].data[0].y) == [0.95, 0.91] and list(out[7].data[1].y) == [0.97, 0.98]
 
 
 def test_backtest_helpers():

@@ -14,15 +14,20 @@ from dashboard.components import (card, control, dropdown, empty_state, error_bo
 dash.register_page(__name__, path="/synthesis", name="Synthesis", title="Synthesis · Forecaster", order=4)
 
 SAMPLE_ROWS = 25
+METRIC_COLUMNS = [{"name": c, "id": c} for c in ("metric", "value", "reference", "target", "pass")]
 
 
 def synth_hint(runs) -> html.Div:
-    return html.Div([
-        empty_state("No synthesis evaluation yet",
-                    "The synthesis mode trains the same transformer on credit-card transactions (TabFormer) and generates "
-                    "new rows; its evaluation folder is shown here. The page looks for this layout:",
-                    command=data.SYNTH_LAYOUT.replace("DIR", str(runs))),
-    ])
+    data_csv = "../shared/data/tabformer/User0_credit_card_transactions.csv"
+    return empty_state(
+        "No synthesis evaluation yet",
+        "The synthesis mode trains the same transformer on credit-card transactions (TabFormer), generates new rows "
+        "and evaluates them against held-out real rows. Make an evaluation folder for this page with:",
+        command=(f"forecaster synth split --data {data_csv} --train train.parquet --holdout holdout.parquet\n"
+                 f"forecaster synth train --data train.parquet --out {runs}/synth/cards/model --preset small --max-minutes 5\n"
+                 f"forecaster synth generate --run {runs}/synth/cards/model --rows 5000 --out synthetic.parquet\n"
+                 f"forecaster synth evaluate --real holdout.parquet --train train.parquet --synthetic synthetic.parquet "
+                 f"--out {runs}/synth/cards\n\nThe page reads:\n" + data.SYNTH_LAYOUT.replace("DIR", str(runs))))
 
 
 @safe_layout
@@ -44,12 +49,13 @@ def layout(**_query) -> html.Div:
         html.Div(className="grid-3-1", children=[
             card(dcc.Graph(id="sy-dist", figure=figures.empty_figure("…"), config={"displaylogo": False})),
             html.Div([
-                card(dash_table.DataTable(id="sy-fidelity", data=[], columns=[{"name": c, "id": c} for c in ("metric", "value")],
-                                          **table_style()), title="Fidelity"),
-                card(dash_table.DataTable(id="sy-privacy", data=[], columns=[{"name": c, "id": c} for c in ("metric", "value")],
-                                          **table_style()), title="Privacy"),
+                card(dash_table.DataTable(id="sy-fidelity", data=[], columns=METRIC_COLUMNS, **table_style()),
+                     title="Fidelity and utility"),
+                card(dash_table.DataTable(id="sy-privacy", data=[], columns=METRIC_COLUMNS, **table_style()),
+                     title="Privacy"),
             ]),
         ]),
+        card(dcc.Graph(id="sy-columns", figure=figures.empty_figure("…"), config={"displaylogo": False})),
         card(html.Div(className="controls", style={"border": "none", "padding": 0}, children=[
             control("Rows to generate", dcc.Input(id="sy-rows", type="number", value=200, min=1, max=100000, step=1), "140px"),
             control("Seed", dcc.Input(id="sy-seed", type="number", value=0, min=0, step=1), "80px"),
@@ -78,6 +84,28 @@ def metric_rows(section) -> list[dict]:
     return rows
 
 
+def summary_rows(report: dict) -> tuple[list[dict], list[dict]]:
+    """(fidelity rows, privacy rows) of the report's headline table; older reports: their fidelity/privacy sections."""
+    summary = report.get("summary")
+    if not isinstance(summary, dict):
+        return metric_rows(report.get("fidelity")), metric_rows(report.get("privacy"))
+
+    def fmt(v):
+        if v is None:
+            return ""
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    fidelity, privacy = [], []
+    for name, entry in summary.items():
+        entry = entry if isinstance(entry, dict) else {"value": entry}
+        row = {"metric": name.replace("_", " "), "value": fmt(entry.get("value")), "reference": fmt(entry.get("reference")),
+               "target": entry.get("target") or "", "pass": fmt(entry.get("pass"))}
+        (privacy if name in data.PRIVACY_METRICS else fidelity).append(row)
+    return fidelity, privacy
+
+
 def records(frame: pd.DataFrame) -> tuple[list[dict], list[dict]]:
     """DataTable data and columns of a frame (values as text, so dates and categories show as they are)."""
     shown = frame.astype(str)
@@ -86,8 +114,9 @@ def records(frame: pd.DataFrame) -> tuple[list[dict], list[dict]]:
 
 @callback(Output("sy-column", "options"), Output("sy-column", "value"), Output("sy-fidelity", "data"),
           Output("sy-privacy", "data"), Output("sy-sample", "data"), Output("sy-sample", "columns"),
-          Output("sy-head", "children"), Output("sy-msg", "children"), Input("sy-name", "value"), State("sy-column", "value"))
-@guarded(8)
+          Output("sy-head", "children"), Output("sy-columns", "figure"), Output("sy-msg", "children"),
+          Input("sy-name", "value"), State("sy-column", "value"))
+@guarded(9)
 def pick_synth(name, current):
     syn = data.load_synth(runs_dir(), name)
     cols = [c for c in syn.real.columns if c in syn.synthetic.columns] or list(syn.synthetic.columns)
@@ -95,12 +124,14 @@ def pick_synth(name, current):
     report = syn.report
     head = (f"{len(syn.real):,} real rows, {len(syn.synthetic):,} synthetic rows · {len(cols)} columns"
             + (f" · {report['created_at']}" if report.get("created_at") else "")
-            + (f" · made by: {report['command']}" if report.get("command") else ""))
+            + (f" · inputs: {', '.join(f'{k}={v}' for k, v in report['inputs'].items() if v is not None)}"
+               if isinstance(report.get("inputs"), dict) else ""))
     msg = None if report else info_box("this folder has no report.json: distributions only")
     varied = [c for c in cols if syn.real[c].nunique() > 1]
-    first = "Amount" if "Amount" in cols else (varied[0] if varied else (cols[0] if cols else None))
+    first = next((c for c in ("amount", "Amount") if c in cols), None) or (varied[0] if varied else (cols[0] if cols else None))
     return ([{"label": c, "value": c} for c in cols], current if current in cols else first,
-            metric_rows(report.get("fidelity")), metric_rows(report.get("privacy")), rows, columns, head, msg)
+            *summary_rows(report), rows, columns, head,
+            figures.column_scores(report.get("columns") or {}, (report.get("reference") or {}).get("columns")), msg)
 
 
 @callback(Output("sy-dist", "figure"), Output("sy-msg", "children", allow_duplicate=True),
@@ -134,9 +165,10 @@ def generate(_clicks, name, n_rows, seed):
     n_rows = int(n_rows or 0)
     if not 1 <= n_rows <= 100_000:
         return dash.no_update, dash.no_update, error_box("rows to generate: 1 to 100,000")
-    model_dir = runs_dir() / "synth" / name / "model"
-    if not model_dir.exists():
-        return dash.no_update, dash.no_update, error_box(f"{model_dir} does not exist: this evaluation has no model to sample from")
+    model_dir = data.synth_model_dir(data.load_synth(runs_dir(), name))
+    if model_dir is None:
+        return dash.no_update, dash.no_update, error_box(
+            "this evaluation names no model to sample from (put the `forecaster synth train` run in its model/ folder)")
     frame = generate_rows(model_dir, n_rows, int(seed or 0))
     rows, columns = records(frame)
     return rows, columns, info_box(f"generated {len(frame):,} rows (seed {seed})")
