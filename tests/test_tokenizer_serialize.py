@@ -25,6 +25,8 @@ def mixed_frame(seed: int, n: int, transform: str) -> pd.DataFrame:
             "n": rng.integers(-1000, 1000, n),
             "c": rng.choice(["a", "b", "c", "d"], n),
             "t": pd.Timestamp("2001-03-04 05:06:07") + pd.to_timedelta(rng.integers(0, 10**8, n), unit="s"),
+            "d": (pd.Timestamp("1999-12-31 23:00") + pd.to_timedelta(rng.integers(0, 10**6, n), unit="min")).where(rng.random(n) > 0.1),
+            "k": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 5, n)), dtype="Int64"),
         }
     )
 
@@ -33,7 +35,9 @@ def mixed_frame(seed: int, n: int, transform: str) -> pd.DataFrame:
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 200), transform=st.sampled_from(sorted(TRANSFORMS)))
 def test_saved_then_loaded_encodes_identically(tmp_path, seed, n, transform):
     frame = mixed_frame(seed, n, transform)
-    tok = TableTokenizer.fit(frame, {"x": ColumnSpec(transform=transform, nullable=True), "t": ColumnSpec(parts=("timestamp",), unit="s")})
+    specs = {"x": ColumnSpec(transform=transform, nullable=True), "t": ColumnSpec(parts=("timestamp",), unit="s"),
+             "d": ColumnSpec(nullable=True), "k": ColumnSpec(kind="category", nullable=True)}
+    tok = TableTokenizer.fit(frame, specs)
     path = tmp_path / f"tok-{seed}.json"
     tok.save(path)
     loaded = TableTokenizer.load(path)
@@ -59,7 +63,7 @@ def test_file_is_readable_json(saved):
     tok, path = saved
     doc = json.loads(path.read_text())
     assert doc["version"] == VERSION and doc["tokens_per_row"] == tok.tokens_per_row
-    assert [c["name"] for c in doc["columns"]] == ["x", "n", "c", "t"]
+    assert [c["name"] for c in doc["columns"]] == ["x", "n", "c", "t", "d", "k"]
     assert doc["columns"][0]["codec"]["transform"]["name"] == "quantile"
     assert doc["columns"][2]["codec"]["categories"] == ["a", "b", "c", "d"]
     assert not path.read_bytes().startswith(b"\x80"), "not a pickle"
