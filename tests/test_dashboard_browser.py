@@ -32,7 +32,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 AS_OF = "2018-12-31"
-PATHS, HORIZON = 32, 30
+RUNS_ENV = "FORECASTER_DASHBOARD_RUNS"  # an existing runs folder (e.g. the demo's) instead of the tiny run
 
 
 def _free_port() -> int:
@@ -43,14 +43,30 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    """A runs folder with a tiny run trained on the embedded data and one forecast (the dashboard's layout)."""
+    """A runs folder in the dashboard's layout: a tiny run trained on the embedded data up to 2017, one forecast
+    from the end of 2018, and a two-origin backtest in 2018 (or the folder named by FORECASTER_DASHBOARD_RUNS)."""
+    if os.environ.get(RUNS_ENV):
+        return Path(os.environ[RUNS_ENV])
     root = tmp_path_factory.mktemp("runs")
     run = root / "tiny"
-    assert main(["train", "--data", "embedded", "--out", str(run), "--preset", "tiny", "--max-steps", "150",
-                 "--no-progress"]) == 0
-    assert main(["forecast", "--run", str(run), "--as-of", AS_OF, "--paths", str(PATHS), "--horizon", str(HORIZON),
+    assert main(["train", "--data", "embedded", "--as-of", "2017-12-29", "--out", str(run), "--preset", "tiny",
+                 "--max-steps", "150", "--no-progress"]) == 0
+    assert main(["forecast", "--run", str(run), "--as-of", AS_OF, "--paths", "32", "--horizon", "30",
                  "--out", str(run / "forecasts" / "base"), "--no-progress"]) == 0
+    assert main(["backtest", "--run", str(run), "--out", str(run / "backtests" / "short"), "--start", "2018-01-01",
+                 "--end", "2018-02-28", "--every", "1M", "--paths", "16", "--horizon", "21",
+                 "--baselines", "random_walk", "--no-progress"]) == 0
     return root
+
+
+@pytest.fixture(scope="module")
+def dims(runs) -> tuple[int, int]:
+    """(paths, horizon) of the forecast the Forecast page opens first."""
+    from dashboard import data
+
+    run = next(r for r in data.list_runs(runs) if data.list_forecasts(runs, r.name))
+    fc = data.load_forecast(runs, run.name, data.list_forecasts(runs, run.name)[0])
+    return fc.n_paths, fc.horizon
 
 
 @pytest.fixture(scope="module")
@@ -136,11 +152,11 @@ def _choose(page, dropdown_id: str, option_text: str) -> None:
     page.keyboard.press("Escape")
 
 
-def test_forecast_page_series_dropdown_changes_the_figure(server, page):
+def test_forecast_page_series_dropdown_changes_the_figure(server, page, dims):
     _open(page, server + "/", "#fc-fan .js-plotly-plot")
     page.wait_for_function("document.querySelector('#fc-fan .js-plotly-plot').data.some(t => t.name === 'SPX median')")
     spx = _trace_y(page, "fc-fan", "SPX median")
-    assert len(spx) == HORIZON
+    assert len(spx) == dims[1]
     assert page.locator("#fc-table").inner_text().count("SPX") >= 1
     _shot(page, "forecast")
     _choose(page, "fc-series", "VIX")
@@ -161,7 +177,7 @@ def test_regimes_page(server, page):
     _shot(page, "regimes")
 
 
-def test_scenario_run_compare_and_download(server, page, tmp_path):
+def test_scenario_run_compare_and_download(server, page, tmp_path, dims):
     from forecaster.export import read_export
 
     _open(page, server + "/scenarios", "#sc-add")
@@ -188,7 +204,7 @@ def test_scenario_run_compare_and_download(server, page, tmp_path):
     path = tmp_path / info.value.suggested_filename
     info.value.save_as(path)
     table, meta = read_export(path)
-    assert path.suffix == ".parquet" and len(table) == 16 * HORIZON * 4
+    assert path.suffix == ".parquet" and len(table) == 16 * dims[1] * 4
     assert meta["scenario"]["name"] == "vix-40"
     page.get_by_text("quantiles", exact=True).click()
     page.get_by_text("CSV", exact=True).click()
@@ -197,14 +213,20 @@ def test_scenario_run_compare_and_download(server, page, tmp_path):
     path = tmp_path / info.value.suggested_filename
     info.value.save_as(path)
     table, _ = read_export(path)
-    assert path.suffix == ".csv" and len(table) == 7 * HORIZON * 4
+    assert path.suffix == ".csv" and len(table) == 7 * dims[1] * 4
 
 
-def test_backtest_page_explains_the_empty_state(server, page):
-    _open(page, server + "/backtest", "#bt-msg")
-    page.wait_for_selector("text=No backtest for run tiny yet")
-    assert "forecaster backtest --run" in page.locator("#bt-msg").inner_text()
-    _shot(page, "backtest-empty")
+def test_backtest_page(server, page):
+    _open(page, server + "/backtest", "#bt-coverage .js-plotly-plot")
+    page.wait_for_function("document.querySelector('#bt-coverage .js-plotly-plot').data.length >= 3")
+    page.wait_for_function("document.querySelector('#bt-fan .js-plotly-plot').data.some(t => t.name === 'realized')")
+    page.wait_for_function("document.querySelector('#bt-pit .js-plotly-plot').data.length === 1")
+    assert "gpt" in page.locator("#bt-table").inner_text()
+    realized = _trace_y(page, "bt-fan", "realized")
+    assert len(realized) > 0 and np.all(np.isfinite(realized))
+    _shot(page, "backtest")
+    _choose(page, "bt-series", "VIX")
+    page.wait_for_function("document.querySelector('#bt-fan .js-plotly-plot').data.some(t => t.name === 'VIX median')")
 
 
 def test_synthesis_page_explains_the_empty_state(server, page):

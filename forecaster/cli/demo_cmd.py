@@ -80,6 +80,28 @@ def demo_steps(runs: Path, name: str, minutes: float, paths: int, horizon: int, 
     return run
 
 
+def synth_steps(runs: Path, transactions: Path, minutes: float, rows: int, fresh: bool, progress: bool = True) -> Path:
+    """Credit-card synthesis into ``runs/synth/cards``: split, train, generate, evaluate (the Synthesis page's folder)."""
+    out = runs / "synth" / "cards"
+    if (out / "report.json").exists() and not fresh:
+        typer.echo(f"  {out} exists already", err=True)
+        return out
+    if not transactions.exists():
+        raise UserError(f"--transactions {transactions} not found (the TabFormer CSV, e.g. "
+                        "../shared/data/tabformer/User0_credit_card_transactions.csv)")
+    work = out / "inputs"
+    work.mkdir(parents=True, exist_ok=True)
+    bar = [] if progress else ["--no-progress"]
+    _run(["synth", "split", "--data", str(transactions), "--train", str(work / "train.parquet"),
+          "--holdout", str(work / "holdout.parquet")])
+    _run(["synth", "train", "--data", str(work / "train.parquet"), "--out", str(out / "model"), "--preset", "small",
+          "--max-minutes", f"{minutes:g}", *bar])
+    _run(["synth", "generate", "--run", str(out / "model"), "--rows", str(rows), "--out", str(work / "synthetic.parquet")])
+    _run(["synth", "evaluate", "--real", str(work / "holdout.parquet"), "--train", str(work / "train.parquet"),
+          "--synthetic", str(work / "synthetic.parquet"), "--out", str(out)])
+    return out
+
+
 def demo(
     runs: Path = typer.Option(Path("runs"), "--runs", help="Runs folder to write (the demo run goes to RUNS/<name>)."),
     name: str = typer.Option("demo", "--name", help="Run name inside --runs."),
@@ -94,10 +116,15 @@ def demo(
     host: str = typer.Option("127.0.0.1", "--host", help="Dashboard interface (loopback by default)."),
     port: int = typer.Option(8050, "--port", help="Dashboard port."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    transactions: Path = typer.Option(None, "--synth", help="Also run the credit-card synthesis on this TabFormer CSV "
+                                      "(split, train, generate, evaluate into RUNS/synth/cards; a few more minutes)."),
 ) -> None:
     """Train a small model on the embedded data, forecast, backtest, and open the dashboard on it (offline)."""
     t0 = time.perf_counter()
     demo_steps(runs, name, minutes, paths, horizon, as_of, train_as_of, backtest, fresh, progress=progress)
+    if transactions is not None:
+        typer.secho("\n[+] Credit-card synthesis (--synth)", bold=True, err=True)
+        synth_steps(runs, transactions, minutes, 2000, fresh, progress)
     if not serve:
         return
     from forecaster.cli.dashboard_cmd import serve as serve_app
