@@ -197,6 +197,7 @@ class Backtest:
     path: Path
     config: dict
     scores: pd.DataFrame  # long table, one row per (origin, model, kind, name, horizon)
+    skill: pd.DataFrame  # skill.csv of `forecaster backtest` (GPT over each baseline, bootstrap interval); may be empty
 
     @property
     def origins(self) -> list[str]:
@@ -218,7 +219,11 @@ def _load_backtest(path: str, stamp: tuple) -> Backtest:
             config = json.loads((folder / "backtest.json").read_text())
         except json.JSONDecodeError:
             config = {}
-    return Backtest(folder, config, load_scores(folder))
+    try:
+        skill = pd.read_csv(folder / "skill.csv")
+    except (FileNotFoundError, pd.errors.EmptyDataError):  # baselines only: no GPT, no skill table
+        skill = pd.DataFrame()
+    return Backtest(folder, config, load_scores(folder), skill)
 
 
 def load_backtest(runs_dir: str | Path, run: str, name: str) -> Backtest:
@@ -227,7 +232,8 @@ def load_backtest(runs_dir: str | Path, run: str, name: str) -> Backtest:
     if not folder.is_dir():
         raise DashboardDataError(f"no backtest {name!r} in run {run!r}")
     origin_dir = folder / "origins"
-    stamp = (_mtime(origin_dir), len(list(origin_dir.glob("*.parquet"))) if origin_dir.exists() else 0)
+    stamp = (_mtime(origin_dir), len(list(origin_dir.glob("*.parquet"))) if origin_dir.exists() else 0,
+             _mtime(folder / "skill.csv"))
     return _load_backtest(str(folder), stamp)
 
 

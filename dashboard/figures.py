@@ -298,8 +298,12 @@ def skill_chart(skill: pd.DataFrame, value: str = "skill", label: str = "series"
     groups = skill[group].unique() if group and group in skill.columns else [None]
     for i, g in enumerate(groups):
         part = skill if g is None else skill[skill[group] == g]
+        err = None
+        if {"low", "high"} <= set(part.columns):  # bootstrap interval of the skill score
+            err = dict(type="data", symmetric=False, array=(part["high"] - part[value]).to_numpy(),
+                       arrayminus=(part[value] - part["low"]).to_numpy(), color="#3e4c59", thickness=1)
         fig.add_trace(go.Bar(x=part[label].astype(str), y=part[value], name=str(g) if g is not None else value,
-                             marker_color=_FALLBACK[i % len(_FALLBACK)],
+                             marker_color=_FALLBACK[i % len(_FALLBACK)], error_y=err,
                              hovertemplate="%{x}: %{y:.3f}<extra>" + (str(g) if g is not None else "") + "</extra>"))
     fig.add_hline(y=0, line=dict(color="#3e4c59", width=1))
     fig = _layout(fig, "Skill score vs baseline (above 0: better)", "skill", height=320)

@@ -116,6 +116,21 @@ def skill_long(scores: pd.DataFrame, series: str, ref: str = "gpt") -> pd.DataFr
     return pd.DataFrame(rows, columns=["series", "model", "skill"])
 
 
+def skill_for(bt, series: str) -> pd.DataFrame:
+    """CRPS skill of the GPT over each baseline by horizon: from skill.csv (with its bootstrap interval) when the
+    backtest wrote one, else computed from the scores."""
+    sk = bt.skill
+    if not sk.empty and {"kind", "name", "horizon", "baseline", "skill"} <= set(sk.columns):
+        part = sk[(sk["kind"] == "series") & (sk["name"] == series)].sort_values(["baseline", "horizon"])
+        if len(part):
+            out = pd.DataFrame({"series": part["horizon"].map(lambda h: f"{int(h)}d"),
+                                "model": "vs " + part["baseline"].astype(str), "skill": part["skill"]})
+            if {"low", "high"} <= set(part.columns):
+                out["low"], out["high"] = part["low"].to_numpy(), part["high"].to_numpy()
+            return out
+    return skill_long(bt.scores, series)
+
+
 def score_rows(scores: pd.DataFrame, series: str) -> tuple[list[dict], list[dict]]:
     s = scores[(scores["kind"] == "series") & (scores["name"] == series)]
     t = s.groupby(["horizon", "model"]).agg(n=("crps", "size"), crps=("crps", "mean"), cov90=("cov90", "mean"),
@@ -156,7 +171,7 @@ def draw_summary(series, model, run, name):
     s = bt.scores
     pit = s[(s["kind"] == "series") & (s["name"] == series) & (s["model"] == model)]["pit"].to_numpy()
     rows, cols = score_rows(s, series)
-    return (figures.skill_chart(skill_long(s, series), value="skill", label="series", group="model"),
+    return (figures.skill_chart(skill_for(bt, series), value="skill", label="series", group="model"),
             figures.coverage_chart(coverage_long(s, series, model)),
             figures.pit_histogram(pit, title=f"PIT of {model} for {series} (all origins and horizons)"),
             rows, cols, None)
