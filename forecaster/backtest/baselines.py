@@ -17,7 +17,8 @@ baseline does not model is NaN in its paths and is listed outside
   resampled through the fitted variance recursion). SPX: constant mean on daily
   log returns (%). VIX: AR(1) mean on ``100 * log(VIX)`` (VIX mean-reverts).
 - ``MacroVAR``: a VAR on month-end snapshots of the macro block in its modeling
-  transforms, lag order by AIC (``statsmodels``), simulated with Gaussian shocks;
+  transforms, lag order by AIC (``statsmodels``; an AR for a one-series block),
+  simulated with Gaussian shocks;
   monthly values are put on business days at each series' typical release day.
 - ``Climatology``: the historical distribution of each ``level`` series: every
   path is a randomly chosen historical stretch of ``horizon`` days; its regime
@@ -184,14 +185,18 @@ class MacroVAR:
             y[:, j] = x[:, j] if t == "level" else (np.r_[np.nan, 100 * np.diff(np.log(x[:, j]))] if t == "log_return"
                                                    else np.r_[np.nan, np.diff(x[:, j])])
         y = y[1:] if any(t != "level" for t in transforms) else y
-        model = VAR(y)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            order = model.select_order(self.maxlags).aic
-            res = model.fit(max(1, int(order)))
-        p = res.k_ar
-        sims = res.simulate_var(steps=p + n_months, initial_values=y[-p:], nsimulations=n_paths,
-                                rng=np.random.default_rng(seed))[:, p:, :]  # (paths, months, series)
+        rng = np.random.default_rng(seed)
+        if len(block) == 1:
+            sims, p = _simulate_ar(y[:, 0], self.maxlags, n_months, n_paths, rng)
+        else:
+            model = VAR(y)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                order = model.select_order(self.maxlags).aic
+                res = model.fit(max(1, int(order)))
+            p = res.k_ar
+            sims = res.simulate_var(steps=p + n_months, initial_values=y[-p:], nsimulations=n_paths,
+                                    rng=rng)[:, p:, :]  # (paths, months, series)
         # back to monthly levels; month 0 is the origin's own snapshot (the value known now)
         lv = np.empty((n_paths, n_months + 1, len(block)))
         lv[:, 0, :] = x[-1]
@@ -208,6 +213,29 @@ class MacroVAR:
             k = np.clip(k, 0, n_months)
             levels[:, :, panel.columns.get_loc(name)] = lv[:, k, j]
         return _forecast(panel, levels, self.name, block, seed, lags=int(p))
+
+
+def _simulate_ar(y: np.ndarray, maxlags: int, steps: int, n_paths: int, rng: np.random.Generator):
+    """A one-series block: AR(p) with a constant, p by AIC (``statsmodels``), Gaussian shocks.
+
+    Returns ((n_paths, steps, 1) simulated values, p).
+    """
+    from statsmodels.tsa.ar_model import AutoReg, ar_select_order
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lags = ar_select_order(y, maxlags, ic="aic", trend="c").ar_lags
+        p = max(lags) if lags else 1
+        res = AutoReg(y, lags=p, trend="c").fit()
+    const, phi = float(res.params[0]), np.asarray(res.params[1:], dtype=np.float64)  # phi[i]: lag i+1
+    hist = np.tile(y[-p:][::-1], (n_paths, 1))  # (paths, p), most recent first
+    out = np.empty((n_paths, steps, 1))
+    shocks = rng.normal(scale=np.sqrt(res.sigma2), size=(n_paths, steps))
+    for t in range(steps):
+        nxt = const + hist @ phi + shocks[:, t]
+        out[:, t, 0] = nxt
+        hist = np.concatenate([nxt[:, None], hist[:, :-1]], axis=1)
+    return out, p
 
 
 @dataclass
