@@ -80,6 +80,9 @@ class Sampler:
         assert valid_mask.shape == (cfg.row_len, cfg.vocab_size), f"valid_mask {tuple(valid_mask.shape)} != (row_len, vocab)"
         assert valid_mask.any(dim=1).all(), "every slot needs at least one valid id"
         self.valid_mask = valid_mask.to(torch.bool)
+        # per slot, the valid ids: drawing among them only is the same distribution as masking
+        # the rest to -inf, and much cheaper than a softmax over the whole vocabulary
+        self.valid_ids = [torch.nonzero(row).flatten().to(model.lm_head.weight.device) for row in self.valid_mask]
         self.keep_rows = keep_rows if keep_rows is not None else max(1, self.window_rows // 2)
         assert 1 <= self.keep_rows < self.window_rows, f"keep_rows must be in [1, {self.window_rows - 1}]"
         self.device = next(model.parameters()).device
@@ -87,16 +90,18 @@ class Sampler:
     # -- shared pieces of both paths ---------------------------------------------------------
     def _draw(self, logits: torch.Tensor, slot: int, cfg: SamplingConfig, generator: torch.Generator,
               forced: torch.Tensor | None) -> torch.Tensor:
-        """Next ids ``(B,)`` from ``(B, V)`` logits: mask the slot, filter, draw, then apply forcing."""
-        logits = logits.double().masked_fill(~self.valid_mask[slot], float("-inf"))
+        """Next ids ``(B,)`` from ``(B, V)`` logits: restrict to the slot's ids, filter, draw, then force."""
+        valid = self.valid_ids[slot]
+        logits = logits.index_select(-1, valid).double()  # (B, n_valid)
         # one uniform per path and step, whatever the settings, so both paths consume the RNG alike
         u = torch.rand(logits.size(0), 1, generator=generator, dtype=torch.float64, device=logits.device)
         if cfg.temperature == 0:
-            ids = logits.argmax(dim=-1)
+            pick = logits.argmax(dim=-1)
         else:
             probs = F.softmax(filter_logits(logits, cfg), dim=-1)
             cdf = probs.cumsum(dim=-1)
-            ids = torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(-1).clamp_max(logits.size(-1) - 1)
+            pick = torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(-1).clamp_max(logits.size(-1) - 1)
+        ids = valid[pick]
         if forced is not None:
             ids = torch.where(forced >= 0, forced, ids)
         return ids
@@ -107,6 +112,9 @@ class Sampler:
         assert n_rows >= 1, "n_rows must be >= 1"
         if forced is not None:
             assert forced.shape[-2:] == (n_rows, self.row_len), f"forced must end in ({n_rows}, {self.row_len})"
+            slots = torch.arange(self.row_len).expand_as(forced)
+            ok = (forced < 0) | self.valid_mask[slots, forced.clamp_min(0)]
+            assert bool(ok.all()), "a forced id is not valid for its slot"
         # the prompt is cut to the rows the first window can hold while leaving room to generate
         keep = min(prompt.numel() // self.row_len, self.window_rows - 1)
         return prompt[-keep * self.row_len:]

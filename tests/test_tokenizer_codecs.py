@@ -230,7 +230,7 @@ def test_datetime_round_trip_within_bound(values, parts):
     assert np.all(err <= codec.error_bound)
 
 
-def test_datetime_parts_clamp_and_reject_impossible_dates():
+def test_datetime_parts_clamp_and_repair_impossible_dates():
     s = pd.Series(pd.to_datetime(["2002-09-01 06:21", "2020-02-28 23:59"]))
     codec = fit_codec("when", s)
     assert codec.parts == ("year", "month", "day", "hour", "minute")
@@ -239,9 +239,11 @@ def test_datetime_parts_clamp_and_reject_impossible_dates():
     y, _ = codec.decode(ids)
     assert y[0] == pd.Timestamp(f"{codec.year_lo}-01-01") and y[1] == pd.Timestamp(f"{codec.year_hi}-12-31 23:59")
     ids, _ = codec.encode(pd.Series(pd.to_datetime(["2010-02-28"])))
-    ids[0, 2] += 2  # day 28 -> 30 in February
+    ids[0, 2] += 2  # day 28 -> 30 in February: repaired to the month's last day, never a bad row
     y, bad = codec.decode(ids)
-    assert bad.tolist() == [True] and y.isna().all()
+    assert bad.tolist() == [False] and y[0] == pd.Timestamp("2010-02-28")
+    ids[0, 1] += 1  # March 30 is a real date and stays
+    assert codec.decode(ids)[0][0] == pd.Timestamp("2010-03-30")
 
 
 @pytest.mark.parametrize("values", [[1e-300, 2e-300, 5e-301], [-1e300, 1e300], [1e12, 1e12 + 1e-3, 1e12 + 5e-4], [1e300, 1e300], [0.0, 2.2e-309, 5e-324]])

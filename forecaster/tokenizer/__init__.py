@@ -17,11 +17,12 @@ Public API::
     mask = tok.valid_mask()              # (tokens_per_row, vocab_size) bool
     step = tok.constrained_mask(prefix)  # (batch, vocab_size) bool, given each row so far
 
-Sampling under the static ``valid_mask`` alone can still produce a row that does
-not decode (a missing token in only some digits of a value, 31 April); sample
-under ``constrained_mask`` to exclude those, or decode with ``errors="coerce"``
-(blank such cells) or ``errors="drop"`` (drop such rows). ``errors="raise"``
-(the default) names the first problem.
+Every row sampled under the static per-slot ``valid_mask`` decodes: a nullable
+column's missing id exists only in its first slot (later digits are then
+ignored), and a day past the month's end (31 April) decodes as the month's last
+day. ``constrained_mask`` narrows sampling further to canonical encodings and
+real dates. ``errors="raise"`` (the default) names the first problem in ids that
+are not per-slot valid or not whole rows.
 """
 from forecaster.tokenizer.codec_base import ColumnCodec
 from forecaster.tokenizer.codecs import fit_codec, infer_kind

@@ -55,17 +55,16 @@ class ColumnCodec:
 
         Returns
         -------
-        (batch, slot_sizes[j]) bool. By construction, when the column is nullable the
-        missing id is the last id of every slot; a value is missing in all its slots
-        or in none, so after a missing first slot only the missing id is allowed, and
-        after a digit it is not.
+        (batch, slot_sizes[j]) bool. Every per-slot combination decodes (a nullable
+        column's missing id exists only in its first slot, and later slots are then
+        ignored), so this only narrows sampling to canonical encodings: after a missing
+        first slot, the later slots take their first id (digit 0).
         """
         size = self.slot_sizes()[j]
         allowed = np.ones((prev.shape[0], size), dtype=bool)
         if self.nullable and j > 0:
             was_missing = prev[:, 0] == self.slot_starts()[0] + self.slot_sizes()[0] - 1
-            allowed[was_missing, :-1] = False
-            allowed[~was_missing, -1] = False
+            allowed[was_missing, 1:] = False
         return allowed
 
     def encode(self, column: pd.Series, offset: int = 0) -> tuple[np.ndarray, int]:
@@ -88,8 +87,8 @@ class ColumnCodec:
         """Decode local ids (rows, n_slots), each within its slot's range.
 
         Returns the values as a Series of the column's dtype, and a (rows,) bool mask
-        of rows whose slots are inconsistent (e.g. the missing token in only some
-        slots); those rows' values are missing.
+        of rows whose slots do not form a value (none for the built-in codecs: every
+        per-slot combination decodes); those rows' values are missing.
         """
         raise NotImplementedError
 
@@ -104,9 +103,12 @@ class ColumnCodec:
 class DigitLayout:
     """Integers ``0 <= code < base**digits`` written as ``digits`` base-``base`` tokens.
 
-    Most significant digit first. Each position owns ``base`` ids, plus one
-    missing id when ``nullable``; a missing value takes the missing id in every
-    position.
+    Most significant digit first. Each position owns ``base`` ids; when
+    ``nullable``, the *first* position also owns a missing id. A missing value is
+    the missing id in the first position (the later positions are written as digit
+    0 and ignored on decode). So every combination of per-position ids decodes:
+    a sampler that only knows each position's id range can never produce an
+    inconsistent value.
     """
 
     def __init__(self, base: int, digits: int, nullable: bool) -> None:
@@ -114,8 +116,9 @@ class DigitLayout:
         self.base, self.digits, self.nullable = int(base), int(digits), bool(nullable)
         self.n_codes = self.base**self.digits
         assert self.n_codes <= 2**62, "digit layout overflows int64"
-        self.slot_size = self.base + int(self.nullable)
-        self.starts = np.arange(self.digits, dtype=np.int64) * self.slot_size
+        self._sizes = [self.base + int(self.nullable)] + [self.base] * (self.digits - 1)
+        self.starts = np.concatenate([[0], np.cumsum(self._sizes)[:-1]]).astype(np.int64)
+        self.missing_id = int(self.starts[0] + self.base)  # local id, first position only
         self.powers = self.base ** np.arange(self.digits - 1, -1, -1, dtype=np.int64)
         self._start_code = 0  # the code the slot offsets alone add up to (removed after Horner)
         for start in self.starts.tolist():
@@ -124,7 +127,7 @@ class DigitLayout:
         self.shifts = (np.arange(self.digits - 1, -1, -1) * (self.base.bit_length() - 1)).astype(np.int64) if pow2 else None
 
     def slot_sizes(self) -> list[int]:
-        return [self.slot_size] * self.digits
+        return list(self._sizes)
 
     def encode(self, codes: np.ndarray, missing: np.ndarray | None, offset: int) -> np.ndarray:
         """(rows,) int64 codes in range -> (rows, digits) int64 ids; ``missing`` rows get missing ids.
@@ -146,8 +149,8 @@ class DigitLayout:
                 row += rest
                 rest = quot
             row += self.starts[j] + offset
-            if missing is not None:
-                np.copyto(row, self.starts[j] + self.base + offset, where=missing)
+            if missing is not None:  # the missing id first, then digit 0
+                np.copyto(row, (self.missing_id if j == 0 else self.starts[j]) + offset, where=missing)
         if missing is not None:
             assert self.nullable, "missing values reached a layout without a missing id"
         return out.T
@@ -164,15 +167,8 @@ class DigitLayout:
         codes -= self._start_code
         missing = bad = None
         if self.nullable:
-            all_m = ids[:, 0] == self.starts[0] + self.base
-            any_m = all_m.copy()
-            for j in range(1, self.digits):
-                hit = ids[:, j] == self.starts[j] + self.base
-                all_m &= hit
-                any_m |= hit
-            if any_m.any():
-                missing = all_m
-                bad = any_m & ~all_m
+            missing = ids[:, 0] == self.missing_id
+            bad = np.zeros(len(ids), dtype=bool)  # every id combination decodes
         return codes, missing, bad
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,7 +6,10 @@ Values are first rounded to the finest part (so decoding is unbiased: the error
 is at most half of that unit), then split. The year slot covers the fitted
 years plus ``headroom`` of their span (at least one year) at each end; datetimes
 beyond are clamped to the first/last representable instant and counted.
-A decoded combination that is not a real date (30 February) marks the row bad.
+The missing id exists only in the first part's slot. A decoded day past the
+month's end (30 February, which a sampler that knows only each slot's id range
+can produce) is repaired to the month's last day; ``constrained_mask`` avoids it
+when sampling.
 
 Timestamp mode (``parts=("timestamp",)``): the count of ``unit`` since
 1970-01-01 (rounded), written by an ``IntCodec``.
@@ -61,7 +64,10 @@ class DatetimeCodec(ColumnCodec):
             ranges = [(self.year_lo, self.year_hi) if p == "year" else _FIXED[p] for p in self.parts]
             self.part_lo = np.array([r[0] for r in ranges], dtype=np.int64)
             self.part_size = np.array([r[1] - r[0] + 1 for r in ranges], dtype=np.int64)
-            self.starts = np.concatenate([[0], np.cumsum(self.part_size + int(self.nullable))[:-1]]).astype(np.int64)
+            # the missing id exists in the first part's slot only (see DigitLayout)
+            self.sizes = self.part_size.copy()
+            self.sizes[0] += int(self.nullable)
+            self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
             finest = self.parts[-1]
             self.round_ns = _NS[finest] if finest in ("day", "hour", "minute", "second") else None
             self.error_bound = 0.0 if self.round_ns is None else self.round_ns / 2e9
@@ -119,8 +125,9 @@ class DatetimeCodec(ColumnCodec):
         out = ((ns < self.ns_lo) | (ns > self.ns_hi)) & ~missing
         ns = np.clip(ns, self.ns_lo, self.ns_hi)
         ids = self._parts_of(ns) - self.part_lo + self.starts + offset
-        if any_missing:
-            ids[missing] = self.starts + self.part_size + offset
+        if any_missing:  # the missing id in the first part, the lowest value in the others
+            ids[missing] = self.starts + offset
+            ids[missing, 0] = self.starts[0] + self.part_size[0] + offset
         return ids, int(out.sum())
 
     def decode(self, ids):
@@ -131,17 +138,17 @@ class DatetimeCodec(ColumnCodec):
             missing = bad if missing is None else missing | bad
         else:
             values = ids - self.starts
-            is_miss = values == self.part_size
-            missing, bad = is_miss.all(axis=1), is_miss.any(axis=1) & ~is_miss.all(axis=1)
-            values = np.where(is_miss, 0, values) + self.part_lo
+            missing = values[:, 0] == self.part_size[0]
+            bad = np.zeros(len(ids), dtype=bool)
+            values = np.minimum(values, self.part_size - 1) + self.part_lo
             get = dict(zip(self.parts, values.T))
             months = (get["year"] - 1970) * 12 + (get.get("month", 1) - 1)
             start = months.astype("datetime64[M]").astype("datetime64[D]")
-            day = start + (get.get("day", 1) - 1)
-            bad |= (day.astype("datetime64[M]") != start.astype("datetime64[M]")) & ~missing
+            # a day past the month's end (30 February) is repaired to the month's last day
+            n_days = ((start.astype("datetime64[M]") + 1).astype("datetime64[D]") - start).astype(np.int64)
+            day = start + (np.minimum(get.get("day", 1), n_days) - 1)
             ns = day.astype("datetime64[ns]").astype(np.int64)
             ns = ns + (get.get("hour", 0) * 3600 + get.get("minute", 0) * 60 + get.get("second", 0)) * 10**9
-            missing = missing | bad
         out = pd.Series(np.where(missing, np.datetime64("NaT", "ns").astype(np.int64), ns).astype("datetime64[ns]"))
         if self.tz is not None:
             out = out.dt.tz_localize("UTC").dt.tz_convert(self.tz)
@@ -163,7 +170,7 @@ class DatetimeCodec(ColumnCodec):
     def slot_sizes(self):
         if self.timestamp is not None:
             return self.timestamp.slot_sizes()
-        return [int(s) + int(self.nullable) for s in self.part_size]
+        return [int(s) for s in self.sizes]
 
     def describe(self):
         return f"datetime {self.unit}-timestamp" if self.timestamp is not None else "datetime " + "/".join(self.parts)

@@ -10,9 +10,9 @@ A document (what a GPT reads) is ``bos, row, row, ..., eos`` (``encode_sequence`
 
 Decoding policy (``errors=``): ``"raise"`` (default) raises a ``DecodeError``
 naming the first problem: a sequence that is not whole rows (it does not start
-on a row boundary, or ends mid-row), an id that is not valid at its position, or
-a column whose slots disagree (the missing token in only some digits, 30
-February). ``"drop"`` repairs instead: it re-synchronises on the row delimiters,
+on a row boundary, or ends mid-row), or an id that is not valid at its position.
+Any per-slot-valid row decodes (the missing id lives in a column's first slot
+only; 30 February decodes as 28/29 February). ``"drop"`` repairs instead: it re-synchronises on the row delimiters,
 keeps only complete well-formed rows and reports what it dropped. ``"coerce"``
 keeps every whole row (a forecast path keeps its length) and makes each cell
 whose tokens do not form a value missing (NaN/NA/NaT), re-synchronising a flat
@@ -121,9 +121,9 @@ class TableTokenizer:
     def constrained_mask(self, prefix: np.ndarray) -> np.ndarray:
         """Valid ids for the next position of each row, given the row so far.
 
-        Stricter than ``valid_mask``: it also keeps a column's slots consistent (a
-        value is missing in all its slots or in none) and a date real (no 30
-        February), so rows sampled under it always decode.
+        Stricter than ``valid_mask``: after a missing first slot it allows only the
+        canonical digit 0 in the column's later slots, and it keeps dates real (no 30
+        February). Rows sampled under either mask decode.
 
         Parameters
         ----------
@@ -224,7 +224,7 @@ class TableTokenizer:
             values, bad = codec.decode((ids_t[sl] - off).T)
             if bad.any() and errors == "raise":
                 r = int(np.argmax(bad))
-                raise DecodeError(f"row {r}, column {name!r}: its tokens do not form a value (a missing token in only some slots, or an impossible date)")
+                raise DecodeError(f"row {r}, column {name!r}: its tokens do not form a value")
             if errors == "coerce":
                 cell_bad = bad | ~ok[sl].all(axis=0)
                 if cell_bad.any():
