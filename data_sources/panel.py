@@ -171,9 +171,11 @@ class PanelBuilder:
             extension = extension[extension > days[-1]]
         days = days.union(extension)
         if not len(days):  # macro-only source: weekdays over the observed span
-            spans = [self.observations(s, as_of).index for s in self.series]
-            lo = min(i[0] for i in spans if len(i))
-            hi = as_of if as_of is not None else max(i[-1] for i in spans if len(i)) + pd.offsets.MonthEnd(2)
+            spans = [i for i in (self.observations(s, as_of).index for s in self.series) if len(i)]
+            if not spans:  # nothing released yet as of that date: build() reports no rows
+                return pd.DatetimeIndex([], name="date")
+            lo = min(i[0] for i in spans)
+            hi = as_of if as_of is not None else max(i[-1] for i in spans) + pd.offsets.MonthEnd(2)
             days = pd.bdate_range(lo, min(hi, pd.Timestamp.today().normalize()))
         days = days[days.day_of_week < 5]
         if self.start is not None:

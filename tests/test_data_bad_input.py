@@ -79,6 +79,8 @@ def test_bad_dates_on_the_command_line(capsys):
     _assert_one_line(code, err, "--as-of", "not a date")
     code, err = _run(capsys, "--as-of", "1980-01-01")
     _assert_one_line(code, err, "no rows")
+    code, err = _run(capsys, "--as-of", "1900-01-01")  # before any series was published at all
+    _assert_one_line(code, err, "no rows")
 
 
 def test_console_script_prints_one_line_and_exits_nonzero(tmp_path):
