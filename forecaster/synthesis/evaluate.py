@@ -72,7 +72,7 @@ def features(table: pd.DataFrame) -> pd.DataFrame:
     out = {"amount": table["amount"].astype(float).to_numpy(),
            "time_of_day": (ts.dt.hour * 60 + ts.dt.minute).astype(float).to_numpy(),
            "date": (ts.to_numpy().astype("datetime64[D]").astype(np.int64)).astype(float)}
-    out["weekday"] = ts.dt.weekday.astype(str).to_numpy()
+    out["weekday"] = ts.dt.day_of_week.astype(str).to_numpy()
     for col in ("card", "use_chip", "merchant_name", "merchant_city", "merchant_state", "zip", "mcc", "errors",
                 "is_fraud"):
         s = table[col]

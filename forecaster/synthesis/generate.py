@@ -41,6 +41,46 @@ from forecaster.synthesis.documents import (
 from forecaster.synthesis.train import SYNTHESIS_FILE, TOKENIZER_FILE
 
 
+def _row_constrained_sampler(model, tok):
+    """A ``Sampler`` whose draws also obey ``tok.constrained_mask`` (rows that always decode).
+
+    The shared sampler constrains each slot to its static valid ids (here without
+    the categories' "unknown" ids); a column's slots must also agree with each
+    other (a real date: no 31 April). The sampler
+    draws a row's slots in order, so the current row's prefix is tracked here and
+    the tokenizer's per-prefix mask is applied to the logits before the draw.
+    """
+    import torch
+
+    from forecaster.sampler import Sampler
+    from forecaster.tokenizer import CategoryCodec
+
+    # a category's "unknown" id decodes to a missing value: never a value a synthetic row may have
+    static = tok.valid_mask()
+    unknown = np.zeros(tok.vocab_size, dtype=bool)
+    for name, codec in zip(tok.columns, tok.codecs):
+        if isinstance(codec, CategoryCodec):
+            unknown[tok.column_vocab(name).start + codec.unknown_id] = True
+    static &= ~unknown[None, :]
+    assert static.any(axis=1).all(), "a slot with no id left to sample"
+    keep = torch.from_numpy(~unknown)
+
+    class RowConstrainedSampler(Sampler):
+        def __init__(self) -> None:
+            super().__init__(model, torch.from_numpy(static))
+            self._prefix = None
+
+        def _draw(self, logits, slot, cfg, generator, forced):
+            if slot == 0 or self._prefix is None or self._prefix.shape[0] != logits.shape[0]:
+                self._prefix = np.zeros((logits.shape[0], 0), dtype=np.int64)
+            allowed = torch.from_numpy(tok.constrained_mask(self._prefix)).to(logits.device) & keep  # (B, V)
+            ids = super()._draw(logits.masked_fill(~allowed, float("-inf")), slot, cfg, generator, forced)
+            self._prefix = np.concatenate([self._prefix, ids.cpu().numpy()[:, None]], axis=1)
+            return ids
+
+    return RowConstrainedSampler()
+
+
 class ConditionError(UserError):
     """A ``--condition`` that names an unknown column or a value the model never saw."""
 
@@ -57,7 +97,7 @@ class GenerationStats:
     rows: int = 0
     histories: int = 0
     sampled_rows: int = 0          # kept + burn-in rows
-    reordered_rows: int = 0        # rows moved when histories were ordered by time
+    reordered_rows: int = 0        # sampled rows earlier than the row before them (then ordered by time)
     seconds: float = 0.0
     rows_per_s: float = 0.0
     conditions: dict = field(default_factory=dict)
@@ -116,8 +156,11 @@ class Synthesizer:
         for col in MODEL_COLUMNS:
             s = frame[col]
             if col == "is_fraud":
-                s = s.astype(str).str.lower().isin(["true", "yes"])
-            out[col] = s.astype(TYPED_DTYPES[col]) if col != "is_fraud" else s.to_numpy()
+                out[col] = s.astype(str).str.lower().isin(["true", "yes"]).to_numpy()
+            elif isinstance(TYPED_DTYPES[col], pd.CategoricalDtype):
+                out[col] = pd.Categorical(np.asarray(s.astype(object)), dtype=TYPED_DTYPES[col])
+            else:
+                out[col] = s.astype(TYPED_DTYPES[col])
         return pd.DataFrame(out)
 
     def seed_rows(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -171,9 +214,9 @@ class Synthesizer:
         """(n_paths, n_rows, tokens_per_row) ids after a (rows, tokens_per_row) prompt."""
         import torch
 
-        from forecaster.sampler import Sampler, SamplingConfig
+        from forecaster.sampler import SamplingConfig
 
-        sampler = Sampler(self.model, self.valid_mask)
+        sampler = _row_constrained_sampler(self.model, self.tok)
         gen = torch.Generator().manual_seed(int(seed))
         out = sampler.sample(torch.from_numpy(prompt.reshape(-1)), n_paths, n_rows, gen,
                              SamplingConfig(temperature=temperature, top_p=top_p),
@@ -188,8 +231,9 @@ class Synthesizer:
         if cards is not None:
             frame["card"] = np.repeat(cards, n_rows).astype(TYPED_DTYPES["card"])
         path = np.repeat(np.arange(n_paths), n_rows)
+        ts = frame["timestamp"].to_numpy().reshape(n_paths, n_rows)
+        moved = int((np.diff(ts, axis=1) < np.timedelta64(0, "ns")).sum())  # rows earlier than the row before
         order = np.lexsort((frame["timestamp"].to_numpy(), path))
-        moved = int((order != np.arange(len(order))).sum())
         frame = frame.iloc[order].reset_index(drop=True)
         return frame[list(TYPED_COLUMNS)], moved
 
@@ -219,6 +263,7 @@ class Synthesizer:
             raise SynthesisInputError(f"--rows must be at least 1, got {rows}")
         if rows_per_history < 1:
             raise SynthesisInputError(f"rows per history must be at least 1, got {rows_per_history}")
+        rows_per_history = min(rows_per_history, rows)
         conditions = dict(conditions or {})
         forced_row = self.condition_ids(conditions)
         t0 = time.perf_counter()
@@ -231,6 +276,10 @@ class Synthesizer:
                 hist = context[keys == key].sort_values("timestamp", kind="stable")
                 prompt = self._encode_rows(hist.tail(self.window_rows - 1))
                 forced = np.broadcast_to(forced_row, (rows, self.row_len)).copy()
+                card_sl = self.tok.column_slots("card")
+                known = prompt[-1, card_sl] != self.tok.column_vocab("card").start + self.tok.codec("card").unknown_id
+                if forced_row[card_sl][0] < 0 and known.all():  # the card of the context stays the card
+                    forced[:, card_sl] = prompt[-1, card_sl]
                 ids = self._sample(prompt, forced, 1, rows, seed + i, temperature, top_p)
                 table, moved = self._decode_histories(ids, np.array([key // KEY_FACTOR]), np.array([key % KEY_FACTOR]))
                 tables.append(table)
@@ -254,7 +303,9 @@ class Synthesizer:
                 card_sl = self.tok.column_slots("card")
                 ts_sl = self.tok.column_slots("timestamp")
                 first = slice(ts_sl.start, ts_sl.start + 2)  # year, month
-                forced[:, 0, card_sl] = np.where(forced[:, 0, card_sl] >= 0, forced[:, 0, card_sl], starts[:, card_sl])
+                # one card per history: its card token is forced in every row (a condition on card wins)
+                forced[:, :, card_sl] = np.where(forced[:, :, card_sl] >= 0, forced[:, :, card_sl],
+                                                 starts[:, None, card_sl])
                 forced[:, 0, first] = starts[:, first]
                 ids = self._sample(prompt, forced, n_paths, n_total, seed + 1 + b0, temperature, top_p)[:, burn:]
                 users = SYNTHETIC_USER_BASE + np.arange(b0, b0 + n_paths)
