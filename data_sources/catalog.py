@@ -55,6 +55,7 @@ class SeriesSpec:
     cboe: bool = False
     derived_from: tuple[str, ...] = ()
     notes: str = ""
+    positive: bool = False  # a level that cannot be zero or negative (VIX, unemployment)
 
     def __post_init__(self) -> None:
         assert self.frequency in FREQUENCIES, f"{self.name}: frequency {self.frequency!r}"
@@ -105,7 +106,7 @@ CATALOG: dict[str, SeriesSpec] = {
     s.name: s
     for s in [
         _market("SPX", "S&P 500 index", "index points", "log_return", stooq="^spx", fred="SP500"),
-        _market("VIX", "CBOE Volatility Index", "index points", "level", cboe=True, fred="VIXCLS"),
+        _market("VIX", "CBOE Volatility Index", "index points", "level", cboe=True, fred="VIXCLS", positive=True),
         _market("UST3M", "3-month Treasury constant maturity yield", "%", "diff", fred="DGS3MO"),
         _market("UST2Y", "2-year Treasury constant maturity yield", "%", "diff", fred="DGS2"),
         _market("UST5Y", "5-year Treasury constant maturity yield", "%", "diff", fred="DGS5"),
@@ -143,7 +144,7 @@ CATALOG: dict[str, SeriesSpec] = {
         SeriesSpec(
             "CORE_CPI_YOY", "Core CPI, year-over-year change", "%", "M", _CPI, "level", "macro", derived_from=("CORE_CPI",)
         ),
-        SeriesSpec("UNRATE", "Civilian unemployment rate, SA", "%", "M", _JOBS, "level", "macro", fred="UNRATE"),
+        SeriesSpec("UNRATE", "Civilian unemployment rate, SA", "%", "M", _JOBS, "level", "macro", fred="UNRATE", positive=True),
         SeriesSpec("M2", "M2 money stock, SA", "$bn", "M", _H6, "log_return", "macro", fred="M2SL"),
         SeriesSpec("GDP", "Real GDP, chained 2017 dollars, SAAR", "$bn", "Q", _GDP, "log_return", "macro", fred="GDPC1"),
         SeriesSpec(
