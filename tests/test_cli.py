@@ -26,3 +26,22 @@ def test_every_command_has_help(capsys):
 
 def test_unknown_command_is_a_usage_error(capsys):
     assert main(["nonsense"]) != 0
+
+
+def test_ctrl_c_inside_a_command_exits_130(capsys):
+    import typer as _typer
+
+    from forecaster.cli import main as _main
+
+    sub = _typer.Typer()
+
+    @sub.command()
+    def boom() -> None:
+        raise KeyboardInterrupt
+
+    app.add_typer(sub, name="testing-interrupt")
+    try:
+        assert _main(["testing-interrupt", "boom"]) == 130
+        assert "interrupted" in capsys.readouterr().err
+    finally:
+        app.registered_groups[:] = [g for g in app.registered_groups if g.name != "testing-interrupt"]

@@ -61,7 +61,13 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode Typer returns an exit code for Ctrl-C (130) and explicit
+        # exits instead of calling sys.exit; commands themselves return None.
+        result = app(args=argv, standalone_mode=False)
+        if isinstance(result, int) and not isinstance(result, bool):
+            if result == 130:
+                print("interrupted", file=sys.stderr)
+            return result
     except UserError as exc:
         if _state["debug"]:
             raise
