@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+
+from dashboard import figures
 
 from tests.test_dashboard_figures import make_forecast
 
@@ -254,6 +258,16 @@ def test_backtest_helpers():
     np.testing.assert_allclose(skill.set_index("series")["skill"].to_numpy(), [0.5, 1 - 6 / 9])
     rows, cols = backtest.score_rows(scores, "VIX")
     assert len(rows) == 4 and cols[0]["id"] == "horizon"
+    from dashboard.data import Backtest
+
+    bt = Backtest(Path("."), {}, scores, pd.DataFrame({
+        "kind": ["series", "series", "regime"], "name": ["VIX", "VIX", "volatility"], "horizon": [1, 21, 1],
+        "baseline": "random_walk", "skill": [0.2, 0.1, 0.5], "low": [0.1, -0.1, 0.4], "high": [0.3, 0.2, 0.6]}))
+    sk = backtest.skill_for(bt, "VIX")  # the backtest's own skill table wins, with its interval
+    assert list(sk["skill"]) == [0.2, 0.1] and list(sk["low"]) == [0.1, -0.1] and list(sk["model"]) == ["vs random_walk"] * 2
+    fig = figures.skill_chart(sk)
+    assert list(fig.data[0].error_y.array) == pytest.approx([0.1, 0.1])
+    assert backtest.skill_for(Backtest(Path("."), {}, scores, pd.DataFrame()), "VIX")["skill"].iloc[0] == 0.5
     fan = pd.DataFrame({"model": ["gpt"] * 3 + ["realised"] * 3, "series": "VIX", "step": [1, 2, 3] * 2,
                         **{f"q{p:02d}": [20.0, 21.0, 22.0] * 2 for p in (5, 10, 25, 50, 75, 90, 95)}})
     fig = backtest.origin_fan_figure(fan, "VIX", "gpt", "2018-01-31", None)
