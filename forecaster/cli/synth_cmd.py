@@ -131,6 +131,7 @@ def evaluate_cmd(
     train: Path = typer.Option(None, "--train", help="The model's training transactions: copies are checked against them (default: --real)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the subsamples and the fraud classifiers."),
     dcr_rows: int = typer.Option(2000, "--dcr-rows", help="Synthetic rows used for distance-to-closest-record."),
+    utility_extra: Path = typer.Option(None, "--utility-extra", help="More synthetic rows (e.g. generated with --condition is_fraud=Yes) used only to train the synthetic fraud classifier."),
     skip_bad_rows: bool = SkipOpt,
 ) -> None:
     """Privacy, fidelity and utility report of a synthetic table against real held-out transactions."""
@@ -141,9 +142,10 @@ def evaluate_cmd(
     real_t = read_table(real, skip_bad_rows)
     syn_t = read_table(synthetic, skip_bad_rows)
     train_t = read_table(train, skip_bad_rows) if train is not None else None
-    report = evaluate(real_t, syn_t, train_t, seed=seed, dcr_rows=dcr_rows)
+    extra_t = read_table(utility_extra, skip_bad_rows) if utility_extra is not None else None
+    report = evaluate(real_t, syn_t, train_t, seed=seed, dcr_rows=dcr_rows, utility_extra=extra_t)
     report["inputs"] = {"real": str(real), "synthetic": str(synthetic), "train": None if train is None else str(train),
-                        "seed": seed}
+                        "utility_extra": None if utility_extra is None else str(utility_extra), "seed": seed}
     write_report(report, real_t, syn_t, out, seed=seed)
     typer.echo(markdown_table(report))
     if report["coarse"]["exact_copy_flagged"]:

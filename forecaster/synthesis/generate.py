@@ -5,9 +5,9 @@ columns and dtypes of ``data_sources.tabformer``), one synthetic card history pe
 sampled path:
 
 - **unconditional**: every path starts from a neutral seed row built from the
-  run's aggregate statistics (modes, median amount), with the card index and the
-  year/month of its first row drawn from the training frequencies (forced
-  tokens). The first ``burn_in`` rows (default: one context window) are sampled
+  run's aggregate statistics (modes, median amount), with its card index and the
+  year/month of its first row drawn from the training (card, month) counts
+  (forced tokens; the card token stays forced in every row: one card per history). The first ``burn_in`` rows (default: one context window) are sampled
   and thrown away, so the kept rows are conditioned only on the model's own rows;
 - **fixed column values** (``conditions={"is_fraud": True, "merchant_state":
   "CA"}``): the column's tokens are forced in every row, the other columns are
@@ -164,16 +164,24 @@ class Synthesizer:
         return pd.DataFrame(out)
 
     def seed_rows(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
-        """``n`` neutral typed rows: drawn card and month (training frequencies), modes elsewhere."""
+        """``n`` neutral typed rows: (card, month) drawn from the training counts, modes elsewhere.
+
+        The (card, month) pairs are drawn by systematic sampling (one uniform offset,
+        then evenly spaced points of the cumulative distribution), so even a few
+        histories cover the cards in proportion, each in the months it was used.
+        """
         st = self.meta["seed"]
-        cards = np.array([int(k) for k in st["cards"]])
-        p_cards = np.array(list(st["cards"].values()), float)
-        months = list(st["months"])
-        p_months = np.array(list(st["months"].values()), float)
-        month = pd.PeriodIndex(rng.choice(months, size=n, p=p_months / p_months.sum()), freq="M")
+        keys = list(st["card_months"])
+        counts = np.array(list(st["card_months"].values()), float)
+        cdf = np.cumsum(counts) / counts.sum()
+        points = (rng.random() + np.arange(n)) / n
+        picks = np.minimum(np.searchsorted(cdf, points, side="right"), len(keys) - 1)
+        picks = picks[rng.permutation(n)]
+        cards = np.array([int(keys[i].split("|")[0]) for i in picks], dtype=np.int64)
+        month = pd.PeriodIndex([keys[i].split("|")[1] for i in picks], freq="M")
         days = rng.integers(0, month.days_in_month.to_numpy())
         ts = month.to_timestamp().to_numpy() + days.astype("timedelta64[D]") + np.timedelta64(12, "h")
-        data = {"card": rng.choice(cards, size=n, p=p_cards / p_cards.sum()), "timestamp": ts}
+        data = {"card": cards, "timestamp": ts}
         for col, value in st["modes"].items():
             data[col] = [value] * n
         frame = pd.DataFrame(data)

@@ -47,10 +47,13 @@ def seed_statistics(table: pd.DataFrame) -> dict:
     """Aggregates that generation starts from: card frequencies, monthly counts, per-column modes.
 
     Returns a JSON-able dict: ``cards`` {card: count}, ``months`` {"YYYY-MM": count},
+    ``card_months`` {"card|YYYY-MM": count} (a card's first row is drawn from these),
     ``modes`` {column: most common value as text or number, None for missing}.
     """
     cards = table["card"].astype("int64").value_counts().sort_index()
     months = table["timestamp"].dt.to_period("M").astype(str).value_counts().sort_index()
+    joint = (table["card"].astype("int64").astype(str) + "|" + table["timestamp"].dt.to_period("M").astype(str))
+    joint = joint.value_counts().sort_index()
     modes: dict = {}
     for col in MODEL_COLUMNS:
         if col in ("card", "timestamp"):
@@ -62,6 +65,7 @@ def seed_statistics(table: pd.DataFrame) -> dict:
         value = counts.index[0]
         modes[col] = None if pd.isna(value) else (value.item() if hasattr(value, "item") else value)
     return {"cards": {str(k): int(v) for k, v in cards.items()},
+            "card_months": {str(k): int(v) for k, v in joint.items()},
             "months": {str(k): int(v) for k, v in months.items()}, "modes": modes}
 
 
