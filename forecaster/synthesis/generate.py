@@ -117,13 +117,13 @@ def parse_condition(text: str) -> tuple[str, object]:
         if value.lower() not in ("yes", "no", "true", "false"):
             raise ConditionError(f"is_fraud must be Yes or No, got {value!r}")
         return col, value.lower() in ("yes", "true")
+    if col in ("merchant_state", "zip", "errors") and value == "":
+        return col, None  # missing (online transaction / no error)
     if col in ("card", "merchant_name", "zip", "mcc"):
         try:
             return col, int(value)
         except ValueError:
             raise ConditionError(f"{col} must be an integer, got {value!r}") from None
-    if col in ("merchant_state", "zip", "errors") and value == "":
-        return col, None  # missing (online transaction / no error)
     return col, value
 
 
@@ -131,8 +131,6 @@ class Synthesizer:
     """A trained synthesis run, ready to sample. ``which``: "best" or "last" weights."""
 
     def __init__(self, run_dir: str | Path, which: str = "best") -> None:
-        import torch
-
         from forecaster.tokenizer import TableTokenizer
         from forecaster.training.checkpoint import load_model
 
@@ -145,7 +143,6 @@ class Synthesizer:
         self.tok = TableTokenizer.load(run_dir / TOKENIZER_FILE)
         self.meta = json.loads((run_dir / SYNTHESIS_FILE).read_text())
         self.model = load_model(run_dir, which=which, fingerprint=self.tok.fingerprint())
-        self.valid_mask = torch.from_numpy(self.tok.valid_mask())
         self.row_len = self.tok.tokens_per_row
         self.window_rows = self.model.config.block_size // self.row_len
 
