@@ -38,9 +38,21 @@ def _run(argv: list[str]) -> None:
         raise UserError(f"`forecaster {' '.join(argv)}` failed (exit code {code}); see the message above")
 
 
+def default_threads() -> int:
+    """Every core when the machine is idle, one when its load average already fills the cores."""
+    import os
+
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return cores
+    return 1 if load >= cores - 0.5 else cores
+
+
 def demo_steps(runs: Path, name: str, minutes: float, paths: int, horizon: int, as_of: str, train_as_of: str,
                backtest: bool, fresh: bool, preset: str = "small", bt_paths: int = 50, bt_horizon: int = 63,
-               bt_start: str = "2018-01-01", bt_end: str = "2018-06-30", progress: bool = True) -> Path:
+               bt_start: str = "2018-01-01", bt_end: str = "2018-04-30", progress: bool = True) -> Path:
     """Train, forecast and backtest into ``runs/name`` (the dashboard's layout); return the run folder."""
     run = runs / name
     if fresh and run.exists():
@@ -105,22 +117,31 @@ def synth_steps(runs: Path, transactions: Path, minutes: float, rows: int, fresh
 def demo(
     runs: Path = typer.Option(Path("runs"), "--runs", help="Runs folder to write (the demo run goes to RUNS/<name>)."),
     name: str = typer.Option("demo", "--name", help="Run name inside --runs."),
-    minutes: float = typer.Option(2.0, "--minutes", help="Training budget in minutes (the run stops with a checkpoint)."),
+    minutes: float = typer.Option(1.5, "--minutes", help="Training budget in minutes (the run stops with a checkpoint)."),
     paths: int = typer.Option(200, "--paths", help="Paths of the forecast."),
     horizon: int = typer.Option(250, "--horizon", help="Business days ahead."),
     as_of: str = typer.Option("2018-12-31", "--as-of", help="Forecast origin (the embedded data ends 2019-01-03)."),
     train_as_of: str = typer.Option("2017-12-29", "--train-as-of", help="Last day of training data (before the backtest origins)."),
-    backtest: bool = typer.Option(True, "--backtest/--no-backtest", help="Run a short backtest (6 monthly origins in 2018)."),
+    backtest: bool = typer.Option(True, "--backtest/--no-backtest", help="Run a short backtest (4 monthly origins in 2018)."),
     fresh: bool = typer.Option(False, "--fresh", help="Redo every step even when its output exists."),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the dashboard at the end."),
     host: str = typer.Option("127.0.0.1", "--host", help="Dashboard interface (loopback by default)."),
     port: int = typer.Option(8050, "--port", help="Dashboard port."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    threads: int = typer.Option(None, "--threads", help="Torch CPU threads (default: every core on an idle machine, "
+                                "1 when the load average says the cores are busy: threads fighting for a core are slower)."),
     transactions: Path = typer.Option(None, "--synth", help="Also run the credit-card synthesis on this TabFormer CSV "
                                       "(split, train, generate, evaluate into RUNS/synth/cards; a few more minutes)."),
 ) -> None:
     """Train a small model on the embedded data, forecast, backtest, and open the dashboard on it (offline)."""
     t0 = time.perf_counter()
+    threads = default_threads() if threads is None else threads
+    if threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+    typer.echo(f"torch threads: {threads}", err=True)
     demo_steps(runs, name, minutes, paths, horizon, as_of, train_as_of, backtest, fresh, progress=progress)
     if transactions is not None:
         typer.secho("\n[+] Credit-card synthesis (--synth)", bold=True, err=True)
