@@ -37,3 +37,15 @@ def test_demo_steps_write_the_layout_and_skip_what_exists(tmp_path, capsys):
 def test_dashboard_refuses_a_bad_port(tmp_path, port, capsys):
     assert main(["dashboard", "--runs", str(tmp_path), "--port", port]) == 2
     assert "--port must be in 1..65535" in capsys.readouterr().err
+
+
+def test_demo_threads_follow_the_load(monkeypatch):
+    import os
+
+    from forecaster.cli.demo_cmd import default_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.3, 0.3))
+    assert default_threads() == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (6.0, 6.0, 6.0))
+    assert default_threads() == 1
