@@ -48,11 +48,17 @@ def test_generate_unconditional_csv(cycle, tmp_path):
 
 def test_generate_conditioned_parquet(cycle, tmp_path):
     out = tmp_path / "fraud.parquet"
-    assert main(["synth", "generate", "--run", str(cycle["run"]), "--rows", "30", "--out", str(out),
+    assert main(["synth", "generate", "--run", str(cycle["run"]), "--histories", "2", "--rows-per-history", "15",
+                 "--out", str(out),
                  "--condition", "is_fraud=Yes", "--condition", "merchant_state=CA"]) == 0
     table = read_table(out)
     _check_typed(table)
+    assert len(table) == 30 and table["user"].nunique() == 2
     assert table["is_fraud"].all() and (table["merchant_state"] == "CA").all()
+    online = tmp_path / "online.csv"  # an empty value conditions on "missing": online purchases have no state
+    assert main(["synth", "generate", "--run", str(cycle["run"]), "--rows", "10", "--out", str(online),
+                 "--condition", "merchant_state="]) == 0
+    assert read_table(online)["merchant_state"].isna().all()
 
 
 def test_generate_continues_given_cards(cycle, tmp_path):
@@ -72,7 +78,8 @@ def test_bad_conditions_and_outputs_are_one_line_errors(cycle, tmp_path, capsys)
     for args, msg in ((["--condition", "is_fraud=Maybe"], "Yes or No"),
                       (["--condition", "merchant_state=Atlantis"], "never occurs"),
                       (["--condition", "amount=3"], "cannot condition"),
-                      (["--out", str(tmp_path / "x.txt")], ".csv or .parquet")):
+                      (["--out", str(tmp_path / "x.txt")], ".csv or .parquet"),
+                      (["--histories", "2"], "either --rows or --histories")):
         argv = ["synth", "generate", "--run", run, "--rows", "5", "--out", str(tmp_path / "o.csv")] + args
         assert main(argv) == 2
         assert msg in capsys.readouterr().err

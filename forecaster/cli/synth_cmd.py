@@ -2,7 +2,7 @@
 
     forecaster synth split    --data FILE --train TRAIN.csv --holdout HOLDOUT.csv [--fraction 0.8]
     forecaster synth train    --data TRAIN.csv --out RUN_DIR [--preset tiny|small|base] [--max-minutes M]
-    forecaster synth generate --run RUN_DIR --rows N --out FILE.csv|FILE.parquet [--condition is_fraud=Yes ...]
+    forecaster synth generate --run RUN_DIR --rows N|--histories H --out FILE.csv|FILE.parquet [--condition is_fraud=Yes ...]
     forecaster synth evaluate --real HOLDOUT.csv --synthetic FILE --train TRAIN.csv --out DIR
 
 Input files are TabFormer CSVs (the published format) or typed Parquet tables;
@@ -91,7 +91,8 @@ def train_cmd(
 @synth.command("generate")
 def generate_cmd(
     run: Path = typer.Option(..., "--run", help="Run directory of `forecaster synth train`."),
-    rows: int = typer.Option(..., "--rows", help="Rows to generate (with --context: new rows per context card)."),
+    rows: int = typer.Option(None, "--rows", help="Rows to generate (with --context: new rows per context card)."),
+    histories: int = typer.Option(None, "--histories", help="Instead of --rows: this many synthetic card histories of --rows-per-history rows."),
     out: Path = typer.Option(..., "--out", help="Output file: .csv (TabFormer format) or .parquet (typed table)."),
     condition: list[str] = typer.Option(None, "--condition", help="Fix a column in every row, e.g. is_fraud=Yes, merchant_state=CA (repeatable)."),
     context: Path = typer.Option(None, "--context", help="Continue the cards of this file (their latest rows are the prompt)."),
@@ -112,6 +113,14 @@ def generate_cmd(
         raise SynthesisInputError(f"{out}: the output must end in .csv or .parquet")
     if temperature < 0 or (top_p is not None and not 0 < top_p <= 1):
         raise UserError("--temperature must be >= 0 and --top-p in (0, 1]")
+    if (rows is None) == (histories is None):
+        raise UserError("give either --rows or --histories")
+    if histories is not None:
+        if context is not None:
+            raise UserError("--histories is for new histories; with --context use --rows (new rows per card)")
+        if histories < 1:
+            raise UserError(f"--histories must be at least 1, got {histories}")
+        rows = histories * rows_per_history
     _threads(threads)
     conditions = dict(parse_condition(c) for c in (condition or []))
     ctx = read_table(context, skip_bad_rows) if context is not None else None
