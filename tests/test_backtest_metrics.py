@@ -21,8 +21,8 @@ def test_crps_of_a_perfect_ensemble_is_zero_and_a_wrong_one_is_not():
 
 def test_crps_matches_the_normal_closed_form_and_the_definition():
     rng = np.random.default_rng(0)
-    obs = rng.normal(size=400)
-    ens = rng.normal(size=(400, 400))
+    obs = rng.normal(size=500)
+    ens = rng.normal(size=(500, 200))
     got = metrics.crps(obs, ens)
     # the fair estimator is unbiased for the CRPS of N(0,1): the averages agree closely
     assert got.mean() == pytest.approx(sr.crps_normal(obs, 0.0, 1.0).mean(), rel=0.02)
@@ -128,3 +128,17 @@ def test_origin_schedule_and_named_window(shared_panel):
         get_window("1999")
     with pytest.raises(BacktestError):
         origin_schedule(cal, "2019-01-01", "2018-01-01", "1M")
+
+
+def test_skill_interval_is_archs_percentile_interval():
+    from arch.bootstrap import CircularBlockBootstrap
+
+    from forecaster.backtest.summary import CI_LEVEL, REPS
+
+    rng = np.random.default_rng(5)
+    base = rng.gamma(2.0, size=40)
+    model = base * rng.uniform(0.5, 1.3, size=40)
+    s, lo, hi = skill_ci(model, base, block=5, seed=11)
+    bs = CircularBlockBootstrap(5, model, base, seed=np.random.default_rng(11))
+    ci = bs.conf_int(lambda x, y: np.array([1 - x.mean() / y.mean()]), reps=REPS, method="percentile", size=CI_LEVEL)
+    assert (lo, hi) == pytest.approx((ci[0, 0], ci[1, 0]), rel=1e-12)

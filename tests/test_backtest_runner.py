@@ -133,7 +133,11 @@ def test_cli_writes_tables_and_a_self_contained_report(run_dir, shared_mapping, 
     skill = pd.read_csv(out / "skill.csv")
     assert skill["best"].sum() >= 4
     page = (out / "report.html").read_text()
-    assert page.count("Plotly.newPlot") >= 4 and "cdn.plot.ly" not in page and "<script src" not in page
+    from plotly.offline import get_plotlyjs
+
+    # plotly.js inlined exactly once, nothing fetched from the network
+    assert page.count(get_plotlyjs()[:200]) == 1 and "<script src" not in page
+    assert page.count("Plotly.newPlot") >= 4
     assert "| SPX | 21 |" in (out / "summary.md").read_text()
     # bad input is a one-line user error
     assert main(["backtest", "--run", str(run_dir), "--out", str(out), "--window", "1999"]) == 2

@@ -125,8 +125,11 @@ def fan_origins(origins: list, k: int = 4) -> list:
 
 
 def build_report(out: str | Path, path: str | Path | None = None, key_series=summary.KEY_SERIES,
-                 chosen_origins=None, wall_seconds: float | None = None) -> Path:
-    """Write ``report.html`` (default ``OUT/report.html``) for the backtest folder ``out``; returns its path."""
+                 chosen_origins=None, wall_seconds: float | None = None, skills: pd.DataFrame | None = None) -> Path:
+    """Write ``report.html`` (default ``OUT/report.html``) for the backtest folder ``out``; returns its path.
+
+    ``skills``: the skill table when the caller has it (``summary.write_summary``), else it is computed.
+    """
     from plotly.offline import get_plotlyjs
 
     out = Path(out)
@@ -134,7 +137,7 @@ def build_report(out: str | Path, path: str | Path | None = None, key_series=sum
     doc = json.loads((out / "backtest.json").read_text())
     cfg = doc["config"]
     table = summary.score_table(scores)
-    skills = summary.skill_table(scores)
+    skills = summary.skill_table(scores) if skills is None else skills
     series = [s for s in key_series if s in set(table["series"])] or list(table["series"].unique())[:4]
     origins = sorted(scores["origin"].unique())
     chosen = [pd.Timestamp(o) for o in (chosen_origins or fan_origins(origins))]

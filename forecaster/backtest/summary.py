@@ -17,7 +17,6 @@ the honest answer of four years of data.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -53,13 +52,15 @@ def skill_ci(model: np.ndarray, base: np.ndarray, block: int, seed: int = 0) -> 
     if len(a) < 3:
         return skill, np.nan, np.nan
 
-    def stat(x, y):
-        return np.array([1.0 - x.mean() / y.mean() if y.mean() > 0 else np.nan])
-
+    # arch draws the circular-block resamples; the ratio of means is evaluated for all of them at once
+    # (the same numbers as ``bs.conf_int(..., method="percentile")``, without a Python call per draw)
     bs = CircularBlockBootstrap(block, a, b, seed=np.random.default_rng(seed))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ci = bs.conf_int(stat, reps=REPS, method="percentile", size=CI_LEVEL)
+    idx = np.stack([bs.update_indices() for _ in range(REPS)])  # (reps, n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws = 1.0 - a[idx].mean(axis=1) / b[idx].mean(axis=1)
+    draws = draws[np.isfinite(draws)]
+    tail = 100 * (1 - CI_LEVEL) / 2
+    ci = np.percentile(draws, [tail, 100 - tail]).reshape(2, 1)
     return float(skill), float(ci[0, 0]), float(ci[1, 0])
 
 

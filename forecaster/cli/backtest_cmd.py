@@ -69,9 +69,9 @@ def backtest(
             bar.update(1)
 
         scores = bt.run(on_origin=step)
-    write_summary(out, scores)
+    tables = write_summary(out, scores)
     wall = time.perf_counter() - t0
-    report = build_report(out, wall_seconds=wall)
+    report = build_report(out, wall_seconds=wall, skills=tables["skill"])
     errors = scores.attrs.get("errors", {})
     if errors:
         typer.echo(f"warning: a model failed at {len(errors)} origin(s) (see report.html); first: "
