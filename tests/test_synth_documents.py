@@ -109,3 +109,20 @@ def test_empty_and_header_only_files_are_user_errors(tmp_path):
         read_table(tmp_path / "x.txt")
     with pytest.raises(SynthesisInputError, match="does not exist"):
         read_table(tmp_path / "missing.csv")
+
+
+def test_cli_bad_input_is_one_line_and_skip_bad_rows_reads_on(tmp_path, shared_data, capsys):
+    from forecaster.cli import main
+
+    path = _bad_file(tmp_path, shared_data / "tabformer" / "User0_credit_card_transactions.csv",
+                     lambda line: line.rsplit(",", 1)[0] + ",Maybe")
+    args = ["synth", "split", "--data", str(path), "--train", str(tmp_path / "a.csv"), "--holdout", str(tmp_path / "b.csv")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--skip-bad-rows" in err
+    assert main(args + ["--skip-bad-rows"]) == 0
+    assert len(read_table(tmp_path / "a.csv")) + len(read_table(tmp_path / "b.csv")) == 18
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert main(["synth", "split", "--data", str(empty), "--train", str(tmp_path / "c.csv"),
+                 "--holdout", str(tmp_path / "d.csv")]) == 2
