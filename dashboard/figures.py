@@ -61,9 +61,11 @@ def _value_format(unit: str) -> str:
 
 def _layout(fig: go.Figure, title: str, ytitle: str = "", height: int = 420) -> go.Figure:
     fig.update_layout(
-        template=TEMPLATE, font=FONT, height=height, title=dict(text=title, x=0.01, xanchor="left", font=dict(size=16)),
-        margin=dict(l=60, r=20, t=56, b=40), hovermode="x unified",
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0, font=dict(size=11)),
+        # title on the first line, legend on the second: long titles never run under the legend
+        template=TEMPLATE, font=FONT, height=height,
+        title=dict(text=title, x=0.01, xanchor="left", yref="container", y=0.98, yanchor="top", font=dict(size=15)),
+        margin=dict(l=60, r=20, t=78, b=40), hovermode="x unified",
+        legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="right", x=1.0, font=dict(size=11)),
     )
     fig.update_yaxes(title_text=ytitle, gridcolor="#e5e8eb", zeroline=False)
     fig.update_xaxes(gridcolor="#eef0f2", showspikes=True, spikemode="across", spikethickness=1)
@@ -306,8 +308,8 @@ def skill_chart(skill: pd.DataFrame, value: str = "skill", label: str = "series"
                              marker_color=_FALLBACK[i % len(_FALLBACK)], error_y=err,
                              hovertemplate="%{x}: %{y:.3f}<extra>" + (str(g) if g is not None else "") + "</extra>"))
     fig.add_hline(y=0, line=dict(color="#3e4c59", width=1))
-    fig = _layout(fig, "Skill score vs baseline (above 0: better)", "skill", height=320)
-    fig.update_layout(barmode="group", hovermode="closest")
+    fig = _layout(fig, "CRPS skill vs baseline by horizon (above 0: better; bars: bootstrap interval)", "skill", height=320)
+    fig.update_layout(barmode="group", hovermode="closest", showlegend=True)
     return fig
 
 

@@ -242,6 +242,12 @@ def test_synthesis_page(server, page, runs):
     assert names[0].startswith("real") and names[1].startswith("synthetic")
     assert page.locator("#sy-privacy").inner_text().strip()
     _shot(page, "synthesis")
+    if (runs / "synth" / "cards" / "model").exists():  # the Generate button samples from the synthesis run
+        page.fill("#sy-rows", "12")
+        page.click("#sy-generate")
+        page.wait_for_selector("#sy-gen-msg:has-text('generated 12 rows'), #sy-gen-msg .alert-error", timeout=120_000)
+        assert "generated 12 rows" in page.locator("#sy-gen-msg").inner_text()
+        assert page.locator("#sy-sample tbody tr").count() == 12 + 1  # the header row is a tr too
 
 
 def test_data_page_series_chart(server, page):

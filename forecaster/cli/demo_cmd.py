@@ -145,7 +145,7 @@ def demo(
     demo_steps(runs, name, minutes, paths, horizon, as_of, train_as_of, backtest, fresh, progress=progress)
     if transactions is not None:
         typer.secho("\n[+] Credit-card synthesis (--synth)", bold=True, err=True)
-        synth_steps(runs, transactions, minutes, 2000, fresh, progress)
+        synth_steps(runs, transactions, minutes, 1000, fresh, progress)
     if not serve:
         return
     from forecaster.cli.dashboard_cmd import serve as serve_app
