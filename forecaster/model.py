@@ -48,9 +48,17 @@ class GPTConfig:
     n_embd: int = 64
     dropout: float = 0.0
     bias: bool = False         # biases in Linear/LayerNorm; False is a bit better and faster
+    n_kv_head: int | None = None  # key/value heads (grouped-query attention); None = n_head
 
     def __post_init__(self) -> None:
         assert self.n_embd % self.n_head == 0, f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}"
+        if self.n_kv_head is not None:
+            assert 1 <= self.n_kv_head <= self.n_head and self.n_head % self.n_kv_head == 0, (
+                f"n_head={self.n_head} must be a multiple of n_kv_head={self.n_kv_head}")
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_head if self.n_kv_head is None else self.n_kv_head
         assert self.row_len >= 1 and self.vocab_size >= 2 and self.block_size >= 1, f"bad config {self}"
 
     def to_dict(self) -> dict:
@@ -78,7 +86,7 @@ class GPTConfig:
 class KVCache:
     """Preallocated keys/values of every layer for incremental decoding.
 
-    ``kv`` has shape ``(n_layer, 2, B, n_head, max_T, head_dim)``; positions
+    ``kv`` has shape ``(n_layer, 2, B, n_kv_head, max_T, head_dim)``; positions
     ``[0, pos)`` are filled. A forward pass with this cache writes the keys and
     values of its ``T`` new tokens at ``[pos, pos + T)`` in every layer and then
     advances ``pos`` by ``T`` (the last layer advances it).
@@ -100,7 +108,7 @@ class KVCache:
     def for_model(cls, model: "GPT", batch_size: int, max_T: int | None = None) -> "KVCache":
         c = model.config
         p = next(model.parameters())
-        return cls(c.n_layer, batch_size, c.n_head, max_T or c.block_size, c.n_embd // c.n_head,
+        return cls(c.n_layer, batch_size, c.kv_heads, max_T or c.block_size, c.n_embd // c.n_head,
                    dtype=p.dtype, device=p.device)
 
     @property
@@ -146,34 +154,41 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.layer_idx = layer_idx
         self.n_head = config.n_head
+        self.n_kv_head = config.kv_heads
         self.n_embd = config.n_embd
+        self.head_dim = config.n_embd // config.n_head
         self.dropout = config.dropout
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        # queries for every head, keys/values for n_kv_head heads (grouped-query attention: the
+        # KV cache, which bounds sampling speed when hundreds of paths decode together, shrinks
+        # by n_head / n_kv_head)
+        kv_dim = self.n_kv_head * self.head_dim
+        self.c_attn = nn.Linear(config.n_embd, config.n_embd + 2 * kv_dim, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
         B, T, C = x.size()
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        hd = C // self.n_head
-        q = q.view(B, T, self.n_head, hd).transpose(1, 2)  # (B, nh, T, hd)
-        k = k.view(B, T, self.n_head, hd).transpose(1, 2)  # (B, nh, T, hd)
-        v = v.view(B, T, self.n_head, hd).transpose(1, 2)  # (B, nh, T, hd)
+        hd, kv_dim = self.head_dim, self.n_kv_head * self.head_dim
+        q, k, v = self.c_attn(x).split([self.n_embd, kv_dim, kv_dim], dim=2)
+        q = q.view(B, T, self.n_head, hd).transpose(1, 2)     # (B, nh, T, hd)
+        k = k.view(B, T, self.n_kv_head, hd).transpose(1, 2)  # (B, nkv, T, hd)
+        v = v.view(B, T, self.n_kv_head, hd).transpose(1, 2)  # (B, nkv, T, hd)
         dropout_p = self.dropout if self.training else 0.0
+        gqa = {"enable_gqa": True} if self.n_kv_head != self.n_head else {}
         if kv_cache is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, **gqa)
         else:
             past = kv_cache.pos
-            k, v = kv_cache.insert(self.layer_idx, k, v)  # (B, nh, past+T, hd)
+            k, v = kv_cache.insert(self.layer_idx, k, v)  # (B, nkv, past+T, hd)
             if past == 0:
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, **gqa)
             elif T == 1:  # one new token attends to everything cached
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, **gqa)
             else:  # a chunk after a prefix: query i (absolute past+i) sees keys [0, past+i]
                 keys = torch.arange(past + T, device=x.device)
                 queries = torch.arange(past, past + T, device=x.device)
                 mask = keys[None, :] <= queries[:, None]  # (T, past+T) bool, True = attend
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, **gqa)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
@@ -261,6 +276,21 @@ class GPT(nn.Module):
         -------
         logits (B, T, vocab_size) float, loss (scalar) or None.
         """
+        x = self.hidden(idx, kv_cache, start_pos)
+        logits = self.lm_head(x)                                         # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+        return logits, loss
+
+    def hidden(self, idx: torch.Tensor, kv_cache: KVCache | None = None,
+               start_pos: int | None = None) -> torch.Tensor:
+        """The final hidden states ``(B, T, n_embd)``; ``logits = lm_head(hidden)``.
+
+        A sampler that may draw only a few ids at a position multiplies these with
+        just those ids' rows of ``lm_head.weight`` instead of the whole vocabulary.
+        Arguments as in ``forward``.
+        """
         B, T = idx.size()
         if start_pos is None:
             start_pos = kv_cache.pos if kv_cache is not None else 0
@@ -275,12 +305,7 @@ class GPT(nn.Module):
         x = self.transformer.drop(tok_emb + pos_emb + slot_emb)          # (B, T, C)
         for block in self.transformer.h:
             x = block(x, kv_cache)
-        x = self.transformer.ln_f(x)
-        logits = self.lm_head(x)                                         # (B, T, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
-        return logits, loss
+        return self.transformer.ln_f(x)                                  # (B, T, C)
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, n_new: int, generator: torch.Generator | None = None,

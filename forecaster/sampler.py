@@ -10,7 +10,11 @@ The fast path (``Sampler.sample``):
 1. one prefill of the prompt (batch 1), then the KV cache is copied to all N
    paths, which are decoded together as one batch, one token per step;
 2. at every step only the ids valid for the slot can be drawn (constrained
-   decoding), then temperature, top-k and top-p, with a seeded ``torch.Generator``;
+   decoding), then temperature, top-k and top-p, with a seeded ``torch.Generator``.
+   Logits are computed for the slot's valid ids only (their rows of the output
+   matrix), not for the whole vocabulary. An optional ``step_mask`` narrows the
+   ids further given the tokens already drawn in the current row (the tokenizer's
+   per-prefix constraints, e.g. real dates); it too sees ids only;
 3. when the context window is full, it slides on a row boundary: every path
    keeps its *own* last ``keep_rows`` rows, which are re-prefilled as a batch.
    Nothing is averaged across paths, so each path stays one coherent scenario
@@ -69,9 +73,12 @@ class Sampler:
     model : a trained ``GPT`` (put in eval mode here).
     valid_mask : (row_len, vocab_size) bool, the tokenizer's valid ids per slot.
     keep_rows : rows each path keeps when the window slides (default: half the window).
+    step_mask : optional ``f(prefix) -> (B, vocab) bool`` where ``prefix`` is ``(B, k)``, the ids
+        drawn so far in each path's current row (``k`` = the slot being drawn).
     """
 
-    def __init__(self, model: GPT, valid_mask: torch.Tensor, keep_rows: int | None = None) -> None:
+    def __init__(self, model: GPT, valid_mask: torch.Tensor, keep_rows: int | None = None,
+                 step_mask: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.model = model.eval()
         cfg = model.config
         self.row_len = cfg.row_len
@@ -83,16 +90,22 @@ class Sampler:
         # per slot, the valid ids: drawing among them only is the same distribution as masking
         # the rest to -inf, and much cheaper than a softmax over the whole vocabulary
         self.valid_ids = [torch.nonzero(row).flatten().to(model.lm_head.weight.device) for row in self.valid_mask]
+        self.step_mask = step_mask
         self.keep_rows = keep_rows if keep_rows is not None else max(1, self.window_rows // 2)
         assert 1 <= self.keep_rows < self.window_rows, f"keep_rows must be in [1, {self.window_rows - 1}]"
         self.device = next(model.parameters()).device
 
     # -- shared pieces of both paths ---------------------------------------------------------
-    def _draw(self, logits: torch.Tensor, slot: int, cfg: SamplingConfig, generator: torch.Generator,
-              forced: torch.Tensor | None) -> torch.Tensor:
-        """Next ids ``(B,)`` from ``(B, V)`` logits: restrict to the slot's ids, filter, draw, then force."""
+    def _draw(self, hidden: torch.Tensor, slot: int, cfg: SamplingConfig, generator: torch.Generator,
+              forced: torch.Tensor | None, prefix: torch.Tensor) -> torch.Tensor:
+        """Next ids ``(B,)`` from the last hidden states ``(B, C)``: logits of the slot's valid ids
+        only, the step mask, filtering, one draw per path, then forcing."""
         valid = self.valid_ids[slot]
-        logits = logits.index_select(-1, valid).double()  # (B, n_valid)
+        weight = self.model.lm_head.weight.index_select(0, valid)  # (n_valid, C)
+        logits = (hidden @ weight.T).double()  # (B, n_valid)
+        if self.step_mask is not None:
+            allowed = self.step_mask(prefix).to(logits.device).index_select(-1, valid)  # (B, n_valid)
+            logits = logits.masked_fill(~allowed, float("-inf"))
         # one uniform per path and step, whatever the settings, so both paths consume the RNG alike
         u = torch.rand(logits.size(0), 1, generator=generator, dtype=torch.float64, device=logits.device)
         if cfg.temperature == 0:
@@ -151,23 +164,22 @@ class Sampler:
         length = prompt.numel()
 
         cache = KVCache.for_model(self.model, batch_size=1)
-        logits, _ = self.model(prompt[None, :], kv_cache=cache)  # prefill once, (1, T0, V)
+        h = self.model.hidden(prompt[None, :], kv_cache=cache)  # prefill once, (1, T0, C)
         cache = cache.expand(N)
-        last = logits[:, -1, :].expand(N, -1)  # (N, V)
+        last = h[:, -1, :].expand(N, -1)  # (N, C)
         for row in range(n_rows):
             if cache.pos + R > cache.max_T:  # slide: each path re-prefills its own last rows
                 start = length - self.keep_rows * R
                 cache.reset()
-                logits, _ = self.model(history[:, start:length], kv_cache=cache)
-                last = logits[:, -1, :]
+                last = self.model.hidden(history[:, start:length], kv_cache=cache)[:, -1, :]
             for slot in range(R):
-                ids = self._draw(last, slot, cfg, generator, self._forced_at(forced, row, slot, N))
+                prefix = history[:, length - slot:length]  # (N, slot) ids of this row so far
+                ids = self._draw(last, slot, cfg, generator, self._forced_at(forced, row, slot, N), prefix)
                 history[:, length] = ids
                 length += 1
                 if row == n_rows - 1 and slot == R - 1:
                     break  # the last token needs no forward pass
-                logits, _ = self.model(ids[:, None], kv_cache=cache)  # (N, 1, V)
-                last = logits[:, -1, :]
+                last = self.model.hidden(ids[:, None], kv_cache=cache)[:, -1, :]  # (N, C)
             if progress is not None:
                 progress(row + 1)
         return history[:, prompt.numel():].reshape(N, n_rows, R)
@@ -186,7 +198,8 @@ class Sampler:
             if history.size(1) - start + R > self.window_rows * R:
                 start = history.size(1) - self.keep_rows * R
             for slot in range(R):
-                logits, _ = self.model(history[:, start:])
-                ids = self._draw(logits[:, -1, :], slot, cfg, generator, self._forced_at(forced, row, slot, N))
+                hidden = self.model.hidden(history[:, start:])[:, -1, :]
+                prefix = history[:, history.size(1) - slot:]
+                ids = self._draw(hidden, slot, cfg, generator, self._forced_at(forced, row, slot, N), prefix)
                 history = torch.cat([history, ids[:, None]], dim=1)
         return history[:, prompt.numel():].reshape(N, n_rows, R)

@@ -95,3 +95,39 @@ def test_filter_logits_top_k_and_top_p():
     assert torch.isfinite(p[0, :2]).all() and torch.isinf(p[0, 2:]).all()
     p1 = filter_logits(logits, SamplingConfig(top_p=0.4))  # the top token alone
     assert torch.isfinite(p1[0, 0]) and torch.isinf(p1[0, 1:]).all()
+
+
+def test_grouped_query_attention_cache_equals_reference():
+    torch.manual_seed(3)
+    model = GPT(GPTConfig(vocab_size=VOCAB, row_len=ROW, block_size=ROW * ROWS, n_layer=2, n_head=4, n_kv_head=1, n_embd=32))
+    mask = torch.ones(ROW, VOCAB, dtype=torch.bool)
+    smp = Sampler(model, mask, keep_rows=2)
+    prompt = torch.arange(3 * ROW) % VOCAB
+    fast = smp.sample(prompt, 5, 9, torch.Generator().manual_seed(1))
+    ref = smp.sample_reference(prompt, 5, 9, torch.Generator().manual_seed(1))
+    assert torch.equal(fast, ref)
+    # the cache holds one key/value head instead of four
+    from forecaster.model import KVCache
+
+    assert KVCache.for_model(model, 2).kv.shape[3] == 1
+
+
+def test_step_mask_sees_the_row_prefix_and_narrows_the_draw(sampler):
+    """A prefix-dependent rule (slot 1 must repeat slot 0's id + 1 when that is valid) is obeyed,
+    and the hook is called with the ids drawn so far in the row."""
+    seen = []
+
+    def rule(prefix):
+        seen.append(prefix.shape[1])
+        allowed = torch.ones(prefix.shape[0], VOCAB, dtype=torch.bool)
+        if prefix.shape[1] == 1:
+            allowed[:] = False
+            allowed[torch.arange(prefix.shape[0]), 2] = True  # slot 1: always id 2 (valid by construction)
+        return allowed
+
+    narrowed = Sampler(sampler.model, sampler.valid_mask, keep_rows=2, step_mask=rule)
+    out = narrowed.sample(_prompt(sampler), 6, 7, torch.Generator().manual_seed(2))
+    assert (out[:, :, 1] == 2).all()
+    assert sorted(set(seen)) == list(range(ROW))
+    ref = narrowed.sample_reference(_prompt(sampler), 6, 7, torch.Generator().manual_seed(2))
+    assert torch.equal(out, ref)

@@ -45,10 +45,9 @@ def _row_constrained_sampler(model, tok):
     """A ``Sampler`` whose draws also obey ``tok.constrained_mask`` (rows that always decode).
 
     The shared sampler constrains each slot to its static valid ids (here without
-    the categories' "unknown" ids); a column's slots must also agree with each
-    other (a real date: no 31 April). The sampler
-    draws a row's slots in order, so the current row's prefix is tracked here and
-    the tokenizer's per-prefix mask is applied to the logits before the draw.
+    the categories' "unknown" ids); the sampler's ``step_mask`` hook adds the
+    tokenizer's per-prefix mask, given the ids already drawn in the row (canonical
+    missing values, real dates: no 31 April).
     """
     import torch
 
@@ -65,20 +64,10 @@ def _row_constrained_sampler(model, tok):
     assert static.any(axis=1).all(), "a slot with no id left to sample"
     keep = torch.from_numpy(~unknown)
 
-    class RowConstrainedSampler(Sampler):
-        def __init__(self) -> None:
-            super().__init__(model, torch.from_numpy(static))
-            self._prefix = None
+    def step_mask(prefix: torch.Tensor) -> torch.Tensor:  # (B, k) ids of the row so far -> (B, V)
+        return torch.from_numpy(tok.constrained_mask(prefix.cpu().numpy())) & keep
 
-        def _draw(self, logits, slot, cfg, generator, forced):
-            if slot == 0 or self._prefix is None or self._prefix.shape[0] != logits.shape[0]:
-                self._prefix = np.zeros((logits.shape[0], 0), dtype=np.int64)
-            allowed = torch.from_numpy(tok.constrained_mask(self._prefix)).to(logits.device) & keep  # (B, V)
-            ids = super()._draw(logits.masked_fill(~allowed, float("-inf")), slot, cfg, generator, forced)
-            self._prefix = np.concatenate([self._prefix, ids.cpu().numpy()[:, None]], axis=1)
-            return ids
-
-    return RowConstrainedSampler()
+    return Sampler(model, torch.from_numpy(static), step_mask=step_mask)
 
 
 class ConditionError(UserError):

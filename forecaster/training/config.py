@@ -33,14 +33,14 @@ from data_sources.errors import UserError
 PRESETS: dict[str, dict] = {
     "tiny": dict(n_layer=2, n_head=2, n_embd=48, dropout=0.0,
                  context_rows=4, batch_size=8, max_steps=200, lr=3e-3, warmup_steps=10, eval_every=50),
-    "small": dict(n_layer=4, n_head=4, n_embd=128, dropout=0.0,
+    "small": dict(n_layer=4, n_head=4, n_kv_head=1, n_embd=128, dropout=0.0,
                   context_rows=8, batch_size=16, max_steps=300, lr=2e-3, warmup_steps=20, eval_every=50, patience=3),
-    "base": dict(n_layer=8, n_head=8, n_embd=512, dropout=0.1,
+    "base": dict(n_layer=8, n_head=8, n_kv_head=2, n_embd=512, dropout=0.1,
                  context_rows=32, batch_size=64, max_steps=20000, lr=6e-4, warmup_steps=500, eval_every=250, patience=5),
-    "large": dict(n_layer=16, n_head=16, n_embd=1024, dropout=0.1,
+    "large": dict(n_layer=16, n_head=16, n_kv_head=4, n_embd=1024, dropout=0.1,
                   context_rows=32, batch_size=128, max_steps=50000, lr=3e-4, warmup_steps=1000, eval_every=500, patience=5),
 }
-_MODEL_KEYS = ("n_layer", "n_head", "n_embd", "dropout")
+_MODEL_KEYS = ("n_layer", "n_head", "n_kv_head", "n_embd", "dropout")
 
 
 class ConfigError(UserError):
@@ -139,5 +139,5 @@ def model_config_for(preset: str, vocab_size: int, row_len: int, context_rows: i
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    shape = {k: PRESETS[preset][k] for k in _MODEL_KEYS}
+    shape = {k: PRESETS[preset][k] for k in _MODEL_KEYS if k in PRESETS[preset]}
     return GPTConfig(vocab_size=vocab_size, row_len=row_len, block_size=context_rows * row_len, **shape)
