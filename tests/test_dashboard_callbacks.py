@@ -284,3 +284,20 @@ def test_data_page_tables_on_the_embedded_panel(app):
     assert any("day 15 of month M+1" in r["published"] for r in rules)
     fig, msg = data_page.draw("WTI", data_page.EMBEDDED)
     assert fig.data[0].name == "WTI" and pd.Timestamp(fig.data[0].x[-1]).year == 2019
+
+
+def test_every_page_explains_an_empty_runs_folder(app, tmp_path):
+    """No run yet: each page says which command makes what it would show (and none is blank)."""
+    from dashboard.components import RUNS_KEY
+    from dashboard.pages import backtest, data_page, forecast, regimes, scenarios, synthesis
+
+    saved = app.server.config[RUNS_KEY]
+    app.server.config[RUNS_KEY] = str(tmp_path)
+    try:
+        for page in (forecast, regimes, scenarios, backtest):
+            text = _text(page.layout())
+            assert "No trained run yet" in text and "forecaster demo" in text, page.__name__
+        assert "forecaster synth evaluate" in _text(synthesis.layout())
+        assert "embedded offline data" in str(data_page.layout())  # the Data page falls back to the embedded panel
+    finally:
+        app.server.config[RUNS_KEY] = saved
