@@ -77,6 +77,13 @@ def list_runs(runs_dir: str | Path) -> list[RunInfo]:
     return out
 
 
+def _component(name: str, what: str) -> str:
+    """``name`` as one folder name (it comes from the browser: nothing that could leave its parent folder)."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise DashboardDataError(f"bad {what} name {name!r}")
+    return name
+
+
 def run_path(runs_dir: str | Path, run: str) -> Path:
     """The folder of run ``run`` (refuses names that leave ``runs_dir``)."""
     for r in list_runs(runs_dir):
@@ -137,7 +144,7 @@ def _load_forecast(path: str, stamp: float):
 
 def load_forecast(runs_dir: str | Path, run: str, name: str, kind: str = "forecasts"):
     """The ``Forecast`` in ``runs_dir/run/kind/name`` (cached until the folder's forecast.json changes)."""
-    folder = run_path(runs_dir, run) / kind / name
+    folder = run_path(runs_dir, run) / kind / _component(name, "forecast")
     if not (folder / "forecast.json").exists():
         raise DashboardDataError(f"no forecast {name!r} in run {run!r} ({folder})")
     return _load_forecast(str(folder), _mtime(folder / "forecast.json"))
@@ -228,7 +235,7 @@ def _load_backtest(path: str, stamp: tuple) -> Backtest:
 
 def load_backtest(runs_dir: str | Path, run: str, name: str) -> Backtest:
     """Scores and settings of ``runs_dir/run/backtests/name`` (cached until an origin file changes)."""
-    folder = run_path(runs_dir, run) / "backtests" / name
+    folder = run_path(runs_dir, run) / "backtests" / _component(name, "backtest")
     if not folder.is_dir():
         raise DashboardDataError(f"no backtest {name!r} in run {run!r}")
     origin_dir = folder / "origins"
@@ -246,7 +253,7 @@ def _fan(path: str, origin: str, stamp: float) -> pd.DataFrame:
 
 def load_backtest_fan(bt: Backtest, origin: str) -> pd.DataFrame:
     """Fan quantiles (model, series, step, q05..q95) and the realised path (model 'realised', q50) of one origin."""
-    p = bt.path / "origins" / f"{pd.Timestamp(origin).date()}.fan.parquet"
+    p = bt.path / "origins" / f"{pd.Timestamp(origin).date()}.fan.parquet"  # a date: cannot leave the folder
     if not p.exists():
         raise DashboardDataError(f"no fan file for origin {origin} in {bt.path}")
     return _fan(str(bt.path), str(pd.Timestamp(origin).date()), _mtime(p))
@@ -286,7 +293,7 @@ def _load_synth(path: str, stamp: tuple) -> Synthesis:
 
 def load_synth(runs_dir: str | Path, name: str) -> Synthesis:
     """A synthesis evaluation folder (layout in ``SYNTH_LAYOUT``)."""
-    folder = Path(runs_dir) / "synth" / name
+    folder = Path(runs_dir) / "synth" / _component(name, "synthesis")
     if not folder.is_dir():
         raise DashboardDataError(f"no synthesis folder {name!r} in {Path(runs_dir) / 'synth'}")
     stamp = tuple(_mtime(folder / f) for f in (*REAL_FILES, *SYNTHETIC_FILES, "report.json"))

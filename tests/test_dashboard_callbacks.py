@@ -84,6 +84,11 @@ def test_loaders_list_the_layout(runs):
     assert [r.name for r in data.list_runs(runs / "alpha")] == ["alpha"]  # a single run folder works too
     with pytest.raises(data.DashboardDataError, match="no run named"):
         data.run_path(runs, "../etc")
+    for bad in ("../../alpha/forecasts/base", "..", "a/b"):  # names come from the browser
+        with pytest.raises(data.DashboardDataError, match="bad forecast name"):
+            data.load_forecast(runs, "alpha", bad)
+    with pytest.raises(data.DashboardDataError, match="bad synthesis name"):
+        data.load_synth(runs, "../synth/cards")
 
 
 def test_forecast_callbacks_change_with_the_series(app):
