@@ -124,12 +124,8 @@ def realised_after(full_panel: pd.DataFrame, origin, horizon: int) -> pd.DataFra
 class GPTModel:
     """The GPT behind the same ``forecast(panel, n_paths, horizon, seed)`` call as the baselines.
 
-    Stop-gap while the pipeline cannot yet keep the sampler from writing the
-    missing-value token in only some slots of a column: when ``predict`` raises a
-    ``DecodeError``, the same draw (same seed, so the same ids) is decoded with
-    ``errors="coerce"``, which blanks the cells that do not form a value. Blank
-    steps keep the level unchanged (``integrate``); the share of blanked cells is
-    recorded in ``meta["coerced_share"]`` and in the origin's metadata.
+    Every row the sampler draws decodes (the tokenizer's per-slot id ranges admit
+    only decodable rows), so no repair is needed here.
     """
 
     name = GPT
@@ -138,39 +134,10 @@ class GPTModel:
         self.pipe = pipe
 
     def forecast(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
-        from forecaster.tokenizer.errors import DecodeError
-
-        try:
-            fc = self.pipe.predict(panel, panel.index[-1], n_paths=n_paths, horizon=horizon, seed=seed)
-            fc.meta["coerced_share"] = 0.0
-        except DecodeError:
-            fc = self._predict_coerced(panel, n_paths, horizon, seed)
+        fc = self.pipe.predict(panel, panel.index[-1], n_paths=n_paths, horizon=horizon, seed=seed)
         fc.meta["covers"] = list(fc.series)
         fc.meta["model"] = GPT
         return fc
-
-    def _predict_coerced(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
-        import torch
-
-        from data_sources.calendar import business_days_after
-        from forecaster.features import integrate, model_frame
-
-        pipe = self.pipe
-        panel = panel[pipe.series]
-        need = pipe.sampler.window_rows - 1
-        prompt, _ = pipe.tokenizer.encode_with_report(model_frame(panel).iloc[-need:])
-        gen = torch.Generator().manual_seed(int(seed))
-        ids = pipe.sampler.sample(torch.from_numpy(prompt.reshape(-1)), n_paths, horizon, gen)
-        decoded, report = pipe.tokenizer.decode_with_report(ids.reshape(-1, ids.shape[-1]).numpy(), errors="coerce")
-        steps = decoded[pipe.series].to_numpy(dtype=np.float64).reshape(n_paths, horizon, len(pipe.series))
-        last = panel.iloc[-1].to_numpy(dtype=np.float64)
-        levels = integrate(last, steps, pipe.transforms)
-        coerced = int(report.get("coerced_cells", 0))
-        origin = panel.index[-1]
-        meta = {"as_of": str(origin.date()), "seed": int(seed), "n_paths": n_paths, "horizon": horizon,
-                "run_dir": str(pipe.run_dir), "model_sha256": pipe.model_hash,
-                "coerced_share": coerced / steps.size}
-        return Forecast(origin, business_days_after(origin, horizon), list(pipe.series), levels, panel.iloc[-500:].copy(), meta)
 
 
 def forecast_origin(models: list, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int
@@ -397,7 +364,7 @@ class Backtest:
         meta = {"origin": str(origin.date()), "errors": errors, "seconds": seconds,
                 "realised_days": int(realised["date"].notna().sum()),
                 "models": {k: {m: v for m, v in fc.meta.items()
-                               if m in ("covers", "lags", "model_sha256", "run_dir", "coerced_share")}
+                               if m in ("covers", "lags", "model_sha256", "run_dir")}
                            for k, fc in forecasts.items()}}
         write_parquet(fan, self.origin_path(origin, fan=True), meta)
         write_parquet(scores, self.origin_path(origin), meta)  # last: the commit point of this origin
