@@ -18,7 +18,7 @@ Modeling transforms (applied by the forecaster, inverted when paths are decoded)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from data_sources.errors import CatalogError
 from data_sources.publication import ReleaseRule

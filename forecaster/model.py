@@ -35,6 +35,8 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from forecaster.dataclass_io import dataclass_from_dict
+
 
 @dataclass
 class GPTConfig:
@@ -52,6 +54,7 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         assert self.n_embd % self.n_head == 0, f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}"
+        assert self.row_len >= 1 and self.vocab_size >= 2 and self.block_size >= 1, f"bad config {self}"
         if self.n_kv_head is not None:
             assert 1 <= self.n_kv_head <= self.n_head and self.n_head % self.n_kv_head == 0, (
                 f"n_head={self.n_head} must be a multiple of n_kv_head={self.n_kv_head}")
@@ -59,21 +62,16 @@ class GPTConfig:
     @property
     def kv_heads(self) -> int:
         return self.n_head if self.n_kv_head is None else self.n_kv_head
-        assert self.row_len >= 1 and self.vocab_size >= 2 and self.block_size >= 1, f"bad config {self}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "GPTConfig":
-        """Rebuild from a dict; an unknown or missing key is an error, not ignored."""
+        """Rebuild from a dict; an unknown key is an error, not ignored."""
         from data_sources.errors import UserError
 
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise UserError(f"unknown model config key(s) {unknown}; known keys are {sorted(names)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, UserError, "model config")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

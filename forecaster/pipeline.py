@@ -8,7 +8,6 @@ integrates returns and differences into levels from the last observed values.
 """
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -25,14 +24,6 @@ from forecaster.model import GPT
 from forecaster.sampler import Sampler, SamplingConfig
 from forecaster.scenario import Scenario, ScenarioError, forced_model_values
 from forecaster.tokenizer import TableTokenizer
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class ForecastPipeline:
@@ -58,7 +49,7 @@ class ForecastPipeline:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, which: str = "best") -> "ForecastPipeline":
-        from forecaster.training.checkpoint import CheckpointError, RunDir, load_model
+        from forecaster.training.checkpoint import CheckpointError, RunDir, load_model, sha256_file
 
         run = RunDir(run_dir)
         if not run.tokenizer.exists():
@@ -66,7 +57,7 @@ class ForecastPipeline:
         tok = TableTokenizer.load(run.tokenizer)
         model = load_model(run.path, which=which, fingerprint=tok.fingerprint())
         weights = run.best_weights if run.best_weights.exists() else None
-        return cls(model, tok, run.path, run.read_info(), _sha256(weights) if weights else None)
+        return cls(model, tok, run.path, run.read_info(), sha256_file(weights) if weights else None)
 
     # -- pieces --------------------------------------------------------------------------
     def _roundtrip(self, name: str, value: float) -> float:

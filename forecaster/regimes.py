@@ -12,7 +12,7 @@ its as-of level by more than ``trend_band``), falling, or stable.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

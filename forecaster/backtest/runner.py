@@ -38,6 +38,7 @@ import pandas as pd
 from data_sources.atomic import write_text
 from data_sources.panel import PanelBuilder
 from data_sources.store import write_parquet
+from forecaster.dataclass_io import dataclass_from_dict
 from forecaster.backtest import metrics
 from forecaster.backtest.baselines import BASELINE_NAMES, make_baselines
 from forecaster.backtest.windows import BacktestError, origin_schedule
@@ -94,11 +95,7 @@ class BacktestConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "BacktestConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise BacktestError(f"unknown backtest setting(s) {unknown}; known: {sorted(names)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, BacktestError, "backtest setting")
 
 
 def origin_seed(seed: int, origin: pd.Timestamp) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecaster.tokenizer.codec_base import ColumnCodec, DigitLayout
+from forecaster.tokenizer.codec_base import ColumnCodec
 from forecaster.tokenizer.discrete_codecs import IntCodec
 from forecaster.tokenizer.errors import EncodeError, SpecError
 from forecaster.tokenizer.spec import DATETIME_PARTS, ColumnSpec

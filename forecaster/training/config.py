@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 
 from data_sources.errors import UserError
+from forecaster.dataclass_io import dataclass_from_dict
 
 # Model shape and training defaults per preset.
 PRESETS: dict[str, dict] = {
@@ -113,11 +114,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown training config key(s) {unknown}; known keys are {sorted(names)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, ConfigError, "training config")
 
     @classmethod
     def from_json(cls, text: str) -> "TrainConfig":
