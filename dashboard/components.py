@@ -158,6 +158,12 @@ def forecast_options(runs, run: str | None, kind: str = "forecasts") -> list[dic
     return [{"label": name, "value": name} for name in data.list_forecasts(runs, run, kind)]
 
 
+def keep_choice(options: list[dict], current):
+    """The current value when ``options`` still offer it, else the first option (None when empty)."""
+    values = [o["value"] for o in options]
+    return current if current in values else (values[0] if values else None)
+
+
 def default_run(runs, run_opts: list[dict], kind: str = "forecasts") -> str:
     """The newest run that has a forecast (so a fresh, empty run does not hide the others), else the newest."""
     for opt in run_opts:

@@ -7,7 +7,7 @@ import pandas as pd
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
 from dashboard import data, figures
-from dashboard.components import (card, control, demo_hint, dropdown, empty_state, guarded, run_options, runs_dir,
+from dashboard.components import (keep_choice, card, control, demo_hint, dropdown, empty_state, guarded, run_options, runs_dir,
                                   safe_layout, series_options, table_style)
 
 dash.register_page(__name__, path="/backtest", name="Backtest", title="Backtest · Forecaster", order=3)
@@ -85,7 +85,8 @@ def pick_backtest(name, run, series, model):
     cfg = bt.config.get("config", bt.config)
     head = (f"{len(origins)} origins {origins[0]} .. {origins[-1]} · models: {', '.join(models)} · "
             f"{cfg.get('n_paths', '?')} paths × {cfg.get('horizon', '?')} days · folder {bt.path}") if origins else ""
-    return (series_options(names), series if series in names else (names[0] if names else None),
+    opts = series_options(names)
+    return (opts, keep_choice(opts, series),
             [{"label": m, "value": m} for m in models], model if model in models else ("gpt" if "gpt" in models else models[0]),
             [{"label": o, "value": o} for o in origins], origins[-1] if origins else None, head, {}, None)
 

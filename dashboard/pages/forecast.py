@@ -5,7 +5,7 @@ import dash
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
 from dashboard import data, figures
-from dashboard.components import (card, control, default_run, demo_hint, dropdown, forecast_options, guarded,
+from dashboard.components import (card, control, default_run, demo_hint, dropdown, forecast_options, guarded, keep_choice,
                                   run_options, runs_dir, safe_layout,
                                   series_options, table_style)
 
@@ -59,9 +59,8 @@ def layout(**_query) -> html.Div:
 def pick_run(run, current):
     """Forecasts of the chosen run (keeps the current one when the new run has it too)."""
     opts = forecast_options(runs_dir(), run)
-    names = [o["value"] for o in opts]
-    msg = None if names else demo_hint_for_run(run)
-    return opts, (current if current in names else (names[0] if names else None)), msg
+    msg = None if opts else demo_hint_for_run(run)
+    return opts, keep_choice(opts, current), msg
 
 
 def demo_hint_for_run(run: str) -> html.Div:

@@ -6,7 +6,7 @@ import pandas as pd
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
 from dashboard import data, figures
-from dashboard.components import (card, control, default_run, demo_hint, dropdown, forecast_options, guarded,
+from dashboard.components import (card, control, default_run, demo_hint, dropdown, forecast_options, guarded, keep_choice,
                                   info_box, run_options, runs_dir, safe_layout,
                                   table_style)
 from forecaster.regimes import DEFAULT_REGIMES, historical_regimes, regime_probabilities, trend_probabilities
@@ -64,8 +64,7 @@ def layout(**_query) -> html.Div:
 @guarded(3)
 def pick_run(run, current):
     opts = forecast_options(runs_dir(), run)
-    names = [o["value"] for o in opts]
-    return opts, (current if current in names else (names[0] if names else None)), None
+    return opts, keep_choice(opts, current), None
 
 
 def regime_views(fc, panel: pd.DataFrame | None, day: int, years: int) -> dict:
