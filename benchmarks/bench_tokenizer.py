@@ -8,15 +8,22 @@ Pinned to one thread (set before numpy is imported). For each float codec
 configuration the same fitted codec is run two ways, in one process:
 
 - vectorised: ``FloatCodec.encode_array`` + ``decode_array`` on ``--n`` values;
-- per value: a straightforward loop, one ``transform.forward`` call per value on a
-  1-element array (as the reference design calls its transform per value), digits
-  by ``divmod``, then per value back through ``transform.inverse``. It is checked
-  to produce the same ids and values as the vectorised codec, timed on ``--n-slow``
-  values and extrapolated per value.
+- per value, the reference design's way (the issue's baseline): a straightforward
+  loop that calls a scikit-learn transformer once per value, ``transform`` on a
+  ``(1, 1)`` array to encode and ``inverse_transform`` to decode, digits by
+  ``divmod``. The transformer is a ``FunctionTransformer`` around this codec's own
+  transform, so the mathematics is identical and the loop is checked to produce the
+  same ids and values as the vectorised codec; what it pays is the per-call cost of
+  the scikit-learn interface the reference design uses (input validation, 2-D
+  arrays). The reference design's own transformers cost more per call (its
+  ``QuantileTransformer`` is timed separately below), so this baseline is the
+  conservative one.
+- per value, plain numpy: the same loop with the transform called directly on a
+  1-element numpy array, no scikit-learn. Not the reference design; reported to show
+  how much of the gap is the per-call interface and how much is the loop itself.
 
-With scikit-learn installed, the reference design's own per-value call
-(``QuantileTransformer.transform`` on one value, then its inverse) is timed too.
-Figures are values per second of encode+decode together.
+Both loops run on ``--n-slow`` values and are extrapolated per value. Figures are
+values per second of encode+decode together.
 """
 from __future__ import annotations
 
@@ -41,7 +48,7 @@ from forecaster.tokenizer import ColumnSpec, TableTokenizer, fit_codec, market_s
 
 CONFIGS = [
     ("none, base 16 x 4", ColumnSpec(kind="float", base=16, digits=4)),
-    ("signed_log, base 64 x 2 (market returns)", ColumnSpec(kind="float", transform="signed_log", scale=1.0, base=64, digits=2, nullable=True)),
+    ("signed_log, base 512 x 1 (market returns)", ColumnSpec(kind="float", transform="signed_log", scale=1.0, base=512, digits=1, nullable=True)),
     ("step 0.01, base 100 x 3 (amounts)", ColumnSpec(kind="float", step=0.01, base=100, digits=3)),
     ("quantile 1000, base 16 x 3", ColumnSpec(kind="float", transform="quantile", base=16, digits=3)),
     ("yeo_johnson, base 10 x 4", ColumnSpec(kind="float", transform="yeo_johnson", base=10, digits=4)),
@@ -57,13 +64,30 @@ def market_like(n: int, seed: int = 0) -> np.ndarray:
     return x
 
 
-def per_value_encode(codec, x: float) -> list[int]:
+def numpy_calls(codec):
+    """(forward, inverse) on one float, each one numpy call on a 1-element array."""
+    return (lambda x: codec.transform.forward(np.array([x]))[0],
+            lambda t: codec.transform.inverse(np.array([t]))[0])
+
+
+def sklearn_calls(codec):
+    """(forward, inverse) on one float, each one scikit-learn call on a (1, 1) array, as the
+    reference design calls its transformer per value; the transform itself is the codec's."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    sk = FunctionTransformer(func=codec.transform.forward, inverse_func=codec.transform.inverse,
+                             validate=True, check_inverse=False).fit(np.zeros((1, 1)))
+    return (lambda x: sk.transform(np.array([[x]]))[0, 0],
+            lambda t: sk.inverse_transform(np.array([[t]]))[0, 0])
+
+
+def per_value_encode(codec, x: float, forward) -> list[int]:
     """One value through the codec the straightforward way: one transform call, digits by divmod."""
     layout = codec.layout
     if math.isnan(x):
         return [j * layout.slot_size + layout.base for j in range(layout.digits)]
     x = min(max(x, codec.raw_lo), codec.raw_hi)
-    t = codec.transform.forward(np.array([x]))[0]
+    t = forward(x)
     code = min(max(math.floor((t - codec.lo) * (1.0 / codec.width)), 0), layout.n_codes - 1)
     out = [0] * layout.digits
     for j in range(layout.digits - 1, -1, -1):
@@ -72,7 +96,7 @@ def per_value_encode(codec, x: float) -> list[int]:
     return out
 
 
-def per_value_decode(codec, ids: list[int]) -> float:
+def per_value_decode(codec, ids: list[int], inverse) -> float:
     layout = codec.layout
     digits = [i - j * layout.slot_size for j, i in enumerate(ids)]
     if digits[0] == layout.base:
@@ -86,7 +110,7 @@ def per_value_decode(codec, ids: list[int]) -> float:
         t = (code - codec.anchor_code) / codec.grid_inv + codec.anchor_t
     else:
         t = code * codec.width + (codec.anchor_t - codec.anchor_code * codec.width)
-    value = codec.transform.inverse(np.array([t]))[0]
+    value = inverse(t)
     return codec.anchor if (codec._anchor_snap and code == codec.anchor_code) else float(value)
 
 
@@ -115,19 +139,19 @@ def bench_codec(label: str, spec: ColumnSpec, x: np.ndarray, n_slow: int, repeat
 
     t_vec = best_of(vectorised, repeats)
     small = data[:n_slow]
-
-    def per_value():
-        return [per_value_decode(codec, per_value_encode(codec, float(v))) for v in small]
-
-    t0 = time.perf_counter()
-    slow_values = per_value()
-    t_slow = time.perf_counter() - t0
-    # the per-value loop is the same codec: same ids, same decoded values
     ids, _ = codec.encode_array(small)
-    assert [per_value_encode(codec, float(v)) for v in small[:2000]] == ids[:2000].tolist(), label
-    np.testing.assert_allclose(slow_values, codec.decode_array(ids)[0], rtol=1e-12, atol=1e-12 * codec.width, equal_nan=True)
-    vec_rate, slow_rate = data.size / t_vec, small.size / t_slow
-    return {"codec": label, "vectorised values/s": vec_rate, "per-value values/s": slow_rate, "ratio": vec_rate / slow_rate}
+    out = {"codec": label, "vectorised values/s": data.size / t_vec}
+    for name, (forward, inverse) in (("sklearn", sklearn_calls(codec)), ("numpy", numpy_calls(codec))):
+        t0 = time.perf_counter()
+        slow_ids = [per_value_encode(codec, float(v), forward) for v in small]
+        slow_values = [per_value_decode(codec, i, inverse) for i in slow_ids]
+        t_slow = time.perf_counter() - t0
+        # the per-value loop is the same codec: same ids, same decoded values
+        assert slow_ids == ids.tolist(), (label, name)
+        np.testing.assert_allclose(slow_values, codec.decode_array(ids)[0], rtol=1e-12, atol=1e-12 * codec.width, equal_nan=True)
+        out[f"per-value {name} values/s"] = small.size / t_slow
+        out[f"ratio vs {name}"] = out["vectorised values/s"] / out[f"per-value {name} values/s"]
+    return out
 
 
 def bench_sklearn(x: np.ndarray, n: int) -> float | None:
@@ -179,11 +203,14 @@ def main() -> None:
           f"n={args.n:,} vectorised, {args.n_slow:,} per value, best of {args.repeats}")
     rows = [bench_codec(label, spec, x, args.n_slow, args.repeats) for label, spec in CONFIGS]
     table = pd.DataFrame(rows).set_index("codec")
-    with pd.option_context("display.width", 200, "display.max_columns", 10, "display.float_format", lambda v: f"{v:,.0f}"):
+    with pd.option_context("display.width", 200, "display.max_columns", 10, "display.max_colwidth", 45, "display.float_format", lambda v: f"{v:,.0f}"):
         print(table)
     print(f"target >= 5,000,000 values/s per codec: {'met' if (table['vectorised values/s'] >= 5e6).all() else 'NOT met'} "
-          f"(slowest {table['vectorised values/s'].min():,.0f}); ratio vs the per-value loop over the same numpy "
-          f"transforms: {table['ratio'].min():,.0f}x to {table['ratio'].max():,.0f}x")
+          f"(slowest {table['vectorised values/s'].min():,.0f})")
+    print(f"target >= 1000x the per-value implementation (one scikit-learn transform call per value, as the "
+          f"reference design does): {'met' if (table['ratio vs sklearn'] >= 1000).all() else 'NOT met'} "
+          f"({table['ratio vs sklearn'].min():,.0f}x to {table['ratio vs sklearn'].max():,.0f}x); against a plain "
+          f"numpy per-value loop {table['ratio vs numpy'].min():,.0f}x to {table['ratio vs numpy'].max():,.0f}x")
     sk = bench_sklearn(x, args.n_sklearn)
     if sk is not None:
         q = table.loc["quantile 1000, base 16 x 3", "vectorised values/s"]

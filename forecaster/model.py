@@ -180,15 +180,30 @@ class CausalSelfAttention(nn.Module):
             k, v = kv_cache.insert(self.layer_idx, k, v)  # (B, nkv, past+T, hd)
             if past == 0:
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, **gqa)
-            elif T == 1:  # one new token attends to everything cached
-                y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, **gqa)
-            else:  # a chunk after a prefix: query i (absolute past+i) sees keys [0, past+i]
-                keys = torch.arange(past + T, device=x.device)
-                queries = torch.arange(past, past + T, device=x.device)
-                mask = keys[None, :] <= queries[:, None]  # (T, past+T) bool, True = attend
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, **gqa)
+            else:  # new tokens after a cached prefix: query i (absolute past+i) sees keys [0, past+i]
+                y = self._grouped_attention(q, k, v, past)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.c_proj(y))
+
+    def _grouped_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int) -> torch.Tensor:
+        """Attention of ``T`` new queries ``(B, nh, T, hd)`` to cached keys/values ``(B, nkv, past+T, hd)``.
+
+        The decode step of a sampler. The query heads that share a key/value head are stacked
+        as extra query rows, so the cache is read in place (a strided view of the buffer) and
+        never repeated per query head; on a CPU this is several times faster than
+        ``scaled_dot_product_attention``, which copies the keys and values of every head.
+        """
+        B, nh, T, hd = q.shape
+        nkv, L = k.size(1), k.size(2)
+        g = nh // nkv
+        qg = q.reshape(B, nkv, g * T, hd)  # rows: (head in group, query)
+        att = torch.matmul(qg, k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))  # (B, nkv, g*T, L)
+        if T > 1:
+            keys = torch.arange(L, device=q.device)
+            queries = torch.arange(past, past + T, device=q.device).repeat(g)  # (g*T,)
+            att = att.masked_fill(keys[None, :] > queries[:, None], float("-inf"))
+        y = torch.matmul(F.softmax(att, dim=-1), v)  # (B, nkv, g*T, hd)
+        return y.view(B, nh, T, hd)
 
 
 class MLP(nn.Module):

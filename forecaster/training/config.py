@@ -13,12 +13,12 @@ base      8       8      512    32            64     one GPU
 large     16      16     1024   32            128    several GPUs / nodes
 ========  ======  =====  =====  ============  =====  ==========================================
 
-The current market tokenizer writes 42 tokens per day for the 21 reference
-series (about 2 per series plus the row delimiter; finer codecs would give
-60-100), so 8 days are 336 tokens and 32 days 1344. The model's ``block_size``
-is ``context_rows * tokens_per_row``, so a window always starts on a row
-boundary: ``base``/``large`` see six weeks of history per window, ``small`` a
-week and a half, ``tiny`` four days.
+The market tokenizer writes one token per series and day plus the row
+delimiter, 22 tokens per day for the 21 reference series, so 8 days are 176
+tokens and 32 days 704. The model's ``block_size`` is ``context_rows *
+tokens_per_row``, so a window always starts on a row boundary: ``base``/``large``
+see six weeks of history per window, ``small`` a week and a half, ``tiny`` four
+days.
 """
 from __future__ import annotations
 
