@@ -37,7 +37,11 @@ class SeriesSpec:
     description, unit : for people (tables, axis labels).
     frequency : native observation frequency, one of ``D W M Q``.
     release : when the value for a period becomes public (``ReleaseRule``).
-    transform : modeling transform, one of ``log_return diff level``.
+    transform : modeling transform, one of ``log_return diff level``. Slow macro levels
+        (inflation YoY, unemployment) are modeled as ``diff``: the daily panel carries
+        each release forward, so the change is zero on all days but release days, which
+        a model learns at once, while a level would have to be copied token for token
+        every day, and a single mis-copy makes a path jump and jump back.
     group : ``market`` or ``macro`` (how the panel and the dashboard group it).
     fred, stooq, cboe : identifiers at the online sources, where it has one.
     derived_from : input series of a derived series (computed in ``panel``).
@@ -56,6 +60,7 @@ class SeriesSpec:
     derived_from: tuple[str, ...] = ()
     notes: str = ""
     positive: bool = False  # a level that cannot be zero or negative (VIX, unemployment)
+    stationary: bool = False  # a mean-reverting level: baselines model it in levels (climatology, the VAR)
 
     def __post_init__(self) -> None:
         assert self.frequency in FREQUENCIES, f"{self.name}: frequency {self.frequency!r}"
@@ -106,7 +111,7 @@ CATALOG: dict[str, SeriesSpec] = {
     s.name: s
     for s in [
         _market("SPX", "S&P 500 index", "index points", "log_return", stooq="^spx", fred="SP500"),
-        _market("VIX", "CBOE Volatility Index", "index points", "level", cboe=True, fred="VIXCLS", positive=True),
+        _market("VIX", "CBOE Volatility Index", "index points", "level", cboe=True, fred="VIXCLS", positive=True, stationary=True),
         _market("UST3M", "3-month Treasury constant maturity yield", "%", "diff", fred="DGS3MO"),
         _market("UST2Y", "2-year Treasury constant maturity yield", "%", "diff", fred="DGS2"),
         _market("UST5Y", "5-year Treasury constant maturity yield", "%", "diff", fred="DGS5"),
@@ -140,11 +145,11 @@ CATALOG: dict[str, SeriesSpec] = {
         _market("XLU", "Utilities Select Sector SPDR", "$", "log_return", stooq="xlu.us"),
         SeriesSpec("CPI", "CPI-U all items, seasonally adjusted", "1982-84=100", "M", _CPI, "log_return", "macro", fred="CPIAUCSL"),
         SeriesSpec("CORE_CPI", "CPI-U less food and energy, SA", "1982-84=100", "M", _CPI, "log_return", "macro", fred="CPILFESL"),
-        SeriesSpec("CPI_YOY", "CPI-U, year-over-year change", "%", "M", _CPI, "level", "macro", derived_from=("CPI",)),
+        SeriesSpec("CPI_YOY", "CPI-U, year-over-year change", "%", "M", _CPI, "diff", "macro", derived_from=("CPI",), stationary=True),
         SeriesSpec(
-            "CORE_CPI_YOY", "Core CPI, year-over-year change", "%", "M", _CPI, "level", "macro", derived_from=("CORE_CPI",)
+            "CORE_CPI_YOY", "Core CPI, year-over-year change", "%", "M", _CPI, "diff", "macro", derived_from=("CORE_CPI",), stationary=True
         ),
-        SeriesSpec("UNRATE", "Civilian unemployment rate, SA", "%", "M", _JOBS, "level", "macro", fred="UNRATE", positive=True),
+        SeriesSpec("UNRATE", "Civilian unemployment rate, SA", "%", "M", _JOBS, "diff", "macro", fred="UNRATE", positive=True, stationary=True),
         SeriesSpec("M2", "M2 money stock, SA", "$bn", "M", _H6, "log_return", "macro", fred="M2SL"),
         SeriesSpec("GDP", "Real GDP, chained 2017 dollars, SAAR", "$bn", "Q", _GDP, "log_return", "macro", fred="GDPC1"),
         SeriesSpec(

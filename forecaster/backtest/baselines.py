@@ -9,18 +9,20 @@ baseline does not model is NaN in its paths and is listed outside
 - ``RandomWalk``: every series follows a random walk whose daily shocks are
   whole historical days (all series together, so cross-correlation is kept) drawn
   in circular blocks of ``block`` days from the last ``lookback`` days. Shocks are
-  the modeling transforms' steps (log returns in %, differences), and daily
-  changes of the ``level`` series (inflation, unemployment); VIX, a level in
-  index points that cannot go below zero, walks in log changes (%).
+  the modeling transforms' steps (log returns in %, differences: inflation and
+  unemployment walk in daily changes); VIX, a level in index points that cannot
+  go below zero, walks in log changes (%).
 - ``GarchFHS``: GARCH(1,1) with Student-t innovations, forecast by filtered
   historical simulation (``arch``'s bootstrap forecast: standardized residuals
   resampled through the fitted variance recursion). SPX: constant mean on daily
   log returns (%). VIX: AR(1) mean on ``100 * log(VIX)`` (VIX mean-reverts).
-- ``MacroVAR``: a VAR on month-end snapshots of the macro block in its modeling
-  transforms, lag order by AIC (``statsmodels``; an AR for a one-series block),
+- ``MacroVAR``: a VAR on month-end snapshots of the macro block, in levels for the
+  mean-reverting series (inflation YoY, unemployment: the catalog's ``stationary``)
+  and in the modeling transforms for the rest, lag order by AIC (``statsmodels``; an AR for a one-series block),
   simulated with Gaussian shocks;
   monthly values are put on business days at each series' typical release day.
-- ``Climatology``: the historical distribution of each ``level`` series: every
+- ``Climatology``: the historical distribution of each mean-reverting level (the
+  catalog's ``stationary`` series: VIX, inflation YoY, unemployment): every
   path is a randomly chosen historical stretch of ``horizon`` days; its regime
   probabilities are the historical regime frequencies.
 """
@@ -178,7 +180,7 @@ class MacroVAR:
         dates = business_days_after(origin, horizon)
         months_ahead = (dates.year - origin.year) * 12 + (dates.month - origin.month)  # (horizon,) >= 0
         n_months = int(months_ahead.max()) + 1
-        transforms = transforms_for(block)
+        transforms = ["level" if catalog.get(c).stationary else t for c, t in zip(block, transforms_for(block))]
         x = monthly.to_numpy(dtype=np.float64)
         y = np.empty_like(x)  # monthly modeling transform
         for j, t in enumerate(transforms):
@@ -240,7 +242,7 @@ def _simulate_ar(y: np.ndarray, maxlags: int, steps: int, n_paths: int, rng: np.
 
 @dataclass
 class Climatology:
-    """Historical stretches of the ``level`` series: the regime base rates (see module doc)."""
+    """Historical stretches of the mean-reverting levels: the regime base rates (see module doc)."""
 
     lookback: int | None = None  # None: all history up to the origin
     name: str = "climatology"
@@ -250,9 +252,9 @@ class Climatology:
         rng = np.random.default_rng(seed)
         hist = panel if self.lookback is None else panel.iloc[-self.lookback:]
         covers = []
-        for name, transform in zip(panel.columns, transforms_for(panel.columns)):
+        for name in panel.columns:
             x = hist[name].dropna().to_numpy()
-            if transform != "level" or len(x) < horizon + 1:
+            if not catalog.get(name).stationary or len(x) < horizon + 1:
                 continue
             starts = rng.integers(0, len(x) - horizon + 1, size=n_paths)
             levels[:, :, panel.columns.get_loc(name)] = x[starts[:, None] + np.arange(horizon)[None, :]]

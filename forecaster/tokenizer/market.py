@@ -16,13 +16,15 @@ By the catalog's modeling transform:
   -12.8 % .. +11.6 %) that is 0.015, so a quiet day's return is within 0.8 bp and
   a 5 % move within 5 bp (the error grows like ``1 + |r|``). Zero is an anchor and
   decodes exactly.
-- levels the catalog marks ``positive`` (VIX, UNRATE): ``log`` (for VIX about
+- levels the catalog marks ``positive`` (VIX): ``log`` (for VIX about
   0.3 % relative error, 0.07 points at 20), so no sampled path can ever show a zero
   or negative VIX.
-- columns whose values all lie on a 0.01 grid (yield and spread differences in
-  percentage points): ``step=0.01``, so they round-trip exactly, zero included.
-- other levels (YoY inflation): linear bins at least ``LEVEL_WIDTH`` wide (about
-  0.03 pp for CPI YoY, so within 0.015 pp).
+- columns whose values all lie on a 0.01 grid (yield, spread and unemployment
+  differences in percentage points): ``step=0.01`` (or ``0.1`` where the data lie on
+  that grid and 0.01 steps would need more than one token: unemployment, whose
+  changes span -0.9 .. +10.4 pp), so they round-trip exactly, zero included.
+- everything else (changes of YoY inflation): linear bins at least
+  ``LEVEL_WIDTH`` wide.
 
 Decoding returns the centre of the bin, so the quantisation error is unbiased
 and averages out when daily changes are integrated into levels.
@@ -53,6 +55,10 @@ def _one_digit(t_span: float, width: float, extra: int = 1) -> tuple[int, int]:
     ``width``, or as many as ``MAX_LEVELS`` allows (``extra`` = bins beyond the span)."""
     n_bins = math.ceil(t_span * (1 + 2 * HEADROOM) / width) + extra
     return max(2, min(n_bins, MAX_LEVELS)), 1
+
+
+def _n_steps(span: float, step: float) -> int:
+    return math.ceil(span * (1 + 2 * HEADROOM) / step) + 2
 
 
 def on_grid(x: np.ndarray, step: float = GRID) -> bool:
@@ -95,10 +101,12 @@ def market_specs(frame: pd.DataFrame) -> dict[str, ColumnSpec]:
             base, digits = _one_digit(t_span, LOG_WIDTH)
             specs[name] = ColumnSpec(kind="float", transform="log", base=base, digits=digits, headroom=HEADROOM, nullable=True)
         elif on_grid(x):
-            n_steps = math.ceil(span * (1 + 2 * HEADROOM) / GRID) + 2
-            # an exact grid needs a bin per step: two digits if one cannot hold them all
+            # an exact grid needs a bin per step: the coarser 0.1 grid when the data lie on it and
+            # 0.01 steps would not fit one token (unemployment changes), else two digits
+            step = 10 * GRID if _n_steps(span, GRID) > MAX_LEVELS and on_grid(x, 10 * GRID) else GRID
+            n_steps = _n_steps(span, step)
             base, digits = (n_steps, 1) if n_steps <= MAX_LEVELS else (math.ceil(math.sqrt(n_steps)), 2)
-            specs[name] = ColumnSpec(kind="float", step=GRID, base=base, digits=digits, headroom=HEADROOM, nullable=True)
+            specs[name] = ColumnSpec(kind="float", step=step, base=base, digits=digits, headroom=HEADROOM, nullable=True)
         else:
             base, digits = _one_digit(span, LEVEL_WIDTH)
             specs[name] = ColumnSpec(kind="float", base=base, digits=digits, headroom=HEADROOM, nullable=True)

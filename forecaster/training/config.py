@@ -34,7 +34,7 @@ from forecaster.dataclass_io import dataclass_from_dict
 PRESETS: dict[str, dict] = {
     "tiny": dict(n_layer=2, n_head=2, n_embd=48, dropout=0.0,
                  context_rows=4, batch_size=8, max_steps=200, lr=3e-3, warmup_steps=10, eval_every=50),
-    "small": dict(n_layer=4, n_head=4, n_kv_head=1, n_embd=128, dropout=0.0,
+    "small": dict(n_layer=4, n_head=4, n_kv_head=1, n_embd=128, dropout=0.1,
                   context_rows=8, batch_size=16, max_steps=300, lr=2e-3, warmup_steps=20, eval_every=50, patience=3),
     "base": dict(n_layer=8, n_head=8, n_kv_head=2, n_embd=512, dropout=0.1,
                  context_rows=32, batch_size=64, max_steps=20000, lr=6e-4, warmup_steps=500, eval_every=250, patience=5),
