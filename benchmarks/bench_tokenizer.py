@@ -85,22 +85,22 @@ def per_value_encode(codec, x: float, forward) -> list[int]:
     """One value through the codec the straightforward way: one transform call, digits by divmod."""
     layout = codec.layout
     if math.isnan(x):
-        return [j * layout.slot_size + layout.base for j in range(layout.digits)]
+        return [layout.missing_id] + [int(layout.starts[j]) for j in range(1, layout.digits)]
     x = min(max(x, codec.raw_lo), codec.raw_hi)
     t = forward(x)
     code = min(max(math.floor((t - codec.lo) * (1.0 / codec.width)), 0), layout.n_codes - 1)
     out = [0] * layout.digits
     for j in range(layout.digits - 1, -1, -1):
         code, d = divmod(code, layout.base)
-        out[j] = j * layout.slot_size + d
+        out[j] = int(layout.starts[j]) + d
     return out
 
 
 def per_value_decode(codec, ids: list[int], inverse) -> float:
     layout = codec.layout
-    digits = [i - j * layout.slot_size for j, i in enumerate(ids)]
-    if digits[0] == layout.base:
+    if layout.nullable and ids[0] == layout.missing_id:
         return math.nan
+    digits = [i - int(layout.starts[j]) for j, i in enumerate(ids)]
     code = 0
     for d in digits:
         code = code * layout.base + d
