@@ -79,3 +79,18 @@ def test_train_on_credit_card_documents(tmp_path, shared_data):
     (out / "run.json").write_text(json.dumps({**info, "tokenizer_fingerprint": "0" * 64}))
     with pytest.raises(CheckpointError, match="another tokenizer"):
         load_tokenizer(out)
+
+
+def test_a_series_unseen_before_the_validation_start_is_left_out(tmp_path, shared_mapping, capsys):
+    # XLRE starts in October 2015: as of January 2016 all of it lies in the validation period
+    base = ["train", "--data", str(shared_mapping), "--start", "2013-01-01", "--as-of", "2016-01-29",
+            "--preset", "tiny", "--max-steps", "2", "--no-progress"]
+    assert main(base + ["--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert "left out XLRE (first value 2015-10" in err
+    series = json.loads((tmp_path / "run" / "run.json").read_text())["series"]
+    assert "XLRE" not in series and "SPX" in series and "XLK" in series
+    assert load_tokenizer(tmp_path / "run").columns == series
+    # asked for by name, it is an error instead
+    assert main(base + ["--out", str(tmp_path / "named"), "--series", "SPX,XLRE"]) == 2
+    assert "--series: XLRE (first value 2015-10" in capsys.readouterr().err

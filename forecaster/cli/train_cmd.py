@@ -74,7 +74,8 @@ def train(
         what = "transactions"
     else:
         builder, panel = build(data, as_of, start, series)
-        frame = model_frame(panel)
+        frame = _learnable(model_frame(panel), cfg.val_fraction, parse_date(val_start, "--val-start"),
+                           explicit=series is not None)
         tok = TableTokenizer.fit(frame, market_specs(frame))
         segments = [panel_segment(tok.encode(frame), frame.index)]  # (days, tokens_per_row)
         info = {"data": data, "source": builder.source.name, "as_of": as_of, "start": start,
@@ -104,6 +105,41 @@ def train(
         typer.echo(f"{res.reason}: {res.step} steps, train loss {res.train_loss:.4f}, "
                    f"validation loss {res.val_loss:.4f} (best {res.best_val_loss:.4f}); run in {run_dir}"
                    + ("; rerun the same command to continue" if res.reason == "time" else ""))
+
+
+def _learnable(frame, val_fraction: float, val_start, explicit: bool):
+    """The model frame without series that have no value before the validation start.
+
+    Such a series (XLRE, which starts in October 2015, trained as of 2017) is the
+    "missing" token on every training day and real values on validation days: the model
+    cannot learn it, and its validation loss grows as the model learns the rest, so early
+    stopping would stop the whole run almost at once. Left out with a note, or an error
+    when ``--series`` asked for it by name.
+    """
+    from forecaster.training.windows import default_val_start, panel_segment
+
+    import numpy as np
+
+    split = val_start if val_start is not None else default_val_start(
+        [panel_segment(np.zeros((len(frame), 1)), frame.index)], val_fraction)
+    seen = frame.loc[frame.index < split].notna().any()
+    unseen = [str(c) for c in frame.columns if not seen[c]]
+    if not unseen:
+        return frame
+    firsts = ", ".join(f"{c} (first value {_first_date(frame[c])})" for c in unseen)
+    if explicit:
+        raise UserError(f"--series: {firsts} has no value before the validation start {split.date()}; "
+                        "drop it or use a later --as-of")
+    if len(unseen) == frame.shape[1]:
+        raise UserError(f"no series has a value before the validation start {split.date()}")
+    typer.echo(f"left out {firsts}: no value before the validation start {split.date()}, "
+               "so the model could not learn it", err=True)
+    return frame.drop(columns=unseen)
+
+
+def _first_date(x) -> str:
+    valid = x.first_valid_index()
+    return "none" if valid is None else str(valid.date())
 
 
 def _transaction_data(path: Path, as_of):
