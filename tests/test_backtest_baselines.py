@@ -96,3 +96,19 @@ def test_block_indices_are_circular_blocks():
 def test_unknown_baseline_is_a_user_error():
     with pytest.raises(BacktestError, match="unknown baseline"):
         make_baselines(["random_walk", "prophet"])
+
+
+@pytest.mark.parametrize("origin", ["2020-03-31", "2020-05-29"])
+def test_garch_vix_stays_finite_through_the_covid_spike(shared_builder, origin):
+    # undemeaned, the optimiser failed on these panels and the VIX paths overflowed to inf
+    panel = shared_builder.build(origin)[["SPX", "VIX"]]
+    fc = GarchFHS().forecast(panel, 100, 250, seed=3)
+    assert "VIX" in fc.meta["covers"] and fc.meta["params"]["VIX"]["converged"]
+    assert abs(fc.meta["params"]["VIX"]["y[1]"]) < 1
+    vix = fc.column("VIX")
+    # finite, and all but the most extreme 1 % within 5..100 (filtered historical simulation
+    # replays March 2020's standardized shocks, so a few paths go far)
+    lo, hi = np.percentile(vix, [1, 99])
+    assert np.isfinite(vix).all() and 5 < lo and hi < 100
+    # it mean-reverts from the spike: the median a year out is below the origin's level
+    assert np.median(vix[:, -1]) < panel["VIX"].iloc[-1]

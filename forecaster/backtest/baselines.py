@@ -15,7 +15,9 @@ baseline does not model is NaN in its paths and is listed outside
 - ``GarchFHS``: GARCH(1,1) with Student-t innovations, forecast by filtered
   historical simulation (``arch``'s bootstrap forecast: standardized residuals
   resampled through the fitted variance recursion). SPX: constant mean on daily
-  log returns (%). VIX: AR(1) mean on ``100 * log(VIX)`` (VIX mean-reverts).
+  log returns (%). VIX: AR(1) mean on ``100 * log(VIX)``, demeaned before the fit
+  (VIX mean-reverts); a fit that does not converge or is not stationary gives no VIX
+  forecast at that origin rather than explosive paths.
 - ``MacroVAR``: a VAR on month-end snapshots of the macro block, in levels for the
   mean-reverting series (inflation YoY, unemployment: the catalog's ``stationary``)
   and in the modeling transforms for the rest, lag order by AIC (``statsmodels``; an AR for a one-series block),
@@ -138,13 +140,20 @@ class GarchFHS:
             covers.append("SPX")
             params["SPX"] = {k: float(v) for k, v in res.params.items()}
         if "VIX" in panel.columns:
+            # demeaned: on the raw level of 100 log VIX (about 300) the optimiser fails on the
+            # March-May 2020 panels and returns an explosive AR coefficient (22, 5467)
             y = 100.0 * np.log(recent["VIX"].dropna().to_numpy())
-            res = _fit_garch(y, "AR")
-            sims = res.forecast(horizon=horizon, method="bootstrap", simulations=n_paths, random_state=rs,
-                                reindex=False).simulations.values[-1]  # (paths, horizon) of 100 log VIX
-            levels[:, :, panel.columns.get_loc("VIX")] = np.exp(sims / 100.0)
-            covers.append("VIX")
-            params["VIX"] = {k: float(v) for k, v in res.params.items()}
+            centre = float(y.mean())
+            res = _fit_garch(y - centre, "AR")
+            ar = float(res.params["y[1]"])
+            if res.convergence_flag == 0 and abs(ar) < 1:
+                sims = res.forecast(horizon=horizon, method="bootstrap", simulations=n_paths, random_state=rs,
+                                    reindex=False).simulations.values[-1] + centre  # (paths, horizon) of 100 log VIX
+                levels[:, :, panel.columns.get_loc("VIX")] = np.exp(sims / 100.0)
+                covers.append("VIX")
+            # else: no VIX forecast from this origin (left out of the scores, listed outside covers)
+            params["VIX"] = {**{k: float(v) for k, v in res.params.items()}, "centre": centre,
+                             "converged": res.convergence_flag == 0}
         return _forecast(panel, levels, self.name, covers, seed, lookback=self.lookback, params=params)
 
 
