@@ -141,15 +141,21 @@ def main() -> None:
     from forecaster.training.engine import free_port
 
     best: dict[str, dict] = {}  # per configuration, the round with the highest wall-clock throughput
+    ratios: list[float] = []  # deepspeed / torch on 1 process within each round (back to back, same load)
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             print(f"round {r + 1}/{args.rounds}", flush=True)
+            this_round = {}
             for label, make in configs.items():
                 res = Path(tmp) / f"{label}-{r}.json".replace(" ", "_").replace(",", "")
                 cmd, extra = make(str(res), free_port())
                 out = _run(label, cmd, {**os.environ, **extra}, res)
+                if out:
+                    this_round[label] = out
                 if out and (label not in best or out["tokens_per_s"] > best[label]["tokens_per_s"]):
                     best[label] = out
+            if "torch, 1 process" in this_round and "deepspeed, 1 process" in this_round:
+                ratios.append(this_round["deepspeed, 1 process"]["tokens_per_s"] / this_round["torch, 1 process"]["tokens_per_s"])
     print("\nbest of rounds (tokens per second of the global batch; per CPU-second of all processes):")
     for label, out in best.items():
         print(f"  {label:<24} {out['tokens_per_s']:>8,.0f} tok/s wall  {out['tokens_per_cpu_s']:>8,.0f} tok/CPU-s")
@@ -157,6 +163,9 @@ def main() -> None:
         t, d = best["torch, 1 process"], best["deepspeed, 1 process"]
         print(f"  deepspeed / torch on 1 process: {d['tokens_per_s'] / t['tokens_per_s']:.2f} wall, "
               f"{d['tokens_per_cpu_s'] / t['tokens_per_cpu_s']:.2f} per CPU-second (target >= 0.85)")
+    if ratios:
+        print(f"  deepspeed / torch within each round (wall): {', '.join(f'{x:.2f}' for x in ratios)}; "
+              f"median {sorted(ratios)[len(ratios) // 2]:.2f}")
     if not torch.cuda.is_available():
         print("  GPU bf16: not yet measured (no GPU here)")
     if args.json:
