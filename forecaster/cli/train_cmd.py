@@ -61,12 +61,13 @@ def train(
     from forecaster.training.checkpoint import RunDir
     from forecaster.training.config import TrainConfig, model_config_for
     from forecaster.training.engine import train as run_training
-    from forecaster.training.windows import make_datasets, panel_segment
+    from forecaster.training.windows import make_datasets, panel_segment, val_start_of
 
     cfg = TrainConfig.from_preset(
         preset, engine=engine, max_minutes=max_minutes, max_steps=max_steps, context_rows=context_rows,
         batch_size=batch_size, grad_accum=grad_accum, lr=lr, eval_every=eval_every, log_every=log_every, patience=patience,
         val_fraction=val_fraction, zero_stage=zero_stage, precision=precision, seed=seed)
+    split = parse_date(val_start, "--val-start")
     # The tokenizer sees everything known at --as-of (the validation period included);
     # the model's weights never see the validation windows.
     if transactions is not None:
@@ -74,16 +75,17 @@ def train(
         what = "transactions"
     else:
         builder, panel = build(data, as_of, start, series)
-        frame = _learnable(model_frame(panel), cfg.val_fraction, parse_date(val_start, "--val-start"),
-                           explicit=series is not None)
+        frame = model_frame(panel)
+        # the split make_datasets would choose, known before tokenizing (it depends on the days only)
+        split = split if split is not None else val_start_of(frame.index.values, cfg.val_fraction)
+        frame = _learnable(frame, split, explicit=series is not None)
         tok = TableTokenizer.fit(frame, market_specs(frame))
         segments = [panel_segment(tok.encode(frame), frame.index)]  # (days, tokens_per_row)
         info = {"data": data, "source": builder.source.name, "as_of": as_of, "start": start,
                 "series": list(frame.columns), "first_date": str(frame.index[0].date()),
                 "last_date": str(frame.index[-1].date())}
         what = f"days x {len(frame.columns)} series"
-    train_ds, val_ds, split = make_datasets(segments, cfg.context_rows, cfg.val_fraction,
-                                            parse_date(val_start, "--val-start"))
+    train_ds, val_ds, split = make_datasets(segments, cfg.context_rows, cfg.val_fraction, split)
     info["val_start"] = str(split.date())
     mcfg = model_config_for(preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows)
     rank0 = int(os.environ.get("RANK", "0")) == 0
@@ -107,8 +109,8 @@ def train(
                    + ("; rerun the same command to continue" if res.reason == "time" else ""))
 
 
-def _learnable(frame, val_fraction: float, val_start, explicit: bool):
-    """The model frame without series that have no value before the validation start.
+def _learnable(frame, split, explicit: bool):
+    """The model frame without series that have no value before the validation start ``split``.
 
     Such a series (XLRE, which starts in October 2015, trained as of 2017) is the
     "missing" token on every training day and real values on validation days: the model
@@ -116,12 +118,6 @@ def _learnable(frame, val_fraction: float, val_start, explicit: bool):
     stopping would stop the whole run almost at once. Left out with a note, or an error
     when ``--series`` asked for it by name.
     """
-    from forecaster.training.windows import default_val_start, panel_segment
-
-    import numpy as np
-
-    split = val_start if val_start is not None else default_val_start(
-        [panel_segment(np.zeros((len(frame), 1)), frame.index)], val_fraction)
     seen = frame.loc[frame.index < split].notna().any()
     unseen = [str(c) for c in frame.columns if not seen[c]]
     if not unseen:

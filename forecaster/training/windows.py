@@ -106,7 +106,12 @@ def split_by_time(segments: list[Segment], val_start) -> tuple[list[Segment], li
 
 def default_val_start(segments: list[Segment], val_fraction: float) -> pd.Timestamp:
     """The date after which the most recent ``val_fraction`` of all rows lie."""
-    times = np.sort(np.concatenate([s.times.astype("datetime64[ns]") for s in segments]))
+    return val_start_of(np.concatenate([s.times for s in segments]), val_fraction)
+
+
+def val_start_of(times: np.ndarray, val_fraction: float) -> pd.Timestamp:
+    """The date after which the most recent ``val_fraction`` of ``times`` (one per row) lie."""
+    times = np.sort(np.asarray(times).astype("datetime64[ns]"))
     if len(times) < 2:
         raise WindowError("need at least two rows to split into training and validation")
     k = min(len(times) - 1, max(1, int(round(len(times) * (1.0 - val_fraction)))))
