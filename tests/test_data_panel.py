@@ -1,7 +1,6 @@
 """The point-in-time panel built from the real data in ../shared/data."""
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pandas as pd

@@ -1,7 +1,6 @@
 """No look-ahead: a value is visible only from the day it was published."""
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pandas as pd
