@@ -14,6 +14,11 @@ Layout of the runs folder (``forecaster dashboard --runs DIR``)::
       synth/<name>/               a credit-card synthesis evaluation (see SYNTH_LAYOUT)
 
 ``DIR`` may also be a single run directory (it then holds run.json itself).
+
+Every name from a listing or from the browser is one folder name that passes
+``data_sources.names.is_safe_name``, and every folder read lies inside ``DIR``
+once symbolic links are resolved (``names.inside``): a link leading out of the
+runs folder is neither listed nor read.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from data_sources.errors import UserError
+from data_sources.names import MAX_NAME, NameError_, inside, is_safe_name
 
 SYNTH_LAYOUT = """\
 DIR/synth/<name>/             the folder of `forecaster synth evaluate --out DIR/synth/<name>`:
@@ -44,6 +50,15 @@ class DashboardDataError(UserError):
     """A folder the dashboard cannot read; the message says what to do."""
 
 
+class BadKind(DashboardDataError, ValueError):
+    """A forecast kind other than 'forecasts' or 'scenarios'."""
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ("forecasts", "scenarios"):
+        raise BadKind(f"forecast kind {kind!r}: use 'forecasts' or 'scenarios'")
+
+
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime_ns
@@ -59,15 +74,40 @@ class RunInfo:
     info: dict
 
 
+def _stays_in(root: str | Path, path: Path) -> bool:
+    """True when ``path``, symbolic links resolved, lies inside ``root``."""
+    try:
+        inside(root, path)
+    except NameError_:
+        return False
+    return True
+
+
+def _entries(root: str | Path, folder: Path) -> list[Path]:
+    """Sub-folders of ``folder`` with a safe name that stay inside ``root`` (no hidden, staging or linked-out ones)."""
+    if not folder.is_dir() or not _stays_in(root, folder):
+        return []
+    return sorted(p for p in folder.iterdir() if is_safe_name(p.name) and p.is_dir() and _stays_in(root, p))
+
+
+def _checked(root: str | Path, folder: Path, what: str) -> Path:
+    """``folder`` unless it leads outside ``root`` (a symbolic link): then a ``DashboardDataError``."""
+    try:
+        inside(root, folder, what)
+    except NameError_ as exc:
+        raise DashboardDataError(str(exc)) from None
+    return folder
+
+
 def list_runs(runs_dir: str | Path) -> list[RunInfo]:
     """Training runs under ``runs_dir`` (folders holding run.json), newest first; ``runs_dir`` itself if it is one."""
     root = Path(runs_dir)
     if not root.exists():
         return []
-    candidates = [root] if (root / "run.json").exists() else sorted(p for p in root.iterdir() if p.is_dir())
+    candidates = [root] if (root / "run.json").exists() else _entries(root, root)
     out = []
     for p in candidates:
-        if (p / "run.json").exists():
+        if (p / "run.json").is_file():
             try:
                 info = json.loads((p / "run.json").read_text())
             except (OSError, json.JSONDecodeError):
@@ -79,8 +119,10 @@ def list_runs(runs_dir: str | Path) -> list[RunInfo]:
 
 def _component(name: str, what: str) -> str:
     """``name`` as one folder name (it comes from the browser: nothing that could leave its parent folder)."""
-    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise DashboardDataError(f"bad {what} name {name!r}")
+    if not is_safe_name(name):
+        shown = repr(name)[:90]
+        raise DashboardDataError(f"bad {what} name {shown}: a {what} folder name has 1-{MAX_NAME} letters, "
+                                 "digits, '-', '_' or '.'")
     return name
 
 
@@ -100,36 +142,30 @@ def run_info(runs_dir: str | Path, run: str) -> dict:
     raise DashboardDataError(f"no run named {run!r} in {runs_dir}")
 
 
-def _list_children(folder: Path, marker: str) -> list[str]:
-    if not folder.exists():
-        return []
-    found = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / marker).exists()]
+def _list_children(root: str | Path, folder: Path, marker: str) -> list[str]:
+    found = [p for p in _entries(root, folder) if (p / marker).exists()]
     found.sort(key=lambda p: _mtime(p / marker), reverse=True)
     return [p.name for p in found]
 
 
 def list_forecasts(runs_dir: str | Path, run: str, kind: str = "forecasts") -> list[str]:
     """Names of the forecasts (``kind='forecasts'``) or stress scenarios (``'scenarios'``) of a run, newest first."""
-    assert kind in ("forecasts", "scenarios"), kind
-    return _list_children(run_path(runs_dir, run) / kind, "forecast.json")
+    _check_kind(kind)
+    return _list_children(runs_dir, run_path(runs_dir, run) / kind, "forecast.json")
+
 
 
 def list_backtests(runs_dir: str | Path, run: str) -> list[str]:
     """Backtest folders of a run (any non-empty folder under backtests/), newest first."""
-    folder = run_path(runs_dir, run) / "backtests"
-    if not folder.exists():
-        return []
-    found = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and any(p.iterdir())]
+    found = [p for p in _entries(runs_dir, run_path(runs_dir, run) / "backtests") if any(p.iterdir())]
     found.sort(key=_mtime, reverse=True)
     return [p.name for p in found]
 
 
 def list_synth(runs_dir: str | Path) -> list[str]:
     """Synthesis evaluation folders under ``runs_dir/synth`` (those with report.json or synthetic.parquet)."""
-    folder = Path(runs_dir) / "synth"
-    if not folder.exists():
-        return []
-    found = [p for p in folder.iterdir() if p.is_dir() and ((p / "report.json").exists() or _first(p, SYNTHETIC_FILES))]
+    found = [p for p in _entries(runs_dir, Path(runs_dir) / "synth")
+             if (p / "report.json").exists() or _first(p, SYNTHETIC_FILES)]
     found.sort(key=_mtime, reverse=True)
     return [p.name for p in found]
 
@@ -144,7 +180,8 @@ def _load_forecast(path: str, stamp: float):
 
 def load_forecast(runs_dir: str | Path, run: str, name: str, kind: str = "forecasts"):
     """The ``Forecast`` in ``runs_dir/run/kind/name`` (cached until the folder's forecast.json changes)."""
-    folder = run_path(runs_dir, run) / kind / _component(name, "forecast")
+    _check_kind(kind)
+    folder = _checked(runs_dir, run_path(runs_dir, run) / kind / _component(name, "forecast"), "forecast folder")
     if not (folder / "forecast.json").exists():
         raise DashboardDataError(f"no forecast {name!r} in run {run!r} ({folder})")
     return _load_forecast(str(folder), _mtime(folder / "forecast.json"))
@@ -235,7 +272,7 @@ def _load_backtest(path: str, stamp: tuple) -> Backtest:
 
 def load_backtest(runs_dir: str | Path, run: str, name: str) -> Backtest:
     """Scores and settings of ``runs_dir/run/backtests/name`` (cached until an origin file changes)."""
-    folder = run_path(runs_dir, run) / "backtests" / _component(name, "backtest")
+    folder = _checked(runs_dir, run_path(runs_dir, run) / "backtests" / _component(name, "backtest"), "backtest folder")
     if not folder.is_dir():
         raise DashboardDataError(f"no backtest {name!r} in run {run!r}")
     origin_dir = folder / "origins"
@@ -293,7 +330,7 @@ def _load_synth(path: str, stamp: tuple) -> Synthesis:
 
 def load_synth(runs_dir: str | Path, name: str) -> Synthesis:
     """A synthesis evaluation folder (layout in ``SYNTH_LAYOUT``)."""
-    folder = Path(runs_dir) / "synth" / _component(name, "synthesis")
+    folder = _checked(runs_dir, Path(runs_dir) / "synth" / _component(name, "synthesis"), "synthesis folder")
     if not folder.is_dir():
         raise DashboardDataError(f"no synthesis folder {name!r} in {Path(runs_dir) / 'synth'}")
     stamp = tuple(_mtime(folder / f) for f in (*REAL_FILES, *SYNTHETIC_FILES, "report.json"))
