@@ -3,12 +3,13 @@
 The page starts a job, gets its id back at once, and polls ``status(id)`` with a
 ``dcc.Interval`` to draw the progress bar, so the page never freezes. One job
 runs at a time (the sampler already uses every core); a second request waits in
-the queue and says so.
+the queue and says so. The queue is bounded (``max_pending`` queued or running
+jobs; one more is refused with ``JobQueueFull``), and finished jobs beyond
+``keep_finished`` are forgotten, oldest first, so a long-lived server does not grow.
 """
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 import uuid
@@ -17,16 +18,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
+from data_sources.atomic import publish_dir
+from data_sources.errors import UserError
+from data_sources.names import inside, safe_name
+
 log = logging.getLogger("dashboard")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_PENDING = 4  # queued or running jobs; each samples with every core, so more would only wait
+KEEP_FINISHED = 50  # finished jobs whose status stays readable
 
 
-def safe_name(name: str) -> str:
-    """A folder name typed by the user: letters, digits, ``_ . -``; anything else is refused."""
-    name = (name or "").strip().replace(" ", "-")
-    if not _NAME.match(name):
-        raise ValueError("scenario name: use 1-64 letters, digits, '-', '_' or '.' (starting with a letter or digit)")
-    return name
+class JobQueueFull(UserError):
+    """Too many jobs are queued or running; the page shows the message."""
 
 
 @dataclass
@@ -48,17 +50,44 @@ class Job:
 
 
 class JobRunner:
-    """Runs callables one at a time in a daemon thread; their progress is readable from any thread."""
+    """Runs callables one at a time in a daemon thread; their progress is readable from any thread.
 
-    def __init__(self) -> None:
+    At most ``max_pending`` jobs are queued or running; ``submit`` refuses one more
+    (``JobQueueFull``). Of the finished jobs, the newest ``keep_finished`` stay readable.
+    """
+
+    def __init__(self, max_pending: int = MAX_PENDING, keep_finished: int = KEEP_FINISHED) -> None:
+        if max_pending < 1 or keep_finished < 0:
+            raise ValueError(f"max_pending must be >= 1 and keep_finished >= 0, got {max_pending}, {keep_finished}")
+        self.max_pending = max_pending
+        self.keep_finished = keep_finished
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._run_lock = threading.Lock()
 
+    def __len__(self) -> int:
+        """Jobs whose status is still readable (queued, running, and the kept finished ones)."""
+        with self._lock:
+            return len(self._jobs)
+
+    def _forget_finished(self) -> None:
+        """Drop the oldest finished jobs beyond ``keep_finished`` (the caller holds ``_lock``)."""
+        finished = sorted((j for j in self._jobs.values() if j.finished is not None), key=lambda j: j.finished)
+        for job in finished[:max(len(finished) - self.keep_finished, 0)]:
+            del self._jobs[job.id]
+
     def submit(self, label: str, total: int, work: Callable[[Callable[[int], None]], str]) -> str:
-        """Start ``work(progress)`` in a thread; ``progress(done)`` updates the job; its return value is the result."""
+        """Start ``work(progress)`` in a thread; ``progress(done)`` updates the job; its return value is the result.
+
+        Raises ``JobQueueFull`` when ``max_pending`` jobs are already queued or running.
+        """
         job = Job(uuid.uuid4().hex[:12], label, total)
         with self._lock:
+            self._forget_finished()
+            pending = sum(j.finished is None for j in self._jobs.values())
+            if pending >= self.max_pending:
+                raise JobQueueFull(f"{pending} jobs are already queued or running (at most {self.max_pending}); "
+                                   "wait for one to finish, then try again")
             self._jobs[job.id] = job
 
         def progress(done: int) -> None:
@@ -77,7 +106,9 @@ class JobRunner:
                     job.message = f"{type(exc).__name__}: {exc}"
                     log.warning("job %s failed", job.label, exc_info=True)
                 finally:
-                    job.finished = time.time()
+                    with self._lock:
+                        job.finished = time.time()
+                        self._forget_finished()
 
         threading.Thread(target=target, name=f"job-{job.id}", daemon=True).start()
         return job.id
@@ -117,20 +148,23 @@ def run_scenario(runs_dir: Path, run: str, base_name: str, constraints: list[dic
     """Sample a stress scenario from the base forecast's origin and horizon; save it under ``run/scenarios/name``.
 
     ``constraints`` are dicts as in a scenario file (``{"series": "VIX", "level": 40, "days": "1-20"}``).
-    Returns the scenario's name.
+    The folder is published whole (``publish_dir``): an existing ``name`` is replaced only when
+    it is a previous forecast, never a folder holding something else. Returns the scenario's name.
     """
     from dashboard import data
     from forecaster.scenario import Scenario, constraint_from_dict
 
-    name = safe_name(name)
+    name = safe_name(name, "scenario name")
     run_dir = data.run_path(runs_dir, run)
     base = data.load_forecast(runs_dir, run, base_name)
     scen = Scenario(name, [constraint_from_dict(c, f"constraint {i + 1}") for i, c in enumerate(constraints)])
     pipe = pipeline_for(run_dir)
     builder = data.builder_for_run(pipe.info or {})
-    fc = pipe.predict(builder, base.as_of, n_paths=n_paths, horizon=base.horizon, seed=seed, scenario=scen,
-                      progress=progress)
-    fc.meta["base_forecast"] = base_name
     out = run_dir / "scenarios" / name
-    fc.save(out)
+    inside(runs_dir, out, "scenario folder")  # scenarios/ may be a symbolic link leading elsewhere
+    with publish_dir(out, "forecast", option="scenario name") as staging:  # refused before any sampling
+        fc = pipe.predict(builder, base.as_of, n_paths=n_paths, horizon=base.horizon, seed=seed, scenario=scen,
+                          progress=progress)
+        fc.meta["base_forecast"] = base_name
+        fc.save(staging)
     return name

@@ -14,6 +14,7 @@ from dashboard.components import (card, control, default_run, demo_hint, dropdow
                                   guarded, info_box, jobs, run_options, runs_dir,
                                   safe_layout, series_options, table_style,
                                   triggered_id)
+from data_sources.names import MAX_NAME, is_safe_name, safe_name
 
 dash.register_page(__name__, path="/scenarios", name="Scenarios", title="Scenarios · Forecaster", order=2)
 
@@ -168,7 +169,7 @@ def start(_clicks, run, base, constraints, name, n_paths, seed):
         return None, True, False, error_box("choose a run with a base forecast first")
     if not constraints:
         return None, True, False, error_box("add at least one shock (step 1) before running")
-    name = jobs_mod.safe_name(name)
+    name = safe_name(name, "scenario name")
     n_paths = int(n_paths or 100)
     if not 1 <= n_paths <= 2000:
         raise ValueError("paths must be between 1 and 2000")
@@ -191,7 +192,8 @@ def poll(_n, job):
         raise PreventUpdate
     st = jobs().status(job["id"])
     if st is None:
-        return {"width": "0%"}, "", True, False, dash.no_update, dash.no_update, error_box("the job was lost (server restarted?)")
+        return {"width": "0%"}, "", True, False, dash.no_update, dash.no_update, error_box(
+            "the job is no longer known (the server restarted, or it finished long ago); run it again")
     pct = 100.0 * st["done"] / max(st["total"], 1)
     text = f"{st['label']}: {st['state']}, day {st['done']} of {st['total']} ({st['elapsed']:.0f} s)"
     if st["state"] in ("queued", "running"):
@@ -235,14 +237,27 @@ def compare(scenario, series, base, run):
     return figures.compare_chart(fc_base, fc_scen, series), delta_rows(fc_base, fc_scen, series), note
 
 
-def export_bytes(fc, fmt: str, kind: str) -> tuple[bytes, str]:
-    """The export of ``fc`` in ``fmt`` (long/quantiles/wide) as a .parquet or .csv file's bytes, and a file name."""
+def download_name(stem, fc, fmt: str, kind: str, fallback: str = "forecast") -> str:
+    """The download's file name: ``stem`` (a scenario name from forecast.json, so data) only when it is safe."""
+    if kind not in ("parquet", "csv") or fmt not in [o["value"] for o in EXPORT_OPTIONS]:
+        raise ValueError(f"export: table {fmt!r}, file {kind!r}: choose one of the options shown")
+    stem = stem if is_safe_name(stem) else (fallback if is_safe_name(fallback) else "forecast")
+    suffix = f"_{fc.as_of.date()}_{'paths_' + fmt if fmt != 'quantiles' else 'quantiles'}.{kind}"
+    return safe_name(stem[:MAX_NAME - len(suffix)] + suffix, "download file name")
+
+
+def export_bytes(fc, fmt: str, kind: str, fallback: str = "base") -> tuple[bytes, str]:
+    """The export of ``fc`` in ``fmt`` (long/quantiles/wide) as a .parquet or .csv file's bytes, and a file name.
+
+    The file is written under a fixed name in a private temporary folder; only the name
+    offered to the browser carries the forecast's scenario name (when safe, else ``fallback``).
+    """
     from forecaster.export import export
 
-    stem = (fc.meta.get("scenario") or {}).get("name") or "base"
-    fname = f"{stem}_{fc.as_of.date()}_{'paths_' + fmt if fmt != 'quantiles' else 'quantiles'}.{kind}"
+    stem = (fc.meta.get("scenario") or {}).get("name") or fallback
+    fname = download_name(stem, fc, fmt, kind, fallback)
     with tempfile.TemporaryDirectory() as tmp:
-        path = export(fc, Path(tmp) / fname, fmt)
+        path = export(fc, Path(tmp) / f"export.{kind}", fmt)
         return path.read_bytes(), fname
 
 
@@ -259,7 +274,7 @@ def download(_clicks, which, fmt, kind, run, base, scenario):
         fc = data.load_forecast(runs, run, scenario, "scenarios")
     else:
         fc = data.load_forecast(runs, run, base)
-    content, fname = export_bytes(fc, fmt, kind)
+    content, fname = export_bytes(fc, fmt, kind, scenario if which == "scenario" else "base")
     size = len(content) / 1e6
     return dcc.send_bytes(content, fname), info_box(f"{fname}: {size:.2f} MB, {fc.n_paths} paths × {fc.horizon} days"
                                                     f" × {len(fc.series)} series ({int(np.isfinite(fc.paths).sum()):,} values)")
