@@ -4,11 +4,15 @@ Responses are built from the real files in ../shared/data in each service's exac
 format: FRED's ``observation_date,<ID>`` CSV with ``.`` for blanks, Stooq's
 ``Date,Open,High,Low,Close,Volume`` (or ``No data`` for an unknown symbol), and
 CBOE's ``DATE,OPEN,HIGH,LOW,CLOSE`` with MM/DD/YYYY dates. Failures can be
-scripted per path (``fail_next``) to test retries.
+scripted per path (``fail_next``: a status, or a status and extra headers such as
+``Retry-After``) to test retries. Hostile servers for the client's limits:
+``/drip`` sends one byte every ``drip_interval`` seconds, ``/big`` streams
+``big_size`` bytes without a Content-Length, ``/huge`` declares a 2 GB body.
 """
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -59,7 +63,10 @@ class FakeMarketDataServer:
     def __init__(self, data: Path) -> None:
         self.data = data
         self.requests: list[str] = []
-        self.fail_next: dict[str, list[int]] = {}  # path -> status codes to answer first
+        # path -> what to answer first: a status code, or (status, extra headers)
+        self.fail_next: dict[str, list[int | tuple[int, dict[str, str]]]] = {}
+        self.drip_interval = 0.2
+        self.big_size = 4 * 2**20
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -72,9 +79,20 @@ class FakeMarketDataServer:
                 server.requests.append(self.path)
                 queue = server.fail_next.get(url.path)
                 if queue:
-                    self._send(queue.pop(0), b"temporarily unavailable")
+                    item = queue.pop(0)
+                    status, headers = item if isinstance(item, tuple) else (item, {})
+                    self._send(status, b"temporarily unavailable", headers)
                     return
-                if url.path == "/fred/graph/fredgraph.csv":
+                if url.path == "/drip":
+                    self._drip()
+                elif url.path == "/big":
+                    self._big()
+                elif url.path == "/huge":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(2 * 2**30))
+                    self.end_headers()
+                    self._trickle(b"x" * 65536, 64)
+                elif url.path == "/fred/graph/fredgraph.csv":
                     fred_id = query.get("id", "")
                     if fred_id not in FRED_FILES:
                         self._send(404, b"Series not found")
@@ -89,12 +107,36 @@ class FakeMarketDataServer:
                 else:
                     self._send(404, b"not found")
 
-            def _send(self, status: int, body: bytes) -> None:
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "text/csv")
                 self.send_header("Content-Length", str(len(body)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _trickle(self, piece: bytes, times: int, pause: float = 0.0) -> None:
+                try:
+                    for _ in range(times):
+                        self.wfile.write(piece)
+                        self.wfile.flush()
+                        time.sleep(pause)
+                except OSError:  # the client gave up and closed the connection
+                    pass
+
+            def _drip(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/csv")
+                self.send_header("Content-Length", "1000000")
+                self.end_headers()
+                self._trickle(b"1", int(30 / server.drip_interval), server.drip_interval)
+
+            def _big(self) -> None:  # HTTP/1.0, no Content-Length: the body ends when the connection closes
+                self.send_response(200)
+                self.send_header("Content-Type", "text/csv")
+                self.end_headers()
+                self._trickle(b"date,value\n" + b"0" * 65524 + b"\n", server.big_size // 65536 + 1)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
