@@ -83,15 +83,15 @@ def fetch(
 ) -> None:
     """Download (or read) every series, then save raw series and the aligned panel into the store.
 
-    All reads happen before any write, so a fetch that fails part-way leaves the store as it was.
+    All reads happen before any write, and the new store is written beside the old one and swapped
+    in whole, so a fetch that fails part-way (download or write) leaves the store as it was.
     """
     from data_sources.store import DEFAULT_STORE, Store
 
     target = Store(store or DEFAULT_STORE)
-    builder, panel = build(data, None, start, series)
-    for name, values in builder.raw.items():
-        target.save_raw(name, values, builder.source.name, builder.source.describe(name))
-    path = target.save_panel(panel)
+    target.check_writable()  # a --store that is not a store is refused before the downloads
+    builder, panel = build(data, None, start, series, store)
+    path = target.save_fetch(builder.raw, panel, builder.source.name, builder.source.describe)
     typer.echo(f"saved {len(builder.raw)} raw series and the panel ({len(panel):,} rows x {panel.shape[1]} series) to {target.root}")
     typer.echo(f"use it with: --data {path}")
 
