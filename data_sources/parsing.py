@@ -5,12 +5,16 @@ Accepted layouts: FRED downloads (``observation_date,DGS10`` or ``DATE,DGS10``,
 the close is taken), CBOE's history (``DATE,OPEN,HIGH,LOW,CLOSE`` with US-style
 dates), and plain ``date,value``. Rows in any date order are sorted. Everything
 that would silently corrupt a panel is an error naming the file and the row:
-no date column, text in a numeric column, a duplicated date, a date in the future.
+no date column, text in a numeric column, a duplicated date, a date in the future,
+dates with different time zones. A path that is not a readable file (a folder, a
+pipe, no permission) is an error naming it, never a traceback.
 """
 from __future__ import annotations
 
 import io
 import os
+import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,51 @@ from data_sources.errors import DataError
 MISSING_MARKERS = {"", ".", "NA", "N/A", "#N/A", "#N/A N/A", "NaN", "nan", "null", "NULL", "None", "-"}
 _DATE_NAMES = ("date", "observation_date", "timestamp", "time", "day", "dates", "period")
 _VALUE_NAMES = ("close", "adj close", "adj_close", "value", "price", "px_last", "last")
+# A UTC offset after a time of day: 'T00:00:00Z', ' 09:30+01:00', 'T00:00-0500'.
+_TZ_SUFFIX = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+
+
+def _zone(cell: str) -> str:
+    """The UTC offset a date string names, as '+HH:MM' ('' for none)."""
+    match = _TZ_SUFFIX.search(cell)
+    if not match:
+        return ""
+    zone = match.group(1).upper()
+    if zone in ("Z", "UTC"):
+        return "+00:00"
+    digits = zone[1:].replace(":", "")
+    return f"{zone[0]}{digits[:2]}:{digits[2:4] or '00'}"
+
+
+def check_data_file(path: str | os.PathLike, origin: str | None = None, what: str = "file") -> Path:
+    """``path`` if it is a non-empty regular file; else a ``DataError`` naming it (a folder, a pipe, missing...).
+
+    ``origin`` prefixes the message (e.g. the series and mapping it came from); ``what``
+    names the kind of file in the message ("file", "panel file", "mapping file").
+    """
+    path = Path(path)
+    where = f"{origin}: " if origin else ""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{where}{what} not found: {path}") from None
+    except NotADirectoryError:
+        raise DataError(f"{where}{what} not found: {path} (a folder in the path is a file)") from None
+    except OSError as exc:
+        raise DataError(f"{where}cannot open {what} {path} ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DataError(f"{where}{what} {path} is a folder, not a file; name the file itself")
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{where}{what} {path} is not a regular file (a device or pipe); copy the data to a file")
+    if st.st_size == 0:
+        raise DataError(f"{where}{what} is empty: {path}")
+    return path
+
+
+def unreadable(path: str | os.PathLike, origin: str | None, exc: OSError) -> DataError:
+    """The one-line error for an ``OSError`` raised while reading ``path`` (permission denied, I/O error)."""
+    where = f"{origin}: " if origin else ""
+    return DataError(f"{where}cannot read {path} ({exc.strerror or type(exc).__name__})")
 
 
 def _leading_comment_lines(source: str | os.PathLike | bytes) -> int:
@@ -44,14 +93,11 @@ def read_csv_text(source: str | os.PathLike | bytes, origin: str) -> pd.DataFram
         if isinstance(source, bytes):
             buf: object = io.BytesIO(source)
         else:
-            path = Path(source)
-            if not path.exists():
-                raise DataError(f"{origin}: file not found: {path}")
-            if path.stat().st_size == 0:
-                raise DataError(f"{origin}: file is empty: {path}")
-            buf = path
+            buf = check_data_file(source, origin)
         skip = _leading_comment_lines(source)
         frame = pd.read_csv(buf, dtype=str, keep_default_na=False, skipinitialspace=True, skiprows=skip)
+    except OSError as exc:  # permission denied, an I/O error, the file replaced by a folder meanwhile
+        raise unreadable(source, origin, exc) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{origin}: empty file (no header and no rows)") from None
     except pd.errors.ParserError as exc:
@@ -114,15 +160,32 @@ def to_days(index) -> pd.DatetimeIndex:
 def parse_dates(raw: pd.Series, origin: str) -> pd.DatetimeIndex:
     """Parse a column of date strings (ISO, US ``MM/DD/YYYY``, ``YYYYMMDD``); a bad cell is an error naming its line."""
     text = raw.astype(str).str.strip()
-    dates = pd.to_datetime(text, errors="coerce", format="ISO8601")
-    if dates.isna().any():  # US-style (CBOE) or compact dates
-        retry = pd.to_datetime(text[dates.isna()], errors="coerce", format="mixed")
-        dates = dates.fillna(retry)
+    try:
+        dates = pd.to_datetime(text, errors="coerce", format="ISO8601")
+        if dates.isna().any():  # US-style (CBOE) or compact dates
+            retry = pd.to_datetime(text[dates.isna()], errors="coerce", format="mixed")
+            dates = dates.fillna(retry)
+    except (ValueError, TypeError, OverflowError) as exc:  # mixed time zones, mostly
+        raise _date_error(text, origin, exc) from None
     bad = dates.isna().to_numpy()
     if bad.any():
         i = int(np.argmax(bad))
         raise DataError(f"{origin}: line {i + 2}: {raw.iloc[i]!r} is not a date")
     return to_days(pd.DatetimeIndex(dates).tz_localize(None))
+
+
+def _date_error(text: pd.Series, origin: str, exc: Exception) -> DataError:
+    """Name the first line whose time zone differs from the first date's (or say what pandas said)."""
+    zones = [_zone(cell) for cell in text]
+    first = zones[0] if zones else ""
+    for i, zone in enumerate(zones):
+        if zone != first:
+            shown = lambda z: z or "no time zone"  # noqa: E731
+            return DataError(
+                f"{origin}: line {i + 2}: {text.iloc[i]!r} has time zone {shown(zone)}, line 2 has {shown(first)}; "
+                "use one time zone (or plain dates) for the whole column"
+            )
+    return DataError(f"{origin}: the date column cannot be read ({' '.join(str(exc).split())[:160]})")
 
 
 def parse_numbers(raw: pd.Series, origin: str, column: str, sentinel: float | None = None) -> np.ndarray:

@@ -26,6 +26,11 @@ def open_source(spec: str, **settings) -> Source:
 
         return OnlineSource(**settings)
     path = Path(spec)
+    if path.is_dir():
+        raise DataError(
+            f"--data {spec}: is a folder; give a mapping file (.yaml) that describes its CSV files, "
+            "or a wide panel file (.csv, .parquet)"
+        )
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
         from data_sources.sources.files import CsvFolderSource

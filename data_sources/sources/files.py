@@ -26,7 +26,15 @@ import yaml
 
 from data_sources import catalog
 from data_sources.errors import CatalogError, DataError
-from data_sources.parsing import clean_series, parse_dates, parse_numbers, read_series_csv, to_days
+from data_sources.parsing import (
+    check_data_file,
+    clean_series,
+    parse_dates,
+    parse_numbers,
+    read_series_csv,
+    to_days,
+    unreadable,
+)
 from data_sources.sources.base import Source
 
 ALIGNED_MARKER = "# forecaster-panel: aligned"
@@ -41,10 +49,13 @@ class CsvFolderSource(Source):
         self.mapping_path = Path(mapping)
         self.name = f"csv:{self.mapping_path.name}"
         self.today = today
-        if not self.mapping_path.exists():
-            raise DataError(f"mapping file not found: {self.mapping_path}")
+        check_data_file(self.mapping_path, what="mapping file")
         try:
             doc = yaml.safe_load(self.mapping_path.read_text())
+        except OSError as exc:
+            raise unreadable(self.mapping_path, "mapping file", exc) from None
+        except UnicodeDecodeError:
+            raise DataError(f"mapping file {self.mapping_path}: not a text file (could not decode it as UTF-8)") from None
         except yaml.YAMLError as exc:
             raise DataError(f"{self.mapping_path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("series"), dict) or not doc["series"]:
@@ -97,14 +108,14 @@ class WidePanelSource(Source):
         self.name = f"panel:{self.path.name}"
         self.sentinel = sentinel
         origin = str(self.path)
-        if not self.path.exists():
-            raise DataError(f"panel file not found: {self.path}")
-        if self.path.stat().st_size == 0:
-            raise DataError(f"{origin}: file is empty")
+        check_data_file(self.path, what="panel file")
         self.aligned = False
         if self.path.suffix.lower() == ".csv":
-            with open(self.path, encoding="utf-8", errors="replace") as fh:
-                self.aligned = fh.readline().strip() == ALIGNED_MARKER
+            try:
+                with open(self.path, encoding="utf-8", errors="replace") as fh:
+                    self.aligned = fh.readline().strip() == ALIGNED_MARKER
+            except OSError as exc:
+                raise unreadable(self.path, "panel file", exc) from None
             from data_sources.parsing import find_date_column, read_csv_text
 
             frame = read_csv_text(self.path, origin)
