@@ -10,7 +10,8 @@ Formats (each as Parquet or CSV):
 Every file carries the forecast's metadata (as-of date, run directory, model and
 tokenizer hashes, seed, number of paths, scenario constraints): in the Parquet
 schema under the key ``forecaster``, and for CSV in a sidecar ``<file>.meta.json``.
-Writes are atomic.
+Writes are atomic: an existing file is replaced, a folder or device in its place is
+refused (``check_export_target``, before any table is built).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_sources.atomic import atomic_path, write_text
+from data_sources.atomic import atomic_path, check_file_target, write_text
 from data_sources.errors import UserError
 from data_sources.store import read_meta, write_parquet
 from forecaster.forecast import DEFAULT_QUANTILES, Forecast
@@ -62,20 +63,35 @@ def table(fc: Forecast, fmt: str, quantiles=DEFAULT_QUANTILES) -> pd.DataFrame:
     raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
+def _sidecar(out: Path) -> Path:
+    return out.with_name(out.name + ".meta.json")
+
+
+def check_export_target(out: str | Path, fmt: str = "long", option: str = "--out") -> Path:
+    """Refuse an export path that is not .parquet/.csv, an unknown ``fmt``, or a folder/device in the way."""
+    out = Path(out)
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise UserError(f"{option} {out}: use a .parquet or .csv file name")
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    check_file_target(out, option)
+    if out.suffix.lower() == ".csv":
+        check_file_target(_sidecar(out), option)
+    return out
+
+
 def export(fc: Forecast, out: str | Path, fmt: str = "long") -> Path:
     """Write the forecast in ``fmt`` to ``out`` (.parquet or .csv), with its metadata."""
-    out = Path(out)
+    out = check_export_target(out, fmt)
     suffix = out.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise UserError(f"--out {out}: use a .parquet or .csv file name")
     frame = table(fc, fmt)
     meta = {"kind": "forecast-export", "format": fmt, "series": fc.series, **fc.meta}
     if suffix == ".parquet":
         write_parquet(frame.set_index(frame.columns[0]), out, meta)
     else:
-        with atomic_path(out) as tmp:
+        with atomic_path(out, "--out") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.10g", date_format="%Y-%m-%d")
-        write_text(out.with_name(out.name + ".meta.json"), json.dumps(meta, indent=2, default=str))
+        write_text(_sidecar(out), json.dumps(meta, indent=2, default=str))
     return out
 
 
@@ -85,7 +101,7 @@ def read_export(path: str | Path) -> tuple[pd.DataFrame, dict]:
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path).reset_index(), read_meta(path)
     frame = pd.read_csv(path, parse_dates=["date"])
-    meta_path = path.with_name(path.name + ".meta.json")
+    meta_path = _sidecar(path)
     return frame, json.loads(meta_path.read_text()) if meta_path.exists() else {}
 
 

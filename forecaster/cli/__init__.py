@@ -3,11 +3,17 @@
 Each sub-command group lives in its own module and registers itself on ``app``;
 heavy imports (torch, deepspeed, dash) happen inside the commands so ``--help``
 stays fast. A ``UserError`` becomes one line on stderr and a non-zero exit code;
-``--debug`` shows the traceback instead.
+``--debug`` shows the traceback instead. SIGTERM (``kill``, a scheduler, a
+container stop) is handled like Ctrl-C: the command unwinds, so a half-written
+output (a staging folder, a temporary file) is removed, and the exit code is 143.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from typing import Iterator
 
 import typer
 
@@ -58,23 +64,63 @@ def _register() -> None:
 _register()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so every ``finally``/``except BaseException`` cleanup runs."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[dict]:
+    """Turn SIGTERM into ``Terminated`` while a command runs (main thread only), then restore the handler.
+
+    Yields a dict whose ``"terminated"`` says whether a SIGTERM arrived (Typer turns
+    every ``KeyboardInterrupt`` into exit code 130, so the exception alone does not tell).
+    """
+    state = {"terminated": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def on_sigterm(signum, frame) -> None:
+        # One SIGTERM unwinds the command; a repeated one must not interrupt the cleanup it started.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        state["terminated"] = True
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the process exit code."""
+    """Entry point of the console script; returns the process exit code (143 after SIGTERM)."""
+    with _sigterm_unwinds() as state:
+        try:
+            code = _main(argv)
+        except KeyboardInterrupt:  # raised outside the command (Typer's own code)
+            code = 130
+        if state["terminated"]:
+            print("terminated", file=sys.stderr)
+            return 143
+        if code == 130:
+            print("interrupted", file=sys.stderr)
+        return code
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         # Without standalone mode Typer returns an exit code for Ctrl-C (130) and explicit
         # exits instead of calling sys.exit; commands themselves return None.
         result = app(args=argv, standalone_mode=False)
         if isinstance(result, int) and not isinstance(result, bool):
-            if result == 130:
-                print("interrupted", file=sys.stderr)
             return result
     except UserError as exc:
         if _state["debug"]:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (main() tells them apart)
         return 130
     except typer.Exit as exc:  # raised by --help and explicit exits
         return exc.exit_code

@@ -98,25 +98,27 @@ def fetch(
 
 @app.command()
 def export(
-    out: Path = typer.Option(..., "--out", help="Output file: .parquet or .csv."),
+    out: Path = typer.Option(..., "--out", help="Output file: .parquet or .csv (an existing file is replaced atomically; "
+                             "a folder or device is refused)."),
     data: str = DataOpt,
     as_of: str = AsOfOpt,
     start: str = StartOpt,
     series: str = SeriesOpt,
 ) -> None:
     """Write the aligned panel to a Parquet or CSV file (atomically). The file can be read back with --data."""
-    from data_sources.atomic import atomic_path
+    from data_sources.atomic import atomic_path, check_file_target
     from data_sources.sources.files import ALIGNED_MARKER
     from data_sources.store import panel_meta, write_parquet
 
     suffix = out.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise UserError(f"--out {out}: use a .parquet or .csv file name")
+    check_file_target(out, "--out")  # before the panel is built; atomic_path checks again on writing
     _, panel = build(data, as_of, start, series)
     if suffix == ".parquet":
         write_parquet(panel, out, panel_meta(panel))
     else:
-        with atomic_path(out) as tmp:
+        with atomic_path(out, "--out") as tmp:
             with open(tmp, "w", newline="") as fh:
                 fh.write(ALIGNED_MARKER + "\n")
                 panel.to_csv(fh, index_label="date", float_format="%.10g")

@@ -1,32 +1,42 @@
-"""`forecaster forecast` and `forecaster export`: sample joint paths, write scenarios for risk systems."""
+"""`forecaster forecast` and `forecaster export`: sample joint paths, write scenarios for risk systems.
+
+``--out`` of `forecast` is published with ``data_sources.atomic.publish_dir`` (kind
+``forecast``): an existing folder is replaced only when it holds a previous forecast.
+"""
 from __future__ import annotations
 
-import shutil
-import tempfile
+import json
 from pathlib import Path
 
 import typer
 
 from data_sources.errors import UserError
 
+FORECAST_KIND = "forecast"
+MAX_HORIZON = 2520  # business days: 10 years, the longest horizon `forecast` and `backtest` accept
 
-def _publish_dir(staging: Path, out: Path) -> None:
-    """Move a fully written staging folder onto ``out``; an older ``out`` is replaced only after that."""
-    backup = None
-    if out.exists():
-        backup = out.with_name(f".{out.name}.old-{staging.name}")
-        out.rename(backup)
-    staging.rename(out)
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
+
+def check_horizon(horizon: int) -> None:
+    """``--horizon`` between 1 and ``MAX_HORIZON`` business days, else a one-line error."""
+    if not 1 <= horizon <= MAX_HORIZON:
+        raise UserError(f"--horizon must be between 1 and {MAX_HORIZON} business days (10 years), got {horizon}")
+
+
+def is_legacy_forecast(folder: Path) -> bool:
+    """A forecast folder written before folders carried the output marker (its ``forecast.json``)."""
+    try:
+        return json.loads((folder / "forecast.json").read_text()).get("format") == "forecaster-forecast"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def forecast(
     run: Path = typer.Option(..., "--run", help="Run directory made by `forecaster train`."),
     as_of: str = typer.Option(..., "--as-of", help="Forecast origin: the model sees only data published by this date."),
     paths: int = typer.Option(200, "--paths", help="Number of joint paths to sample."),
-    horizon: int = typer.Option(250, "--horizon", help="Business days ahead."),
-    out: Path = typer.Option(..., "--out", help="Output folder (replaced atomically when it exists)."),
+    horizon: int = typer.Option(250, "--horizon", help=f"Business days ahead (1 to {MAX_HORIZON}, i.e. 10 years)."),
+    out: Path = typer.Option(..., "--out", help="Output folder: new, empty, or a previous forecast (replaced atomically); "
+                             "any other existing folder or file is refused."),
     scenario: Path = typer.Option(None, "--scenario", help="Stress scenario file (YAML or JSON): fixed paths for some series."),
     shock: list[str] = typer.Option(None, "--shock", help="A constraint such as VIX:level=40:days=1-20 or WTI:change_pct=50:days=1-60 (repeatable)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler: the same seed gives the same paths."),
@@ -39,6 +49,7 @@ def forecast(
     """Sample joint paths after the as-of date; write the forecast, quantiles, regimes and exports to --out."""
     from tqdm import tqdm
 
+    from data_sources.atomic import atomic_path, check_out_dir, publish_dir
     from data_sources.panel import PanelBuilder
     from forecaster.cli.data_cmd import parse_date
     from forecaster.export import export_all
@@ -48,8 +59,8 @@ def forecast(
     from forecaster.scenario import Scenario, load_scenario, parse_shock
 
     origin = parse_date(as_of, "--as-of")
-    if horizon < 1:
-        raise UserError(f"--horizon must be at least 1 business day, got {horizon}")
+    check_horizon(horizon)
+    check_out_dir(out, FORECAST_KIND, legacy=is_legacy_forecast)  # before any work; checked again on publishing
     if paths < 1:
         raise UserError(f"--paths must be at least 1, got {paths}")
     if not 0 <= temperature:
@@ -63,21 +74,18 @@ def forecast(
     builder = PanelBuilder(source, series=pipe.series, start=pipe.info.get("start", "1990-01-01"))
     sampling = SamplingConfig(temperature, top_k, top_p)
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with publish_dir(out, FORECAST_KIND, legacy=is_legacy_forecast) as staging:
         with tqdm(total=horizon, desc=f"sampling {paths} paths", unit="day", disable=not progress) as bar:
             fc = pipe.predict(builder, origin, paths, horizon, seed, scen, sampling,
                               progress=lambda done: bar.update(done - bar.n))
+        for warning in fc.meta.get("warnings", []):
+            typer.echo(f"warning: {warning}", err=True)
         fc.save(staging)
         export_all(fc, staging)
-        fc.summary_table().to_csv(staging / "summary.csv", index=False, float_format="%.6g")
-        regime_table(fc).to_csv(staging / "regimes.csv", index=False, float_format="%.4f")
-        _publish_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        with atomic_path(staging / "summary.csv") as tmp:
+            fc.summary_table().to_csv(tmp, index=False, float_format="%.6g")
+        with atomic_path(staging / "regimes.csv") as tmp:
+            regime_table(fc).to_csv(tmp, index=False, float_format="%.4f")
     typer.echo(f"{paths} paths x {horizon} days after {fc.as_of.date()} -> {out}")
     table = regime_table(fc)
     if len(table):
@@ -86,14 +94,21 @@ def forecast(
 
 def export(
     forecast_dir: Path = typer.Option(..., "--forecast", help="A folder written by `forecaster forecast`."),
-    out: Path = typer.Option(..., "--out", help="Output file (.parquet or .csv)."),
+    out: Path = typer.Option(..., "--out", help="Output file (.parquet or .csv; an existing file is replaced atomically)."),
     fmt: str = typer.Option("long", "--format", help="long (scenario_id, path_id, date, series, value), quantiles, or wide (one column per series)."),
 ) -> None:
     """Re-export an existing forecast in another format or file type."""
-    from forecaster.export import export as write
-    from forecaster.forecast import Forecast
+    from forecaster.export import check_export_target, export as write
+    from forecaster.forecast import Forecast, ForecastError
 
-    fc = Forecast.load(forecast_dir)
+    check_export_target(out, fmt)
+    try:
+        fc = Forecast.load(forecast_dir)
+    except ForecastError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:  # a file of the folder missing or unreadable
+        detail = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ForecastError(f"--forecast {forecast_dir}: cannot read the forecast ({detail})") from None
     write(fc, out, fmt)
     typer.echo(f"wrote {fmt} table of {fc.n_paths} paths x {fc.horizon} days to {out}")
 
