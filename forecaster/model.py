@@ -38,6 +38,13 @@ from torch.nn import functional as F
 from forecaster.dataclass_io import dataclass_from_dict
 
 
+# Bounds of a model shape: generous (far beyond the largest preset), but an absurd value
+# in a hand-edited model_config.json is refused before any memory is allocated.
+_BOUNDS = {"vocab_size": (2, 1 << 24), "row_len": (1, 1 << 16), "block_size": (1, 1 << 20),
+           "n_layer": (1, 512), "n_head": (1, 1024), "n_embd": (1, 1 << 16)}
+MAX_PARAMS = 20_000_000_000
+
+
 @dataclass
 class GPTConfig:
     """Model hyper-parameters; saved as ``model_config.json`` in a run directory."""
@@ -53,11 +60,44 @@ class GPTConfig:
     n_kv_head: int | None = None  # key/value heads (grouped-query attention); None = n_head
 
     def __post_init__(self) -> None:
-        assert self.n_embd % self.n_head == 0, f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}"
-        assert self.row_len >= 1 and self.vocab_size >= 2 and self.block_size >= 1, f"bad config {self}"
+        """Refuse shapes that cannot be built (or would exhaust memory) with a one-line ``UserError``.
+
+        These are checks of user input (a ``model_config.json`` may be edited by hand), so
+        they raise instead of asserting: an assert vanishes under ``python -O``.
+        """
+        from data_sources.errors import UserError
+
+        def whole(name: str, lo: int, hi: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise UserError(f"model config: {name} must be a whole number in [{lo:,}, {hi:,}], got {v!r}")
+
+        for name, (lo, hi) in _BOUNDS.items():
+            whole(name, lo, hi)
         if self.n_kv_head is not None:
-            assert 1 <= self.n_kv_head <= self.n_head and self.n_head % self.n_kv_head == 0, (
-                f"n_head={self.n_head} must be a multiple of n_kv_head={self.n_kv_head}")
+            whole("n_kv_head", 1, self.n_head)
+            if self.n_head % self.n_kv_head:
+                raise UserError(f"model config: n_head={self.n_head} must be a multiple of n_kv_head={self.n_kv_head}")
+        if self.n_embd % self.n_head:
+            raise UserError(f"model config: n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        if self.row_len > self.block_size or self.block_size % self.row_len:
+            raise UserError(f"model config: block_size={self.block_size} must be a multiple of "
+                            f"row_len={self.row_len} (windows start on a row boundary)")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise UserError(f"model config: dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.bias, bool):
+            raise UserError(f"model config: bias must be true or false, got {self.bias!r}")
+        n = self.approx_params()
+        if n > MAX_PARAMS:
+            raise UserError(f"model config asks for about {n:,.0f} parameters, more than the {MAX_PARAMS:,} "
+                            "this program builds; check n_layer, n_embd, vocab_size and block_size")
+
+    def approx_params(self) -> int:
+        """Parameter count of this shape (embeddings + blocks), without building the model."""
+        c = self.n_embd
+        kv = (self.n_kv_head or self.n_head) * (c // self.n_head)
+        block = c * (c + 2 * kv) + c * c + 8 * c * c + 4 * c
+        return (self.vocab_size + self.block_size + self.row_len) * c + self.n_layer * block + c
 
     @property
     def kv_heads(self) -> int:
@@ -71,6 +111,8 @@ class GPTConfig:
         """Rebuild from a dict; an unknown key is an error, not ignored."""
         from data_sources.errors import UserError
 
+        if not isinstance(d, dict):
+            raise UserError(f"model config must be a JSON object, got {type(d).__name__}")
         return dataclass_from_dict(cls, d, UserError, "model config")
 
     def to_json(self) -> str:

@@ -3,7 +3,7 @@
     forecaster synth split    --data FILE --train TRAIN.csv --holdout HOLDOUT.csv [--fraction 0.8]
     forecaster synth train    --data TRAIN.csv --out RUN_DIR [--preset tiny|small|base] [--max-minutes M]
     forecaster synth generate --run RUN_DIR --rows N|--histories H --out FILE.csv|FILE.parquet [--condition is_fraud=Yes ...]
-    forecaster synth evaluate --real HOLDOUT.csv --synthetic FILE --train TRAIN.csv --out DIR
+    forecaster synth evaluate --real HOLDOUT.csv --synthetic FILE --train TRAIN.csv --out DIR [--run RUN_DIR]
 
 Input files are TabFormer CSVs (the published format) or typed Parquet tables;
 ``--skip-bad-rows`` leaves malformed CSV lines out instead of stopping. See
@@ -74,16 +74,19 @@ def train_cmd(
     """Train the GPT on windows of consecutive transactions of each card."""
     from forecaster.synthesis.documents import read_table
     from forecaster.synthesis.train import train_synthesizer
+    from forecaster.training.checkpoint import RunDir, check_run_target
 
     _threads(threads)
-    table = read_table(data, skip_bad_rows)
-    try:
-        res = train_synthesizer(table, out, preset, max_minutes=max_minutes, max_steps=max_steps,
-                                context_rows=context_rows, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
-                                eval_every=eval_every, seed=seed, progress=progress, info={"data": str(data)},
-                                log=lambda m: typer.echo(m, err=True))
-    except KeyboardInterrupt as exc:
-        raise SynthInterrupted(f"{exc or 'interrupted'}; rerun the same command to resume") from None
+    check_run_target(out)
+    with RunDir(out).lock():  # refused at once, before reading the data, when another process trains there
+        table = read_table(data, skip_bad_rows)
+        try:
+            res = train_synthesizer(table, out, preset, max_minutes=max_minutes, max_steps=max_steps,
+                                    context_rows=context_rows, batch_size=batch_size, lr=lr,
+                                    val_fraction=val_fraction, eval_every=eval_every, seed=seed, progress=progress,
+                                    info={"data": str(Path(data).resolve())}, log=lambda m: typer.echo(m, err=True))
+        except KeyboardInterrupt as exc:
+            raise SynthInterrupted(f"{exc or 'interrupted'}; rerun the same command to resume") from None
     typer.echo(f"{res.reason}: {res.steps} steps, train loss {res.train_loss:.4f}, validation loss "
                f"{res.val_loss:.4f} (best {res.best_val_loss:.4f}); run in {res.run_dir}", err=True)
 
@@ -93,7 +96,8 @@ def generate_cmd(
     run: Path = typer.Option(..., "--run", help="Run directory of `forecaster synth train`."),
     rows: int = typer.Option(None, "--rows", help="Rows to generate (with --context: new rows per context card)."),
     histories: int = typer.Option(None, "--histories", help="Instead of --rows: this many synthetic card histories of --rows-per-history rows."),
-    out: Path = typer.Option(..., "--out", help="Output file: .csv (TabFormer format) or .parquet (typed table)."),
+    out: Path = typer.Option(..., "--out", help="Output file: .csv (TabFormer format) or .parquet (typed table); an existing "
+                             "file is replaced atomically, a folder or device is refused."),
     condition: list[str] = typer.Option(None, "--condition", help="Fix a column in every row, e.g. is_fraud=Yes, merchant_state=CA (repeatable)."),
     context: Path = typer.Option(None, "--context", help="Continue the cards of this file (their latest rows are the prompt)."),
     rows_per_history: int = typer.Option(200, "--rows-per-history", help="Rows per synthetic card history."),
@@ -106,11 +110,13 @@ def generate_cmd(
     skip_bad_rows: bool = SkipOpt,
 ) -> None:
     """Sample synthetic transactions (every row valid by construction) and write them."""
+    from data_sources.atomic import check_file_target
     from forecaster.synthesis.documents import SynthesisInputError, read_table, write_table
     from forecaster.synthesis.generate import Synthesizer, parse_condition
 
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise SynthesisInputError(f"{out}: the output must end in .csv or .parquet")
+    check_file_target(out, "--out")  # before the model is loaded; the write checks again
     if temperature < 0 or (top_p is not None and not 0 < top_p <= 1):
         raise UserError("--temperature must be >= 0 and --top-p in (0, 1]")
     if (rows is None) == (histories is None):
@@ -136,25 +142,32 @@ def generate_cmd(
 def evaluate_cmd(
     real: Path = typer.Option(..., "--real", help="Held-out real transactions (the reference)."),
     synthetic: Path = typer.Option(..., "--synthetic", help="Synthetic transactions to judge."),
-    out: Path = typer.Option(..., "--out", help="Output folder: report.json, summary.csv, report.html, samples."),
+    out: Path = typer.Option(..., "--out", help="Output folder: report.json, summary.csv, report.html, samples. It must be "
+                             "new, empty or a previous evaluation (replaced atomically); anything else is refused."),
     train: Path = typer.Option(None, "--train", help="The model's training transactions: copies are checked against them (default: --real)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the subsamples and the fraud classifiers."),
     dcr_rows: int = typer.Option(2000, "--dcr-rows", help="Synthetic rows used for distance-to-closest-record."),
     utility_extra: Path = typer.Option(None, "--utility-extra", help="More synthetic rows (e.g. generated with --condition is_fraud=Yes) used only to train the synthetic fraud classifier."),
+    run: Path = typer.Option(None, "--run", help="The `synth train` run that generated --synthetic (recorded in "
+                             "report.json, where the dashboard finds it to generate more)."),
     skip_bad_rows: bool = SkipOpt,
 ) -> None:
     """Privacy, fidelity and utility report of a synthetic table against real held-out transactions."""
     from forecaster.synthesis.documents import read_table
     from forecaster.synthesis.evaluate import evaluate
-    from forecaster.synthesis.report import markdown_table, write_report
+    from forecaster.synthesis.report import check_report_dir, markdown_table, write_report
 
+    check_report_dir(out)  # before reading anything; the folder is published when the report is complete
+    if run is not None and not run.is_dir():
+        raise UserError(f"--run {run}: no such run folder")
     real_t = read_table(real, skip_bad_rows)
     syn_t = read_table(synthetic, skip_bad_rows)
     train_t = read_table(train, skip_bad_rows) if train is not None else None
     extra_t = read_table(utility_extra, skip_bad_rows) if utility_extra is not None else None
     report = evaluate(real_t, syn_t, train_t, seed=seed, dcr_rows=dcr_rows, utility_extra=extra_t)
     report["inputs"] = {"real": str(real), "synthetic": str(synthetic), "train": None if train is None else str(train),
-                        "utility_extra": None if utility_extra is None else str(utility_extra), "seed": seed}
+                        "utility_extra": None if utility_extra is None else str(utility_extra), "seed": seed,
+                        "run": None if run is None else str(run.resolve())}
     write_report(report, real_t, syn_t, out, seed=seed)
     typer.echo(markdown_table(report))
     if report["coarse"]["exact_copy_flagged"]:

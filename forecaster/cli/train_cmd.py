@@ -9,7 +9,9 @@ Several processes (DeepSpeed, data parallel; see docs/SCALING.md)::
     torchrun --standalone --nproc_per_node 2 -m forecaster train --engine deepspeed ...
     deepspeed --no_local_rank --module forecaster train --engine deepspeed ...
 
-Rerunning the same command on the same ``--out`` resumes from the last checkpoint.
+Rerunning the same command on the same ``--out`` resumes from the last checkpoint
+(and removes what a killed run left there). While one command trains into ``--out``
+another one is refused, naming the first one's PID.
 """
 from __future__ import annotations
 
@@ -53,20 +55,44 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
     """Train the GPT on windows of consecutive days of the model frame (validation = the most recent period)."""
+    import contextlib
     import os
 
-    from forecaster.cli.data_cmd import build, parse_date
-    from forecaster.features import model_frame
-    from forecaster.tokenizer import TableTokenizer, market_specs
-    from forecaster.training.checkpoint import RunDir
-    from forecaster.training.config import TrainConfig, model_config_for
-    from forecaster.training.engine import train as run_training
-    from forecaster.training.windows import make_datasets, panel_segment, val_start_of
+    from forecaster.training.checkpoint import RunDir, check_run_target
+    from forecaster.training.config import TrainConfig
 
     cfg = TrainConfig.from_preset(
         preset, engine=engine, max_minutes=max_minutes, max_steps=max_steps, context_rows=context_rows,
         batch_size=batch_size, grad_accum=grad_accum, lr=lr, eval_every=eval_every, log_every=log_every, patience=patience,
         val_fraction=val_fraction, zero_stage=zero_stage, precision=precision, seed=seed)
+    run_dir = check_run_target(out)
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    # one process trains into a folder at a time; under torchrun/deepspeed rank 0 holds it
+    with RunDir(run_dir).lock() if rank0 else contextlib.nullcontext():
+        _train(cfg, run_dir, rank0, data, as_of, start, series, val_start, transactions, preset, progress)
+
+
+def data_source_spec(data: str) -> str:
+    """``--data`` as recorded in run.json: a named source as it is, a file as an absolute path.
+
+    So a run forecasts from any working directory.
+    """
+    if data in ("embedded", "online", "store"):
+        return data
+    return str(Path(data).expanduser().resolve())
+
+
+def _train(cfg, run_dir: Path, rank0: bool, data: str, as_of, start, series, val_start, transactions,
+           preset: str, progress: bool) -> None:
+    """Build the data and tokenizer, then train into ``run_dir`` (held by rank 0)."""
+    from forecaster.cli.data_cmd import build, parse_date
+    from forecaster.features import model_frame
+    from forecaster.tokenizer import TableTokenizer, market_specs
+    from forecaster.training.checkpoint import RunDir
+    from forecaster.training.config import model_config_for
+    from forecaster.training.engine import train as run_training
+    from forecaster.training.windows import make_datasets, panel_segment, val_start_of
+
     split = parse_date(val_start, "--val-start")
     # The tokenizer sees everything known at --as-of (the validation period included);
     # the model's weights never see the validation windows.
@@ -81,15 +107,13 @@ def train(
         frame = _learnable(frame, split, explicit=series is not None)
         tok = TableTokenizer.fit(frame, market_specs(frame))
         segments = [panel_segment(tok.encode(frame), frame.index)]  # (days, tokens_per_row)
-        info = {"data": data, "source": builder.source.name, "as_of": as_of, "start": start,
+        info = {"data": data_source_spec(data), "source": builder.source.name, "as_of": as_of, "start": start,
                 "series": list(frame.columns), "first_date": str(frame.index[0].date()),
                 "last_date": str(frame.index[-1].date())}
         what = f"days x {len(frame.columns)} series"
     train_ds, val_ds, split = make_datasets(segments, cfg.context_rows, cfg.val_fraction, split)
     info["val_start"] = str(split.date())
     mcfg = model_config_for(preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows)
-    rank0 = int(os.environ.get("RANK", "0")) == 0
-    run_dir = Path(out)
     if rank0:
         run_dir.mkdir(parents=True, exist_ok=True)
         if RunDir(run_dir).latest() is None:  # a fresh run (a resumed one checks the fingerprint instead)
@@ -155,7 +179,7 @@ def _transaction_data(path: Path, as_of):
     tok = TableTokenizer.fit(table, tabformer_specs(table))
     keys = table["user"].astype("int64").to_numpy() * 100_000 + table["card"].astype("int64").to_numpy()
     segments = document_segments(tok.encode(table), table["timestamp"].to_numpy(), keys)
-    info = {"data": str(path), "source": "tabformer", "as_of": None if as_of is None else str(as_of.date()),
+    info = {"data": str(Path(path).resolve()), "source": "tabformer", "as_of": None if as_of is None else str(as_of.date()),
             "documents": len(segments), "first_date": str(table["timestamp"].min().date()),
             "last_date": str(table["timestamp"].max().date())}
     return tok, segments, info

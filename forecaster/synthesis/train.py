@@ -80,17 +80,28 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "s
     Windows are ``context_rows`` consecutive transactions of one card; the latest
     ``val_fraction`` of every card's rows is the validation set. Rerunning on the
     same ``run_dir`` resumes (the tokenizer saved there is reused, and a run
-    trained on other data is refused by its fingerprint).
+    trained on other data is refused by its fingerprint). The folder is locked for
+    the whole call: a second process training into it is refused, naming the PID.
     """
-    from forecaster.tokenizer import TableTokenizer
-    from forecaster.training.config import TrainConfig, model_config_for
-    from forecaster.training.engine import train as run_training
+    from forecaster.training.checkpoint import RunDir, check_run_target
+    from forecaster.training.config import TrainConfig
 
     check_table(table)
     cfg = TrainConfig.from_preset(preset, max_minutes=max_minutes, max_steps=max_steps, context_rows=context_rows,
                                   batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
                                   patience=patience, eval_every=eval_every)
-    run_dir = Path(run_dir)
+    run_dir = check_run_target(run_dir)
+    with RunDir(run_dir).lock():  # one process trains into a folder at a time
+        return _train_locked(table, run_dir, preset, cfg, progress, info, log)
+
+
+def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress: bool, info: dict | None,
+                  log) -> SynthTrainResult:
+    """The body of :func:`train_synthesizer`, with ``run_dir`` held."""
+    from forecaster.tokenizer import TableTokenizer
+    from forecaster.training.config import model_config_for
+    from forecaster.training.engine import train as run_training
+
     tok_path = run_dir / TOKENIZER_FILE
     tok = fit_tokenizer(table)
     if tok_path.exists():

@@ -36,7 +36,7 @@ import torch
 
 from data_sources.atomic import atomic_path, write_text
 from forecaster.model import GPT, GPTConfig
-from forecaster.training.checkpoint import CheckpointError, RunDir, load_weights, save_weights
+from forecaster.training.checkpoint import CheckpointError, RunDir, check_run_target, load_weights, save_weights
 from forecaster.training.config import ConfigError, TrainConfig
 from forecaster.training.metrics import MetricsLog
 from forecaster.training.windows import WindowDataset
@@ -175,7 +175,12 @@ class TorchBackend:
         if not path.exists():
             raise CheckpointError(f"{step_dir} has no optimizer.pt: it was written by another engine; "
                                   "resume with the engine the run started with")
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        from forecaster.training.safe_load import load_torch_state
+
+        state = load_torch_state(path, map_location=self.device)
+        if not isinstance(state, dict) or not {"optimizer", "scheduler"} <= set(state):
+            raise CheckpointError(f"{path} is not an optimizer state of this program; "
+                                  "delete the run's checkpoint folder to start over")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
 
@@ -211,6 +216,9 @@ class DeepSpeedBackend:
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, model_parameters=param_groups(model, cfg.weight_decay), config=self.config,
             lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda))
+        from forecaster.training.safe_load import install_safe_checkpoint_engine
+
+        install_safe_checkpoint_engine(self.engine)  # resume never unpickles code
 
     @property
     def module(self) -> GPT:
@@ -324,12 +332,28 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_d
 
     A Ctrl-C (SIGINT) finishes the current step, writes a checkpoint and raises
     ``KeyboardInterrupt``; rerunning the same command resumes.
+
+    Rank 0 holds the run folder's lock (``RunDir.lock``) for the whole run: a second
+    process training into the same folder is refused with the holder's PID. It
+    first removes what a killed earlier run left (uncommitted step folders,
+    temporary files).
     """
     assert train_ds.row_len == model_cfg.row_len, f"windows have {train_ds.row_len} tokens/row, model {model_cfg.row_len}"
     assert train_ds.context_rows * model_cfg.row_len <= model_cfg.block_size, "windows longer than block_size"
+    check_run_target(run_dir)
     dist = setup_distributed(cfg.engine)
-    micro = cfg.micro_batch(dist.world)
     run = RunDir(run_dir)
+    with run.lock() if dist.is_main else contextlib.nullcontext():
+        if dist.is_main:
+            run.clean_leftovers()
+        return _train_locked(model_cfg, cfg, train_ds, val_ds, run, dist, info, fingerprint, progress, on_step)
+
+
+def _train_locked(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_ds: WindowDataset,
+                  run: RunDir, dist: DistInfo, info: dict | None, fingerprint: str, progress: bool,
+                  on_step: Callable[[int, float], None] | None) -> TrainResult:
+    """The body of :func:`train`, with the run folder held by rank 0."""
+    micro = cfg.micro_batch(dist.world)
     metrics = MetricsLog(run.metrics, enabled=dist.is_main)
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and for both engines
