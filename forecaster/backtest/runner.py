@@ -14,10 +14,15 @@ For each origin on the schedule:
 
 An origin whose score file exists is not recomputed, so an interrupted backtest
 resumes where it stopped; ``OUT/backtest.json`` holds the settings and a rerun
-with different settings on the same folder is refused.
+with different settings on the same folder is refused. ``OUT`` is claimed with
+``data_sources.atomic.claim_dir`` (kind ``backtest``): a folder holding anything
+else (a run, a forecast, a user's files) is refused before any work. A backtest
+folder written before folders carried the marker (a ``backtest.json`` of format
+``forecaster-backtest``) is accepted as a backtest and resumed.
 
 Output layout::
 
+    OUT/.forecaster-output.json  the output marker (kind ``backtest``)
     OUT/backtest.json          settings (BacktestConfig) and the origin list
     OUT/origins/D.parquet      scores of every model at origin D (long table, see ``score_origin``)
     OUT/origins/D.fan.parquet  per model and series, quantiles of every horizon day, and the realised path
@@ -35,7 +40,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from data_sources.atomic import write_text
+from data_sources.atomic import check_out_dir, claim_dir, write_text
 from data_sources.panel import PanelBuilder
 from data_sources.store import write_parquet
 from forecaster.dataclass_io import dataclass_from_dict
@@ -48,6 +53,25 @@ from forecaster.regimes import DEFAULT_REGIMES
 
 FAN_QUANTILES = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
 GPT = "gpt"
+BACKTEST_KIND = "backtest"
+
+
+def is_legacy_backtest(folder: Path) -> bool:
+    """A backtest folder from before the output marker: its ``backtest.json`` has the backtest format."""
+    try:
+        return json.loads((Path(folder) / "backtest.json").read_text()).get("format") == "forecaster-backtest"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_backtest_dir(out: str | Path) -> Path:
+    """Refuse an ``--out`` that is not new, empty or a backtest (``OutputError``); writes nothing."""
+    return check_out_dir(out, BACKTEST_KIND, legacy=is_legacy_backtest)
+
+
+def claim_backtest_dir(out: str | Path) -> Path:
+    """Create or reuse ``out`` as a backtest folder (its marker written), refusing anything else."""
+    return claim_dir(out, BACKTEST_KIND, legacy=is_legacy_backtest)
 
 
 @dataclass
@@ -279,8 +303,8 @@ class Backtest:
         return self.out / "origins" / f"{origin.date()}{'.fan' if fan else ''}.parquet"
 
     def prepare(self) -> None:
-        """Create the folder and write the settings; refuse a folder holding a backtest with other settings."""
-        self.out.mkdir(parents=True, exist_ok=True)
+        """Claim the folder and write the settings; refuse a folder holding anything but a backtest of these settings."""
+        claim_backtest_dir(self.out)
         doc_path = self.out / "backtest.json"
         doc = {"format": "forecaster-backtest", "version": 1, "config": self.cfg.to_dict(),
                "origins": [str(o.date()) for o in self.origins]}
@@ -397,6 +421,10 @@ def load_scores(out: str | Path) -> pd.DataFrame:
             errors[meta["origin"]] = meta["errors"]
         seconds[meta["origin"]] = meta.get("seconds", {})
     scores = pd.concat(frames, ignore_index=True)
+    if "kind" not in scores.columns:  # every model failed at every origin: nothing was scored
+        first = next(iter(errors.items()), None)
+        raise BacktestError(f"{out}: no model produced a forecast at any origin"
+                            + (f" (first error, at {first[0]}: {first[1]})" if first else ""))
     scores.attrs = {"errors": errors, "seconds": seconds}
     return scores
 

@@ -3,6 +3,7 @@
     forecaster backtest --run runs/small --window 2018-2021 --paths 100 --horizon 250 --out backtests/2018-2021
 
 Rerunning the same command on the same ``--out`` resumes: finished origins are not recomputed.
+An ``--out`` holding anything but a backtest is refused before any work.
 """
 from __future__ import annotations
 
@@ -11,17 +12,19 @@ from pathlib import Path
 import typer
 
 from data_sources.errors import UserError
+from forecaster.cli.forecast_cmd import MAX_HORIZON, check_horizon
 
 
 def backtest(
     run: Path = typer.Option(None, "--run", help="Run directory made by `forecaster train` (omit for baselines only)."),
-    out: Path = typer.Option(..., "--out", help="Output folder (per-origin Parquet, summary tables, report.html); rerun to resume."),
+    out: Path = typer.Option(..., "--out", help="Output folder (per-origin Parquet, summary tables, report.html); rerun to "
+                             "resume. It must be new, empty or a backtest: any other existing folder or file is refused."),
     window: str = typer.Option(None, "--window", help="A named window instead of --start/--end/--every (e.g. 2018-2021)."),
     start: str = typer.Option(None, "--start", help="First origin date (YYYY-MM-DD)."),
     end: str = typer.Option(None, "--end", help="Last origin date (YYYY-MM-DD)."),
     every: str = typer.Option(None, "--every", help="Origin schedule: a count and B/W/M/Q, e.g. 1M (default 1M)."),
     paths: int = typer.Option(100, "--paths", help="Paths per forecast, for the GPT and every baseline."),
-    horizon: int = typer.Option(250, "--horizon", help="Business days ahead."),
+    horizon: int = typer.Option(250, "--horizon", help=f"Business days ahead (1 to {MAX_HORIZON}, i.e. 10 years)."),
     data: str = typer.Option(None, "--data", help="Data source (default: the run's)."),
     series: str = typer.Option(None, "--series", help="Comma-separated series (default: the run's)."),
     baselines: str = typer.Option("random_walk,garch,var,climatology", "--baselines", help="Comma-separated baselines."),
@@ -36,11 +39,13 @@ def backtest(
     from tqdm import tqdm
 
     from forecaster.backtest.report import build_report
-    from forecaster.backtest.runner import Backtest, BacktestConfig
+    from forecaster.backtest.runner import Backtest, BacktestConfig, check_backtest_dir
     from forecaster.backtest.summary import write_summary
     from forecaster.backtest.windows import get_window
     from forecaster.cli.data_cmd import parse_date
 
+    check_horizon(horizon)
+    check_backtest_dir(out)  # before the panel is built; claimed when the loop starts
     if window:
         w = get_window(window)
         start, end, every = start or w.start, end or w.end, every or w.every

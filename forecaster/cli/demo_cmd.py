@@ -93,24 +93,33 @@ def demo_steps(runs: Path, name: str, minutes: float, paths: int, horizon: int, 
 
 
 def synth_steps(runs: Path, transactions: Path, minutes: float, rows: int, fresh: bool, progress: bool = True) -> Path:
-    """Credit-card synthesis into ``runs/synth/cards``: split, train, generate, evaluate (the Synthesis page's folder)."""
+    """Credit-card synthesis: split, train, generate, evaluate; returns the Synthesis page's folder ``runs/synth/cards``.
+
+    The evaluation folder is published whole by `synth evaluate`, so the inputs and
+    the model live beside it in ``runs/synth-work/cards`` (``--run`` records the model
+    in report.json for the page's Generate button).
+    """
     out = runs / "synth" / "cards"
+    work = runs / "synth-work" / "cards"
     if (out / "report.json").exists() and not fresh:
         typer.echo(f"  {out} exists already", err=True)
         return out
     if not transactions.exists():
         raise UserError(f"--transactions {transactions} not found (the TabFormer CSV, e.g. "
                         "../shared/data/tabformer/User0_credit_card_transactions.csv)")
-    work = out / "inputs"
-    work.mkdir(parents=True, exist_ok=True)
+    if fresh:  # the demo's own folders (an evaluation from before the output marker included)
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+    inputs, model = work / "inputs", work / "model"
+    inputs.mkdir(parents=True, exist_ok=True)
     bar = [] if progress else ["--no-progress"]
-    _run(["synth", "split", "--data", str(transactions), "--train", str(work / "train.parquet"),
-          "--holdout", str(work / "holdout.parquet")])
-    _run(["synth", "train", "--data", str(work / "train.parquet"), "--out", str(out / "model"), "--preset", "small",
+    _run(["synth", "split", "--data", str(transactions), "--train", str(inputs / "train.parquet"),
+          "--holdout", str(inputs / "holdout.parquet")])
+    _run(["synth", "train", "--data", str(inputs / "train.parquet"), "--out", str(model), "--preset", "small",
           "--max-minutes", f"{minutes:g}", *bar])
-    _run(["synth", "generate", "--run", str(out / "model"), "--rows", str(rows), "--out", str(work / "synthetic.parquet")])
-    _run(["synth", "evaluate", "--real", str(work / "holdout.parquet"), "--train", str(work / "train.parquet"),
-          "--synthetic", str(work / "synthetic.parquet"), "--out", str(out)])
+    _run(["synth", "generate", "--run", str(model), "--rows", str(rows), "--out", str(inputs / "synthetic.parquet")])
+    _run(["synth", "evaluate", "--real", str(inputs / "holdout.parquet"), "--train", str(inputs / "train.parquet"),
+          "--synthetic", str(inputs / "synthetic.parquet"), "--run", str(model), "--out", str(out)])
     return out
 
 
@@ -131,7 +140,8 @@ def demo(
     threads: int = typer.Option(None, "--threads", help="Torch CPU threads (default: every core on an idle machine, "
                                 "1 when the load average says the cores are busy: threads fighting for a core are slower)."),
     transactions: Path = typer.Option(None, "--synth", help="Also run the credit-card synthesis on this TabFormer CSV "
-                                      "(split, train, generate, evaluate into RUNS/synth/cards; a few more minutes)."),
+                                      "(split, train, generate into RUNS/synth-work/cards, evaluate into "
+                                      "RUNS/synth/cards; a few more minutes)."),
 ) -> None:
     """Train a small model on the embedded data, forecast, backtest, and open the dashboard on it (offline)."""
     t0 = time.perf_counter()

@@ -2,14 +2,18 @@
 
 Layout of ``OUT`` (read by the dashboard's Synthesis page)::
 
-    OUT/report.json               every metric of ``evaluate.evaluate`` (+ "inputs": file names, seed)
+    OUT/.forecaster-output.json   the output marker (kind ``synth-evaluation``)
+    OUT/report.json               every metric of ``evaluate.evaluate`` (+ "inputs": file names, seed, run)
     OUT/summary.csv               metric, value, reference, target, pass  (the headline table)
     OUT/report.html               summary table + real-vs-synthetic plots (plotly.js inlined, works offline)
     OUT/real_sample.parquet       up to ``sample_rows`` held-out real rows (typed TabFormer table)
     OUT/synthetic_sample.parquet  up to ``sample_rows`` synthetic rows (typed TabFormer table)
 
 ``real_sample.parquet`` holds *real* transactions: keep ``OUT`` where the real
-data may be kept. Every file is written atomically.
+data may be kept. The folder is published whole (``data_sources.atomic.publish_dir``):
+it is written beside ``OUT`` and swapped in when complete, and an existing ``OUT``
+is replaced only when it is empty or a previous evaluation; a folder holding
+anything else (a run, a user's files) is refused.
 """
 from __future__ import annotations
 
@@ -21,10 +25,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_sources.atomic import atomic_path, write_text
+from data_sources.atomic import atomic_path, check_out_dir, publish_dir, write_text
 from forecaster.synthesis.evaluate import FIDELITY_COLUMNS, features
 
 SUMMARY_COLUMNS = ("metric", "value", "reference", "target", "pass")
+EVALUATION_KIND = "synth-evaluation"
+
+
+def check_report_dir(out_dir: str | Path, option: str = "--out") -> Path:
+    """Refuse an evaluation folder that holds something else (``OutputError``) before any work; writes nothing."""
+    return check_out_dir(out_dir, EVALUATION_KIND, option)
 
 
 def summary_table(report: dict) -> pd.DataFrame:
@@ -140,16 +150,16 @@ def render_html(report: dict, real: pd.DataFrame, synthetic: pd.DataFrame, title
 
 def write_report(report: dict, real: pd.DataFrame, synthetic: pd.DataFrame, out_dir: str | Path,
                  sample_rows: int = 5000, seed: int = 0) -> Path:
-    """Write the evaluation folder (see the module docstring); returns ``out_dir``."""
+    """Publish the evaluation folder (see the module docstring); returns ``out_dir``."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "report.json", json.dumps(_clean(report), indent=2, default=_json_default))
-    with atomic_path(out / "summary.csv") as tmp:
-        summary_table(report).to_csv(tmp, index=False)
-    write_text(out / "report.html", render_html(report, real, synthetic))
-    rng = np.random.default_rng(seed)
-    for name, table in (("real_sample", real), ("synthetic_sample", synthetic)):
-        keep = np.sort(rng.choice(len(table), size=min(sample_rows, len(table)), replace=False))
-        with atomic_path(out / f"{name}.parquet") as tmp:
-            table.iloc[keep].reset_index(drop=True).to_parquet(tmp, index=False)
+    with publish_dir(out, EVALUATION_KIND) as staging:
+        write_text(staging / "report.json", json.dumps(_clean(report), indent=2, default=_json_default))
+        with atomic_path(staging / "summary.csv") as tmp:
+            summary_table(report).to_csv(tmp, index=False)
+        write_text(staging / "report.html", render_html(report, real, synthetic))
+        rng = np.random.default_rng(seed)
+        for name, table in (("real_sample", real), ("synthetic_sample", synthetic)):
+            keep = np.sort(rng.choice(len(table), size=min(sample_rows, len(table)), replace=False))
+            with atomic_path(staging / f"{name}.parquet") as tmp:
+                table.iloc[keep].reset_index(drop=True).to_parquet(tmp, index=False)
     return out
