@@ -69,12 +69,11 @@ def _sidecar(out: Path) -> Path:
 
 def check_export_target(out: str | Path, fmt: str = "long", option: str = "--out") -> Path:
     """Refuse an export path that is not .parquet/.csv, an unknown ``fmt``, or a folder/device in the way."""
-    out = Path(out)
+    out = check_file_target(out, option)
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise UserError(f"{option} {out}: use a .parquet or .csv file name")
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    check_file_target(out, option)
     if out.suffix.lower() == ".csv":
         check_file_target(_sidecar(out), option)
     return out

@@ -195,6 +195,9 @@ def test_data_export_and_export_refuse_a_folder_as_out(fc_dir, tmp_path, capsys,
     assert "existing folder" in _one_error_line(capsys)
     assert main(["export", "--forecast", str(fc_dir), "--out", str(folder)]) != 0
     assert "existing folder" in _one_error_line(capsys)
+    for argv in (["data", "export"], ["export", "--forecast", str(fc_dir)]):  # a folder without a file suffix
+        assert main([*argv, "--out", str(tmp_path)]) != 0
+        assert "existing folder; give a file name" in _one_error_line(capsys)
     assert folder.is_dir() and not any(folder.iterdir())
 
 

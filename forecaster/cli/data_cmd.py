@@ -110,10 +110,10 @@ def export(
     from data_sources.sources.files import ALIGNED_MARKER
     from data_sources.store import panel_meta, write_parquet
 
+    check_file_target(out, "--out")  # before the panel is built; atomic_path checks again on writing
     suffix = out.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise UserError(f"--out {out}: use a .parquet or .csv file name")
-    check_file_target(out, "--out")  # before the panel is built; atomic_path checks again on writing
     _, panel = build(data, as_of, start, series)
     if suffix == ".parquet":
         write_parquet(panel, out, panel_meta(panel))
