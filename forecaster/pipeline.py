@@ -21,9 +21,18 @@ from data_sources.panel import PanelBuilder
 from forecaster.features import integrate, model_frame, transforms_for
 from forecaster.forecast import Forecast, ForecastError
 from forecaster.model import GPT
-from forecaster.sampler import Sampler, SamplingConfig
+from forecaster.sampler import Sampler, SamplingConfig, make_generator
 from forecaster.scenario import Scenario, ScenarioError, forced_model_values
 from forecaster.tokenizer import TableTokenizer
+
+
+def _data_used(panel) -> dict:
+    """``data`` (the source's file or name) and ``source`` (its short name) of what ``predict`` was given."""
+    if not isinstance(panel, PanelBuilder):
+        return {"data": "a panel passed to predict", "source": "dataframe"}
+    src = panel.source
+    where = getattr(src, "mapping_path", None) or getattr(src, "path", None)
+    return {"data": str(where) if where is not None else src.name, "source": src.name}
 
 
 class ForecastPipeline:
@@ -90,6 +99,19 @@ class ForecastPipeline:
             forced[rows, sl] = ids[rows, sl]
         return torch.from_numpy(forced), values
 
+    def _sampler_for(self, last_levels: dict[str, float]) -> Sampler:
+        """The sampler with "missing" forbidden for every series that has a value at the origin.
+
+        A series known on the as-of date stays known: a missing cell in its path would only
+        shrink the sample its quantiles and regimes come from. Series without a value keep it.
+        """
+        mask = torch.from_numpy(self.tokenizer.valid_mask())
+        for name in self.series:
+            missing = self.tokenizer.missing_id(name)
+            if missing is not None and np.isfinite(last_levels[name]):
+                mask[self.tokenizer.column_slots(name).start, missing] = False
+        return Sampler(self.model, mask, keep_rows=self.sampler.keep_rows, step_mask=self.sampler.step_mask)
+
     # -- the job ---------------------------------------------------------------------------
     def predict(
         self,
@@ -114,13 +136,18 @@ class ForecastPipeline:
 
         Returns
         -------
-        Forecast with paths (n_paths, horizon, series) in levels.
+        Forecast with paths (n_paths, horizon, series) in levels. Its ``meta`` records, besides
+        provenance, the data used (``data``, ``source``), prompt values clamped by the tokenizer
+        per series (``clamped``), missing forecast cells (``nan_cells``, ``nan_cells_by_series``)
+        and one line per such problem in ``warnings``. A series with a value at the origin is
+        never sampled as missing.
         """
         if horizon < 1:
             raise ForecastError(f"--horizon must be at least 1 business day, got {horizon}")
         if n_paths < 1:
             raise ForecastError(f"--paths must be at least 1, got {n_paths}")
         as_of = pd.Timestamp(as_of)
+        data_used = _data_used(panel)
         if isinstance(panel, PanelBuilder):
             panel = panel.build(as_of)
         missing = [c for c in self.series if c not in panel.columns]
@@ -140,12 +167,21 @@ class ForecastPipeline:
         last_levels = {c: float(last[c]) for c in self.series}
         forced, forced_values = self._forced_ids(scenario, last_levels, horizon)
 
-        gen = torch.Generator().manual_seed(int(seed))
-        ids = self.sampler.sample(torch.from_numpy(prompt_ids.reshape(-1)), n_paths, horizon, gen, sampling, forced, progress)
+        gen = make_generator(seed)
+        sampler = self._sampler_for(last_levels)
+        ids = sampler.sample(torch.from_numpy(prompt_ids.reshape(-1)), n_paths, horizon, gen, sampling, forced, progress)
         decoded = self.tokenizer.decode(ids.reshape(-1, ids.shape[-1]).numpy())
         steps = decoded[self.series].to_numpy(dtype=np.float64).reshape(n_paths, horizon, len(self.series))
         levels = integrate(np.array([last_levels[c] for c in self.series]), steps, self.transforms)
         origin = panel.index[-1]
+        clamped = {k: int(v) for k, v in clamped.items() if v}
+        nan_cells = {c: int(n) for c, n in zip(self.series, np.isnan(levels).sum(axis=(0, 1))) if n}
+        warnings = [f"{c}: {n} of the {need} prompt values lay beyond the tokenizer's fitted range and were clamped"
+                    for c, n in clamped.items()]
+        for c, n in nan_cells.items():
+            why = f"; it had no value on {origin.date()}" if not np.isfinite(last_levels[c]) else ""
+            warnings.append(f"{c}: {n} of {n_paths * horizon} forecast cells are missing (NaN{why}); "
+                            "its quantiles and regimes come from the other cells only")
         meta = {
             "as_of": str(origin.date()),
             "requested_as_of": str(as_of.date()),
@@ -158,8 +194,12 @@ class ForecastPipeline:
             "sampling": vars(sampling or SamplingConfig()),
             "scenario": scenario.to_dict() if scenario else None,
             "prompt_days": int(need),
-            "prompt_clamped": {k: int(v) for k, v in clamped.items() if v},
-            "data": self.info.get("data"),
+            **data_used,
+            "run_data": self.info.get("data"),
+            "clamped": clamped,
+            "nan_cells": int(sum(nan_cells.values())),
+            "nan_cells_by_series": nan_cells,
+            "warnings": warnings,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         if forced_values is not None:  # what was forced, in model units, for the record

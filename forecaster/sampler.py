@@ -26,13 +26,30 @@ token for token.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch.nn import functional as F
 
+from data_sources.errors import UserError
 from forecaster.model import GPT, KVCache
+
+MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed takes without wrapping
+
+
+class SamplingError(UserError):
+    """Sampling settings or a seed that cannot be used."""
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 @dataclass
@@ -44,9 +61,26 @@ class SamplingConfig:
     top_p: float | None = None
 
     def __post_init__(self) -> None:
-        assert self.temperature >= 0, "temperature must be >= 0"
-        assert self.top_k is None or self.top_k >= 1, "top_k must be >= 1"
-        assert self.top_p is None or 0 < self.top_p <= 1, "top_p must be in (0, 1]"
+        t, k, p = self.temperature, self.top_k, self.top_p
+        if not (_is_real(t) and math.isfinite(t) and t >= 0):
+            raise SamplingError(f"temperature must be a finite number >= 0, got {t!r}")
+        if k is not None:
+            if not _is_int(k):
+                raise SamplingError(f"top_k must be an integer >= 1, got {k!r}")
+            if k < 1:
+                raise SamplingError(f"top_k must be >= 1, got {k}")
+        if p is not None and not (_is_real(p) and 0 < p <= 1):  # NaN fails both comparisons
+            raise SamplingError(f"top_p must be in (0, 1], got {p!r}")
+        self.temperature = float(t)
+        self.top_k = None if k is None else int(k)
+        self.top_p = None if p is None else float(p)
+
+
+def make_generator(seed, device: str | torch.device = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` seeded with ``seed``, an integer in ``[0, 2**64 - 1]`` (else a ``SamplingError``)."""
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise SamplingError(f"seed must be an integer in 0..{MAX_SEED} (64 bits), got {seed!r}")
+    return torch.Generator(device=device).manual_seed(int(seed))
 
 
 def filter_logits(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:

@@ -109,6 +109,14 @@ class TableTokenizer:
         self.column_slots(name)
         return self.codecs[self.columns.index(name)]
 
+    def missing_id(self, name: str) -> int | None:
+        """The id that writes "missing" in column ``name``'s first slot, or None for a column without one."""
+        codec = self.codec(name)
+        if not codec.nullable:
+            return None
+        ids, _ = codec.encode(pd.Series([None], dtype=object), self.offsets[self.columns.index(name)])
+        return int(ids[0, 0])
+
     def valid_mask(self) -> np.ndarray:
         """(tokens_per_row, vocab_size) bool: ``mask[j, i]`` is True when id ``i`` may appear at position ``j`` of a row.
 
