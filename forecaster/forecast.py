@@ -49,8 +49,9 @@ class Forecast:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        assert self.paths.ndim == 3, f"paths must be (paths, horizon, series), got {self.paths.shape}"
-        assert self.paths.shape[1] == len(self.dates) and self.paths.shape[2] == len(self.series), "shape mismatch"
+        shape = np.shape(self.paths)
+        if len(shape) != 3 or shape[1] != len(self.dates) or shape[2] != len(self.series):
+            raise ForecastError(f"paths must be (paths, horizon={len(self.dates)}, series={len(self.series)}), got shape {shape}")
 
     @property
     def n_paths(self) -> int:
@@ -150,21 +151,34 @@ class Forecast:
 
     @classmethod
     def load(cls, directory: str | Path) -> "Forecast":
+        """Read a folder written by ``save``; a ``ForecastError`` for anything missing, corrupt or inconsistent."""
         d = Path(directory)
         try:
             doc = json.loads((d / "forecast.json").read_text())
         except FileNotFoundError:
             raise ForecastError(f"{d} holds no forecast (no forecast.json); run `forecaster forecast` first") from None
-        except json.JSONDecodeError as exc:
-            raise ForecastError(f"{d / 'forecast.json'} is corrupt ({exc})") from None
-        if doc.get("format") != "forecaster-forecast" or doc.get("version") != FORMAT_VERSION:
-            raise ForecastError(f"{d / 'forecast.json'}: unknown format/version {doc.get('format')}/{doc.get('version')}")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ForecastError(f"{d / 'forecast.json'} cannot be read or is corrupt ({exc})") from None
+        if not isinstance(doc, dict) or doc.get("format") != "forecaster-forecast" or doc.get("version") != FORMAT_VERSION:
+            got = f"{doc.get('format')}/{doc.get('version')}" if isinstance(doc, dict) else type(doc).__name__
+            raise ForecastError(f"{d / 'forecast.json'}: unknown format/version {got}")
+        for key, kind in (("as_of", str), ("dates", list), ("series", list), ("meta", dict)):
+            if not isinstance(doc.get(key, {} if key == "meta" else None), kind):
+                raise ForecastError(f"{d / 'forecast.json'}: '{key}' is missing or not a {kind.__name__}")
+        try:
+            dates = pd.DatetimeIndex(pd.to_datetime(doc["dates"]), name="date")
+            as_of = pd.Timestamp(doc["as_of"])
+        except (TypeError, ValueError) as exc:
+            raise ForecastError(f"{d / 'forecast.json'}: bad dates ({exc})") from None
         try:
             paths = np.load(d / "paths.npy", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise ForecastError(f"{d / 'paths.npy'} is missing or corrupt ({exc})") from None
-        history = pd.read_parquet(d / "history.parquet")
-        dates = pd.DatetimeIndex(pd.to_datetime(doc["dates"]), name="date")
-        if paths.shape != (paths.shape[0], len(dates), len(doc["series"])):
-            raise ForecastError(f"{d}: paths.npy has shape {paths.shape}, which does not match forecast.json")
-        return cls(pd.Timestamp(doc["as_of"]), dates, list(doc["series"]), paths, history, doc.get("meta", {}))
+        if not np.issubdtype(paths.dtype, np.floating) or paths.shape != (*paths.shape[:1], len(dates), len(doc["series"])):
+            raise ForecastError(f"{d}: paths.npy has shape {paths.shape} and dtype {paths.dtype}, which do not match "
+                                f"forecast.json (float paths x {len(dates)} days x {len(doc['series'])} series)")
+        try:
+            history = pd.read_parquet(d / "history.parquet")
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise ForecastError(f"{d / 'history.parquet'} is missing or corrupt ({(str(exc) or type(exc).__name__).splitlines()[0]})") from None
+        return cls(as_of, dates, [str(x) for x in doc["series"]], paths, history, doc.get("meta", {}))
