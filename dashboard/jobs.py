@@ -21,6 +21,7 @@ from typing import Callable
 from data_sources.atomic import publish_dir
 from data_sources.errors import UserError
 from data_sources.names import inside, safe_name
+from forecaster.forecast import is_legacy_forecast
 
 log = logging.getLogger("dashboard")
 MAX_PENDING = 4  # queued or running jobs; each samples with every core, so more would only wait
@@ -162,7 +163,7 @@ def run_scenario(runs_dir: Path, run: str, base_name: str, constraints: list[dic
     builder = data.builder_for_run(pipe.info or {})
     out = run_dir / "scenarios" / name
     inside(runs_dir, out, "scenario folder")  # scenarios/ may be a symbolic link leading elsewhere
-    with publish_dir(out, "forecast", option="scenario name") as staging:  # refused before any sampling
+    with publish_dir(out, "forecast", option="scenario name", legacy=is_legacy_forecast) as staging:  # refused before any sampling
         fc = pipe.predict(builder, base.as_of, n_paths=n_paths, horizon=base.horizon, seed=seed, scenario=scen,
                           progress=progress)
         fc.meta["base_forecast"] = base_name

@@ -27,6 +27,24 @@ class ForecastError(UserError):
     """A forecast request or file that cannot be used."""
 
 
+MAX_HORIZON = 2520  # business days: 10 years, the longest horizon a forecast or a backtest accepts
+
+
+def check_horizon(horizon: int) -> None:
+    """A horizon between 1 and ``MAX_HORIZON`` business days, else a ``ForecastError`` naming it."""
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or not 1 <= horizon <= MAX_HORIZON:
+        raise ForecastError(f"horizon must be a whole number of business days from 1 to {MAX_HORIZON} "
+                            f"(10 years), got {horizon!r}")
+
+
+def is_legacy_forecast(folder: str | Path) -> bool:
+    """A forecast folder written before folders carried the output marker (recognised by its ``forecast.json``)."""
+    try:
+        return json.loads((Path(folder) / "forecast.json").read_text()).get("format") == "forecaster-forecast"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 @dataclass
 class Forecast:
     """Sampled joint paths (see module doc).

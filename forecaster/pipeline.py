@@ -19,7 +19,7 @@ import torch
 from data_sources.calendar import business_days_after
 from data_sources.panel import PanelBuilder
 from forecaster.features import integrate, model_frame, transforms_for
-from forecaster.forecast import Forecast, ForecastError
+from forecaster.forecast import Forecast, ForecastError, check_horizon
 from forecaster.model import GPT
 from forecaster.sampler import Sampler, SamplingConfig, make_generator
 from forecaster.scenario import Scenario, ScenarioError, forced_model_values
@@ -142,8 +142,7 @@ class ForecastPipeline:
         and one line per such problem in ``warnings``. A series with a value at the origin is
         never sampled as missing.
         """
-        if horizon < 1:
-            raise ForecastError(f"--horizon must be at least 1 business day, got {horizon}")
+        check_horizon(horizon)
         if n_paths < 1:
             raise ForecastError(f"--paths must be at least 1, got {n_paths}")
         as_of = pd.Timestamp(as_of)

@@ -24,10 +24,10 @@ def synth_hint(runs) -> html.Div:
         "The synthesis mode trains the same transformer on credit-card transactions (TabFormer), generates new rows "
         "and evaluates them against held-out real rows. Make an evaluation folder for this page with:",
         command=(f"forecaster synth split --data {data_csv} --train train.parquet --holdout holdout.parquet\n"
-                 f"forecaster synth train --data train.parquet --out {runs}/synth/cards/model --preset small --max-minutes 5\n"
-                 f"forecaster synth generate --run {runs}/synth/cards/model --rows 5000 --out synthetic.parquet\n"
+                 f"forecaster synth train --data train.parquet --out {runs}/synth-work/cards --preset small --max-minutes 5\n"
+                 f"forecaster synth generate --run {runs}/synth-work/cards --rows 5000 --out synthetic.parquet\n"
                  f"forecaster synth evaluate --real holdout.parquet --train train.parquet --synthetic synthetic.parquet "
-                 f"--out {runs}/synth/cards\n\nThe page reads:\n" + data.SYNTH_LAYOUT.replace("DIR", str(runs))))
+                 f"--run {runs}/synth-work/cards --out {runs}/synth/cards\n\nThe page reads:\n" + data.SYNTH_LAYOUT.replace("DIR", str(runs))))
 
 
 @safe_layout

@@ -48,7 +48,7 @@ from forecaster.backtest import metrics
 from forecaster.backtest.baselines import BASELINE_NAMES, make_baselines
 from forecaster.backtest.windows import BacktestError, origin_schedule
 from forecaster.features import transforms_for
-from forecaster.forecast import Forecast
+from forecaster.forecast import MAX_HORIZON, Forecast
 from forecaster.regimes import DEFAULT_REGIMES
 
 FAN_QUANTILES = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
@@ -107,8 +107,8 @@ class BacktestConfig:
     def __post_init__(self) -> None:
         if self.n_paths < 2:
             raise BacktestError(f"--paths must be at least 2 (an ensemble), got {self.n_paths}")
-        if self.horizon < 1:
-            raise BacktestError(f"--horizon must be at least 1, got {self.horizon}")
+        if not 1 <= self.horizon <= MAX_HORIZON:
+            raise BacktestError(f"horizon must be from 1 to {MAX_HORIZON} business days (10 years), got {self.horizon}")
         if self.retrain_every < 0:
             raise BacktestError(f"--retrain-every must be >= 0 months, got {self.retrain_every}")
         self.horizons = sorted({int(h) for h in self.horizons if 1 <= int(h) <= self.horizon} | {self.horizon})

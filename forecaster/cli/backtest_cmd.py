@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from data_sources.errors import UserError
-from forecaster.cli.forecast_cmd import MAX_HORIZON, check_horizon
+from forecaster.forecast import MAX_HORIZON, check_horizon
 
 
 def backtest(

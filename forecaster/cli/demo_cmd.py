@@ -50,6 +50,18 @@ def default_threads() -> int:
     return 1 if load >= cores - 0.5 else cores
 
 
+def _usable_weights(path: Path) -> bool:
+    """Whether a cached run's weights pass the load checks; a run saved before weights carried a checksum does not."""
+    from forecaster.training.checkpoint import CheckpointError, read_weights
+
+    try:
+        read_weights(path)
+    except CheckpointError as exc:
+        typer.echo(f"  {exc}", err=True)
+        return False
+    return True
+
+
 def demo_steps(runs: Path, name: str, minutes: float, paths: int, horizon: int, as_of: str, train_as_of: str,
                backtest: bool, fresh: bool, preset: str = "small", bt_paths: int = 50, bt_horizon: int = 63,
                bt_start: str = "2018-01-01", bt_end: str = "2018-04-30", progress: bool = True) -> Path:
@@ -62,6 +74,10 @@ def demo_steps(runs: Path, name: str, minutes: float, paths: int, horizon: int, 
     t0 = time.perf_counter()
 
     _step(1, total + 1, f"Training a {preset} model on the embedded data (at most {minutes:g} min)")
+    if (run / "best.safetensors").exists() and not fresh and not _usable_weights(run / "best.safetensors"):
+        aside = run.with_name(f"{run.name}.unverified-{time.strftime('%Y%m%d-%H%M%S')}")
+        run.rename(aside)  # kept, not deleted: the user may still want what is in it
+        typer.echo(f"  moved it to {aside} and training a new one", err=True)
     if (run / "best.safetensors").exists() and not fresh:
         typer.echo(f"  {run} is trained already (use --fresh to retrain)", err=True)
     else:

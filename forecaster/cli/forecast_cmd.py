@@ -5,31 +5,14 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from data_sources.errors import UserError
+from forecaster.forecast import MAX_HORIZON, check_horizon, is_legacy_forecast
 
 FORECAST_KIND = "forecast"
-MAX_HORIZON = 2520  # business days: 10 years, the longest horizon `forecast` and `backtest` accept
-
-
-def check_horizon(horizon: int) -> None:
-    """``--horizon`` between 1 and ``MAX_HORIZON`` business days, else a one-line error."""
-    if not 1 <= horizon <= MAX_HORIZON:
-        raise UserError(f"--horizon must be between 1 and {MAX_HORIZON} business days (10 years), got {horizon}")
-
-
-def is_legacy_forecast(folder: Path) -> bool:
-    """A forecast folder written before folders carried the output marker (its ``forecast.json``)."""
-    try:
-        return json.loads((folder / "forecast.json").read_text()).get("format") == "forecaster-forecast"
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def forecast(
     run: Path = typer.Option(..., "--run", help="Run directory made by `forecaster train`."),
     as_of: str = typer.Option(..., "--as-of", help="Forecast origin: the model sees only data published by this date."),

@@ -208,10 +208,10 @@ class Synthesizer:
         """(n_paths, n_rows, tokens_per_row) ids after a (rows, tokens_per_row) prompt."""
         import torch
 
-        from forecaster.sampler import SamplingConfig
+        from forecaster.sampler import SamplingConfig, make_generator
 
         sampler = _row_constrained_sampler(self.model, self.tok)
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = make_generator(seed)
         out = sampler.sample(torch.from_numpy(prompt.reshape(-1)), n_paths, n_rows, gen,
                              SamplingConfig(temperature=temperature, top_p=top_p),
                              forced=torch.from_numpy(forced))
