@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 def per_model_seconds(out: Path) -> None:
     import pandas as pd
 
-    from forecaster.backtest.runner import load_scores
+    from forecaster.market.backtest.runner import load_scores
 
     scores = load_scores(out)
     sec = pd.DataFrame(scores.attrs["seconds"]).T  # origins x models

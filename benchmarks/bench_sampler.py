@@ -32,11 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def build_pipeline(run: str | None):
     from data_sources.panel import PanelBuilder
-    from forecaster.features import model_frame
-    from forecaster.model import GPT
-    from forecaster.pipeline import ForecastPipeline
-    from forecaster.tokenizer import TableTokenizer, market_specs
-    from forecaster.training.config import PRESETS, model_config_for
+    from forecaster.market.features import model_frame
+    from forecaster.core.model import GPT
+    from forecaster.market.pipeline import ForecastPipeline
+    from forecaster.core.tokenizer import TableTokenizer
+    from forecaster.market.tokenizer import market_specs
+    from forecaster.core.training.config import PRESETS, model_config_for
 
     builder = PanelBuilder(str(REPO / "tests/fixtures/shared_data.yaml"))
     if run:
@@ -76,7 +77,7 @@ def main() -> None:
 
     pipe, builder = build_pipeline(args.run)
     panel = builder.build(args.as_of)
-    from forecaster.features import model_frame
+    from forecaster.market.features import model_frame
 
     sampler = pipe.sampler
     need = sampler.window_rows - 1

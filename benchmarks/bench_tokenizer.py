@@ -44,7 +44,8 @@ import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from forecaster.tokenizer import ColumnSpec, TableTokenizer, fit_codec, market_specs  # noqa: E402
+from forecaster.core.tokenizer import ColumnSpec, TableTokenizer, fit_codec  # noqa: E402
+from forecaster.market.tokenizer import market_specs  # noqa: E402
 
 CONFIGS = [
     ("none, base 16 x 4", ColumnSpec(kind="float", base=16, digits=4)),

@@ -1,6 +1,6 @@
 """Training throughput: plain torch vs DeepSpeed (1 process) vs DeepSpeed (2 processes).
 
-Every measurement runs the real training loop (``forecaster.training.engine.train``)
+Every measurement runs the real training loop (``forecaster.core.training.engine.train``)
 on windows of the real panel, in its own fresh process, and times the optimizer
 steps after a warm-up (evaluation and checkpoints are kept out of the timed span).
 Tokens per second count the input tokens of the global batch.
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _datasets(data: str | None, context_rows: int, rows: int):
     """Windows of the real panel (or of a synthetic table when ``data`` is None)."""
-    from forecaster.training.windows import make_datasets, panel_segment
+    from forecaster.core.training.windows import make_datasets, panel_segment
 
     if data is None:
         import numpy as np
@@ -43,8 +43,9 @@ def _datasets(data: str | None, context_rows: int, rows: int):
         vocab = 2000
     else:
         from data_sources.panel import load_panel
-        from forecaster.features import model_frame
-        from forecaster.tokenizer import TableTokenizer, market_specs
+        from forecaster.market.features import model_frame
+        from forecaster.core.tokenizer import TableTokenizer
+        from forecaster.market.tokenizer import market_specs
 
         frame = model_frame(load_panel(data))
         tok = TableTokenizer.fit(frame, market_specs(frame))
@@ -56,8 +57,8 @@ def _datasets(data: str | None, context_rows: int, rows: int):
 
 def worker(args) -> None:
     """One measurement (one process, or one rank of several); rank 0 writes the result JSON."""
-    from forecaster.training.config import TrainConfig, model_config_for
-    from forecaster.training.engine import train
+    from forecaster.core.training.config import TrainConfig, model_config_for
+    from forecaster.core.training.engine import train
 
     overrides = dict(engine=args.engine, zero_stage=args.zero_stage, precision=args.precision,
                      max_steps=args.warmup + args.steps, eval_every=10**9, checkpoint_every=10**9,
@@ -138,7 +139,7 @@ def main() -> None:
             [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
             + base[1:] + ["--engine", "deepspeed", "--result", res], {}),
     }
-    from forecaster.training.engine import free_port
+    from forecaster.core.training.engine import free_port
 
     best: dict[str, dict] = {}  # per configuration, the round with the highest wall-clock throughput
     ratios: list[float] = []  # deepspeed / torch on 1 process within each round (back to back, same load)

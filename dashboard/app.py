@@ -23,7 +23,7 @@ from dash import Dash, Input, Output, dcc, html
 
 from dashboard.components import JOBS_KEY, RUNS_KEY
 from dashboard.jobs import JobRunner
-from data_sources.errors import UserError
+from foundation.errors import UserError
 
 HERE = Path(__file__).resolve().parent
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")

@@ -16,7 +16,7 @@ Layout of the runs folder (``forecaster dashboard --runs DIR``)::
 ``DIR`` may also be a single run directory (it then holds run.json itself).
 
 Every name from a listing or from the browser is one folder name that passes
-``data_sources.names.is_safe_name``, and every folder read lies inside ``DIR``
+``foundation.names.is_safe_name``, and every folder read lies inside ``DIR``
 once symbolic links are resolved (``names.inside``): a link leading out of the
 runs folder is neither listed nor read.
 """
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_sources.errors import UserError
-from data_sources.names import MAX_NAME, NameError_, inside, is_safe_name
+from foundation.errors import UserError
+from foundation.names import MAX_NAME, NameError_, inside, is_safe_name
 
 SYNTH_LAYOUT = """\
 DIR/synth/<name>/             the folder of `forecaster synth evaluate --out DIR/synth/<name>`:
@@ -173,7 +173,7 @@ def list_synth(runs_dir: str | Path) -> list[str]:
 # -- forecasts ---------------------------------------------------------------------------------
 @lru_cache(maxsize=32)
 def _load_forecast(path: str, stamp: float):
-    from forecaster.forecast import Forecast
+    from forecaster.market.forecast import Forecast
 
     return Forecast.load(path)
 
@@ -236,7 +236,7 @@ def builder_for_run(info: dict):
 # -- backtests ---------------------------------------------------------------------------------
 @dataclass
 class Backtest:
-    """A backtest folder written by ``forecaster backtest`` (layout in ``forecaster.backtest.runner``)."""
+    """A backtest folder written by ``forecaster backtest`` (layout in ``forecaster.market.backtest.runner``)."""
 
     path: Path
     config: dict
@@ -254,7 +254,7 @@ class Backtest:
 
 @lru_cache(maxsize=4)
 def _load_backtest(path: str, stamp: tuple) -> Backtest:
-    from forecaster.backtest.runner import load_scores
+    from forecaster.market.backtest.runner import load_scores
 
     folder = Path(path)
     config = {}
@@ -283,7 +283,7 @@ def load_backtest(runs_dir: str | Path, run: str, name: str) -> Backtest:
 
 @lru_cache(maxsize=32)
 def _fan(path: str, origin: str, stamp: float) -> pd.DataFrame:
-    from forecaster.backtest.runner import load_fan
+    from forecaster.market.backtest.runner import load_fan
 
     return load_fan(path, origin)
 

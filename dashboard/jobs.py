@@ -18,10 +18,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from data_sources.atomic import publish_dir
-from data_sources.errors import UserError
-from data_sources.names import inside, safe_name
-from forecaster.forecast import is_legacy_forecast
+from foundation.atomic import publish_dir
+from foundation.errors import UserError
+from foundation.names import inside, safe_name
+from forecaster.market.forecast import is_legacy_forecast
 
 log = logging.getLogger("dashboard")
 MAX_PENDING = 4  # queued or running jobs; each samples with every core, so more would only wait
@@ -132,7 +132,7 @@ class JobRunner:
 
 @lru_cache(maxsize=2)
 def _pipeline(run_path: str, stamp: int):
-    from forecaster.pipeline import ForecastPipeline
+    from forecaster.market.pipeline import ForecastPipeline
 
     return ForecastPipeline.from_run(run_path)
 
@@ -153,7 +153,7 @@ def run_scenario(runs_dir: Path, run: str, base_name: str, constraints: list[dic
     it is a previous forecast, never a folder holding something else. Returns the scenario's name.
     """
     from dashboard import data
-    from forecaster.scenario import Scenario, constraint_from_dict
+    from forecaster.market.scenario import Scenario, constraint_from_dict
 
     name = safe_name(name, "scenario name")
     run_dir = data.run_path(runs_dir, run)

@@ -1,17 +1,11 @@
-"""User-facing error types.
+"""The data layer's error types: bad files, unreachable sources, unknown series.
 
-Every error a user can cause (a bad file, an unknown series, an unreachable URL)
-is a ``UserError`` whose message says what went wrong, where, and what to do. The
-CLI prints it as one line and exits non-zero; internal invariants use ``assert``.
-This module sits in the lowest layer so every layer above can raise these.
+All derive from ``foundation.errors.UserError``, so the CLI prints them as one
+line and exits non-zero.
 """
 from __future__ import annotations
 
-
-class UserError(Exception):
-    """An error caused by input the user can fix. The message is one line."""
-
-    exit_code = 2
+from foundation.errors import UserError
 
 
 class DataError(UserError):

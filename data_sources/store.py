@@ -9,7 +9,7 @@ Each file carries its metadata in the Parquet schema (key ``forecaster``): sourc
 origin (URL or file), fetch time, rows, first/last date. ``save_fetch`` writes a
 whole new generation of the store (the previous files it does not replace are
 carried over) into a staging folder beside it and swaps it in with
-``data_sources.atomic.publish_dir``: a fetch that fails while downloading or
+``foundation.atomic.publish_dir``: a fetch that fails while downloading or
 while writing (a full disk, Ctrl-C) leaves every file of the store exactly as it
 was. The store folder holds the marker file of ``publish_dir`` (kind ``store``),
 so ``--store`` pointed at a folder that is not a store is refused.
@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_sources.atomic import MARKER, OutputError, atomic_path, check_out_dir, output_kind, publish_dir, write_text
+from foundation.atomic import MARKER, OutputError, atomic_path, check_out_dir, output_kind, publish_dir, write_text
 from data_sources.errors import DataError
 from data_sources.sources.files import PARQUET_META_KEY
 

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from data_sources.calendar import business_days_after
-from forecaster.backtest.baselines import (BASELINE_NAMES, Climatology, GarchFHS, MacroVAR, RandomWalk, block_indices,
+from forecaster.market.backtest.baselines import (BASELINE_NAMES, Climatology, GarchFHS, MacroVAR, RandomWalk, block_indices,
                                            make_baselines, release_day)
-from forecaster.backtest.windows import BacktestError
+from forecaster.market.backtest.windows import BacktestError
 
 SERIES = ["SPX", "VIX", "UST10Y", "CPI_YOY", "CORE_CPI_YOY", "UNRATE"]
 ORIGIN = "2019-06-28"

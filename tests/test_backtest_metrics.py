@@ -7,10 +7,10 @@ import pytest
 import scoringrules as sr
 from scipy import stats
 
-from forecaster.backtest import metrics
-from forecaster.backtest.summary import block_length, origin_spacing, skill_ci, skill_table
-from forecaster.backtest.windows import BacktestError, get_window, origin_schedule, parse_every
-from forecaster.regimes import VOLATILITY
+from forecaster.market.backtest import metrics
+from forecaster.market.backtest.summary import block_length, origin_spacing, skill_ci, skill_table
+from forecaster.market.backtest.windows import BacktestError, get_window, origin_schedule, parse_every
+from forecaster.market.regimes import VOLATILITY
 
 
 def test_crps_of_a_perfect_ensemble_is_zero_and_a_wrong_one_is_not():
@@ -133,7 +133,7 @@ def test_origin_schedule_and_named_window(shared_panel):
 def test_skill_interval_is_archs_percentile_interval():
     from arch.bootstrap import CircularBlockBootstrap
 
-    from forecaster.backtest.summary import CI_LEVEL, REPS
+    from forecaster.market.backtest.summary import CI_LEVEL, REPS
 
     rng = np.random.default_rng(5)
     base = rng.gamma(2.0, size=40)

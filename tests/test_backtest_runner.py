@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.backtest.runner import Backtest, BacktestConfig, load_fan, load_scores, realised_after
-from forecaster.backtest.windows import BacktestError
+from forecaster.market.backtest.runner import Backtest, BacktestConfig, load_fan, load_scores, realised_after
+from forecaster.market.backtest.windows import BacktestError
 from forecaster.cli import main
 
 SERIES = "SPX,VIX,UST10Y,CORE_CPI_YOY"

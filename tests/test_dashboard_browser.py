@@ -178,7 +178,7 @@ def test_regimes_page(server, page):
 
 
 def test_scenario_run_compare_and_download(server, page, tmp_path, dims):
-    from forecaster.export import read_export
+    from forecaster.market.export import read_export
 
     _open(page, server + "/scenarios", "#sc-add")
     page.wait_for_function("document.querySelector('#sc-series').innerText.includes('VIX')")

@@ -187,7 +187,7 @@ def test_scenario_builder_validates_and_replaces(app):
 
 def test_scenario_compare_and_download_round_trip(app, tmp_path):
     from dashboard.pages import scenarios
-    from forecaster.export import read_export
+    from forecaster.market.export import read_export
 
     fig, rows, msg = scenarios.compare("vix40", "VIX", "base", "alpha")
     assert rows[0]["stress median"] == 40.0 and msg is None

@@ -8,8 +8,8 @@ import pytest
 
 from dashboard import figures
 from data_sources.calendar import business_days_after
-from forecaster.forecast import Forecast
-from forecaster.regimes import INFLATION, VOLATILITY, regime_probabilities
+from forecaster.market.forecast import Forecast
+from forecaster.market.regimes import INFLATION, VOLATILITY, regime_probabilities
 
 SERIES = ["SPX", "VIX", "WTI", "CORE_CPI_YOY"]
 

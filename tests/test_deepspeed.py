@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-from forecaster.training.checkpoint import RunDir
-from forecaster.training.config import TrainConfig, model_config_for
-from forecaster.training.engine import free_port, train
-from forecaster.training.metrics import read_metrics
-from forecaster.training.windows import make_datasets
+from forecaster.core.training.checkpoint import RunDir
+from forecaster.core.training.config import TrainConfig, model_config_for
+from forecaster.core.training.engine import free_port, train
+from forecaster.core.training.metrics import read_metrics
+from forecaster.core.training.windows import make_datasets
 from tests.test_training import ROW, VOCAB, synthetic_table
 
 pytestmark = pytest.mark.slow

@@ -9,11 +9,11 @@ import pytest
 
 from data_sources.calendar import business_days_after
 from forecaster.cli import main
-from forecaster.export import FORMATS, export, read_export
-from forecaster.forecast import Forecast
-from forecaster.pipeline import ForecastPipeline
-from forecaster.regimes import INFLATION, VOLATILITY, historical_regimes, regime_probabilities, trend_probabilities
-from forecaster.scenario import Scenario, ScenarioError, constraint_from_dict, load_scenario, parse_shock
+from forecaster.market.export import FORMATS, export, read_export
+from forecaster.market.forecast import Forecast
+from forecaster.market.pipeline import ForecastPipeline
+from forecaster.market.regimes import INFLATION, VOLATILITY, historical_regimes, regime_probabilities, trend_probabilities
+from forecaster.market.scenario import Scenario, ScenarioError, constraint_from_dict, load_scenario, parse_shock
 
 SERIES = "SPX,VIX,UST10Y,WTI,CORE_CPI_YOY"
 AS_OF = "2019-12-31"
@@ -133,7 +133,7 @@ def test_regimes_history_and_trend(base, builder):
 def test_export_round_trip(base, tmp_path, fmt, kind):
     path = export(base, tmp_path / f"x.{kind}", fmt)
     frame, meta = read_export(path)
-    from forecaster.export import table
+    from forecaster.market.export import table
 
     expected = table(base, fmt)
     pd.testing.assert_frame_equal(frame[expected.columns].reset_index(drop=True), expected, check_dtype=False,

@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from data_sources.errors import UserError
+from foundation.errors import UserError
 from forecaster.cli import main
-from forecaster.model import GPT, GPTConfig
-from forecaster.training.checkpoint import CheckpointError, RunDir, load_model, save_weights, sha256_file
-from forecaster.training.config import TrainConfig, model_config_for
-from forecaster.training.engine import free_port, train
-from forecaster.training.windows import make_datasets
+from forecaster.core.model import GPT, GPTConfig
+from forecaster.core.training.checkpoint import CheckpointError, RunDir, load_model, save_weights, sha256_file
+from forecaster.core.training.config import TrainConfig, model_config_for
+from forecaster.core.training.engine import free_port, train
+from forecaster.core.training.windows import make_datasets
 from tests.test_training import ROW, VOCAB, synthetic_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,7 +175,7 @@ def test_weights_without_a_recorded_checksum_are_refused(tmp_path):
 # -- 4. one training process per run folder ---------------------------------------------------------
 
 _HOLDER = ("import sys, time\n"
-           "from forecaster.training.checkpoint import RunDir\n"
+           "from forecaster.core.training.checkpoint import RunDir\n"
            "with RunDir(sys.argv[1]).lock():\n"
            "    print('held', flush=True)\n"
            "    time.sleep(120)\n")
@@ -262,7 +262,7 @@ def test_an_absurd_model_config_json_is_a_one_line_error(tmp_path, field, value,
 
 def test_gpt_config_checks_survive_python_dash_o():
     out = subprocess.run([sys.executable, "-O", "-c",
-                          "from forecaster.model import GPTConfig\nGPTConfig(n_embd=10, n_head=3)"],
+                          "from forecaster.core.model import GPTConfig\nGPTConfig(n_embd=10, n_head=3)"],
                          cwd=REPO, capture_output=True, text=True)
     assert out.returncode != 0 and "n_head" in out.stderr
 
@@ -367,7 +367,7 @@ def test_a_real_sigkill_mid_training_is_cleaned_up(tmp_path):
         "from pathlib import Path\n"
         "sys.path.insert(0, sys.argv[2])\n"
         "from tests.test_hardening_checkpoint import _setup\n"
-        "from forecaster.training.engine import train\n"
+        "from forecaster.core.training.engine import train\n"
         "mcfg, cfg, tr, va = _setup(max_steps=6)\n"
         "def on_step(step, loss):\n"
         "    if step == 3:\n"

@@ -47,10 +47,10 @@ def app(runs):
 # -- one sanitiser ------------------------------------------------------------------------------
 def test_jobs_has_no_sanitiser_of_its_own():
     import dashboard.jobs as jobs
-    import data_sources.names as names
+    import foundation.names as names
 
     src = Path(jobs.__file__).read_text()
-    assert "re.compile" not in src, "file names go through data_sources.names, not a regex copy"
+    assert "re.compile" not in src, "file names go through foundation.names, not a regex copy"
     assert getattr(jobs, "safe_name", names.safe_name) is names.safe_name
 
 
@@ -58,7 +58,7 @@ def test_jobs_has_no_sanitiser_of_its_own():
 def test_download_of_a_forecast_with_an_evil_scenario_name_writes_nothing_outside(app, runs, tmp_path, evil):
     """A scenario name in forecast.json becomes (part of) the download's file name: it must not pick the folder."""
     from dashboard.pages import scenarios
-    from data_sources.names import is_safe_name
+    from foundation.names import is_safe_name
 
     target = tmp_path / "escape"  # an absolute name: `Path(tmp) / "/abs/..."` is "/abs/..."
     name = str(target) if evil == "ESCAPE" else evil
@@ -221,8 +221,8 @@ class _FakePipe:
 
 def test_run_scenario_publishes_with_a_marker_and_refuses_a_foreign_folder(runs, monkeypatch):
     from dashboard import data, jobs
-    from data_sources.atomic import MARKER, output_kind
-    from data_sources.errors import UserError
+    from foundation.atomic import MARKER, output_kind
+    from foundation.errors import UserError
 
     monkeypatch.setattr(jobs, "pipeline_for", lambda run_dir: _FakePipe())
     monkeypatch.setattr(data, "builder_for_run", lambda info: None)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from data_sources.atomic import MARKER, OutputError, atomic_path, check_out_dir, clean_stale, output_kind, publish_dir
+from foundation.atomic import MARKER, OutputError, atomic_path, check_out_dir, clean_stale, output_kind, publish_dir
 from forecaster.cli import main
 
 SERIES = "SPX,VIX"
@@ -64,13 +64,13 @@ def _dead_pid() -> int:
 @pytest.fixture
 def no_model(monkeypatch):
     """Loading a run or a synthesizer fails the test: the --out check must come before any expensive work."""
-    from forecaster.pipeline import ForecastPipeline
+    from forecaster.market.pipeline import ForecastPipeline
 
     def boom(*a, **k):
         raise AssertionError("the expensive work started before --out was checked")
 
     monkeypatch.setattr(ForecastPipeline, "from_run", classmethod(boom))
-    import forecaster.backtest.runner as runner
+    import forecaster.market.backtest.runner as runner
     import forecaster.synthesis.documents as documents
 
     monkeypatch.setattr(runner.Backtest, "__init__", boom)
@@ -140,7 +140,7 @@ def test_backtest_out_pointing_at_the_run_is_refused_before_any_work(run_dir, ca
 
 
 def test_backtest_folder_from_before_the_marker_is_accepted(tmp_path):
-    from forecaster.backtest.runner import BACKTEST_KIND, claim_backtest_dir
+    from forecaster.market.backtest.runner import BACKTEST_KIND, claim_backtest_dir
 
     legacy = tmp_path / "bt"
     (legacy / "origins").mkdir(parents=True)
@@ -211,7 +211,7 @@ def test_export_replaces_an_existing_file(fc_dir, tmp_path):
 # -- item 11: files follow the umask --------------------------------------------------------------
 
 def test_forecast_folder_and_exports_follow_the_umask(fc_dir, tmp_path):
-    from data_sources.atomic import DIR_MODE, FILE_MODE
+    from foundation.atomic import DIR_MODE, FILE_MODE
 
     assert stat.S_IMODE(fc_dir.stat().st_mode) == DIR_MODE
     for p in fc_dir.iterdir():
@@ -312,8 +312,8 @@ def test_horizon_has_a_documented_upper_bound(run_dir, tmp_path, capsys, no_mode
 
 
 def test_backtest_where_every_model_failed_is_one_line(tmp_path):
-    from forecaster.backtest.runner import load_scores
-    from forecaster.backtest.windows import BacktestError
+    from forecaster.market.backtest.runner import load_scores
+    from forecaster.market.backtest.windows import BacktestError
     from data_sources.store import write_parquet
     import pandas as pd
 
@@ -338,7 +338,7 @@ def test_export_of_a_forecast_with_a_missing_file_is_one_line(fc_dir, tmp_path, 
 
 
 def test_forecast_prints_the_pipeline_warnings(run_dir, tmp_path, capsys, monkeypatch):
-    from forecaster.pipeline import ForecastPipeline
+    from forecaster.market.pipeline import ForecastPipeline
 
     predict = ForecastPipeline.predict
 

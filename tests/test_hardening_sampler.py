@@ -16,13 +16,14 @@ import pytest
 import torch
 
 from forecaster.cli import main
-from forecaster.features import model_frame
-from forecaster.forecast import Forecast, ForecastError
-from forecaster.model import GPT, GPTConfig
-from forecaster.pipeline import ForecastPipeline
-from forecaster.sampler import SamplingConfig, SamplingError, make_generator
-from forecaster.scenario import Scenario, ScenarioError, constraint_from_dict, load_scenario, parse_shock
-from forecaster.tokenizer import TableTokenizer, market_specs
+from forecaster.market.features import model_frame
+from forecaster.market.forecast import Forecast, ForecastError
+from forecaster.core.model import GPT, GPTConfig
+from forecaster.market.pipeline import ForecastPipeline
+from forecaster.core.sampler import SamplingConfig, SamplingError, make_generator
+from forecaster.market.scenario import Scenario, ScenarioError, constraint_from_dict, load_scenario, parse_shock
+from forecaster.core.tokenizer import TableTokenizer
+from forecaster.market.tokenizer import market_specs
 
 SERIES = ["SPX", "VIX", "UST10Y", "WTI", "CORE_CPI_YOY"]
 AS_OF = "2019-12-31"
@@ -63,7 +64,7 @@ def pipe(panel):
 # -- item 7: no "missing" drawn for a series with a value at the origin; NaN counted --------------
 def test_model_prefers_missing_when_allowed(pipe):
     # the premise of the next tests: with the tokenizer's full mask the sampler draws "missing"
-    from forecaster.sampler import Sampler
+    from forecaster.core.sampler import Sampler
 
     tok = pipe.tokenizer
     prompt = torch.full((ROWS - 1, tok.tokens_per_row), 0, dtype=torch.long)
@@ -160,8 +161,8 @@ def test_cli_bad_sampling_flags_are_one_line(tmp_path, capsys, flag, pipe, share
 
 def _saved_run(tmp_path, pipe):
     """A run folder holding the test model and tokenizer (so the CLI can load them)."""
-    from data_sources.atomic import write_text
-    from forecaster.training.checkpoint import RunDir, save_weights
+    from foundation.atomic import write_text
+    from forecaster.core.training.checkpoint import RunDir, save_weights
 
     run = RunDir(tmp_path / "run")
     run.path.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from data_sources.errors import UserError
-from forecaster.model import GPT, GPTConfig, KVCache
+from foundation.errors import UserError
+from forecaster.core.model import GPT, GPTConfig, KVCache
 
 ROW = 5
 

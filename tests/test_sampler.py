@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from forecaster.model import GPT, GPTConfig
-from forecaster.sampler import Sampler, SamplingConfig, filter_logits
+from forecaster.core.model import GPT, GPTConfig
+from forecaster.core.sampler import Sampler, SamplingConfig, filter_logits
 
 ROW, ROWS, VOCAB = 5, 4, 23
 
@@ -107,7 +107,7 @@ def test_grouped_query_attention_cache_equals_reference():
     ref = smp.sample_reference(prompt, 5, 9, torch.Generator().manual_seed(1))
     assert torch.equal(fast, ref)
     # the cache holds one key/value head instead of four
-    from forecaster.model import KVCache
+    from forecaster.core.model import KVCache
 
     assert KVCache.for_model(model, 2).kv.shape[3] == 1
 

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_sources.errors import DataError, UserError
+from data_sources.errors import DataError
+from foundation.errors import UserError
 from data_sources.tabformer import PUBLISHED_COLUMNS, TYPED_COLUMNS
 from forecaster.synthesis.documents import (
     MODEL_COLUMNS, SynthesisInputError, card_segments, fit_tokenizer, read_table, split_by_card,

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from forecaster.model import GPT
-from forecaster.sampler import Sampler
+from forecaster.core.model import GPT
+from forecaster.core.sampler import Sampler
 from forecaster.synthesis.documents import MODEL_COLUMNS, fit_tokenizer, read_table
 from forecaster.synthesis.generate import ConditionError, _row_constrained_sampler, parse_condition
-from forecaster.tokenizer import DecodeError
-from forecaster.training.config import model_config_for
+from forecaster.core.tokenizer import DecodeError
+from forecaster.core.training.config import model_config_for
 
 
 @pytest.fixture(scope="module")

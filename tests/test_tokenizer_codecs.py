@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from forecaster.tokenizer import CategoryCodec, ColumnSpec, DatetimeCodec, FloatCodec, IntCodec, SpecError, fit_codec
-from forecaster.tokenizer.transforms import TRANSFORMS
+from forecaster.core.tokenizer import CategoryCodec, ColumnSpec, DatetimeCodec, FloatCodec, IntCodec, SpecError, fit_codec
+from forecaster.core.tokenizer.transforms import TRANSFORMS
 
 # TOKENIZER_EXAMPLES=2000 runs a long stress pass locally; CI uses the fast default.
 FAST = settings(max_examples=int(os.environ.get("TOKENIZER_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,12 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.tokenizer import TableTokenizer, market_specs, tabformer_specs
+from forecaster.core.tokenizer import TableTokenizer
+from forecaster.market.tokenizer import market_specs
+from forecaster.synthesis.tokenizer import tabformer_specs
 
 
 @pytest.fixture(scope="module")
 def market_frame(shared_panel) -> pd.DataFrame:
-    from forecaster.features import model_frame
+    from forecaster.market.features import model_frame
 
     return model_frame(shared_panel)
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from forecaster.tokenizer import VERSION, ColumnSpec, FormatError, TableTokenizer
-from forecaster.tokenizer.transforms import TRANSFORMS
+from forecaster.core.tokenizer import VERSION, ColumnSpec, FormatError, TableTokenizer
+from forecaster.core.tokenizer.transforms import TRANSFORMS
 
 
 def mixed_frame(seed: int, n: int, transform: str) -> pd.DataFrame:

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.tokenizer import ColumnSpec, DecodeError, EncodeError, SpecError, TableTokenizer
+from forecaster.core.tokenizer import ColumnSpec, DecodeError, EncodeError, SpecError, TableTokenizer
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from forecaster.tokenizer.errors import SpecError
-from forecaster.tokenizer.transforms import TRANSFORMS, Quantile, YeoJohnson, fit_transform, transform_from_dict
+from forecaster.core.tokenizer.errors import SpecError
+from forecaster.core.tokenizer.transforms import TRANSFORMS, Quantile, YeoJohnson, fit_transform, transform_from_dict
 
 RNG = np.random.default_rng(0)
 DATA = {

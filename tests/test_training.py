@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from data_sources.errors import UserError
-from forecaster.training.checkpoint import CheckpointError, RunDir, load_model
-from forecaster.training.config import ConfigError, TrainConfig, model_config_for
-from forecaster.training.engine import train
-from forecaster.training.metrics import read_metrics
-from forecaster.training.windows import Segment, WindowDataset, document_segments, make_datasets
+from foundation.errors import UserError
+from forecaster.core.training.checkpoint import CheckpointError, RunDir, load_model
+from forecaster.core.training.config import ConfigError, TrainConfig, model_config_for
+from forecaster.core.training.engine import train
+from forecaster.core.training.metrics import read_metrics
+from forecaster.core.training.windows import Segment, WindowDataset, document_segments, make_datasets
 
 ROW, VOCAB = 6, 24
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from forecaster.cli import main
-from forecaster.training.checkpoint import CheckpointError, RunDir, load_model, load_tokenizer
-from forecaster.training.metrics import read_metrics
+from forecaster.core.training.checkpoint import CheckpointError, RunDir, load_model, load_tokenizer
+from forecaster.core.training.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ from dashboard import data, figures
 from dashboard.components import (card, control, default_run, demo_hint, dropdown, forecast_options, guarded, keep_choice,
                                   info_box, run_options, runs_dir, safe_layout,
                                   table_style)
-from forecaster.regimes import DEFAULT_REGIMES, historical_regimes, regime_probabilities, trend_probabilities
+from forecaster.market.regimes import DEFAULT_REGIMES, historical_regimes, regime_probabilities, trend_probabilities
 
 dash.register_page(__name__, path="/regimes", name="Regimes", title="Regimes · Forecaster", order=1)
 

@@ -14,7 +14,7 @@ from dashboard.components import (card, control, default_run, demo_hint, dropdow
                                   guarded, info_box, jobs, run_options, runs_dir,
                                   safe_layout, series_options, table_style,
                                   triggered_id)
-from data_sources.names import MAX_NAME, is_safe_name, safe_name
+from foundation.names import MAX_NAME, is_safe_name, safe_name
 
 dash.register_page(__name__, path="/scenarios", name="Scenarios", title="Scenarios · Forecaster", order=2)
 
@@ -123,7 +123,7 @@ def pick_base(base, run, shock_series, cmp_series):
 
 def constraint_dict(series, kind, value, first, duration) -> dict:
     """A scenario-file constraint from the builder's fields, validated (raises ``ScenarioError``)."""
-    from forecaster.scenario import constraint_from_dict
+    from forecaster.market.scenario import constraint_from_dict
 
     if series is None or value is None or first is None or duration is None:
         raise ValueError("fill in the series, the size, the first day and the duration")
@@ -252,7 +252,7 @@ def export_bytes(fc, fmt: str, kind: str, fallback: str = "base") -> tuple[bytes
     The file is written under a fixed name in a private temporary folder; only the name
     offered to the browser carries the forecast's scenario name (when safe, else ``fallback``).
     """
-    from forecaster.export import export
+    from forecaster.market.export import export
 
     stem = (fc.meta.get("scenario") or {}).get("name") or fallback
     fname = download_name(stem, fc, fmt, kind, fallback)

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data_sources.atomic import atomic_path
+from foundation.atomic import atomic_path
 from data_sources.errors import DataError
 from data_sources.tabformer.schema import FRAUD_LABELS, HEADER_LINE, TIMES_OF_DAY, TYPED_COLUMNS
 

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import typer
 
-from data_sources.errors import UserError
+from foundation.errors import UserError
 
 app = typer.Typer(
     name="forecaster",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
-from data_sources.errors import UserError
-from forecaster.forecast import MAX_HORIZON, check_horizon
+from foundation.errors import UserError
+from forecaster.market.forecast import MAX_HORIZON, check_horizon
 
 
 def backtest(
@@ -38,10 +38,10 @@ def backtest(
 
     from tqdm import tqdm
 
-    from forecaster.backtest.report import build_report
-    from forecaster.backtest.runner import Backtest, BacktestConfig, check_backtest_dir
-    from forecaster.backtest.summary import write_summary
-    from forecaster.backtest.windows import get_window
+    from forecaster.market.backtest.report import build_report
+    from forecaster.market.backtest.runner import Backtest, BacktestConfig, check_backtest_dir
+    from forecaster.market.backtest.summary import write_summary
+    from forecaster.market.backtest.windows import get_window
     from forecaster.cli.data_cmd import parse_date
 
     check_horizon(horizon)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from data_sources.errors import UserError
+from foundation.errors import UserError
 
 DEFAULT_RUNS = Path("runs")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from data_sources.errors import UserError
+from foundation.errors import UserError
 
 app = typer.Typer(help="Fetch, inspect and export the point-in-time market/macro panel.", no_args_is_help=True)
 
@@ -106,7 +106,7 @@ def export(
     series: str = SeriesOpt,
 ) -> None:
     """Write the aligned panel to a Parquet or CSV file (atomically). The file can be read back with --data."""
-    from data_sources.atomic import atomic_path, check_file_target
+    from foundation.atomic import atomic_path, check_file_target
     from data_sources.sources.files import ALIGNED_MARKER
     from data_sources.store import panel_meta, write_parquet
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import typer
 
-from data_sources.errors import UserError
+from foundation.errors import UserError
 
 
 def _step(n: int, total: int, text: str) -> None:
@@ -52,7 +52,7 @@ def default_threads() -> int:
 
 def _usable_weights(path: Path) -> bool:
     """Whether a cached run's weights pass the load checks; a run saved before weights carried a checksum does not."""
-    from forecaster.training.checkpoint import CheckpointError, read_weights
+    from forecaster.core.training.checkpoint import CheckpointError, read_weights
 
     try:
         read_weights(path)

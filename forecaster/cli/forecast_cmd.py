@@ -1,6 +1,6 @@
 """`forecaster forecast` and `forecaster export`: sample joint paths, write scenarios for risk systems.
 
-``--out`` of `forecast` is published with ``data_sources.atomic.publish_dir`` (kind
+``--out`` of `forecast` is published with ``foundation.atomic.publish_dir`` (kind
 ``forecast``): an existing folder is replaced only when it holds a previous forecast.
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import typer
 
-from data_sources.errors import UserError
-from forecaster.forecast import MAX_HORIZON, check_horizon, is_legacy_forecast
+from foundation.errors import UserError
+from forecaster.market.forecast import MAX_HORIZON, check_horizon, is_legacy_forecast
 
 FORECAST_KIND = "forecast"
 def forecast(
@@ -32,14 +32,14 @@ def forecast(
     """Sample joint paths after the as-of date; write the forecast, quantiles, regimes and exports to --out."""
     from tqdm import tqdm
 
-    from data_sources.atomic import atomic_path, check_out_dir, publish_dir
+    from foundation.atomic import atomic_path, check_out_dir, publish_dir
     from data_sources.panel import PanelBuilder
     from forecaster.cli.data_cmd import parse_date
-    from forecaster.export import export_all
-    from forecaster.pipeline import ForecastPipeline
-    from forecaster.regimes import regime_table
-    from forecaster.sampler import SamplingConfig
-    from forecaster.scenario import Scenario, load_scenario, parse_shock
+    from forecaster.market.export import export_all
+    from forecaster.market.pipeline import ForecastPipeline
+    from forecaster.market.regimes import regime_table
+    from forecaster.core.sampler import SamplingConfig
+    from forecaster.market.scenario import Scenario, load_scenario, parse_shock
 
     origin = parse_date(as_of, "--as-of")
     check_horizon(horizon)
@@ -81,8 +81,8 @@ def export(
     fmt: str = typer.Option("long", "--format", help="long (scenario_id, path_id, date, series, value), quantiles, or wide (one column per series)."),
 ) -> None:
     """Re-export an existing forecast in another format or file type."""
-    from forecaster.export import check_export_target, export as write
-    from forecaster.forecast import Forecast, ForecastError
+    from forecaster.market.export import check_export_target, export as write
+    from forecaster.market.forecast import Forecast, ForecastError
 
     check_export_target(out, fmt)
     try:

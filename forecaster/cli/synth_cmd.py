@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from data_sources.errors import UserError
+from foundation.errors import UserError
 
 synth = typer.Typer(help="Synthetic credit-card transactions: train, generate, evaluate.", no_args_is_help=True)
 
@@ -74,7 +74,7 @@ def train_cmd(
     """Train the GPT on windows of consecutive transactions of each card."""
     from forecaster.synthesis.documents import read_table
     from forecaster.synthesis.train import train_synthesizer
-    from forecaster.training.checkpoint import RunDir, check_run_target
+    from forecaster.core.training.checkpoint import RunDir, check_run_target
 
     _threads(threads)
     check_run_target(out)
@@ -110,7 +110,7 @@ def generate_cmd(
     skip_bad_rows: bool = SkipOpt,
 ) -> None:
     """Sample synthetic transactions (every row valid by construction) and write them."""
-    from data_sources.atomic import check_file_target
+    from foundation.atomic import check_file_target
     from forecaster.synthesis.documents import SynthesisInputError, read_table, write_table
     from forecaster.synthesis.generate import Synthesizer, parse_condition
 

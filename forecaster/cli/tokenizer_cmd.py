@@ -30,8 +30,9 @@ def report(
     from rich.table import Table
 
     from forecaster.cli.data_cmd import build
-    from forecaster.features import model_frame
-    from forecaster.tokenizer import TableTokenizer, market_specs
+    from forecaster.market.features import model_frame
+    from forecaster.core.tokenizer import TableTokenizer
+    from forecaster.market.tokenizer import market_specs
 
     builder, panel = build(data, as_of, start, series)
     frame = model_frame(panel)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-from data_sources.errors import UserError
+from foundation.errors import UserError
 from forecaster.cli.data_cmd import AsOfOpt, DataOpt, SeriesOpt, StartOpt
 
 
@@ -58,8 +58,8 @@ def train(
     import contextlib
     import os
 
-    from forecaster.training.checkpoint import RunDir, check_run_target
-    from forecaster.training.config import TrainConfig
+    from forecaster.core.training.checkpoint import RunDir, check_run_target
+    from forecaster.core.training.config import TrainConfig
 
     cfg = TrainConfig.from_preset(
         preset, engine=engine, max_minutes=max_minutes, max_steps=max_steps, context_rows=context_rows,
@@ -86,12 +86,13 @@ def _train(cfg, run_dir: Path, rank0: bool, data: str, as_of, start, series, val
            preset: str, progress: bool) -> None:
     """Build the data and tokenizer, then train into ``run_dir`` (held by rank 0)."""
     from forecaster.cli.data_cmd import build, parse_date
-    from forecaster.features import model_frame
-    from forecaster.tokenizer import TableTokenizer, market_specs
-    from forecaster.training.checkpoint import RunDir
-    from forecaster.training.config import model_config_for
-    from forecaster.training.engine import train as run_training
-    from forecaster.training.windows import make_datasets, panel_segment, val_start_of
+    from forecaster.market.features import model_frame
+    from forecaster.core.tokenizer import TableTokenizer
+    from forecaster.market.tokenizer import market_specs
+    from forecaster.core.training.checkpoint import RunDir
+    from forecaster.core.training.config import model_config_for
+    from forecaster.core.training.engine import train as run_training
+    from forecaster.core.training.windows import make_datasets, panel_segment, val_start_of
 
     split = parse_date(val_start, "--val-start")
     # The tokenizer sees everything known at --as-of (the validation period included);
@@ -165,9 +166,9 @@ def _first_date(x) -> str:
 def _transaction_data(path: Path, as_of):
     """Tokenizer, per-user/card segments and run info of a TabFormer transactions CSV known at ``as_of``."""
     from data_sources.tabformer import read_tabformer
-    from forecaster.tokenizer import TableTokenizer
-    from forecaster.tokenizer.tabformer import tabformer_specs
-    from forecaster.training.windows import document_segments
+    from forecaster.core.tokenizer import TableTokenizer
+    from forecaster.synthesis.tokenizer import tabformer_specs
+    from forecaster.core.training.windows import document_segments
 
     import pandas as pd
 

@@ -33,10 +33,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_sources.errors import DataError, UserError
+from data_sources.errors import DataError
+from foundation.errors import UserError
 from data_sources.tabformer import TYPED_COLUMNS, TYPED_DTYPES, read_tabformer, sort_transactions, write_tabformer_csv
-from forecaster.tokenizer import ColumnSpec, TableTokenizer, tabformer_specs
-from forecaster.training.windows import Segment, WindowDataset, document_segments
+from forecaster.core.tokenizer import ColumnSpec, TableTokenizer
+from forecaster.synthesis.tokenizer import tabformer_specs
+from forecaster.core.training.windows import Segment, WindowDataset, document_segments
 
 #: typed columns the GPT writes, in row order (``user`` is assigned, not sampled)
 MODEL_COLUMNS: tuple[str, ...] = tuple(c for c in TYPED_COLUMNS if c != "user")
@@ -163,7 +165,7 @@ def read_table(path: str | Path, skip_bad_rows: bool = False) -> pd.DataFrame:
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     """Write a typed table atomically: published TabFormer CSV for ``.csv``, typed Parquet for ``.parquet``."""
-    from data_sources.atomic import atomic_path
+    from foundation.atomic import atomic_path
 
     path = Path(path)
     suffix = path.suffix.lower()

@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from data_sources.errors import UserError
+from foundation.errors import UserError
 from data_sources.tabformer import TYPED_COLUMNS, TYPED_DTYPES
 from forecaster.synthesis.documents import (
     KEY_FACTOR, MODEL_COLUMNS, SYNTHETIC_USER_BASE, SynthesisInputError, check_table, document_keys,
@@ -51,8 +51,8 @@ def _row_constrained_sampler(model, tok):
     """
     import torch
 
-    from forecaster.sampler import Sampler
-    from forecaster.tokenizer import CategoryCodec
+    from forecaster.core.sampler import Sampler
+    from forecaster.core.tokenizer import CategoryCodec
 
     # a category's "unknown" id decodes to a missing value: never a value a synthetic row may have
     static = tok.valid_mask()
@@ -120,8 +120,8 @@ class Synthesizer:
     """A trained synthesis run, ready to sample. ``which``: "best" or "last" weights."""
 
     def __init__(self, run_dir: str | Path, which: str = "best") -> None:
-        from forecaster.tokenizer import TableTokenizer
-        from forecaster.training.checkpoint import load_model
+        from forecaster.core.tokenizer import TableTokenizer
+        from forecaster.core.training.checkpoint import load_model
 
         run_dir = Path(run_dir)
         for name in (TOKENIZER_FILE, SYNTHESIS_FILE):
@@ -208,7 +208,7 @@ class Synthesizer:
         """(n_paths, n_rows, tokens_per_row) ids after a (rows, tokens_per_row) prompt."""
         import torch
 
-        from forecaster.sampler import SamplingConfig, make_generator
+        from forecaster.core.sampler import SamplingConfig, make_generator
 
         sampler = _row_constrained_sampler(self.model, self.tok)
         gen = make_generator(seed)

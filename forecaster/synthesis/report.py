@@ -10,7 +10,7 @@ Layout of ``OUT`` (read by the dashboard's Synthesis page)::
     OUT/synthetic_sample.parquet  up to ``sample_rows`` synthetic rows (typed TabFormer table)
 
 ``real_sample.parquet`` holds *real* transactions: keep ``OUT`` where the real
-data may be kept. The folder is published whole (``data_sources.atomic.publish_dir``):
+data may be kept. The folder is published whole (``foundation.atomic.publish_dir``):
 it is written beside ``OUT`` and swapped in when complete, and an existing ``OUT``
 is replaced only when it is empty or a previous evaluation; a folder holding
 anything else (a run, a user's files) is refused.
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_sources.atomic import atomic_path, check_out_dir, publish_dir, write_text
+from foundation.atomic import atomic_path, check_out_dir, publish_dir, write_text
 from forecaster.synthesis.evaluate import FIDELITY_COLUMNS, features
 
 SUMMARY_COLUMNS = ("metric", "value", "reference", "target", "pass")

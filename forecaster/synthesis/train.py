@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_sources.atomic import write_text
+from foundation.atomic import write_text
 from forecaster.synthesis.documents import (
     MODEL_COLUMNS, SynthesisInputError, card_segments, check_table, fit_tokenizer, window_datasets,
 )
@@ -83,8 +83,8 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "s
     trained on other data is refused by its fingerprint). The folder is locked for
     the whole call: a second process training into it is refused, naming the PID.
     """
-    from forecaster.training.checkpoint import RunDir, check_run_target
-    from forecaster.training.config import TrainConfig
+    from forecaster.core.training.checkpoint import RunDir, check_run_target
+    from forecaster.core.training.config import TrainConfig
 
     check_table(table)
     cfg = TrainConfig.from_preset(preset, max_minutes=max_minutes, max_steps=max_steps, context_rows=context_rows,
@@ -98,9 +98,9 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "s
 def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress: bool, info: dict | None,
                   log) -> SynthTrainResult:
     """The body of :func:`train_synthesizer`, with ``run_dir`` held."""
-    from forecaster.tokenizer import TableTokenizer
-    from forecaster.training.config import model_config_for
-    from forecaster.training.engine import train as run_training
+    from forecaster.core.tokenizer import TableTokenizer
+    from forecaster.core.training.config import model_config_for
+    from forecaster.core.training.engine import train as run_training
 
     tok_path = run_dir / TOKENIZER_FILE
     tok = fit_tokenizer(table)

@@ -1,0 +1,500 @@
+"""The training loop, shared by a plain torch backend and a DeepSpeed backend.
+
+One loop (:func:`train`) drives either backend through the same three calls
+(``train_step``, ``eval_loss``, ``save_state``/``load_state``), so both see the
+same batches, learning rates and dropout seeds, and on one process in fp32 give
+the same losses for the same seed.
+
+* ``TorchBackend``: one process, ``torch.optim.AdamW``; the quickest CPU path.
+* ``DeepSpeedBackend``: ``deepspeed.initialize`` with a JSON config (ZeRO stage
+  0-3, bf16 where the GPU supports it, gradient clipping) and DeepSpeed's torch
+  AdamW (``"torch_adam": true``), warm-up + cosine through a client scheduler.
+  Run it as one process, under ``torchrun --standalone --nproc_per_node N`` or
+  the ``deepspeed`` launcher; gloo on CPU, NCCL on GPUs.
+
+Determinism: the global batch of step ``s`` is drawn from ``(seed, s)`` and each
+rank takes its slice; dropout is re-seeded from ``(seed, s, rank)`` every step;
+the learning rate is a function of ``s``. Resuming restores weights and
+optimizer state, so an interrupted run ends where an uninterrupted one does.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from foundation.atomic import atomic_path, write_text
+from forecaster.core.model import GPT, GPTConfig
+from forecaster.core.training.checkpoint import CheckpointError, RunDir, check_run_target, load_weights, save_weights
+from forecaster.core.training.config import ConfigError, TrainConfig
+from forecaster.core.training.metrics import MetricsLog
+from forecaster.core.training.windows import WindowDataset
+
+
+# -- processes -----------------------------------------------------------------------------
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def free_port() -> int:
+    """A TCP port that is free right now (for MASTER_PORT)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def setup_distributed(engine: str) -> DistInfo:
+    """Join (or create) the process group for ``engine``; the torch engine runs one process only."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if engine == "torch":
+        if world > 1:
+            raise ConfigError("--engine torch runs one process; use --engine deepspeed under torchrun/deepspeed")
+        return DistInfo(device=torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+    import deepspeed
+
+    if "RANK" not in os.environ:  # a plain `python` process: a group of one
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(free_port()))
+    cuda = torch.cuda.is_available()
+    deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    return DistInfo(rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]), local_rank=local_rank,
+                    device=torch.device("cuda", local_rank) if cuda else torch.device("cpu"))
+
+
+def _all_reduce_sum(t: torch.Tensor, dist: DistInfo) -> torch.Tensor:
+    """Sum of ``t`` over ranks, returned on the CPU (NCCL reduces on the GPU, so it travels there)."""
+    if dist.world > 1:
+        import torch.distributed as tdist
+
+        t = t.to(dist.device)
+        tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
+    return t.cpu()
+
+
+def _barrier(dist: DistInfo) -> None:
+    if dist.world > 1:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """bf16 when asked, or on "auto" when the GPU supports it; CPU runs stay fp32 on "auto"."""
+    if precision == "bf16":
+        return True
+    return precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices (linear weights, embeddings); none on norms and biases."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+    return lambda step: cfg.lr_at(step) / cfg.lr
+
+
+# -- backends ------------------------------------------------------------------------------
+
+class TorchBackend:
+    """Plain single-process PyTorch: AdamW, clip, LambdaLR; bf16 autocast on GPUs when enabled."""
+
+    def __init__(self, model: GPT, cfg: TrainConfig, dist: DistInfo) -> None:
+        self.model = model.to(dist.device)
+        self.cfg = cfg
+        self.device = dist.device
+        self.bf16 = use_bf16(cfg.precision, dist.device)
+        self.optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
+                                           betas=(cfg.beta1, cfg.beta2), eps=1e-8)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(cfg))
+
+    @property
+    def module(self) -> GPT:
+        return self.model
+
+    def full_weights_context(self):
+        return contextlib.nullcontext()
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def train_step(self, micro_batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for x, y in micro_batches:
+            with self._autocast():
+                _, loss = self.model(x, y)
+            (loss / len(micro_batches)).backward()
+            total += loss.item()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return total / len(micro_batches)
+
+    @torch.no_grad()
+    def eval_loss(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        self.model.eval()
+        with self._autocast():
+            _, loss = self.model(x, y)
+        return loss.item()
+
+    def save_state(self, step_dir: Path, dist: DistInfo) -> None:
+        with atomic_path(step_dir / "optimizer.pt") as tmp:
+            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}, tmp)
+
+    def load_state(self, step_dir: Path) -> None:
+        path = step_dir / "optimizer.pt"
+        if not path.exists():
+            raise CheckpointError(f"{step_dir} has no optimizer.pt: it was written by another engine; "
+                                  "resume with the engine the run started with")
+        from forecaster.core.training.safe_load import load_torch_state
+
+        state = load_torch_state(path, map_location=self.device)
+        if not isinstance(state, dict) or not {"optimizer", "scheduler"} <= set(state):
+            raise CheckpointError(f"{path} is not an optimizer state of this program; "
+                                  "delete the run's checkpoint folder to start over")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+
+def deepspeed_config(cfg: TrainConfig, micro_batch: int, bf16: bool) -> dict:
+    """The DeepSpeed JSON config of a run (also written to the run directory)."""
+    return {
+        "train_batch_size": cfg.batch_size,
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "gradient_clipping": cfg.grad_clip,
+        "optimizer": {"type": "AdamW", "params": {
+            "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2], "eps": 1e-8,
+            "weight_decay": cfg.weight_decay, "torch_adam": True}},
+        "zero_optimization": {"stage": cfg.zero_stage},
+        "bf16": {"enabled": bf16},
+        "steps_per_print": 1_000_000_000,
+        "wall_clock_breakdown": False,
+    }
+
+
+class DeepSpeedBackend:
+    """``deepspeed.initialize`` engine; the learning-rate schedule is a client LambdaLR."""
+
+    def __init__(self, model: GPT, cfg: TrainConfig, dist: DistInfo) -> None:
+        import deepspeed
+
+        self.cfg = cfg
+        self.device = dist.device
+        self.bf16 = use_bf16(cfg.precision, dist.device)
+        self.config = deepspeed_config(cfg, cfg.micro_batch(dist.world), self.bf16)
+        lr_lambda = _lr_lambda(cfg)
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, model_parameters=param_groups(model, cfg.weight_decay), config=self.config,
+            lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda))
+        from forecaster.core.training.safe_load import install_safe_checkpoint_engine
+
+        install_safe_checkpoint_engine(self.engine)  # resume never unpickles code
+
+    @property
+    def module(self) -> GPT:
+        return self.engine.module
+
+    def train_step(self, micro_batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+        self.engine.train()
+        total = 0.0
+        for x, y in micro_batches:
+            _, loss = self.engine(x, y)
+            self.engine.backward(loss)  # scales by 1/grad_accum itself
+            self.engine.step()          # steps the optimizer and scheduler at the accumulation boundary
+            total += loss.item()
+        return total / len(micro_batches)
+
+    @torch.no_grad()
+    def eval_loss(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        self.engine.eval()
+        _, loss = self.engine(x, y)
+        return loss.item()
+
+    def full_weights_context(self):
+        """Context in which ``module``'s parameters are whole (ZeRO-3 partitions them); collective."""
+        if self.cfg.zero_stage == 3:
+            import deepspeed
+
+            return deepspeed.zero.GatheredParameters(list(self.engine.module.parameters()), modifier_rank=None)
+        return contextlib.nullcontext()
+
+    def save_state(self, step_dir: Path, dist: DistInfo) -> None:
+        self.engine.save_checkpoint(str(step_dir / "deepspeed"), tag="state", save_latest=False)
+
+    def load_state(self, step_dir: Path) -> None:
+        path = step_dir / "deepspeed"
+        if not path.exists():
+            raise CheckpointError(f"{step_dir} has no deepspeed/ state: it was written by another engine; "
+                                  "resume with the engine the run started with")
+        load_path, _ = self.engine.load_checkpoint(str(path), tag="state", load_optimizer_states=True,
+                                                   load_lr_scheduler_states=True)
+        if load_path is None:
+            raise CheckpointError(f"DeepSpeed could not load the checkpoint in {path}")
+
+
+# -- the loop ------------------------------------------------------------------------------
+
+@dataclass
+class TrainResult:
+    step: int                    # optimizer steps done
+    train_loss: float            # mean train loss of the last logged interval
+    best_val_loss: float
+    val_loss: float              # last validation loss
+    reason: str                  # "max_steps", "early_stop", "time", "interrupted", "already_finished"
+    model: GPT | None = None     # the trained module (last weights), on its device
+
+
+def _param_digests(backend, dist: DistInfo) -> list[str]:
+    """sha256 of this rank's full weights, gathered from every rank (data parallel must keep them equal)."""
+    import torch.distributed as tdist
+
+    h = hashlib.sha256()
+    with backend.full_weights_context():
+        for name, p in backend.module.named_parameters():
+            h.update(name.encode())
+            h.update(p.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    digests: list = [None] * dist.world
+    tdist.all_gather_object(digests, h.hexdigest())
+    return digests
+
+
+def _seed_for(seed: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + step * 7919 + rank) % (2**63 - 1)
+
+
+class _StopFlag:
+    """Turns SIGINT into a flag the loop checks between steps (so a checkpoint is consistent)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> "_StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def train(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_ds: WindowDataset,
+          run_dir: str | Path, info: dict | None = None, fingerprint: str = "",
+          progress: bool = True, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train (or resume) a GPT on row windows and write everything to ``run_dir``.
+
+    Parameters
+    ----------
+    model_cfg : the model shape; ``block_size`` must hold ``context_rows * row_len`` tokens.
+    cfg : the training configuration; ``cfg.engine`` picks the backend.
+    train_ds, val_ds : windows before and after the time split.
+    run_dir : run directory; an existing checkpoint in it is resumed (after checking
+        that tokenizer fingerprint and configs match).
+    info : data description for ``run.json`` (source, as-of, date ranges...).
+    fingerprint : the tokenizer fingerprint; a checkpoint with another one is refused.
+    on_step : called as ``on_step(step_done, train_loss)`` after every optimizer step.
+
+    A Ctrl-C (SIGINT) finishes the current step, writes a checkpoint and raises
+    ``KeyboardInterrupt``; rerunning the same command resumes.
+
+    Rank 0 holds the run folder's lock (``RunDir.lock``) for the whole run: a second
+    process training into the same folder is refused with the holder's PID. It
+    first removes what a killed earlier run left (uncommitted step folders,
+    temporary files).
+    """
+    assert train_ds.row_len == model_cfg.row_len, f"windows have {train_ds.row_len} tokens/row, model {model_cfg.row_len}"
+    assert train_ds.context_rows * model_cfg.row_len <= model_cfg.block_size, "windows longer than block_size"
+    check_run_target(run_dir)
+    dist = setup_distributed(cfg.engine)
+    run = RunDir(run_dir)
+    with run.lock() if dist.is_main else contextlib.nullcontext():
+        if dist.is_main:
+            run.clean_leftovers()
+        return _train_locked(model_cfg, cfg, train_ds, val_ds, run, dist, info, fingerprint, progress, on_step)
+
+
+def _train_locked(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_ds: WindowDataset,
+                  run: RunDir, dist: DistInfo, info: dict | None, fingerprint: str, progress: bool,
+                  on_step: Callable[[int, float], None] | None) -> TrainResult:
+    """The body of :func:`train`, with the run folder held by rank 0."""
+    micro = cfg.micro_batch(dist.world)
+    metrics = MetricsLog(run.metrics, enabled=dist.is_main)
+
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank and for both engines
+    model = GPT(model_cfg)
+
+    latest = run.latest()
+    if latest is not None:
+        run.check_compatible(model_cfg, cfg, fingerprint)
+        saved_world = run.read_info().get("world_size", 1)
+        if cfg.engine == "deepspeed" and cfg.zero_stage > 0 and saved_world != dist.world:
+            raise CheckpointError(f"the checkpoint in {run.path} holds ZeRO-{cfg.zero_stage} optimizer shards of "
+                                  f"{saved_world} process(es); resume it with {saved_world}, not {dist.world}")
+        if latest.get("finished") and latest["step"] >= cfg.max_steps or latest.get("reason") == "early_stop":
+            state = run.load_state()[1]
+            return TrainResult(latest["step"], state.get("train_loss", math.nan), state["best_val"],
+                               state.get("val_loss", math.nan), "already_finished")
+    elif dist.is_main:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_metadata(model_cfg, cfg, {**(info or {}), "tokenizer_fingerprint": fingerprint,
+                                            "engine": cfg.engine, "world_size": dist.world,
+                                            "train_range": train_ds.time_range(), "val_range": val_ds.time_range(),
+                                            "train_rows": train_ds.n_rows, "val_rows": val_ds.n_rows})
+    _barrier(dist)
+
+    # trainer state saved with every checkpoint; loss_acc/n_acc: the train-loss interval not yet logged
+    state: dict = {"best_val": math.inf, "bad_evals": 0, "val_loss": math.nan, "train_loss": math.nan,
+                   "loss_acc": 0.0, "n_acc": 0}
+    start = 0
+    loaded = run.load_state() if latest is not None else None
+    if loaded is not None:
+        step_dir, state = loaded
+        load_weights(model, step_dir / "model.safetensors")
+        start = state["step"]
+    backend = DeepSpeedBackend(model, cfg, dist) if cfg.engine == "deepspeed" else TorchBackend(model, cfg, dist)
+    if loaded is not None:
+        backend.load_state(loaded[0])
+        metrics.truncate_after(start)
+    if dist.is_main and cfg.engine == "deepspeed":
+        write_text(run.path / "deepspeed_config.json", json.dumps(backend.config, indent=2))
+
+    tokens_per_step = cfg.batch_size * (train_ds.context_rows * train_ds.row_len - 1)
+    eval_idx = val_ds.eval_indices(cfg.eval_windows)
+    n_eval = max(dist.world, len(eval_idx) // dist.world * dist.world)  # equal shares: ZeRO-3 needs lockstep
+    eval_idx = eval_idx[:n_eval] if len(eval_idx) >= n_eval else eval_idx.repeat(n_eval)[:n_eval]
+    my_eval = eval_idx[dist.rank::dist.world]
+
+    def evaluate() -> float:
+        tot = torch.zeros(2, dtype=torch.float64)
+        for i in range(0, len(my_eval), micro):
+            x, y = val_ds.batch(my_eval[i:i + micro])
+            tot[0] += backend.eval_loss(x.to(dist.device), y.to(dist.device)) * len(x)
+            tot[1] += len(x)
+        tot = _all_reduce_sum(tot, dist)
+        return (tot[0] / tot[1]).item()
+
+    def checkpoint(step: int, finished: bool = False, reason: str = "") -> None:
+        step_dir = run.step_dir(step)
+        if dist.is_main:
+            run.prepare_step_dir(step)
+        _barrier(dist)
+        backend.save_state(step_dir, dist)
+        with backend.full_weights_context():
+            if dist.is_main:
+                save_weights(backend.module, step_dir / "model.safetensors")
+        _barrier(dist)
+        if dist.is_main:
+            run.commit(step, state, finished=finished, reason=reason)
+        _barrier(dist)
+
+    def save_best() -> None:
+        with backend.full_weights_context():
+            if dist.is_main:
+                save_weights(backend.module, run.best_weights)
+
+    bar = None
+    if progress and dist.is_main:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.max_steps, initial=start, unit="step", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    t_log = t0
+    step, reason = start, "max_steps"
+    with _StopFlag() as stop:
+        while step < cfg.max_steps:
+            torch.manual_seed(_seed_for(cfg.seed, step, dist.rank))  # dropout
+            idx = train_ds.train_indices(step, cfg.batch_size, cfg.seed)  # the global batch
+            mine = idx[dist.rank * micro * cfg.grad_accum:(dist.rank + 1) * micro * cfg.grad_accum]
+            micro_batches = [tuple(t.to(dist.device) for t in train_ds.batch(mine[i * micro:(i + 1) * micro]))
+                             for i in range(cfg.grad_accum)]
+            loss = backend.train_step(micro_batches)
+            over_time = cfg.max_minutes is not None and time.perf_counter() - t0 > 60 * cfg.max_minutes
+            # one collective per step: the mean loss and whether any rank must stop
+            red = _all_reduce_sum(torch.tensor([loss, float(over_time), float(stop.requested)],
+                                               dtype=torch.float64), dist)
+            loss = red[0].item() / dist.world
+            step += 1
+            state["loss_acc"] += loss
+            state["n_acc"] += 1
+            if on_step is not None:
+                on_step(step, loss)
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                now = time.perf_counter()
+                tps = state["n_acc"] * tokens_per_step / max(now - t_log, 1e-9)
+                state["train_loss"] = state["loss_acc"] / state["n_acc"]
+                metrics.append({"step": step, "split": "train", "loss": state["train_loss"],
+                                "lr": cfg.lr_at(step - 1), "tokens_per_s": tps, "elapsed_s": now - t0})
+                if bar is not None:
+                    bar.set_postfix(loss=f"{state['train_loss']:.4f}", tok_s=f"{tps:,.0f}",
+                                    val=f"{state['val_loss']:.4f}")
+                t_log, state["loss_acc"], state["n_acc"] = now, 0.0, 0
+            if bar is not None:
+                bar.update(1)
+            early = False
+            # evaluate on schedule, at the end, and when the time budget ends the run (so it has a best model)
+            if step % cfg.eval_every == 0 or step == cfg.max_steps or (red[1] > 0 and red[2] == 0):
+                val = evaluate()
+                state["val_loss"] = val
+                metrics.append({"step": step, "split": "val", "loss": val})
+                if val < state["best_val"]:
+                    state["best_val"], state["bad_evals"] = val, 0
+                    save_best()
+                else:
+                    state["bad_evals"] += 1
+                    early = cfg.patience > 0 and state["bad_evals"] >= cfg.patience
+            if red[2] > 0:
+                reason = "interrupted"
+            elif red[1] > 0:
+                reason = "time"
+            elif early:
+                reason = "early_stop"
+            stopping = reason != "max_steps" or step == cfg.max_steps
+            if stopping and dist.world > 1:
+                state["param_sha256_by_rank"] = _param_digests(backend, dist)
+                assert len(set(state["param_sha256_by_rank"])) == 1, (
+                    f"ranks disagree on the weights after step {step}: {state['param_sha256_by_rank']}")
+            if stopping or step % cfg.checkpoint_every == 0:
+                checkpoint(step, finished=stopping and reason != "interrupted", reason=reason if stopping else "")
+            if stopping:
+                break
+    if bar is not None:
+        bar.close()
+    if reason == "interrupted":
+        raise KeyboardInterrupt(f"interrupted after step {step}; checkpoint saved in {run.ckpt_root}")
+    return TrainResult(step, state["train_loss"], state["best_val"], state["val_loss"], reason, backend.module)

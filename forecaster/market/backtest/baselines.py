@@ -1,0 +1,282 @@
+"""Baselines, sampled into the same path format as the GPT (a ``Forecast``).
+
+Each baseline is fitted at every origin on the point-in-time panel as of that
+origin (``panel`` ends on the origin; nothing after it is passed in) and returns
+``(paths, horizon, series)`` levels over the same series as the panel. A series a
+baseline does not model is NaN in its paths and is listed outside
+``meta["covers"]``; metrics skip it.
+
+- ``RandomWalk``: every series follows a random walk whose daily shocks are
+  whole historical days (all series together, so cross-correlation is kept) drawn
+  in circular blocks of ``block`` days from the last ``lookback`` days. Shocks are
+  the modeling transforms' steps (log returns in %, differences: inflation and
+  unemployment walk in daily changes); VIX, a level in index points that cannot
+  go below zero, walks in log changes (%).
+- ``GarchFHS``: GARCH(1,1) with Student-t innovations, forecast by filtered
+  historical simulation (``arch``'s bootstrap forecast: standardized residuals
+  resampled through the fitted variance recursion). SPX: constant mean on daily
+  log returns (%). VIX: AR(1) mean on ``100 * log(VIX)``, demeaned before the fit
+  (VIX mean-reverts); a fit that does not converge or is not stationary gives no VIX
+  forecast at that origin rather than explosive paths.
+- ``MacroVAR``: a VAR on month-end snapshots of the macro block, in levels for the
+  mean-reverting series (inflation YoY, unemployment: the catalog's ``stationary``)
+  and in the modeling transforms for the rest, lag order by AIC (``statsmodels``; an AR for a one-series block),
+  simulated with Gaussian shocks;
+  monthly values are put on business days at each series' typical release day.
+- ``Climatology``: the historical distribution of each mean-reverting level (the
+  catalog's ``stationary`` series: VIX, inflation YoY, unemployment): every
+  path is a randomly chosen historical stretch of ``horizon`` days; its regime
+  probabilities are the historical regime frequencies.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from data_sources import catalog
+from data_sources.calendar import business_days_after
+from forecaster.market.features import integrate, model_frame, transforms_for
+from forecaster.market.forecast import Forecast
+
+BASELINE_NAMES = ("random_walk", "garch", "var", "climatology")
+
+
+def _forecast(panel: pd.DataFrame, levels: np.ndarray, name: str, covers: list[str], seed: int, **meta) -> Forecast:
+    origin = panel.index[-1]
+    horizon = levels.shape[1]
+    info = {"model": name, "covers": covers, "seed": int(seed), "as_of": str(origin.date()), **meta}
+    return Forecast(origin, business_days_after(origin, horizon), list(panel.columns), levels, panel.iloc[-500:].copy(), info)
+
+
+def _empty(panel: pd.DataFrame, n_paths: int, horizon: int) -> np.ndarray:
+    return np.full((n_paths, horizon, panel.shape[1]), np.nan)
+
+
+def block_indices(n_obs: int, n_paths: int, horizon: int, block: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_paths, horizon) row indices into ``n_obs`` rows: circular blocks of ``block`` consecutive rows."""
+    n_blocks = -(-horizon // block)
+    starts = rng.integers(0, n_obs, size=(n_paths, n_blocks))
+    idx = (starts[:, :, None] + np.arange(block)[None, None, :]) % n_obs
+    return idx.reshape(n_paths, -1)[:, :horizon]
+
+
+def random_walk_transforms(columns) -> list[str]:
+    """How each series walks: its modeling transform, with ``level`` series walking in differences,
+    or in log returns when the level is an index (VIX)."""
+    out = []
+    for name, t in zip(columns, transforms_for(columns)):
+        if t == "level":
+            t = "log_return" if catalog.get(name).unit == "index points" else "diff"
+        out.append(t)
+    return out
+
+
+def change_frame(panel: pd.DataFrame) -> pd.DataFrame:
+    """Daily shocks of each series under ``random_walk_transforms`` (log returns in %, or differences)."""
+    walk = random_walk_transforms(panel.columns)
+    frame = model_frame(panel)
+    for name, t, w in zip(panel.columns, transforms_for(panel.columns), walk):
+        if t == "level":
+            x = panel[name]
+            frame[name] = 100.0 * np.log(x.where(x > 0)).diff() if w == "log_return" else x.diff()
+    return frame
+
+
+@dataclass
+class RandomWalk:
+    """Random walk with block-bootstrapped joint historical shocks (see module doc)."""
+
+    block: int = 21
+    lookback: int = 2520
+    name: str = "random_walk"
+
+    def forecast(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
+        shocks = change_frame(panel.iloc[-(self.lookback + 1):]).iloc[1:]
+        covers = [c for c in panel.columns if shocks[c].notna().sum() >= self.block]
+        # A day where a covered series has no shock (a holiday of its market) counts as no change.
+        data = shocks[covers].fillna(0.0).to_numpy()
+        rng = np.random.default_rng(seed)
+        idx = block_indices(len(data), n_paths, horizon, min(self.block, len(data)), rng)
+        steps = _empty(panel, n_paths, horizon)
+        cols = [panel.columns.get_loc(c) for c in covers]
+        steps[:, :, cols] = data[idx]
+        last = panel.ffill().iloc[-1].to_numpy(dtype=np.float64)
+        levels = integrate(last, steps, random_walk_transforms(panel.columns))
+        levels[:, :, [j for j in range(panel.shape[1]) if j not in cols]] = np.nan
+        return _forecast(panel, levels, self.name, covers, seed, block=self.block, lookback=self.lookback)
+
+
+def _fit_garch(y: np.ndarray, mean: str):
+    from arch import arch_model
+
+    model = arch_model(y, mean=mean, lags=1 if mean == "AR" else 0, vol="GARCH", p=1, q=1, dist="t", rescale=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter; a failed fit shows in the scores
+        return model.fit(disp="off", show_warning=False)
+
+
+@dataclass
+class GarchFHS:
+    """GARCH(1,1)-t with filtered historical simulation for SPX and VIX (see module doc)."""
+
+    lookback: int = 2520
+    name: str = "garch"
+
+    def forecast(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
+        levels = _empty(panel, n_paths, horizon)
+        covers, params = [], {}
+        rs = np.random.RandomState(seed % (2**32))
+        recent = panel.iloc[-(self.lookback + 1):]
+        if "SPX" in panel.columns:
+            r = model_frame(recent[["SPX"]])["SPX"].dropna().to_numpy()
+            res = _fit_garch(r, "Constant")
+            sims = res.forecast(horizon=horizon, method="bootstrap", simulations=n_paths, random_state=rs,
+                                reindex=False).simulations.values[-1]  # (paths, horizon) daily log returns, %
+            last = float(panel["SPX"].dropna().iloc[-1])
+            levels[:, :, panel.columns.get_loc("SPX")] = integrate(np.array([last]), sims[:, :, None], ["log_return"])[:, :, 0]
+            covers.append("SPX")
+            params["SPX"] = {k: float(v) for k, v in res.params.items()}
+        if "VIX" in panel.columns:
+            # demeaned: on the raw level of 100 log VIX (about 300) the optimiser fails on the
+            # March-May 2020 panels and returns an explosive AR coefficient (22, 5467)
+            y = 100.0 * np.log(recent["VIX"].dropna().to_numpy())
+            centre = float(y.mean())
+            res = _fit_garch(y - centre, "AR")
+            ar = float(res.params["y[1]"])
+            if res.convergence_flag == 0 and abs(ar) < 1:
+                sims = res.forecast(horizon=horizon, method="bootstrap", simulations=n_paths, random_state=rs,
+                                    reindex=False).simulations.values[-1] + centre  # (paths, horizon) of 100 log VIX
+                levels[:, :, panel.columns.get_loc("VIX")] = np.exp(sims / 100.0)
+                covers.append("VIX")
+            # else: no VIX forecast from this origin (left out of the scores, listed outside covers)
+            params["VIX"] = {**{k: float(v) for k, v in res.params.items()}, "centre": centre,
+                             "converged": res.convergence_flag == 0}
+        return _forecast(panel, levels, self.name, covers, seed, lookback=self.lookback, params=params)
+
+
+def macro_block(columns) -> list[str]:
+    """The panel's macro-group series (monthly, weekly and quarterly releases)."""
+    return [c for c in columns if catalog.get(c).group == "macro"]
+
+
+def release_day(values: pd.Series, years: int = 5) -> int:
+    """Typical day of the month on which a step-function daily series changes (median of recent changes; 15 if none)."""
+    v = values.dropna()
+    v = v[v.index >= v.index[-1] - pd.DateOffset(years=years)] if len(v) else v
+    changed = v.index[1:][np.diff(v.to_numpy()) != 0]
+    return int(np.median(changed.day)) if len(changed) else 15
+
+
+@dataclass
+class MacroVAR:
+    """VAR on month-end snapshots of the transformed macro block (see module doc)."""
+
+    maxlags: int = 12
+    name: str = "var"
+
+    def forecast(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
+        from statsmodels.tsa.api import VAR
+
+        levels = _empty(panel, n_paths, horizon)
+        block = [c for c in macro_block(panel.columns) if catalog.get(c).frequency == "M"]
+        monthly = panel[block].groupby(panel.index.to_period("M")).last().dropna()
+        if len(block) == 0 or len(monthly) < 3 * self.maxlags + 12:
+            return _forecast(panel, levels, self.name, [], seed)
+        origin = panel.index[-1]
+        dates = business_days_after(origin, horizon)
+        months_ahead = (dates.year - origin.year) * 12 + (dates.month - origin.month)  # (horizon,) >= 0
+        n_months = int(months_ahead.max()) + 1
+        transforms = ["level" if catalog.get(c).stationary else t for c, t in zip(block, transforms_for(block))]
+        x = monthly.to_numpy(dtype=np.float64)
+        y = np.empty_like(x)  # monthly modeling transform
+        for j, t in enumerate(transforms):
+            y[:, j] = x[:, j] if t == "level" else (np.r_[np.nan, 100 * np.diff(np.log(x[:, j]))] if t == "log_return"
+                                                   else np.r_[np.nan, np.diff(x[:, j])])
+        y = y[1:] if any(t != "level" for t in transforms) else y
+        rng = np.random.default_rng(seed)
+        if len(block) == 1:
+            sims, p = _simulate_ar(y[:, 0], self.maxlags, n_months, n_paths, rng)
+        else:
+            model = VAR(y)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                order = model.select_order(self.maxlags).aic
+                res = model.fit(max(1, int(order)))
+            p = res.k_ar
+            sims = res.simulate_var(steps=p + n_months, initial_values=y[-p:], nsimulations=n_paths,
+                                    rng=rng)[:, p:, :]  # (paths, months, series)
+        # back to monthly levels; month 0 is the origin's own snapshot (the value known now)
+        lv = np.empty((n_paths, n_months + 1, len(block)))
+        lv[:, 0, :] = x[-1]
+        for j, t in enumerate(transforms):
+            if t == "level":
+                lv[:, 1:, j] = sims[:, :, j]
+            elif t == "diff":
+                lv[:, 1:, j] = x[-1, j] + np.cumsum(sims[:, :, j], axis=1)
+            else:
+                lv[:, 1:, j] = x[-1, j] * np.exp(np.cumsum(sims[:, :, j], axis=1) / 100)
+        for j, name in enumerate(block):
+            # the snapshot of month k is visible from that month's release day on
+            k = months_ahead - (dates.day < release_day(panel[name])).astype(int)
+            k = np.clip(k, 0, n_months)
+            levels[:, :, panel.columns.get_loc(name)] = lv[:, k, j]
+        return _forecast(panel, levels, self.name, block, seed, lags=int(p))
+
+
+def _simulate_ar(y: np.ndarray, maxlags: int, steps: int, n_paths: int, rng: np.random.Generator):
+    """A one-series block: AR(p) with a constant, p by AIC (``statsmodels``), Gaussian shocks.
+
+    Returns ((n_paths, steps, 1) simulated values, p).
+    """
+    from statsmodels.tsa.ar_model import AutoReg, ar_select_order
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lags = ar_select_order(y, maxlags, ic="aic", trend="c").ar_lags
+        p = max(lags) if lags else 1
+        res = AutoReg(y, lags=p, trend="c").fit()
+    const, phi = float(res.params[0]), np.asarray(res.params[1:], dtype=np.float64)  # phi[i]: lag i+1
+    hist = np.tile(y[-p:][::-1], (n_paths, 1))  # (paths, p), most recent first
+    out = np.empty((n_paths, steps, 1))
+    shocks = rng.normal(scale=np.sqrt(res.sigma2), size=(n_paths, steps))
+    for t in range(steps):
+        nxt = const + hist @ phi + shocks[:, t]
+        out[:, t, 0] = nxt
+        hist = np.concatenate([nxt[:, None], hist[:, :-1]], axis=1)
+    return out, p
+
+
+@dataclass
+class Climatology:
+    """Historical stretches of the mean-reverting levels: the regime base rates (see module doc)."""
+
+    lookback: int | None = None  # None: all history up to the origin
+    name: str = "climatology"
+
+    def forecast(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
+        levels = _empty(panel, n_paths, horizon)
+        rng = np.random.default_rng(seed)
+        hist = panel if self.lookback is None else panel.iloc[-self.lookback:]
+        covers = []
+        for name in panel.columns:
+            x = hist[name].dropna().to_numpy()
+            if not catalog.get(name).stationary or len(x) < horizon + 1:
+                continue
+            starts = rng.integers(0, len(x) - horizon + 1, size=n_paths)
+            levels[:, :, panel.columns.get_loc(name)] = x[starts[:, None] + np.arange(horizon)[None, :]]
+            covers.append(name)
+        return _forecast(panel, levels, self.name, covers, seed)
+
+
+def make_baselines(names=BASELINE_NAMES) -> list:
+    """Baseline objects by name (``random_walk garch var climatology``), default settings."""
+    table = {"random_walk": RandomWalk, "garch": GarchFHS, "var": MacroVAR, "climatology": Climatology}
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        from forecaster.market.backtest.windows import BacktestError
+
+        raise BacktestError(f"unknown baseline(s) {', '.join(unknown)} (known: {', '.join(table)})")
+    return [table[n]() for n in names]

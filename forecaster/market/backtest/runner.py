@@ -1,0 +1,434 @@
+"""The rolling-origin backtest: origins, point-in-time panels, forecasts, realised values, scores.
+
+For each origin on the schedule:
+
+1. the panel is rebuilt as of the origin (``PanelBuilder.build(origin)``: only
+   values released by then, nothing after it);
+2. the GPT (the run trained up to the first origin, or the latest retrained run
+   at or before the origin) and every baseline sample ``n_paths`` paths of
+   ``horizon`` business days from that panel alone;
+3. the realised values are the rows of the full panel after the origin, step
+   ``k`` of a path against the ``k``-th panel day after the origin;
+4. the scores (``metrics``) and the fan quantiles are written atomically to
+   ``OUT/origins/<date>.parquet`` and ``<date>.fan.parquet``.
+
+An origin whose score file exists is not recomputed, so an interrupted backtest
+resumes where it stopped; ``OUT/backtest.json`` holds the settings and a rerun
+with different settings on the same folder is refused. ``OUT`` is claimed with
+``foundation.atomic.claim_dir`` (kind ``backtest``): a folder holding anything
+else (a run, a forecast, a user's files) is refused before any work. A backtest
+folder written before folders carried the marker (a ``backtest.json`` of format
+``forecaster-backtest``) is accepted as a backtest and resumed.
+
+Output layout::
+
+    OUT/.forecaster-output.json  the output marker (kind ``backtest``)
+    OUT/backtest.json          settings (BacktestConfig) and the origin list
+    OUT/origins/D.parquet      scores of every model at origin D (long table, see ``score_origin``)
+    OUT/origins/D.fan.parquet  per model and series, quantiles of every horizon day, and the realised path
+    OUT/models/D/              runs retrained as of D (retraining policy only)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from foundation.atomic import check_out_dir, claim_dir, write_text
+from data_sources.panel import PanelBuilder
+from data_sources.store import write_parquet
+from foundation.dataclass_io import dataclass_from_dict
+from forecaster.market.backtest import metrics
+from forecaster.market.backtest.baselines import BASELINE_NAMES, make_baselines
+from forecaster.market.backtest.windows import BacktestError, origin_schedule
+from forecaster.market.features import transforms_for
+from forecaster.market.forecast import MAX_HORIZON, Forecast
+from forecaster.market.regimes import DEFAULT_REGIMES
+
+FAN_QUANTILES = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
+GPT = "gpt"
+BACKTEST_KIND = "backtest"
+
+
+def is_legacy_backtest(folder: Path) -> bool:
+    """A backtest folder from before the output marker: its ``backtest.json`` has the backtest format."""
+    try:
+        return json.loads((Path(folder) / "backtest.json").read_text()).get("format") == "forecaster-backtest"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_backtest_dir(out: str | Path) -> Path:
+    """Refuse an ``--out`` that is not new, empty or a backtest (``OutputError``); writes nothing."""
+    return check_out_dir(out, BACKTEST_KIND, legacy=is_legacy_backtest)
+
+
+def claim_backtest_dir(out: str | Path) -> Path:
+    """Create or reuse ``out`` as a backtest folder (its marker written), refusing anything else."""
+    return claim_dir(out, BACKTEST_KIND, legacy=is_legacy_backtest)
+
+
+@dataclass
+class BacktestConfig:
+    """Everything that decides a backtest's numbers (saved as ``backtest.json``; unknown keys are an error).
+
+    run : GPT run directory (``None``: baselines only).
+    data : data spec (default: the run's); series : panel columns (default: the run's).
+    start, end, every : origin schedule (see ``windows``); window : the preset name, if one was used.
+    n_paths, horizon : paths per forecast and business days ahead; seed : base seed (per origin: seed + date).
+    horizons : days at which scores are taken (those <= horizon).
+    baselines : baseline names; retrain_every : months between retrainings (0: the run as it is).
+    retrain_steps : optimizer steps per retraining (default: the run's).
+    panel_start : first panel date.
+    """
+
+    start: str
+    end: str
+    run: str | None = None
+    data: str | None = None
+    series: list[str] | None = None
+    every: str = "1M"
+    window: str | None = None
+    n_paths: int = 100
+    horizon: int = 250
+    seed: int = 0
+    horizons: list[int] = field(default_factory=lambda: list(metrics.HORIZONS))
+    baselines: list[str] = field(default_factory=lambda: list(BASELINE_NAMES))
+    retrain_every: int = 0
+    retrain_steps: int | None = None
+    panel_start: str = "1990-01-01"
+
+    def __post_init__(self) -> None:
+        if self.n_paths < 2:
+            raise BacktestError(f"--paths must be at least 2 (an ensemble), got {self.n_paths}")
+        if not 1 <= self.horizon <= MAX_HORIZON:
+            raise BacktestError(f"horizon must be from 1 to {MAX_HORIZON} business days (10 years), got {self.horizon}")
+        if self.retrain_every < 0:
+            raise BacktestError(f"--retrain-every must be >= 0 months, got {self.retrain_every}")
+        self.horizons = sorted({int(h) for h in self.horizons if 1 <= int(h) <= self.horizon} | {self.horizon})
+        make_baselines(self.baselines)  # validates the names
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BacktestConfig":
+        return dataclass_from_dict(cls, d, BacktestError, "backtest setting")
+
+
+def origin_seed(seed: int, origin: pd.Timestamp) -> int:
+    """The sampling seed of one origin: depends on the date only, so resuming or reslicing the schedule keeps it."""
+    return int(seed) * 1_000_003 + pd.Timestamp(origin).toordinal()
+
+
+def realised_after(full_panel: pd.DataFrame, origin, horizon: int) -> pd.DataFrame:
+    """The ``horizon`` panel rows after ``origin`` (NaN rows past the end of the data), indexed by step 1..horizon.
+
+    A ``date`` column gives each step's panel day (NaT past the end).
+    """
+    pos = full_panel.index.searchsorted(pd.Timestamp(origin), side="right")
+    rows = full_panel.iloc[pos : pos + horizon]
+    out = pd.DataFrame(np.nan, index=pd.RangeIndex(1, horizon + 1, name="step"), columns=full_panel.columns)
+    out.iloc[: len(rows)] = rows.to_numpy()
+    out.insert(0, "date", pd.NaT)
+    out.iloc[: len(rows), 0] = rows.index
+    out["date"] = pd.to_datetime(out["date"])
+    return out
+
+
+class GPTModel:
+    """The GPT behind the same ``forecast(panel, n_paths, horizon, seed)`` call as the baselines.
+
+    Every row the sampler draws decodes (the tokenizer's per-slot id ranges admit
+    only decodable rows), so no repair is needed here.
+    """
+
+    name = GPT
+
+    def __init__(self, pipe) -> None:
+        self.pipe = pipe
+
+    def forecast(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
+        fc = self.pipe.predict(panel, panel.index[-1], n_paths=n_paths, horizon=horizon, seed=seed)
+        fc.meta["covers"] = list(fc.series)
+        fc.meta["model"] = GPT
+        return fc
+
+
+def forecast_origin(models: list, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int
+                    ) -> tuple[dict[str, Forecast], dict[str, str], dict[str, float]]:
+    """Every model's forecast from the point-in-time ``panel`` (its last row is the origin).
+
+    Returns (forecasts by model name, errors by model name, seconds by model name).
+    A model that fails at this origin is reported in ``errors`` and left out; the
+    others go on (a skeptical reader sees the count in the summary).
+    """
+    forecasts, errors, seconds = {}, {}, {}
+    for model in models:
+        t0 = time.perf_counter()
+        try:
+            fc = model.forecast(panel, n_paths, horizon, seed)
+        except Exception as exc:  # noqa: BLE001 - recorded per origin and counted in the summary
+            errors[model.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        finally:
+            seconds[model.name] = time.perf_counter() - t0
+        assert fc.paths.shape == (n_paths, horizon, len(fc.series)), f"{model.name}: paths {fc.paths.shape}"
+        assert fc.as_of == panel.index[-1], f"{model.name}: forecast from {fc.as_of}, origin {panel.index[-1]}"
+        forecasts[model.name] = fc
+    return forecasts, errors, seconds
+
+
+def _groups(forecasts: dict[str, Forecast]) -> list[tuple[str, ...]]:
+    seen = []
+    for fc in forecasts.values():
+        g = tuple(s for s in fc.series if s in fc.meta["covers"])
+        if len(g) >= 2 and g not in seen:
+            seen.append(g)
+    return seen
+
+
+def score_origin(forecasts: dict[str, Forecast], realised: pd.DataFrame, history: pd.DataFrame,
+                 horizons: list[int], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores and fan quantiles of every forecast at one origin.
+
+    Parameters
+    ----------
+    forecasts : by model name, all from the same origin and horizon.
+    realised : ``realised_after`` of the full panel (steps 1..horizon).
+    history : the point-in-time panel at the origin (scales of the energy score).
+    horizons : score days (1-based).
+
+    Returns
+    -------
+    scores : long table, one row per (model, kind, name, horizon) with kind ``series``
+        (obs, crps, cov50/80/90, pit, median, mean, members), ``regime`` (brier, rps,
+        p_obs = probability given to the realised regime) or ``energy`` (es over the
+        series group ``name``).
+    fan : per (model, series, step) the ``FAN_QUANTILES``; model ``realised`` holds the outcome in ``q50``.
+    """
+    rng = np.random.default_rng(seed)
+    hz = [h for h in horizons if h <= len(realised)]
+    target = realised["date"].to_numpy()[np.asarray(hz) - 1]
+    rows = []
+    fan = []
+    for name, fc in forecasts.items():
+        covers = [s for s in fc.series if s in fc.meta["covers"]]
+        for s in covers:
+            obs = realised[s].to_numpy(dtype=np.float64)
+            res = metrics.score_series(fc.column(s), obs, hz, rng)
+            for i, h in enumerate(hz):
+                rows.append({"model": name, "kind": "series", "name": s, "horizon": h, "target_date": target[i],
+                             **{k: float(v[i]) for k, v in res.items()}})
+            q = np.nanquantile(np.where(np.isfinite(fc.column(s)), fc.column(s), np.nan), FAN_QUANTILES, axis=0) \
+                if np.isfinite(fc.column(s)).any() else np.full((len(FAN_QUANTILES), fc.horizon), np.nan)
+            fan.append(pd.DataFrame({"model": name, "series": s, "step": np.arange(1, fc.horizon + 1),
+                                     **{f"q{int(round(p * 100)):02d}": q[k] for k, p in enumerate(FAN_QUANTILES)}}))
+        for regime in DEFAULT_REGIMES:
+            if regime.series not in covers:
+                continue
+            probs = metrics.regime_probs(fc.column(regime.series)[:, np.asarray(hz) - 1].T, regime)
+            code = regime.classify(realised[regime.series].to_numpy(dtype=np.float64)[np.asarray(hz) - 1])
+            brier, rps = metrics.regime_scores(code, probs)
+            for i, h in enumerate(hz):
+                p_obs = float(probs[i, code[i]]) if code[i] >= 0 else np.nan
+                rows.append({"model": name, "kind": "regime", "name": regime.name, "horizon": h, "target_date": target[i],
+                             "obs": float(code[i]), "brier": brier[i], "rps": rps[i], "p_obs": p_obs})
+    # energy score over each model's series group, for every model that covers the group
+    for group in _groups(forecasts):
+        transforms = transforms_for(group)
+        last = history[list(group)].ffill().iloc[-1].to_numpy(dtype=np.float64)
+        scales = metrics.change_scales(history[list(group)], hz)  # (len(hz), d)
+        obs = metrics.change_space(realised[list(group)].to_numpy(dtype=np.float64)[np.asarray(hz) - 1], last, transforms)
+        for name, fc in forecasts.items():
+            if not set(group) <= set(fc.meta["covers"]):
+                continue
+            sel = [fc.series.index(s) for s in group]
+            ens = metrics.change_space(fc.paths[:, np.asarray(hz) - 1][:, :, sel], last, transforms)  # (P, N, d)
+            es = metrics.energy(obs / scales, np.transpose(ens, (1, 0, 2)) / scales[:, None, :])
+            for i, h in enumerate(hz):
+                rows.append({"model": name, "kind": "energy", "name": "+".join(group), "horizon": h,
+                             "target_date": target[i], "es": es[i]})
+    real = realised.drop(columns="date")
+    fan.append(pd.DataFrame({"model": "realised", "series": np.repeat(real.columns.to_numpy(), len(real)),
+                             "step": np.tile(real.index.to_numpy(), real.shape[1]),
+                             "q50": real.to_numpy().T.reshape(-1)}))
+    scores = pd.DataFrame(rows)
+    return scores, pd.concat(fan, ignore_index=True)
+
+
+def _months_between(a: pd.Timestamp, b: pd.Timestamp) -> int:
+    return (b.year - a.year) * 12 + (b.month - a.month)
+
+
+class Backtest:
+    """One backtest folder: settings, origins, the loop, resume.
+
+    Parameters
+    ----------
+    cfg : the settings; out : the output folder (created).
+    builder : a ``PanelBuilder`` (default: from ``cfg.data`` or the run's data source).
+    """
+
+    def __init__(self, cfg: BacktestConfig, out: str | Path, builder: PanelBuilder | None = None) -> None:
+        self.cfg = cfg
+        self.out = Path(out)
+        self.run_info: dict = {}
+        if cfg.run is not None:
+            from forecaster.core.training.checkpoint import RunDir
+
+            self.run_info = RunDir(cfg.run).read_info()
+            if cfg.series is None:
+                cfg.series = list(self.run_info["series"])
+        data = cfg.data or self.run_info.get("data")
+        if builder is None:
+            if data is None:
+                raise BacktestError("no data: give --data (or a --run, whose data source is used)")
+            builder = PanelBuilder(data, series=cfg.series, start=cfg.panel_start)
+        self.builder = builder
+        if cfg.series is None:
+            cfg.series = list(builder.series)
+        self.full = builder.build()[cfg.series]
+        self.origins = origin_schedule(self.full.index, cfg.start, cfg.end, cfg.every)
+        self._pipes: dict[str, object] = {}
+
+    # -- files -----------------------------------------------------------------------------
+    def origin_path(self, origin: pd.Timestamp, fan: bool = False) -> Path:
+        return self.out / "origins" / f"{origin.date()}{'.fan' if fan else ''}.parquet"
+
+    def prepare(self) -> None:
+        """Claim the folder and write the settings; refuse a folder holding anything but a backtest of these settings."""
+        claim_backtest_dir(self.out)
+        doc_path = self.out / "backtest.json"
+        doc = {"format": "forecaster-backtest", "version": 1, "config": self.cfg.to_dict(),
+               "origins": [str(o.date()) for o in self.origins]}
+        if doc_path.exists():
+            old = json.loads(doc_path.read_text())
+            if old.get("config") != doc["config"]:
+                changed = sorted(k for k in doc["config"] if old.get("config", {}).get(k) != doc["config"][k])
+                raise BacktestError(f"{self.out} holds a backtest with other settings ({', '.join(changed)} differ); "
+                                    "use another --out or delete it")
+        write_text(doc_path, json.dumps(doc, indent=2))
+
+    def done(self) -> list[pd.Timestamp]:
+        return [o for o in self.origins if self.origin_path(o).exists()]
+
+    # -- models ----------------------------------------------------------------------------
+    def _check_run_as_of(self, run_dir: Path, origin: pd.Timestamp) -> None:
+        from forecaster.core.training.checkpoint import RunDir
+
+        info = RunDir(run_dir).read_info()
+        last = pd.Timestamp(info.get("last_date") or info.get("as_of") or "2262-01-01")
+        if last > origin:
+            raise BacktestError(f"the run {run_dir} was trained on data up to {last.date()}, after the origin "
+                                f"{origin.date()} (look-ahead); train it with --as-of {origin.date()} or earlier, "
+                                "or use --retrain-every")
+
+    def _pipe(self, run_dir: Path):
+        from forecaster.market.pipeline import ForecastPipeline
+
+        key = str(run_dir)
+        if key not in self._pipes:
+            self._pipes.clear()
+            self._pipes[key] = ForecastPipeline.from_run(run_dir)
+        return self._pipes[key]
+
+    def retrain_dates(self) -> list[pd.Timestamp]:
+        """Origins at which a new run is trained (expanding window), every ``retrain_every`` months."""
+        if not self.cfg.retrain_every:
+            return []
+        dates = [self.origins[0]]
+        for o in self.origins[1:]:
+            if _months_between(dates[-1], o) >= self.cfg.retrain_every:
+                dates.append(o)
+        return dates
+
+    def gpt_run_for(self, origin: pd.Timestamp, progress: bool = False) -> Path | None:
+        """The run that forecasts from ``origin`` (trained first if the retraining policy needs it)."""
+        if self.cfg.run is None:
+            return None
+        if not self.cfg.retrain_every:
+            self._check_run_as_of(Path(self.cfg.run), origin)
+            return Path(self.cfg.run)
+        as_of = max(d for d in self.retrain_dates() if d <= origin)
+        run_dir = self.out / "models" / str(as_of.date())
+        from forecaster.market.backtest.retrain import train_as_of
+
+        train_as_of(self.builder, as_of, Path(self.cfg.run), run_dir, self.cfg.retrain_steps, progress=progress)
+        return run_dir
+
+    def models_for(self, origin: pd.Timestamp) -> list:
+        models = []
+        run_dir = self.gpt_run_for(origin)
+        if run_dir is not None:
+            models.append(GPTModel(self._pipe(run_dir)))
+        return models + make_baselines(self.cfg.baselines)
+
+    # -- the loop --------------------------------------------------------------------------
+    def run_origin(self, origin: pd.Timestamp) -> pd.DataFrame:
+        """Forecast, score and write one origin; returns its scores."""
+        cfg = self.cfg
+        panel = self.builder.build(origin)[cfg.series]
+        assert panel.index[-1] == origin, f"the panel as of {origin.date()} ends on {panel.index[-1].date()}"
+        seed = origin_seed(cfg.seed, origin)
+        forecasts, errors, seconds = forecast_origin(self.models_for(origin), panel, cfg.n_paths, cfg.horizon, seed)
+        realised = realised_after(self.full, origin, cfg.horizon)
+        scores, fan = score_origin(forecasts, realised, panel, cfg.horizons, seed)
+        scores.insert(0, "origin", origin)
+        fan.insert(0, "origin", origin)
+        meta = {"origin": str(origin.date()), "errors": errors, "seconds": seconds,
+                "realised_days": int(realised["date"].notna().sum()),
+                "models": {k: {m: v for m, v in fc.meta.items()
+                               if m in ("covers", "lags", "model_sha256", "run_dir")}
+                           for k, fc in forecasts.items()}}
+        write_parquet(fan, self.origin_path(origin, fan=True), meta)
+        write_parquet(scores, self.origin_path(origin), meta)  # last: the commit point of this origin
+        return scores
+
+    def run(self, on_origin: Callable[[pd.Timestamp, dict], None] | None = None) -> pd.DataFrame:
+        """Run every origin not done yet (in order); returns all scores (finished origins read back)."""
+        self.prepare()
+        for origin in self.origins:
+            if self.origin_path(origin).exists():
+                if on_origin:
+                    on_origin(origin, {"skipped": True})
+                continue
+            t0 = time.perf_counter()
+            self.run_origin(origin)
+            if on_origin:
+                on_origin(origin, {"skipped": False, "seconds": time.perf_counter() - t0})
+        return load_scores(self.out)
+
+
+def load_scores(out: str | Path) -> pd.DataFrame:
+    """All per-origin scores of a backtest folder, with each origin's errors in an ``errors`` attribute."""
+    from data_sources.store import read_meta
+
+    files = sorted(p for p in (Path(out) / "origins").glob("*.parquet") if not p.name.endswith(".fan.parquet"))
+    if not files:
+        raise BacktestError(f"{out} holds no backtest results (no origins/*.parquet); run `forecaster backtest` first")
+    frames, errors, seconds = [], {}, {}
+    for p in files:
+        frames.append(pd.read_parquet(p))
+        meta = read_meta(p)
+        if meta.get("errors"):
+            errors[meta["origin"]] = meta["errors"]
+        seconds[meta["origin"]] = meta.get("seconds", {})
+    scores = pd.concat(frames, ignore_index=True)
+    if "kind" not in scores.columns:  # every model failed at every origin: nothing was scored
+        first = next(iter(errors.items()), None)
+        raise BacktestError(f"{out}: no model produced a forecast at any origin"
+                            + (f" (first error, at {first[0]}: {first[1]})" if first else ""))
+    scores.attrs = {"errors": errors, "seconds": seconds}
+    return scores
+
+
+def load_fan(out: str | Path, origin) -> pd.DataFrame:
+    """The fan quantiles and realised path of one origin."""
+    return pd.read_parquet(Path(out) / "origins" / f"{pd.Timestamp(origin).date()}.fan.parquet")

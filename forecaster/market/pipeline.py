@@ -1,0 +1,206 @@
+"""From a trained run to a forecast: history in, joint level paths out.
+
+``ForecastPipeline.from_run(RUN_DIR)`` loads the model, the tokenizer and the run
+info; ``predict`` takes the point-in-time panel as of the forecast origin, turns it
+into the model frame, tokenizes the most recent rows as the prompt, samples N
+paths with the KV-cache sampler (forcing scenario constraints), decodes them, and
+integrates returns and differences into levels from the last observed values.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from data_sources.calendar import business_days_after
+from data_sources.panel import PanelBuilder
+from forecaster.market.features import integrate, model_frame, transforms_for
+from forecaster.market.forecast import Forecast, ForecastError, check_horizon
+from forecaster.core.model import GPT
+from forecaster.core.sampler import Sampler, SamplingConfig, make_generator
+from forecaster.market.scenario import Scenario, ScenarioError, forced_model_values
+from forecaster.core.tokenizer import TableTokenizer
+
+
+def _data_used(panel) -> dict:
+    """``data`` (the source's file or name) and ``source`` (its short name) of what ``predict`` was given."""
+    if not isinstance(panel, PanelBuilder):
+        return {"data": "a panel passed to predict", "source": "dataframe"}
+    src = panel.source
+    where = getattr(src, "mapping_path", None) or getattr(src, "path", None)
+    return {"data": str(where) if where is not None else src.name, "source": src.name}
+
+
+class ForecastPipeline:
+    """Model + tokenizer + sampler for one run directory.
+
+    Parameters
+    ----------
+    model, tokenizer : as trained together (the tokenizer fingerprint was checked).
+    run_dir : where they came from (recorded in every forecast's metadata).
+    info : the run's ``run.json`` (data source, series, date range).
+    """
+
+    def __init__(self, model: GPT, tokenizer: TableTokenizer, run_dir: str | Path | None = None,
+                 info: dict | None = None, model_hash: str | None = None) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.info = dict(info or {})
+        self.model_hash = model_hash
+        self.sampler = Sampler(model, torch.from_numpy(tokenizer.valid_mask()))
+        self.series = list(tokenizer.columns)
+        self.transforms = transforms_for(self.series)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, which: str = "best") -> "ForecastPipeline":
+        from forecaster.core.training.checkpoint import CheckpointError, RunDir, load_model, sha256_file
+
+        run = RunDir(run_dir)
+        if not run.tokenizer.exists():
+            raise CheckpointError(f"{run.path} is not a trained run (no tokenizer.json); run `forecaster train --out {run.path}`")
+        tok = TableTokenizer.load(run.tokenizer)
+        model = load_model(run.path, which=which, fingerprint=tok.fingerprint())
+        weights = run.best_weights if run.best_weights.exists() else None
+        return cls(model, tok, run.path, run.read_info(), sha256_file(weights) if weights else None)
+
+    # -- pieces --------------------------------------------------------------------------
+    def _roundtrip(self, name: str, value: float) -> float:
+        """``value`` of column ``name`` after tokenization (what the model will be forced to see)."""
+        frame = pd.DataFrame({c: [np.nan] for c in self.series})
+        frame[name] = [value]
+        ids, clamped = self.tokenizer.encode_with_report(frame)
+        if clamped.get(name, 0):
+            codec = self.tokenizer.codec(name)
+            raise ScenarioError(
+                f"forced {name} value {value:.6g} (model units) is outside the tokenizer's range"
+                f"{' ' + str(codec.bounds()) if hasattr(codec, 'bounds') else ''}; use a smaller shock"
+            )
+        return float(self.tokenizer.decode(ids)[name].iloc[0])
+
+    def _forced_ids(self, scenario: Scenario | None, last_levels: dict, horizon: int) -> tuple[torch.Tensor | None, pd.DataFrame | None]:
+        if scenario is None or not scenario.constraints:
+            return None, None
+        unknown = [c.series for c in scenario.constraints if c.series not in self.series]
+        if unknown:
+            raise ScenarioError(f"series {', '.join(unknown)} not modeled by this run (it models: {', '.join(self.series)})")
+        values = forced_model_values(scenario, last_levels, horizon, self._roundtrip)
+        frame = pd.DataFrame(np.nan, index=range(horizon), columns=self.series)
+        frame[values.columns] = values.to_numpy()
+        ids = self.tokenizer.encode(frame)  # (H, R)
+        forced = np.full_like(ids, -1)
+        for name in values.columns:
+            rows = values[name].notna().to_numpy()
+            sl = self.tokenizer.column_slots(name)
+            forced[rows, sl] = ids[rows, sl]
+        return torch.from_numpy(forced), values
+
+    def _sampler_for(self, last_levels: dict[str, float]) -> Sampler:
+        """The sampler with "missing" forbidden for every series that has a value at the origin.
+
+        A series known on the as-of date stays known: a missing cell in its path would only
+        shrink the sample its quantiles and regimes come from. Series without a value keep it.
+        """
+        mask = torch.from_numpy(self.tokenizer.valid_mask())
+        for name in self.series:
+            missing = self.tokenizer.missing_id(name)
+            if missing is not None and np.isfinite(last_levels[name]):
+                mask[self.tokenizer.column_slots(name).start, missing] = False
+        return Sampler(self.model, mask, keep_rows=self.sampler.keep_rows, step_mask=self.sampler.step_mask)
+
+    # -- the job ---------------------------------------------------------------------------
+    def predict(
+        self,
+        panel: pd.DataFrame | PanelBuilder,
+        as_of,
+        n_paths: int = 100,
+        horizon: int = 250,
+        seed: int = 0,
+        scenario: Scenario | None = None,
+        sampling: SamplingConfig | None = None,
+        history_days: int = 500,
+        progress: Callable[[int], None] | None = None,
+    ) -> Forecast:
+        """Sample ``n_paths`` joint paths of ``horizon`` business days after ``as_of``.
+
+        Parameters
+        ----------
+        panel : the point-in-time panel (rows after ``as_of`` are dropped), or a
+            ``PanelBuilder``, which builds it as of ``as_of`` (no look-ahead by construction).
+        as_of : forecast origin; the last panel day on or before it is used.
+        progress : called with the number of sampled days so far.
+
+        Returns
+        -------
+        Forecast with paths (n_paths, horizon, series) in levels. Its ``meta`` records, besides
+        provenance, the data used (``data``, ``source``), prompt values clamped by the tokenizer
+        per series (``clamped``), missing forecast cells (``nan_cells``, ``nan_cells_by_series``)
+        and one line per such problem in ``warnings``. A series with a value at the origin is
+        never sampled as missing.
+        """
+        check_horizon(horizon)
+        if n_paths < 1:
+            raise ForecastError(f"--paths must be at least 1, got {n_paths}")
+        as_of = pd.Timestamp(as_of)
+        data_used = _data_used(panel)
+        if isinstance(panel, PanelBuilder):
+            panel = panel.build(as_of)
+        missing = [c for c in self.series if c not in panel.columns]
+        if missing:
+            raise ForecastError(f"the data lacks series this run models: {', '.join(missing)}")
+        if as_of < panel.index[0] or as_of > panel.index[-1] + pd.Timedelta(days=7):
+            raise ForecastError(
+                f"as-of date {as_of.date()} is outside the data ({panel.index[0].date()} .. {panel.index[-1].date()})"
+            )
+        panel = panel.loc[:as_of, self.series]
+        need = self.sampler.window_rows - 1
+        if len(panel) < need + 1:
+            raise ForecastError(f"as-of date {as_of.date()} leaves {len(panel)} days of history; the model needs {need + 1}")
+        frame = model_frame(panel)
+        prompt_ids, clamped = self.tokenizer.encode_with_report(frame.iloc[-need:])
+        last = panel.iloc[-1]
+        last_levels = {c: float(last[c]) for c in self.series}
+        forced, forced_values = self._forced_ids(scenario, last_levels, horizon)
+
+        gen = make_generator(seed)
+        sampler = self._sampler_for(last_levels)
+        ids = sampler.sample(torch.from_numpy(prompt_ids.reshape(-1)), n_paths, horizon, gen, sampling, forced, progress)
+        decoded = self.tokenizer.decode(ids.reshape(-1, ids.shape[-1]).numpy())
+        steps = decoded[self.series].to_numpy(dtype=np.float64).reshape(n_paths, horizon, len(self.series))
+        levels = integrate(np.array([last_levels[c] for c in self.series]), steps, self.transforms)
+        origin = panel.index[-1]
+        clamped = {k: int(v) for k, v in clamped.items() if v}
+        nan_cells = {c: int(n) for c, n in zip(self.series, np.isnan(levels).sum(axis=(0, 1))) if n}
+        warnings = [f"{c}: {n} of the {need} prompt values lay beyond the tokenizer's fitted range and were clamped"
+                    for c, n in clamped.items()]
+        for c, n in nan_cells.items():
+            why = f"; it had no value on {origin.date()}" if not np.isfinite(last_levels[c]) else ""
+            warnings.append(f"{c}: {n} of {n_paths * horizon} forecast cells are missing (NaN{why}); "
+                            "its quantiles and regimes come from the other cells only")
+        meta = {
+            "as_of": str(origin.date()),
+            "requested_as_of": str(as_of.date()),
+            "run_dir": str(self.run_dir) if self.run_dir else None,
+            "model_sha256": self.model_hash,
+            "tokenizer_fingerprint": self.tokenizer.fingerprint(),
+            "seed": int(seed),
+            "n_paths": int(n_paths),
+            "horizon": int(horizon),
+            "sampling": vars(sampling or SamplingConfig()),
+            "scenario": scenario.to_dict() if scenario else None,
+            "prompt_days": int(need),
+            **data_used,
+            "run_data": self.info.get("data"),
+            "clamped": clamped,
+            "nan_cells": int(sum(nan_cells.values())),
+            "nan_cells_by_series": nan_cells,
+            "warnings": warnings,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        if forced_values is not None:  # what was forced, in model units, for the record
+            meta["forced_days"] = {c: int(forced_values[c].notna().sum()) for c in forced_values.columns}
+        return Forecast(origin, business_days_after(origin, horizon), self.series, levels, panel.iloc[-history_days:].copy(), meta)

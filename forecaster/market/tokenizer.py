@@ -1,0 +1,113 @@
+"""Default column specs for the market model frame (``forecaster.market.features.model_frame``).
+
+Every series gets **one token** per day: a single base-``B`` digit, ``B`` at most
+``MAX_LEVELS``, plus a missing token (the panel's "not yet available"). So a
+day of the 21 reference series is 22 tokens (with the row delimiter), and
+sampling cost, which grows with the tokens per day (linearly in the MLPs,
+quadratically in attention), is half what two digits per series cost. Each
+column's bins are as fine as its target resolution below allows, and coarser
+when ``MAX_LEVELS`` bins cannot span the column's range at that resolution; the
+precision report (``forecaster tokenizer report``) shows the resulting bounds.
+By the catalog's modeling transform:
+
+- ``log_return`` (percent; heavy-tailed, and zero-inflated for monthly/quarterly
+  series on the daily calendar): ``signed_log`` with scale 1 (%), bins at least
+  ``RETURN_WIDTH`` wide in that space. For the S&P 500 (a 1990-2026 range of
+  -12.8 % .. +11.6 %) that is 0.015, so a quiet day's return is within 0.8 bp and
+  a 5 % move within 5 bp (the error grows like ``1 + |r|``). Zero is an anchor and
+  decodes exactly.
+- levels the catalog marks ``positive`` (VIX): ``log`` (for VIX about
+  0.3 % relative error, 0.07 points at 20), so no sampled path can ever show a zero
+  or negative VIX.
+- columns whose values all lie on a 0.01 grid (yield, spread and unemployment
+  differences in percentage points): ``step=0.01`` (or ``0.1`` where the data lie on
+  that grid and 0.01 steps would need more than one token: unemployment, whose
+  changes span -0.9 .. +10.4 pp), so they round-trip exactly, zero included.
+- everything else (changes of YoY inflation): linear bins at least
+  ``LEVEL_WIDTH`` wide.
+
+Decoding returns the centre of the bin, so the quantisation error is unbiased
+and averages out when daily changes are integrated into levels.
+
+Headroom is 25 % of the fitted span at each end (in the transformed space),
+more than the codec default, because markets set new extremes; beyond it values
+are clamped and counted.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from forecaster.core.tokenizer.spec import ColumnSpec
+
+MAX_LEVELS = 512
+RETURN_WIDTH = 0.002
+LEVEL_WIDTH = 0.005
+LOG_WIDTH = 0.00025
+GRID = 0.01
+HEADROOM = 0.25
+
+
+def _one_digit(t_span: float, width: float, extra: int = 1) -> tuple[int, int]:
+    """``(base, digits=1)`` for a column spanning ``t_span`` (transformed units): bins of
+    ``width``, or as many as ``MAX_LEVELS`` allows (``extra`` = bins beyond the span)."""
+    n_bins = math.ceil(t_span * (1 + 2 * HEADROOM) / width) + extra
+    return max(2, min(n_bins, MAX_LEVELS)), 1
+
+
+def _n_steps(span: float, step: float) -> int:
+    return math.ceil(span * (1 + 2 * HEADROOM) / step) + 2
+
+
+def on_grid(x: np.ndarray, step: float = GRID) -> bool:
+    """True when every finite value is within 1e-6 steps of a multiple of ``step``."""
+    x = x[np.isfinite(x)]
+    return bool(x.size) and bool(np.all(np.abs(x / step - np.round(x / step)) < 1e-6))
+
+
+def _transform_of(name: str) -> str | None:
+    from data_sources import catalog
+
+    return catalog.CATALOG[name].transform if name in catalog.CATALOG else None
+
+
+def _positive(name: str) -> bool:
+    from data_sources import catalog
+
+    return name in catalog.CATALOG and catalog.CATALOG[name].positive
+
+
+def market_specs(frame: pd.DataFrame) -> dict[str, ColumnSpec]:
+    """Specs for every column of a market model frame (see the module docstring).
+
+    Parameters
+    ----------
+    frame : (days, series) float64 model frame; columns named as in the catalog (a
+        column not in the catalog is treated as a level).
+    """
+    specs: dict[str, ColumnSpec] = {}
+    for name in frame.columns:
+        x = frame[name].to_numpy(dtype=np.float64)
+        finite = x[np.isfinite(x)]
+        span = float(finite.max() - finite.min()) if finite.size else 0.0
+        if _transform_of(str(name)) == "log_return" and not on_grid(x):
+            t_span = float(np.log1p(max(finite.max(), 0)) + np.log1p(max(-finite.min(), 0))) if finite.size else 0.0
+            base, digits = _one_digit(t_span, RETURN_WIDTH)
+            specs[name] = ColumnSpec(kind="float", transform="signed_log", scale=1.0, base=base, digits=digits, headroom=HEADROOM, nullable=True)
+        elif _positive(str(name)) and finite.size and finite.min() > 0:
+            t_span = float(np.log(finite.max()) - np.log(finite.min()))
+            base, digits = _one_digit(t_span, LOG_WIDTH)
+            specs[name] = ColumnSpec(kind="float", transform="log", base=base, digits=digits, headroom=HEADROOM, nullable=True)
+        elif on_grid(x):
+            # an exact grid needs a bin per step: the coarser 0.1 grid when the data lie on it and
+            # 0.01 steps would not fit one token (unemployment changes), else two digits
+            step = 10 * GRID if _n_steps(span, GRID) > MAX_LEVELS and on_grid(x, 10 * GRID) else GRID
+            n_steps = _n_steps(span, step)
+            base, digits = (n_steps, 1) if n_steps <= MAX_LEVELS else (math.ceil(math.sqrt(n_steps)), 2)
+            specs[name] = ColumnSpec(kind="float", step=step, base=base, digits=digits, headroom=HEADROOM, nullable=True)
+        else:
+            base, digits = _one_digit(span, LEVEL_WIDTH)
+            specs[name] = ColumnSpec(kind="float", base=base, digits=digits, headroom=HEADROOM, nullable=True)
+    return specs
