@@ -10,6 +10,7 @@ from the same scenarios.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,12 +89,19 @@ class Forecast:
     # -- summaries ------------------------------------------------------------------------
     def quantile_array(self, quantiles=DEFAULT_QUANTILES) -> np.ndarray:
         """(quantiles, horizon, series) across paths, ignoring missing values."""
-        with np.errstate(all="ignore"):
-            import warnings
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices stay NaN
+            return np.nanquantile(self.paths, list(quantiles), axis=0)
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices stay NaN
-                return np.nanquantile(self.paths, list(quantiles), axis=0)
+    def quantile(self, q: float) -> pd.DataFrame:
+        """The ``q`` quantile across paths (0 < q < 1) as a (horizon, series) frame indexed by date."""
+        if isinstance(q, bool) or not isinstance(q, (int, float, np.floating)) or not 0 < q < 1:
+            raise ForecastError(f"q must be a number strictly between 0 and 1, got {q!r}")
+        return pd.DataFrame(self.quantile_array([float(q)])[0], index=self.dates, columns=self.series)
+
+    def median(self) -> pd.DataFrame:
+        """(horizon, series) median across paths."""
+        return self.quantile(0.5)
 
     def quantiles(self, quantiles=DEFAULT_QUANTILES) -> pd.DataFrame:
         """Long table: date, series, quantile, value."""
@@ -110,8 +118,6 @@ class Forecast:
 
     def mean(self) -> pd.DataFrame:
         """(horizon, series) mean across paths."""
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return pd.DataFrame(np.nanmean(self.paths, axis=0), index=self.dates, columns=self.series)
