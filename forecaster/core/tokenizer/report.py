@@ -16,6 +16,8 @@ For a fitted tokenizer and a frame (normally the fit data), one row per column:
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -23,8 +25,11 @@ from forecaster.core.tokenizer.datetime_codec import DatetimeCodec
 from forecaster.core.tokenizer.discrete_codecs import CategoryCodec, IntCodec, as_int
 from forecaster.core.tokenizer.float_codec import FloatCodec, as_float
 
+if TYPE_CHECKING:  # annotations only: table imports this module
+    from forecaster.core.tokenizer.table import TableTokenizer
 
-def _errors(tok, name: str, original: pd.Series, decoded: pd.Series) -> tuple[np.ndarray, int, int]:
+
+def _errors(tok: TableTokenizer, name: str, original: pd.Series, decoded: pd.Series) -> tuple[np.ndarray, int, int]:
     """(in-range present values,) signed errors, number of present values, mismatches."""
     codec = tok.codec(name)
     if isinstance(codec, FloatCodec):
@@ -59,7 +64,7 @@ def _errors(tok, name: str, original: pd.Series, decoded: pd.Series) -> tuple[np
     return np.zeros(int(known.sum())), int(present.sum()), int(np.count_nonzero(a != b))
 
 
-def precision_report(tok, frame: pd.DataFrame) -> pd.DataFrame:
+def precision_report(tok: TableTokenizer, frame: pd.DataFrame) -> pd.DataFrame:
     """One row per column of ``tok`` (index: column name); see the module docstring."""
     ids, clamped = tok.encode_with_report(frame)
     decoded = tok.decode(ids)

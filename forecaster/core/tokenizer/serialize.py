@@ -19,19 +19,24 @@ Schema, version 1::
 checked on load, so a hand-edited file that no longer lines up is refused. An
 unknown version, a missing field or an unknown field is a ``FormatError``. The
 fingerprint is the sha256 of the canonical (sorted, compact) JSON.
+
+This module knows the file format, not the tokenizer: ``table`` imports it, and
+the class to rebuild is passed in (``tokenizer_from_dict(data, TableTokenizer)``).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from foundation.atomic import write_text
 from forecaster.core.tokenizer.codecs import codec_from_dict
 from forecaster.core.tokenizer.errors import FormatError, SpecError
 from forecaster.core.tokenizer.spec import ColumnSpec
-from forecaster.core.tokenizer.table import BOS_ID, EOS_ID, ROW_ID, TableTokenizer
+
+if TYPE_CHECKING:  # annotations only: table imports this module
+    from forecaster.core.tokenizer.table import TableTokenizer
 
 FORMAT = "forecaster.table_tokenizer"
 VERSION = 1
@@ -39,12 +44,16 @@ _TOP_KEYS = {"format", "version", "special_tokens", "tokens_per_row", "vocab_siz
 _COLUMN_KEYS = {"name", "offset", "n_slots", "spec", "codec"}
 
 
+def _special_tokens(tok: TableTokenizer | type[TableTokenizer]) -> dict[str, int]:
+    return {"bos": tok.bos_id, "eos": tok.eos_id, "row": tok.row_id}
+
+
 def tokenizer_to_dict(tok: TableTokenizer) -> dict[str, Any]:
     """The JSON-able description of a fitted tokenizer (schema above)."""
     return {
         "format": FORMAT,
         "version": VERSION,
-        "special_tokens": {"bos": BOS_ID, "eos": EOS_ID, "row": ROW_ID},
+        "special_tokens": _special_tokens(tok),
         "tokens_per_row": tok.tokens_per_row,
         "vocab_size": tok.vocab_size,
         "columns": [
@@ -70,14 +79,14 @@ def _check_keys(d: Any, expected: set[str], where: str) -> None:
         raise FormatError(f"{where}: unknown field(s) {unknown}")
 
 
-def tokenizer_from_dict(data: dict[str, Any]) -> TableTokenizer:
-    """Rebuild a tokenizer from ``tokenizer_to_dict``; ``FormatError`` on any mismatch."""
+def tokenizer_from_dict(data: dict[str, Any], cls: type[TableTokenizer]) -> TableTokenizer:
+    """Rebuild a ``cls`` tokenizer from ``tokenizer_to_dict``; ``FormatError`` on any mismatch."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise FormatError(f"not a table tokenizer file (format {data.get('format') if isinstance(data, dict) else None!r}, expected {FORMAT!r})")
     if data.get("version") != VERSION:
         raise FormatError(f"tokenizer file version {data.get('version')!r} is not supported: this build reads version {VERSION}; refit the tokenizer or upgrade")
     _check_keys(data, _TOP_KEYS, "tokenizer file")
-    if data["special_tokens"] != {"bos": BOS_ID, "eos": EOS_ID, "row": ROW_ID}:
+    if data["special_tokens"] != _special_tokens(cls):
         raise FormatError(f"tokenizer file: special tokens {data['special_tokens']} differ from this build's")
     columns, codecs, specs = [], [], {}
     for i, col in enumerate(data["columns"]):
@@ -99,7 +108,7 @@ def tokenizer_from_dict(data: dict[str, Any]) -> TableTokenizer:
             raise FormatError(f"{where}: {exc}") from None
         columns.append(col["name"])
         codecs.append(codec)
-    tok = TableTokenizer(columns, codecs, specs)
+    tok = cls(columns, codecs, specs)
     derived = ([c["offset"] for c in data["columns"]], [c["n_slots"] for c in data["columns"]], data["tokens_per_row"], data["vocab_size"])
     if derived != (tok.offsets, [c.n_slots for c in codecs], tok.tokens_per_row, tok.vocab_size):
         raise FormatError("tokenizer file: stored offsets, slot counts, tokens_per_row or vocab_size do not match its codecs (edited by hand?)")
@@ -126,8 +135,8 @@ def save(tok: TableTokenizer, path: str | os.PathLike) -> None:
     write_text(path, to_json(tok))
 
 
-def load(path: str | os.PathLike) -> TableTokenizer:
-    """Read a tokenizer written by ``save``."""
+def load(path: str | os.PathLike, cls: type[TableTokenizer]) -> TableTokenizer:
+    """Read a ``cls`` tokenizer written by ``save``."""
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
@@ -136,6 +145,6 @@ def load(path: str | os.PathLike) -> TableTokenizer:
     except json.JSONDecodeError as exc:
         raise FormatError(f"tokenizer file {os.fspath(path)!r} is not valid JSON ({exc})") from None
     try:
-        return tokenizer_from_dict(data)
+        return tokenizer_from_dict(data, cls)
     except FormatError as exc:
         raise FormatError(f"{os.fspath(path)}: {exc}") from None

@@ -21,14 +21,17 @@ sequence like ``"drop"``. No mode returns a misaligned table. Sampling under
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from forecaster.core.tokenizer import serialize
 from forecaster.core.tokenizer.codec_base import ColumnCodec
 from forecaster.core.tokenizer.codecs import fit_codec
 from forecaster.core.tokenizer.errors import DecodeError, EncodeError, SpecError, TokenizerError
+from forecaster.core.tokenizer.report import precision_report
 from forecaster.core.tokenizer.spec import ColumnSpec
 
 N_SPECIAL = 3
@@ -286,39 +289,27 @@ class TableTokenizer:
 
     # -- persistence, fingerprint, report (implemented in serialize.py / report.py) ---
     def to_dict(self) -> dict[str, Any]:
-        from forecaster.core.tokenizer.serialize import tokenizer_to_dict
-
-        return tokenizer_to_dict(self)
+        return serialize.tokenizer_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TableTokenizer":
-        from forecaster.core.tokenizer.serialize import tokenizer_from_dict
+        return serialize.tokenizer_from_dict(data, cls)
 
-        return tokenizer_from_dict(data)
-
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike) -> None:
         """Write the tokenizer as versioned, human-readable JSON (atomically)."""
-        from forecaster.core.tokenizer.serialize import save
-
-        save(self, path)
+        serialize.save(self, path)
 
     @classmethod
-    def load(cls, path) -> "TableTokenizer":
+    def load(cls, path: str | os.PathLike) -> "TableTokenizer":
         """Read a tokenizer saved by ``save``; a ``FormatError`` for an unknown version or a missing field."""
-        from forecaster.core.tokenizer.serialize import load
-
-        return load(path)
+        return serialize.load(path, cls)
 
     def fingerprint(self) -> str:
         """sha256 hex digest of the canonical JSON; equal fingerprints encode and decode identically."""
-        from forecaster.core.tokenizer.serialize import fingerprint
-
-        return fingerprint(self)
+        return serialize.fingerprint(self)
 
     def report(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Per-column precision report on ``frame`` (see ``report.precision_report``)."""
-        from forecaster.core.tokenizer.report import precision_report
-
         return precision_report(self, frame)
 
     def __repr__(self) -> str:
