@@ -19,7 +19,8 @@ import torch
 
 from forecaster.core.training.checkpoint import RunDir
 from forecaster.core.training.config import TrainConfig, model_config_for
-from forecaster.core.training.engine import free_port, train
+from forecaster.core.training.distributed import free_port
+from forecaster.core.training.engine import train
 from forecaster.core.training.metrics import read_metrics
 from forecaster.core.training.windows import make_datasets
 from tests.test_training import ROW, VOCAB, synthetic_table

@@ -28,7 +28,8 @@ from forecaster.cli import main
 from forecaster.core.model import GPT, GPTConfig
 from forecaster.core.training.checkpoint import CheckpointError, RunDir, load_model, save_weights, sha256_file
 from forecaster.core.training.config import TrainConfig, model_config_for
-from forecaster.core.training.engine import free_port, train
+from forecaster.core.training.distributed import free_port
+from forecaster.core.training.engine import train
 from forecaster.core.training.windows import make_datasets
 from tests.test_training import ROW, VOCAB, synthetic_table
 

@@ -10,7 +10,8 @@ the same losses for the same seed.
   0-3, bf16 where the GPU supports it, gradient clipping) and DeepSpeed's torch
   AdamW (``"torch_adam": true``), warm-up + cosine through a client scheduler.
   Run it as one process, under ``torchrun --standalone --nproc_per_node N`` or
-  the ``deepspeed`` launcher; gloo on CPU, NCCL on GPUs.
+  the ``deepspeed`` launcher; gloo on CPU, NCCL on GPUs. The process group, the
+  collectives and the DeepSpeed config live in ``distributed``.
 
 Determinism: the global batch of step ``s`` is drawn from ``(seed, s)`` and each
 rank takes its slice; dropout is re-seeded from ``(seed, s, rank)`` every step;
@@ -20,87 +21,35 @@ optimizer state, so an interrupted run ends where an uninterrupted one does.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
-import os
 import signal
-import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
+from tqdm.auto import tqdm
 
 from foundation.atomic import atomic_path, write_text
 from forecaster.core.model import GPT, GPTConfig
 from forecaster.core.training.checkpoint import CheckpointError, RunDir, check_run_target, load_weights, save_weights
 from forecaster.core.training.config import ConfigError, TrainConfig
+from forecaster.core.training.distributed import (
+    DistInfo, all_reduce_sum, barrier, deepspeed_config, free_port, param_digests, setup_distributed,
+)
 from forecaster.core.training.metrics import MetricsLog
+from forecaster.core.training.safe_load import install_safe_checkpoint_engine, load_torch_state
 from forecaster.core.training.windows import WindowDataset
 
 
-# -- processes -----------------------------------------------------------------------------
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+__all__ = ["TorchBackend", "DeepSpeedBackend", "TrainResult", "train",
+           "free_port"]  # free_port: still imported from here by benchmarks/bench_train.py
 
 
-def free_port() -> int:
-    """A TCP port that is free right now (for MASTER_PORT)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def setup_distributed(engine: str) -> DistInfo:
-    """Join (or create) the process group for ``engine``; the torch engine runs one process only."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if engine == "torch":
-        if world > 1:
-            raise ConfigError("--engine torch runs one process; use --engine deepspeed under torchrun/deepspeed")
-        return DistInfo(device=torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
-    import deepspeed
-
-    if "RANK" not in os.environ:  # a plain `python` process: a group of one
-        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(free_port()))
-    cuda = torch.cuda.is_available()
-    deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if cuda:
-        torch.cuda.set_device(local_rank)
-    return DistInfo(rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]), local_rank=local_rank,
-                    device=torch.device("cuda", local_rank) if cuda else torch.device("cpu"))
-
-
-def _all_reduce_sum(t: torch.Tensor, dist: DistInfo) -> torch.Tensor:
-    """Sum of ``t`` over ranks, returned on the CPU (NCCL reduces on the GPU, so it travels there)."""
-    if dist.world > 1:
-        import torch.distributed as tdist
-
-        t = t.to(dist.device)
-        tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
-    return t.cpu()
-
-
-def _barrier(dist: DistInfo) -> None:
-    if dist.world > 1:
-        import torch.distributed as tdist
-
-        tdist.barrier()
-
+# -- backends ------------------------------------------------------------------------------
 
 def use_bf16(precision: str, device: torch.device) -> bool:
     """bf16 when asked, or on "auto" when the GPU supports it; CPU runs stay fp32 on "auto"."""
@@ -119,8 +68,6 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
     return lambda step: cfg.lr_at(step) / cfg.lr
 
-
-# -- backends ------------------------------------------------------------------------------
 
 class TorchBackend:
     """Plain single-process PyTorch: AdamW, clip, LambdaLR; bf16 autocast on GPUs when enabled."""
@@ -175,8 +122,6 @@ class TorchBackend:
         if not path.exists():
             raise CheckpointError(f"{step_dir} has no optimizer.pt: it was written by another engine; "
                                   "resume with the engine the run started with")
-        from forecaster.core.training.safe_load import load_torch_state
-
         state = load_torch_state(path, map_location=self.device)
         if not isinstance(state, dict) or not {"optimizer", "scheduler"} <= set(state):
             raise CheckpointError(f"{path} is not an optimizer state of this program; "
@@ -185,28 +130,11 @@ class TorchBackend:
         self.scheduler.load_state_dict(state["scheduler"])
 
 
-def deepspeed_config(cfg: TrainConfig, micro_batch: int, bf16: bool) -> dict:
-    """The DeepSpeed JSON config of a run (also written to the run directory)."""
-    return {
-        "train_batch_size": cfg.batch_size,
-        "train_micro_batch_size_per_gpu": micro_batch,
-        "gradient_accumulation_steps": cfg.grad_accum,
-        "gradient_clipping": cfg.grad_clip,
-        "optimizer": {"type": "AdamW", "params": {
-            "lr": cfg.lr, "betas": [cfg.beta1, cfg.beta2], "eps": 1e-8,
-            "weight_decay": cfg.weight_decay, "torch_adam": True}},
-        "zero_optimization": {"stage": cfg.zero_stage},
-        "bf16": {"enabled": bf16},
-        "steps_per_print": 1_000_000_000,
-        "wall_clock_breakdown": False,
-    }
-
-
 class DeepSpeedBackend:
     """``deepspeed.initialize`` engine; the learning-rate schedule is a client LambdaLR."""
 
     def __init__(self, model: GPT, cfg: TrainConfig, dist: DistInfo) -> None:
-        import deepspeed
+        import deepspeed  # deferred: importing it takes seconds and probes CUDA; only this backend needs it
 
         self.cfg = cfg
         self.device = dist.device
@@ -216,8 +144,6 @@ class DeepSpeedBackend:
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, model_parameters=param_groups(model, cfg.weight_decay), config=self.config,
             lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda))
-        from forecaster.core.training.safe_load import install_safe_checkpoint_engine
-
         install_safe_checkpoint_engine(self.engine)  # resume never unpickles code
 
     @property
@@ -243,7 +169,7 @@ class DeepSpeedBackend:
     def full_weights_context(self):
         """Context in which ``module``'s parameters are whole (ZeRO-3 partitions them); collective."""
         if self.cfg.zero_stage == 3:
-            import deepspeed
+            import deepspeed  # deferred, as in __init__ (already loaded by then)
 
             return deepspeed.zero.GatheredParameters(list(self.engine.module.parameters()), modifier_rank=None)
         return contextlib.nullcontext()
@@ -272,20 +198,6 @@ class TrainResult:
     val_loss: float              # last validation loss
     reason: str                  # "max_steps", "early_stop", "time", "interrupted", "already_finished"
     model: GPT | None = None     # the trained module (last weights), on its device
-
-
-def _param_digests(backend, dist: DistInfo) -> list[str]:
-    """sha256 of this rank's full weights, gathered from every rank (data parallel must keep them equal)."""
-    import torch.distributed as tdist
-
-    h = hashlib.sha256()
-    with backend.full_weights_context():
-        for name, p in backend.module.named_parameters():
-            h.update(name.encode())
-            h.update(p.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    digests: list = [None] * dist.world
-    tdist.all_gather_object(digests, h.hexdigest())
-    return digests
 
 
 def _seed_for(seed: int, step: int, rank: int) -> int:
@@ -338,8 +250,12 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_d
     first removes what a killed earlier run left (uncommitted step folders,
     temporary files).
     """
-    assert train_ds.row_len == model_cfg.row_len, f"windows have {train_ds.row_len} tokens/row, model {model_cfg.row_len}"
-    assert train_ds.context_rows * model_cfg.row_len <= model_cfg.block_size, "windows longer than block_size"
+    if train_ds.row_len != model_cfg.row_len:
+        raise ConfigError(f"the windows have {train_ds.row_len} tokens per row but the model {model_cfg.row_len}; "
+                          "build the model config from the same tokenizer as the windows")
+    if train_ds.context_rows * model_cfg.row_len > model_cfg.block_size:
+        raise ConfigError(f"windows of {train_ds.context_rows} rows x {model_cfg.row_len} tokens do not fit the model's "
+                          f"block_size {model_cfg.block_size}; use fewer context rows or a larger block_size")
     check_run_target(run_dir)
     dist = setup_distributed(cfg.engine)
     run = RunDir(run_dir)
@@ -376,7 +292,7 @@ def _train_locked(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDatase
                                             "engine": cfg.engine, "world_size": dist.world,
                                             "train_range": train_ds.time_range(), "val_range": val_ds.time_range(),
                                             "train_rows": train_ds.n_rows, "val_rows": val_ds.n_rows})
-    _barrier(dist)
+    barrier(dist)
 
     # trainer state saved with every checkpoint; loss_acc/n_acc: the train-loss interval not yet logged
     state: dict = {"best_val": math.inf, "bad_evals": 0, "val_loss": math.nan, "train_loss": math.nan,
@@ -406,22 +322,22 @@ def _train_locked(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDatase
             x, y = val_ds.batch(my_eval[i:i + micro])
             tot[0] += backend.eval_loss(x.to(dist.device), y.to(dist.device)) * len(x)
             tot[1] += len(x)
-        tot = _all_reduce_sum(tot, dist)
+        tot = all_reduce_sum(tot, dist)
         return (tot[0] / tot[1]).item()
 
     def checkpoint(step: int, finished: bool = False, reason: str = "") -> None:
         step_dir = run.step_dir(step)
         if dist.is_main:
             run.prepare_step_dir(step)
-        _barrier(dist)
+        barrier(dist)
         backend.save_state(step_dir, dist)
         with backend.full_weights_context():
             if dist.is_main:
                 save_weights(backend.module, step_dir / "model.safetensors")
-        _barrier(dist)
+        barrier(dist)
         if dist.is_main:
             run.commit(step, state, finished=finished, reason=reason)
-        _barrier(dist)
+        barrier(dist)
 
     def save_best() -> None:
         with backend.full_weights_context():
@@ -430,8 +346,6 @@ def _train_locked(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDatase
 
     bar = None
     if progress and dist.is_main:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=cfg.max_steps, initial=start, unit="step", dynamic_ncols=True)
     t0 = time.perf_counter()
     t_log = t0
@@ -446,7 +360,7 @@ def _train_locked(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDatase
             loss = backend.train_step(micro_batches)
             over_time = cfg.max_minutes is not None and time.perf_counter() - t0 > 60 * cfg.max_minutes
             # one collective per step: the mean loss and whether any rank must stop
-            red = _all_reduce_sum(torch.tensor([loss, float(over_time), float(stop.requested)],
+            red = all_reduce_sum(torch.tensor([loss, float(over_time), float(stop.requested)],
                                                dtype=torch.float64), dist)
             loss = red[0].item() / dist.world
             step += 1
@@ -486,7 +400,7 @@ def _train_locked(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDatase
                 reason = "early_stop"
             stopping = reason != "max_steps" or step == cfg.max_steps
             if stopping and dist.world > 1:
-                state["param_sha256_by_rank"] = _param_digests(backend, dist)
+                state["param_sha256_by_rank"] = param_digests(backend, dist)
                 assert len(set(state["param_sha256_by_rank"])) == 1, (
                     f"ranks disagree on the weights after step {step}: {state['param_sha256_by_rank']}")
             if stopping or step % cfg.checkpoint_every == 0:
