@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from forecaster.synthesis.documents import read_table, split_by_card
-from forecaster.synthesis.evaluate import (
-    evaluate, exact_copy_rate, ks_complement, longest_shared_runs, self_duplicate_rate,
-)
+from forecaster.synthesis.evaluate import evaluate
+from forecaster.synthesis.fidelity import ks_complement
+from forecaster.synthesis.privacy import exact_copy_rate, longest_shared_runs, self_duplicate_rate
 
 
 @pytest.fixture(scope="module")

@@ -24,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from foundation.atomic import atomic_path, check_out_dir, publish_dir, write_text
-from forecaster.synthesis.evaluate import FIDELITY_COLUMNS, features
+from forecaster.synthesis.features import features
+from forecaster.synthesis.fidelity import FIDELITY_COLUMNS
 
 SUMMARY_COLUMNS = ("metric", "value", "reference", "target", "pass")
 EVALUATION_KIND = "synth-evaluation"
@@ -86,8 +88,6 @@ def _clean(o):
 # -- figures (pure functions) ------------------------------------------------------------------------
 def distribution_figures(real: pd.DataFrame, synthetic: pd.DataFrame, top: int = 15) -> list:
     """Plotly figures: overlaid histograms of the numbers, top-category bars of the categories."""
-    import plotly.graph_objects as go
-
     rf, sf = features(real), features(synthetic)
     figs = []
     for col, kind in FIDELITY_COLUMNS.items():
@@ -113,8 +113,6 @@ def distribution_figures(real: pd.DataFrame, synthetic: pd.DataFrame, top: int =
 
 def score_figures(report: dict) -> list:
     """Per-column fidelity bars and the pairwise fidelity matrix."""
-    import plotly.graph_objects as go
-
     cols = list(report["columns"])
     fig = go.Figure(go.Bar(x=cols, y=[report["columns"][c] for c in cols], name="synthetic"))
     if "reference" in report:
