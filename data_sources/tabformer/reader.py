@@ -209,7 +209,7 @@ def iter_tabformer(path: str | Path, *, on_error: OnError = "raise", chunksize: 
         raise ValueError(f"chunksize must be a positive number of lines, not {chunksize!r}")
     path = Path(path)
     with open_checked(path) as (fh, size), \
-            tqdm(total=size, unit="B", unit_scale=True, desc=path.name, disable=not progress) as bar:
+            tqdm(total=size, unit="B", unit_scale=True, desc=path.name, disable=None if progress else True) as bar:
         bar.update(fh.tell())
         n_bad = 0
         for first_line, n_lines, data in line_chunks(fh, chunksize):

@@ -346,7 +346,7 @@ def _train_locked(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDatase
 
     bar = None
     if progress and dist.is_main:
-        bar = tqdm(total=cfg.max_steps, initial=start, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=cfg.max_steps, initial=start, unit="step", dynamic_ncols=True, disable=None)  # no bar off a terminal
     t0 = time.perf_counter()
     t_log = t0
     step, reason = start, "max_steps"
