@@ -6,9 +6,12 @@ import numpy as np
 import pandas as pd
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
-from dashboard import data, figures
+from dashboard import data
 from dashboard.components import (keep_choice, card, control, demo_hint, dropdown, empty_state, guarded, run_options, runs_dir,
                                   safe_layout, series_options, table_style)
+from dashboard.figures.backtest import coverage_chart, pit_histogram, realized_fan, skill_chart
+from dashboard.figures.common import FAN_QUANTILES, empty_figure
+from data_sources.calendar import business_days_after
 
 dash.register_page(__name__, path="/backtest", name="Backtest", title="Backtest · Forecaster", order=3)
 
@@ -44,15 +47,15 @@ def layout(**_query) -> html.Div:
         html.Div(id="bt-body", children=[
             html.Div(id="bt-head", className="meta"),
             html.Div(className="grid-2", children=[
-                card(dcc.Graph(id="bt-skill", figure=figures.empty_figure("…"), config={"displaylogo": False})),
-                card(dcc.Graph(id="bt-coverage", figure=figures.empty_figure("…"), config={"displaylogo": False})),
+                card(dcc.Graph(id="bt-skill", figure=empty_figure("…"), config={"displaylogo": False})),
+                card(dcc.Graph(id="bt-coverage", figure=empty_figure("…"), config={"displaylogo": False})),
             ]),
             html.Div(className="grid-2", children=[
-                card(dcc.Graph(id="bt-pit", figure=figures.empty_figure("…"), config={"displaylogo": False})),
+                card(dcc.Graph(id="bt-pit", figure=empty_figure("…"), config={"displaylogo": False})),
                 card(dash_table.DataTable(id="bt-table", data=[], columns=[], sort_action="native", page_size=12,
                                           **table_style()), title="Mean scores by horizon (lower CRPS is better)"),
             ]),
-            card(dcc.Loading(dcc.Graph(id="bt-fan", figure=figures.empty_figure("…"), config={"displaylogo": False}),
+            card(dcc.Loading(dcc.Graph(id="bt-fan", figure=empty_figure("…"), config={"displaylogo": False}),
                              type="dot", delay_show=300)),
         ]),
     ])
@@ -144,20 +147,18 @@ def score_rows(scores: pd.DataFrame, series: str) -> tuple[list[dict], list[dict
 
 def origin_fan_figure(fan: pd.DataFrame, series: str, model: str, origin: str, panel: pd.DataFrame | None):
     """The fan of one model at one origin against the realised path (business days after the origin)."""
-    from data_sources.calendar import business_days_after
-
     part = fan[(fan["model"] == model) & (fan["series"] == series)].sort_values("step")
     if part.empty:
-        return figures.empty_figure(f"{model} has no fan for {series} at {origin}")
+        return empty_figure(f"{model} has no fan for {series} at {origin}")
     dates = business_days_after(pd.Timestamp(origin), int(part["step"].max()))[part["step"].to_numpy() - 1]
-    q = {p: part[f"q{int(round(p * 100)):02d}"].to_numpy() for p in figures.FAN_QUANTILES}
+    q = {p: part[f"q{int(round(p * 100)):02d}"].to_numpy() for p in FAN_QUANTILES}
     real = fan[(fan["model"] == "realised") & (fan["series"] == series)].sort_values("step")
     real_dates = business_days_after(pd.Timestamp(origin), int(real["step"].max()))[real["step"].to_numpy() - 1] if len(real) else []
     actual = pd.Series(real["q50"].to_numpy(), index=real_dates) if len(real) else None
     history = None
     if panel is not None and series in panel.columns:
         history = panel.loc[:pd.Timestamp(origin), series].dropna().iloc[-250:]
-    return figures.realized_fan(dates, q, actual, history, series, origin)
+    return realized_fan(dates, q, actual, history, series, origin)
 
 
 @callback(Output("bt-skill", "figure"), Output("bt-coverage", "figure"), Output("bt-pit", "figure"),
@@ -172,9 +173,9 @@ def draw_summary(series, model, run, name):
     s = bt.scores
     pit = s[(s["kind"] == "series") & (s["name"] == series) & (s["model"] == model)]["pit"].to_numpy()
     rows, cols = score_rows(s, series)
-    return (figures.skill_chart(skill_for(bt, series), value="skill", label="series", group="model"),
-            figures.coverage_chart(coverage_long(s, series, model)),
-            figures.pit_histogram(pit, title=f"PIT of {model} for {series} (all origins and horizons)"),
+    return (skill_chart(skill_for(bt, series), value="skill", label="series", group="model"),
+            coverage_chart(coverage_long(s, series, model)),
+            pit_histogram(pit, title=f"PIT of {model} for {series} (all origins and horizons)"),
             rows, cols, None)
 
 

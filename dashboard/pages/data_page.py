@@ -5,9 +5,12 @@ import dash
 import pandas as pd
 from dash import Input, Output, callback, dash_table, dcc, html
 
-from dashboard import data, figures
+from dashboard import data
 from dashboard.components import (card, control, dropdown, guarded, info_box, run_options, runs_dir, safe_layout,
                                   series_options, table_style)
+from dashboard.figures.common import empty_figure
+from dashboard.figures.data import coverage_heatmap, series_chart
+from data_sources.panel import summary
 
 dash.register_page(__name__, path="/data", name="Data", title="Data · Forecaster", order=5)
 
@@ -27,13 +30,13 @@ def layout(**_query) -> html.Div:
             control("Series", dropdown("dt-series", [], None), "360px"),
         ]),
         html.Div(id="dt-msg"),
-        card(dcc.Loading(dcc.Graph(id="dt-chart", figure=figures.empty_figure("…"), config={"displaylogo": False}),
+        card(dcc.Loading(dcc.Graph(id="dt-chart", figure=empty_figure("…"), config={"displaylogo": False}),
                          type="dot", delay_show=300)),
         card(html.Div(id="dt-head", className="meta"),
              dash_table.DataTable(id="dt-table", data=[], columns=[{"name": c, "id": c} for c in (
                  "series", "description", "unit", "freq", "first", "last", "count", "missing", "last value")],
                  sort_action="native", **table_style()), title="Series and coverage"),
-        card(dcc.Graph(id="dt-coverage", figure=figures.empty_figure("…"), config={"displaylogo": False})),
+        card(dcc.Graph(id="dt-coverage", figure=empty_figure("…"), config={"displaylogo": False})),
         card(dash_table.DataTable(id="dt-rules", data=[], columns=[{"name": c, "id": c} for c in ("series", "freq", "published")],
                                   **table_style()), title="Publication-lag rules"),
     ])
@@ -41,8 +44,6 @@ def layout(**_query) -> html.Div:
 
 def panel_tables(panel: pd.DataFrame) -> tuple[list[dict], list[dict]]:
     """(summary rows, publication-rule rows) for the panel's series."""
-    from data_sources.panel import summary
-
     s = summary(panel)
     rows, rules = [], []
     for rec in s.to_dict("records"):
@@ -71,7 +72,7 @@ def pick_panel(run):
     rows, rules = panel_tables(panel)
     head = (f"{what}: {len(panel):,} business days × {panel.shape[1]} series, {panel.index[0].date()} .. "
             f"{panel.index[-1].date()} (last update {panel.index[-1].date()})")
-    return (series_options(panel.columns), panel.columns[0], rows, rules, figures.coverage_heatmap(panel), head,
+    return (series_options(panel.columns), panel.columns[0], rows, rules, coverage_heatmap(panel), head,
             None if len(panel) else info_box("the panel is empty"))
 
 
@@ -80,8 +81,8 @@ def pick_panel(run):
 @guarded(2)
 def draw(series, run):
     if not series:
-        return figures.empty_figure("choose a series"), None
+        return empty_figure("choose a series"), None
     panel, _ = _panel(run)
     if series not in panel.columns:
-        return figures.empty_figure(f"{series} is not in this panel"), None
-    return figures.series_chart(panel, series), None
+        return empty_figure(f"{series} is not in this panel"), None
+    return series_chart(panel, series), None

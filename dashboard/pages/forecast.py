@@ -4,10 +4,12 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
-from dashboard import data, figures
-from dashboard.components import (card, control, default_run, demo_hint, dropdown, forecast_options, guarded, keep_choice,
-                                  run_options, runs_dir, safe_layout,
+from dashboard import data
+from dashboard.components import (card, control, default_run, demo_hint, dropdown, empty_state, forecast_options, guarded,
+                                  keep_choice, run_options, runs_dir, safe_layout,
                                   series_options, table_style)
+from dashboard.figures.common import empty_figure
+from dashboard.figures.forecast import fan_chart, learning_curve, summary_rows
 
 dash.register_page(__name__, path="/", name="Forecast", title="Forecast · Forecaster", order=0)
 
@@ -38,7 +40,7 @@ def layout(**_query) -> html.Div:
                                               inputStyle={"marginRight": "4px", "marginLeft": "8px"}), "200px"),
         ]),
         html.Div(id="fc-msg"),
-        card(dcc.Loading(dcc.Graph(id="fc-fan", figure=figures.empty_figure("choose a forecast"),
+        card(dcc.Loading(dcc.Graph(id="fc-fan", figure=empty_figure("choose a forecast"),
                                    config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}),
                          type="dot", delay_show=300)),
         card(html.Div(id="fc-meta", className="meta"),
@@ -48,7 +50,7 @@ def layout(**_query) -> html.Div:
                  {"name": "25%", "id": "q25"}, {"name": "median", "id": "q50"}, {"name": "75%", "id": "q75"},
                  {"name": "95%", "id": "q95"}], data=[], sort_action="native", page_size=40, **table_style()),
              title="Quantiles at 21, 63, 125 and 250 business days"),
-        card(dcc.Graph(id="fc-curve", figure=figures.empty_figure("…", height=260), config={"displaylogo": False}),
+        card(dcc.Graph(id="fc-curve", figure=empty_figure("…", height=260), config={"displaylogo": False}),
              html.Div(id="fc-run-info", className="meta"), html.Div(id="fc-run-msg"), title="The model behind it"),
     ])
 
@@ -64,8 +66,6 @@ def pick_run(run, current):
 
 
 def demo_hint_for_run(run: str) -> html.Div:
-    from dashboard.components import empty_state
-
     runs = runs_dir()
     return empty_state(f"Run {run} has no forecast yet", "Make one (200 paths, one year ahead):",
                        command=f"forecaster forecast --run {runs / run} --as-of 2018-12-31 --out {runs / run}/forecasts/base")
@@ -91,16 +91,16 @@ def pick_forecast(name, run, current):
 def draw(series, n_samples, history_days, run, name):
     """The fan chart of ``series`` and the summary table of the whole forecast."""
     if not run or not name or not series:
-        return figures.empty_figure("no forecast selected"), [], "", dash.no_update
+        return empty_figure("no forecast selected"), [], "", dash.no_update
     fc = data.load_forecast(runs_dir(), run, name)
     if series not in fc.series:
-        return figures.empty_figure(f"{series} is not in forecast {name}"), [], "", dash.no_update
-    fig = figures.fan_chart(fc, series, n_sample_paths=int(n_samples or 0), history_days=int(history_days or 250))
+        return empty_figure(f"{series} is not in forecast {name}"), [], "", dash.no_update
+    fig = fan_chart(fc, series, n_sample_paths=int(n_samples or 0), history_days=int(history_days or 250))
     meta = fc.meta
     text = (f"as of {fc.as_of.date()} · {fc.n_paths} paths × {fc.horizon} business days · seed {meta.get('seed')} · "
             f"data {meta.get('data')} · model {str(meta.get('model_sha256') or '')[:12]} · "
             f"decoded cells {100 * data.finite_fraction(fc.paths):.1f}% · created {meta.get('created_at', '?')}")
-    return fig, figures.summary_rows(fc), text, None
+    return fig, summary_rows(fc), text, None
 
 
 @callback(Output("fc-curve", "figure"), Output("fc-run-info", "children"),
@@ -109,9 +109,9 @@ def draw(series, n_samples, history_days, run, name):
 def draw_run(run):
     """The run's learning curve and what it was trained on."""
     if not run:
-        return figures.empty_figure("no run"), "", None
+        return empty_figure("no run"), "", None
     runs = runs_dir()
     info = data.run_info(runs, run)
     text = (f"run {run} · data {info.get('data')} · series {', '.join(info.get('series', []))} · trained on "
             f"{' .. '.join(info.get('train_range', []) or ['?'])} · validation {' .. '.join(info.get('val_range', []) or ['?'])}")
-    return figures.learning_curve(data.read_metrics(runs, run)), text, None
+    return learning_curve(data.read_metrics(runs, run)), text, None

@@ -5,10 +5,12 @@ import dash
 import pandas as pd
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
-from dashboard import data, figures
+from dashboard import data
 from dashboard.components import (card, control, default_run, demo_hint, dropdown, forecast_options, guarded, keep_choice,
                                   info_box, run_options, runs_dir, safe_layout,
                                   table_style)
+from dashboard.figures.common import empty_figure
+from dashboard.figures.regimes import regime_bars, regime_history, regime_stack
 from forecaster.market.regimes import DEFAULT_REGIMES, historical_regimes, regime_probabilities, trend_probabilities
 
 dash.register_page(__name__, path="/regimes", name="Regimes", title="Regimes · Forecaster", order=1)
@@ -33,10 +35,10 @@ def layout(**_query) -> html.Div:
         blocks.append(html.Div(id=f"rg-block-{key}", children=[
             html.H3(f"{key.capitalize()} ({regime.series})", style={"margin": "10px 0 6px"}),
             html.Div(className="grid-2", children=[
-                card(dcc.Graph(id=f"rg-stack-{key}", figure=figures.empty_figure("…"), config=GRAPH_CONFIG)),
-                card(dcc.Graph(id=f"rg-hist-{key}", figure=figures.empty_figure("…"), config=GRAPH_CONFIG)),
+                card(dcc.Graph(id=f"rg-stack-{key}", figure=empty_figure("…"), config=GRAPH_CONFIG)),
+                card(dcc.Graph(id=f"rg-hist-{key}", figure=empty_figure("…"), config=GRAPH_CONFIG)),
             ]),
-            card(dcc.Graph(id=f"rg-bars-{key}", figure=figures.empty_figure("…"), config=GRAPH_CONFIG)),
+            card(dcc.Graph(id=f"rg-bars-{key}", figure=empty_figure("…"), config=GRAPH_CONFIG)),
         ]))
     return html.Div(header + [
         html.Div(className="controls", children=[
@@ -75,13 +77,13 @@ def regime_views(fc, panel: pd.DataFrame | None, day: int, years: int) -> dict:
         key = regime.name
         if regime.series not in fc.series:
             msg = f"this run does not model {regime.series}, so there is no {key} regime"
-            out[key] = tuple(figures.empty_figure(msg) for _ in range(3))
+            out[key] = tuple(empty_figure(msg) for _ in range(3))
             continue
         probs = regime_probabilities(fc, regime)
         hist_values = panel[regime.series] if panel is not None and regime.series in panel.columns else fc.history[regime.series]
-        out[key] = (figures.regime_stack(probs, regime, fc.as_of),
-                    figures.regime_history(hist_values, regime, years or None),
-                    figures.regime_bars(probs.iloc[day - 1], regime, day, fc.dates[day - 1]))
+        out[key] = (regime_stack(probs, regime, fc.as_of),
+                    regime_history(hist_values, regime, years or None),
+                    regime_bars(probs.iloc[day - 1], regime, day, fc.dates[day - 1]))
         now = historical_regimes(fc.history[[regime.series]].dropna(), regime)
         current = now.iloc[-1] if len(now) else "?"
         for label in regime.labels:
@@ -102,7 +104,7 @@ def regime_views(fc, panel: pd.DataFrame | None, day: int, years: int) -> dict:
 @guarded(10)
 def draw(name, day, years, run):
     if not run or not name:
-        blank = figures.empty_figure("no forecast in this run yet")
+        blank = empty_figure("no forecast in this run yet")
         return (blank,) * 6 + ([], "", 250, info_box(f"Run {run} has no forecast yet; see the Forecast page."))
     runs = runs_dir()
     fc = data.load_forecast(runs, run, name)

@@ -9,12 +9,16 @@ import numpy as np
 from dash import Input, Output, State, callback, dash_table, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard import data, figures, jobs as jobs_mod
+from dashboard import data, jobs as jobs_mod
 from dashboard.components import (card, control, default_run, demo_hint, dropdown, error_box, forecast_options,
                                   guarded, info_box, jobs, run_options, runs_dir,
                                   safe_layout, series_options, table_style,
                                   triggered_id)
+from dashboard.figures.common import empty_figure, fan_quantiles
+from dashboard.figures.scenarios import compare_chart
 from foundation.names import MAX_NAME, is_safe_name, safe_name
+from forecaster.market.export import export
+from forecaster.market.scenario import constraint_from_dict
 
 dash.register_page(__name__, path="/scenarios", name="Scenarios", title="Scenarios · Forecaster", order=2)
 
@@ -74,7 +78,7 @@ def layout(**_query) -> html.Div:
             control("Scenario", dropdown("sc-saved", saved, saved[0]["value"] if saved else None), "220px"),
             control("Series", dropdown("sc-cmp-series", [], None), "320px"),
         ]), html.Div(id="sc-msg-cmp"),
-            dcc.Loading(dcc.Graph(id="sc-cmp", figure=figures.empty_figure("run a scenario to compare it with the base"),
+            dcc.Loading(dcc.Graph(id="sc-cmp", figure=empty_figure("run a scenario to compare it with the base"),
                                   config={"displaylogo": False}), type="dot", delay_show=300),
             dash_table.DataTable(id="sc-delta", data=[], columns=[{"name": c, "id": c} for c in (
                 "series", "horizon", "base median", "stress median", "difference", "base 90% band", "stress 90% band")],
@@ -123,8 +127,6 @@ def pick_base(base, run, shock_series, cmp_series):
 
 def constraint_dict(series, kind, value, first, duration) -> dict:
     """A scenario-file constraint from the builder's fields, validated (raises ``ScenarioError``)."""
-    from forecaster.market.scenario import constraint_from_dict
-
     if series is None or value is None or first is None or duration is None:
         raise ValueError("fill in the series, the size, the first day and the duration")
     first, duration = int(first), int(duration)
@@ -207,8 +209,6 @@ def poll(_n, job):
 
 def delta_rows(base, stressed, series: str, days=(1, 5, 21, 63, 125, 250)) -> list[dict]:
     """Base vs stress median and 90% band at a few horizons."""
-    from dashboard.figures import fan_quantiles
-
     qb, qs = fan_quantiles(base.column(series)), fan_quantiles(stressed.column(series))
     rows = []
     for d in days:
@@ -227,14 +227,14 @@ def delta_rows(base, stressed, series: str, days=(1, 5, 21, 63, 125, 250)) -> li
 @guarded(3)
 def compare(scenario, series, base, run):
     if not run or not base or not scenario or not series:
-        return figures.empty_figure("run a scenario to compare it with the base"), [], None
+        return empty_figure("run a scenario to compare it with the base"), [], None
     runs = runs_dir()
     fc_base = data.load_forecast(runs, run, base)
     fc_scen = data.load_forecast(runs, run, scenario, "scenarios")
     note = None
     if fc_scen.as_of != fc_base.as_of:
         note = info_box(f"scenario {scenario} starts on {fc_scen.as_of.date()}, the base on {fc_base.as_of.date()}")
-    return figures.compare_chart(fc_base, fc_scen, series), delta_rows(fc_base, fc_scen, series), note
+    return compare_chart(fc_base, fc_scen, series), delta_rows(fc_base, fc_scen, series), note
 
 
 def download_name(stem, fc, fmt: str, kind: str, fallback: str = "forecast") -> str:
@@ -252,8 +252,6 @@ def export_bytes(fc, fmt: str, kind: str, fallback: str = "base") -> tuple[bytes
     The file is written under a fixed name in a private temporary folder; only the name
     offered to the browser carries the forecast's scenario name (when safe, else ``fallback``).
     """
-    from forecaster.market.export import export
-
     stem = (fc.meta.get("scenario") or {}).get("name") or fallback
     fname = download_name(stem, fc, fmt, kind, fallback)
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,9 +7,11 @@ import dash
 import pandas as pd
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
-from dashboard import data, figures
+from dashboard import data
 from dashboard.components import (card, control, dropdown, empty_state, error_box, guarded, info_box, runs_dir,
                                   safe_layout, table_style)
+from dashboard.figures.common import empty_figure
+from dashboard.figures.synthesis import column_scores, distribution_compare
 
 dash.register_page(__name__, path="/synthesis", name="Synthesis", title="Synthesis · Forecaster", order=4)
 
@@ -47,7 +49,7 @@ def layout(**_query) -> html.Div:
         html.Div(id="sy-msg"),
         html.Div(id="sy-head", className="meta"),
         html.Div(className="grid-3-1", children=[
-            card(dcc.Graph(id="sy-dist", figure=figures.empty_figure("…"), config={"displaylogo": False})),
+            card(dcc.Graph(id="sy-dist", figure=empty_figure("…"), config={"displaylogo": False})),
             html.Div([
                 card(dash_table.DataTable(id="sy-fidelity", data=[], columns=METRIC_COLUMNS, **table_style()),
                      title="Fidelity and utility"),
@@ -55,7 +57,7 @@ def layout(**_query) -> html.Div:
                      title="Privacy"),
             ]),
         ]),
-        card(dcc.Graph(id="sy-columns", figure=figures.empty_figure("…"), config={"displaylogo": False})),
+        card(dcc.Graph(id="sy-columns", figure=empty_figure("…"), config={"displaylogo": False})),
         card(html.Div(className="controls", style={"border": "none", "padding": 0}, children=[
             control("Rows to generate", dcc.Input(id="sy-rows", type="number", value=200, min=1, max=100000, step=1), "140px"),
             control("Seed", dcc.Input(id="sy-seed", type="number", value=0, min=0, step=1), "80px"),
@@ -131,7 +133,7 @@ def pick_synth(name, current):
     first = next((c for c in ("amount", "Amount") if c in cols), None) or (varied[0] if varied else (cols[0] if cols else None))
     return ([{"label": c, "value": c} for c in cols], current if current in cols else first,
             *summary_rows(report), rows, columns, head,
-            figures.column_scores(report.get("columns") or {}, (report.get("reference") or {}).get("columns")), msg)
+            column_scores(report.get("columns") or {}, (report.get("reference") or {}).get("columns")), msg)
 
 
 @callback(Output("sy-dist", "figure"), Output("sy-msg", "children", allow_duplicate=True),
@@ -139,11 +141,11 @@ def pick_synth(name, current):
 @guarded(2)
 def draw(column, name):
     if not column:
-        return figures.empty_figure("choose a column"), None
+        return empty_figure("choose a column"), None
     syn = data.load_synth(runs_dir(), name)
     if column not in syn.real.columns:
-        return figures.empty_figure(f"{column} is not in the real rows"), None
-    return figures.distribution_compare(syn.real[column], syn.synthetic[column], column), None
+        return empty_figure(f"{column} is not in the real rows"), None
+    return distribution_compare(syn.real[column], syn.synthetic[column], column), None
 
 
 def generate_rows(model_dir, n_rows: int, seed: int) -> pd.DataFrame:
