@@ -44,6 +44,7 @@ import yaml
 from data_sources import catalog
 from foundation.errors import UserError
 from foundation.names import is_safe_name, safe_name
+from forecaster.market.transforms import transform_of
 
 KINDS = ("level", "path", "change_pct", "change_bp", "change")
 MAX_FILE_BYTES = 1 << 20  # a scenario is a few constraints; this leaves room for long explicit paths
@@ -272,30 +273,25 @@ def forced_model_values(scenario: Scenario, last_levels: dict[str, float], horiz
         where = f"constraint on {c.series} (days {c.days[0]}-{c.days[1]})"
         if c.days[1] > horizon:
             raise ScenarioError(f"{where}: ends after the horizon of {horizon} days")
-        transform = catalog.get(c.series).transform
+        transform = transform_of(c.series)
         relative = c.kind in ("change_pct", "change_bp", "change")
-        if transform != "level" and c.days[0] > 1 and not relative:
+        starts_late = transform.models_changes and c.days[0] > 1
+        if starts_late and not relative:
             raise ScenarioError(f"{where}: an absolute {c.kind} on a series modeled as {transform} must start on day 1; use a change_* constraint")
         base = last_levels.get(c.series, np.nan)
-        if not np.isfinite(base) and (relative or transform != "level"):
+        if not np.isfinite(base) and (relative or transform.models_changes):
             raise ScenarioError(f"{where}: {c.series} has no value on the as-of date to start from")
-        if transform != "level" and c.days[0] > 1:
-            base = 100.0 if transform == "log_return" else 0.0  # a relative ramp: only the changes matter
+        if starts_late:
+            base = transform.neutral_level  # a relative ramp: only the changes matter
         targets = target_levels(c, base)
         reached = base
         for k, y in enumerate(targets):
             row = c.days[0] - 1 + k
-            if transform == "level":
-                step = y
-            elif transform == "diff":
-                step = y - reached
-            else:
-                if y <= 0:
-                    raise ScenarioError(f"{where}: {c.series} level {y} must be positive")
-                step = 100.0 * np.log(y / reached)
-            q = roundtrip(c.series, step)
+            if transform.positive_levels and y <= 0:
+                raise ScenarioError(f"{where}: {c.series} level {y} must be positive")
+            q = roundtrip(c.series, transform.value_for_level(reached, y))
             if not np.isfinite(q):
                 raise ScenarioError(f"{where}: day {row + 1} value cannot be represented")
             out.at[row, c.series] = q
-            reached = q if transform == "level" else (reached + q if transform == "diff" else reached * np.exp(q / 100.0))
+            reached = transform.step(reached, q)
     return out

@@ -38,8 +38,10 @@ import pandas as pd
 
 from data_sources import catalog
 from data_sources.calendar import business_days_after
-from forecaster.market.features import integrate, model_frame, transforms_for
+from forecaster.market.backtest.windows import BacktestError
+from forecaster.market.features import integrate
 from forecaster.market.forecast import Forecast
+from forecaster.market.transforms import TRANSFORMS, Transform, transform_of, transforms_for
 
 BASELINE_NAMES = ("random_walk", "garch", "var", "climatology")
 
@@ -63,13 +65,13 @@ def block_indices(n_obs: int, n_paths: int, horizon: int, block: int, rng: np.ra
     return idx.reshape(n_paths, -1)[:, :horizon]
 
 
-def random_walk_transforms(columns) -> list[str]:
+def random_walk_transforms(columns) -> list[Transform]:
     """How each series walks: its modeling transform, with ``level`` series walking in differences,
     or in log returns when the level is an index (VIX)."""
     out = []
     for name, t in zip(columns, transforms_for(columns)):
-        if t == "level":
-            t = "log_return" if catalog.get(name).unit == "index points" else "diff"
+        if not t.models_changes:
+            t = TRANSFORMS["log_return" if catalog.get(name).unit == "index points" else "diff"]
         out.append(t)
     return out
 
@@ -77,12 +79,8 @@ def random_walk_transforms(columns) -> list[str]:
 def change_frame(panel: pd.DataFrame) -> pd.DataFrame:
     """Daily shocks of each series under ``random_walk_transforms`` (log returns in %, or differences)."""
     walk = random_walk_transforms(panel.columns)
-    frame = model_frame(panel)
-    for name, t, w in zip(panel.columns, transforms_for(panel.columns), walk):
-        if t == "level":
-            x = panel[name]
-            frame[name] = 100.0 * np.log(x.where(x > 0)).diff() if w == "log_return" else x.diff()
-    return frame
+    shocks = {name: w.forward(panel[name].to_numpy(dtype=np.float64)) for name, w in zip(panel.columns, walk)}
+    return pd.DataFrame(shocks, index=panel.index)
 
 
 @dataclass
@@ -110,7 +108,7 @@ class RandomWalk:
 
 
 def _fit_garch(y: np.ndarray, mean: str):
-    from arch import arch_model
+    from arch import arch_model  # deferred: heavy, and only the GARCH baseline needs it
 
     model = arch_model(y, mean=mean, lags=1 if mean == "AR" else 0, vol="GARCH", p=1, q=1, dist="t", rescale=False)
     with warnings.catch_warnings():
@@ -131,12 +129,14 @@ class GarchFHS:
         rs = np.random.RandomState(seed % (2**32))
         recent = panel.iloc[-(self.lookback + 1):]
         if "SPX" in panel.columns:
-            r = model_frame(recent[["SPX"]])["SPX"].dropna().to_numpy()
+            spx = TRANSFORMS["log_return"]  # the model is on daily log returns, whatever the catalog says
+            r = spx.forward(recent["SPX"].to_numpy(dtype=np.float64))
+            r = r[~np.isnan(r)]
             res = _fit_garch(r, "Constant")
             sims = res.forecast(horizon=horizon, method="bootstrap", simulations=n_paths, random_state=rs,
                                 reindex=False).simulations.values[-1]  # (paths, horizon) daily log returns, %
             last = float(panel["SPX"].dropna().iloc[-1])
-            levels[:, :, panel.columns.get_loc("SPX")] = integrate(np.array([last]), sims[:, :, None], ["log_return"])[:, :, 0]
+            levels[:, :, panel.columns.get_loc("SPX")] = spx.integrate(last, sims)
             covers.append("SPX")
             params["SPX"] = {k: float(v) for k, v in res.params.items()}
         if "VIX" in panel.columns:
@@ -178,7 +178,7 @@ class MacroVAR:
     name: str = "var"
 
     def forecast(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
-        from statsmodels.tsa.api import VAR
+        from statsmodels.tsa.api import VAR  # deferred: heavy to import, and only this baseline needs it
 
         levels = _empty(panel, n_paths, horizon)
         block = [c for c in macro_block(panel.columns) if catalog.get(c).frequency == "M"]
@@ -189,13 +189,10 @@ class MacroVAR:
         dates = business_days_after(origin, horizon)
         months_ahead = (dates.year - origin.year) * 12 + (dates.month - origin.month)  # (horizon,) >= 0
         n_months = int(months_ahead.max()) + 1
-        transforms = ["level" if catalog.get(c).stationary else t for c, t in zip(block, transforms_for(block))]
+        transforms = [TRANSFORMS["level"] if catalog.get(c).stationary else transform_of(c) for c in block]
         x = monthly.to_numpy(dtype=np.float64)
-        y = np.empty_like(x)  # monthly modeling transform
-        for j, t in enumerate(transforms):
-            y[:, j] = x[:, j] if t == "level" else (np.r_[np.nan, 100 * np.diff(np.log(x[:, j]))] if t == "log_return"
-                                                   else np.r_[np.nan, np.diff(x[:, j])])
-        y = y[1:] if any(t != "level" for t in transforms) else y
+        y = np.stack([t.forward(x[:, j]) for j, t in enumerate(transforms)], axis=1)  # monthly modeling transform
+        y = y[1:] if any(t.models_changes for t in transforms) else y
         rng = np.random.default_rng(seed)
         if len(block) == 1:
             sims, p = _simulate_ar(y[:, 0], self.maxlags, n_months, n_paths, rng)
@@ -211,13 +208,7 @@ class MacroVAR:
         # back to monthly levels; month 0 is the origin's own snapshot (the value known now)
         lv = np.empty((n_paths, n_months + 1, len(block)))
         lv[:, 0, :] = x[-1]
-        for j, t in enumerate(transforms):
-            if t == "level":
-                lv[:, 1:, j] = sims[:, :, j]
-            elif t == "diff":
-                lv[:, 1:, j] = x[-1, j] + np.cumsum(sims[:, :, j], axis=1)
-            else:
-                lv[:, 1:, j] = x[-1, j] * np.exp(np.cumsum(sims[:, :, j], axis=1) / 100)
+        lv[:, 1:, :] = integrate(x[-1], sims, transforms)
         for j, name in enumerate(block):
             # the snapshot of month k is visible from that month's release day on
             k = months_ahead - (dates.day < release_day(panel[name])).astype(int)
@@ -231,7 +222,7 @@ def _simulate_ar(y: np.ndarray, maxlags: int, steps: int, n_paths: int, rng: np.
 
     Returns ((n_paths, steps, 1) simulated values, p).
     """
-    from statsmodels.tsa.ar_model import AutoReg, ar_select_order
+    from statsmodels.tsa.ar_model import AutoReg, ar_select_order  # deferred: heavy, as in MacroVAR
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -276,7 +267,5 @@ def make_baselines(names=BASELINE_NAMES) -> list:
     table = {"random_walk": RandomWalk, "garch": GarchFHS, "var": MacroVAR, "climatology": Climatology}
     unknown = [n for n in names if n not in table]
     if unknown:
-        from forecaster.market.backtest.windows import BacktestError
-
         raise BacktestError(f"unknown baseline(s) {', '.join(unknown)} (known: {', '.join(table)})")
     return [table[n]() for n in names]

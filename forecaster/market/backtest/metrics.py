@@ -17,12 +17,15 @@ shapes, missing values and the transformations around them:
 """
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import scoringrules as sr
 
-from forecaster.market.features import transforms_for
 from forecaster.market.regimes import RegimeSet
+from forecaster.market.transforms import Transform, transforms_for
 
 HORIZONS = (1, 5, 21, 63, 125, 250)
 LEVELS = (0.5, 0.8, 0.9)
@@ -117,12 +120,15 @@ def regime_scores(obs_code: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, 
     return brier, rps
 
 
-def change_space(levels: np.ndarray, last: np.ndarray, transforms: list[str]) -> np.ndarray:
-    """Changes from the origin along the last axis (series): 100 log(x/x0) for ``log_return`` series, x - x0 otherwise."""
+def change_space(levels: np.ndarray, last: np.ndarray, transforms: Sequence[Transform]) -> np.ndarray:
+    """Changes from the origin along the last axis (series): each series' ``Transform.change_from_origin``.
+
+    levels : (..., series); last : (series,) origin levels; transforms : one per series.
+    ``100 log(x/x0)`` for ``log_return`` series, ``x - x0`` otherwise. Same shape as ``levels``.
+    """
     out = np.empty_like(levels, dtype=np.float64)
     for j, t in enumerate(transforms):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[..., j] = 100 * np.log(levels[..., j] / last[j]) if t == "log_return" else levels[..., j] - last[j]
+        out[..., j] = t.change_from_origin(levels[..., j], last[j])
     return out
 
 
@@ -135,9 +141,7 @@ def change_scales(history: pd.DataFrame, horizons, years: int = 10) -> np.ndarra
     for i, h in enumerate(horizons):
         if len(x) <= h:
             continue
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = np.stack([100 * np.log(x[h:, j] / x[:-h, j]) if t == "log_return" else x[h:, j] - x[:-h, j]
-                          for j, t in enumerate(transforms)], axis=1)
+        d = np.stack([t.change_from_origin(x[h:, j], x[:-h, j]) for j, t in enumerate(transforms)], axis=1)
         out[i] = np.nanstd(np.where(np.isfinite(d), d, np.nan), axis=0)
     out[~(out > 0)] = np.nan
     return out
@@ -156,12 +160,9 @@ def score_series(fc_paths: np.ndarray, realised: np.ndarray, horizons, rng: np.r
     for level in LEVELS:
         out[f"cov{int(round(level * 100))}"] = coverage(obs, ens, level)
     out["pit"] = pit(obs, ens, rng)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out["median"] = np.nanmedian(ens, axis=1)
-            out["mean"] = np.nanmean(ens, axis=1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN horizon day is NaN, not a warning
+        out["median"] = np.nanmedian(ens, axis=1)
+        out["mean"] = np.nanmean(ens, axis=1)
     out["members"] = np.isfinite(ens).sum(axis=1).astype(np.float64)
     return out

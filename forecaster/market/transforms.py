@@ -1,0 +1,200 @@
+"""The modeling transforms: how a series' levels become the values the GPT models, and back.
+
+Each series' transform is named in the catalog (``data_sources.catalog``,
+``SeriesSpec.transform``); ``transform_of(name)`` gives the object that applies it:
+
+- ``log_return``: ``100 * log(x_t / x_{t-1})`` (percent). A non-positive level
+  (WTI's -36.98 on 2020-04-20) has no log: the return into and out of it is
+  missing, and the next return is taken against the last positive level.
+- ``diff``: ``x_t - x_{t-1}`` in the series' unit (percentage points for yields).
+- ``level``: ``x_t``.
+
+For lower-frequency series on the daily panel, ``log_return``/``diff`` are zero
+on days without a release and jump on release days, which is exactly what the
+point-in-time panel shows.
+
+Every transform answers the same five questions (see ``Transform``): the model
+values of a level history (``forward``), the level paths of sampled values from
+the last known level (``integrate``), one step of that (``step``), the value that
+moves a level to a target level (``value_for_level``) and the change of a level
+from an origin level in the transform's own terms (``change_from_origin``).
+
+Adding a transform is one subclass here and one entry in ``TRANSFORMS`` (and its
+name in ``data_sources.catalog.TRANSFORMS``, which the catalog checks series against).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from data_sources import catalog
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A modeling transform; the base class of all of them. Stateless: one instance serves every series.
+
+    Arrays are float64; ``levels`` and model values are in the series' units (log
+    returns in percent). Methods broadcast like numpy arithmetic over their inputs.
+
+    Attributes
+    ----------
+    name : the catalog's name for the transform.
+    models_changes : True when a model value is a change from the previous level, so a
+        path of model values fixes levels only relative to where it starts.
+    positive_levels : True when levels must be positive (a log is taken).
+    neutral_level : a stand-in start level for a path known only by its changes (a
+        scenario ramp starting after day 1): any level would do, this one is valid.
+    """
+
+    name: ClassVar[str]
+    models_changes: ClassVar[bool] = True
+    positive_levels: ClassVar[bool] = False
+    neutral_level: ClassVar[float] = 0.0
+
+    def __str__(self) -> str:
+        return self.name
+
+    def forward(self, levels) -> np.ndarray:
+        """Model values of a level history: ``(time,)`` or ``(time, series)``, time along axis 0; same shape.
+
+        The first row of a change transform is NaN (no previous level), as is any
+        change into or out of a missing level.
+        """
+        raise NotImplementedError
+
+    def integrate(self, last_level, steps: np.ndarray, axis: int = -1) -> np.ndarray:
+        """Level paths of sampled model values, starting from ``last_level`` (the origin's level).
+
+        ``steps`` has time along ``axis`` (e.g. ``(paths, horizon)``); ``last_level`` is a
+        scalar or broadcasts against ``steps`` (e.g. ``(series,)`` for ``(paths, horizon,
+        series)`` with ``axis=-2``). A missing step (NaN) of a change transform keeps the
+        level unchanged. Returns levels of the shape of ``steps``.
+        """
+        raise NotImplementedError
+
+    def step(self, prev_level, value):
+        """The level one finite model ``value`` moves ``prev_level`` to (one step of ``integrate``)."""
+        raise NotImplementedError
+
+    def value_for_level(self, prev_level, level):
+        """The model value that moves ``prev_level`` to ``level`` (the inverse of ``step``)."""
+        raise NotImplementedError
+
+    def change_from_origin(self, levels, origin_level):
+        """The change of ``levels`` from ``origin_level`` in the transform's terms; broadcasts.
+
+        Change transforms: the sum of the model values between the two levels. ``level``:
+        the difference. A non-positive level of a ``positive_levels`` transform gives NaN or -inf.
+        """
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Level(Transform):
+    """The level itself, ``x_t``; the change from the origin is ``x - x0``."""
+
+    name: ClassVar[str] = "level"
+    models_changes: ClassVar[bool] = False
+
+    def forward(self, levels) -> np.ndarray:
+        return np.array(levels, dtype=np.float64)
+
+    def integrate(self, last_level, steps: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.array(steps, dtype=np.float64)
+
+    def step(self, prev_level, value):
+        return value
+
+    def value_for_level(self, prev_level, level):
+        return level
+
+    def change_from_origin(self, levels, origin_level):
+        return levels - origin_level
+
+
+@dataclass(frozen=True)
+class Diff(Transform):
+    """First difference ``x_t - x_{t-1}`` in the series' unit."""
+
+    name: ClassVar[str] = "diff"
+
+    def forward(self, levels) -> np.ndarray:
+        x = np.asarray(levels, dtype=np.float64)
+        y = np.full_like(x, np.nan)
+        y[1:] = x[1:] - x[:-1]
+        return y
+
+    def integrate(self, last_level, steps: np.ndarray, axis: int = -1) -> np.ndarray:
+        return last_level + np.nancumsum(steps, axis=axis)
+
+    def step(self, prev_level, value):
+        return prev_level + value
+
+    def value_for_level(self, prev_level, level):
+        return level - prev_level
+
+    def change_from_origin(self, levels, origin_level):
+        return levels - origin_level
+
+
+@dataclass(frozen=True)
+class LogReturn(Transform):
+    """Log return in percent, ``100 * log(x_t / x_{t-1})``, with the non-positive-level rule of the module doc."""
+
+    name: ClassVar[str] = "log_return"
+    positive_levels: ClassVar[bool] = True
+    neutral_level: ClassVar[float] = 100.0
+
+    def forward(self, levels) -> np.ndarray:
+        x = np.asarray(levels, dtype=np.float64)
+        if x.ndim not in (1, 2):
+            raise ValueError(f"levels must be (time,) or (time, series), got shape {x.shape}")
+        table = pd.Series if x.ndim == 1 else pd.DataFrame
+        positive = table(np.where(x > 0, x, np.nan))
+        # previous positive level, carried over gaps from a non-positive print only
+        prev = positive.shift(1)
+        gap = table(x).shift(1).le(0)
+        prev = prev.where(~gap, positive.ffill().shift(1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 100.0 * np.log(positive.to_numpy() / prev.to_numpy())
+
+    def integrate(self, last_level, steps: np.ndarray, axis: int = -1) -> np.ndarray:
+        return last_level * np.exp(np.nancumsum(steps, axis=axis) / 100.0)
+
+    def step(self, prev_level, value):
+        return prev_level * np.exp(value / 100.0)
+
+    def value_for_level(self, prev_level, level):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 100.0 * np.log(level / prev_level)
+
+    def change_from_origin(self, levels, origin_level):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 100 * np.log(levels / origin_level)
+
+
+#: every modeling transform by its catalog name
+TRANSFORMS: dict[str, Transform] = {t.name: t for t in (Level(), Diff(), LogReturn())}
+
+
+def get(name: str) -> Transform:
+    """The transform called ``name`` (a key of ``TRANSFORMS``)."""
+    try:
+        return TRANSFORMS[name]
+    except KeyError:
+        raise ValueError(f"unknown modeling transform {name!r} (known: {', '.join(TRANSFORMS)})") from None
+
+
+def transform_of(series: str) -> Transform:
+    """The catalog's modeling transform of one series; a ``CatalogError`` for an unknown series."""
+    return get(catalog.get(series).transform)
+
+
+def transforms_for(columns: Iterable[str]) -> list[Transform]:
+    """The catalog's modeling transform of each column name, in order."""
+    return [transform_of(c) for c in columns]
