@@ -2,7 +2,7 @@
 
     python benchmarks/bench_demo.py                      # a fresh demo into a temporary runs folder
     python benchmarks/bench_demo.py --runs /tmp/r --keep # keep the folder (a second run measures the warm start)
-    python benchmarks/bench_demo.py -- --minutes 1.5     # extra arguments after -- go to `forecaster demo`
+    python benchmarks/bench_demo.py -- --max-minutes 1.5 # extra arguments after -- go to `forecaster demo`
 
 It starts ``forecaster demo --runs DIR --port PORT --fresh`` as a subprocess (as a
 user would), timestamps each step line the demo prints on stderr, polls the

@@ -18,7 +18,7 @@ TRAIN_AS_OF = "2017-12-29"
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, shared_mapping):
     out = tmp_path_factory.mktemp("btrun") / "tiny"
-    code = main(["train", "--data", str(shared_mapping), "--series", SERIES, "--start", "2005-01-01", "--as-of",
+    code = main(["train", "--data", str(shared_mapping), "--series", SERIES, "--panel-start", "2005-01-01", "--as-of",
                  TRAIN_AS_OF, "--out", str(out), "--preset", "tiny", "--max-steps", "60", "--no-progress"])
     assert code == 0
     return out
@@ -120,8 +120,8 @@ def test_retraining_policy_trains_on_an_expanding_window(run_dir, panels, tmp_pa
 
 def test_cli_writes_tables_and_a_self_contained_report(run_dir, shared_mapping, tmp_path):
     out = tmp_path / "cli"
-    code = main(["backtest", "--run", str(run_dir), "--data", str(shared_mapping), "--start", "2018-01-01",
-                 "--end", "2018-03-31", "--paths", "8", "--horizon", "21", "--out", str(out), "--no-progress",
+    code = main(["backtest", "--run", str(run_dir), "--data", str(shared_mapping), "--first-origin", "2018-01-01",
+                 "--last-origin", "2018-03-31", "--paths", "8", "--horizon", "21", "--out", str(out), "--no-progress",
                  "--baselines", "random_walk,var,climatology"])
     assert code == 0
     assert len(list((out / "origins").glob("*.fan.parquet"))) == 3
@@ -141,5 +141,5 @@ def test_cli_writes_tables_and_a_self_contained_report(run_dir, shared_mapping, 
     assert "| SPX | 21 |" in (out / "summary.md").read_text()
     # bad input is a one-line user error
     assert main(["backtest", "--run", str(run_dir), "--out", str(out), "--window", "1999"]) == 2
-    assert main(["backtest", "--run", str(run_dir), "--out", str(tmp_path / "e"), "--start", "2018-01-01",
-                 "--end", "2018-02-28", "--every", "monthly"]) == 2
+    assert main(["backtest", "--run", str(run_dir), "--out", str(tmp_path / "e"), "--first-origin", "2018-01-01",
+                 "--last-origin", "2018-02-28", "--every", "monthly"]) == 2

@@ -53,9 +53,9 @@ def runs(tmp_path_factory) -> Path:
                  "--max-steps", "150", "--no-progress"]) == 0
     assert main(["forecast", "--run", str(run), "--as-of", AS_OF, "--paths", "32", "--horizon", "30",
                  "--out", str(run / "forecasts" / "base"), "--no-progress"]) == 0
-    assert main(["backtest", "--run", str(run), "--out", str(run / "backtests" / "short"), "--start", "2018-01-01",
-                 "--end", "2018-02-28", "--every", "1M", "--paths", "16", "--horizon", "21",
-                 "--baselines", "random_walk", "--no-progress"]) == 0
+    assert main(["backtest", "--run", str(run), "--out", str(run / "backtests" / "short"),
+                 "--first-origin", "2018-01-01", "--last-origin", "2018-02-28", "--every", "1M", "--paths", "16",
+                 "--horizon", "21", "--baselines", "random_walk", "--no-progress"]) == 0
     return root
 
 

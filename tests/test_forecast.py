@@ -22,8 +22,8 @@ AS_OF = "2019-12-31"
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, shared_mapping):
     out = tmp_path_factory.mktemp("run") / "tiny"
-    code = main(["train", "--data", str(shared_mapping), "--series", SERIES, "--start", "2000-01-01", "--as-of", AS_OF,
-                 "--out", str(out), "--preset", "tiny", "--max-steps", "150", "--no-progress"])
+    code = main(["train", "--data", str(shared_mapping), "--series", SERIES, "--panel-start", "2000-01-01",
+                 "--as-of", AS_OF, "--out", str(out), "--preset", "tiny", "--max-steps", "150", "--no-progress"])
     assert code == 0
     return out
 

@@ -26,7 +26,7 @@ AS_OF = "2018-12-31"
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, shared_mapping):
     out = tmp_path_factory.mktemp("run") / "tiny"
-    code = main(["train", "--data", str(shared_mapping), "--series", SERIES, "--start", "2012-01-01", "--as-of",
+    code = main(["train", "--data", str(shared_mapping), "--series", SERIES, "--panel-start", "2012-01-01", "--as-of",
                  "2017-12-29", "--out", str(out), "--preset", "tiny", "--max-steps", "10", "--no-progress"])
     assert code == 0
     return out
@@ -133,8 +133,8 @@ def test_forecast_folder_from_before_the_marker_is_replaced(run_dir, fc_dir, tmp
 
 def test_backtest_out_pointing_at_the_run_is_refused_before_any_work(run_dir, capsys, no_model):
     before = _snapshot(run_dir)
-    assert main(["backtest", "--run", str(run_dir), "--out", str(run_dir), "--start", "2018-01-02", "--end",
-                 "2018-01-31", "--paths", "4", "--horizon", "5", "--baselines", "random_walk", "--no-progress"]) != 0
+    assert main(["backtest", "--run", str(run_dir), "--out", str(run_dir), "--first-origin", "2018-01-02",
+                 "--last-origin", "2018-01-31", "--paths", "4", "--horizon", "5", "--baselines", "random_walk", "--no-progress"]) != 0
     assert "not a backtest" in _one_error_line(capsys)
     assert _snapshot(run_dir) == before
 
@@ -302,8 +302,8 @@ def test_horizon_has_a_documented_upper_bound(run_dir, tmp_path, capsys, no_mode
     assert _forecast(run_dir, tmp_path / "fc", "--horizon", "2521") != 0
     assert "2520" in _one_error_line(capsys)
     t0 = time.perf_counter()
-    assert main(["backtest", "--run", str(run_dir), "--out", str(tmp_path / "bt"), "--start", "2018-01-02", "--end",
-                 "2018-01-31", "--paths", "4", "--horizon", "100000", "--no-progress"]) != 0
+    assert main(["backtest", "--run", str(run_dir), "--out", str(tmp_path / "bt"), "--first-origin", "2018-01-02",
+                 "--last-origin", "2018-01-31", "--paths", "4", "--horizon", "100000", "--no-progress"]) != 0
     assert "2520" in _one_error_line(capsys) and time.perf_counter() - t0 < 5
     assert not (tmp_path / "bt").exists() and not (tmp_path / "fc").exists()
     for command in ("forecast", "backtest"):

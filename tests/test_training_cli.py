@@ -83,7 +83,7 @@ def test_train_on_credit_card_documents(tmp_path, shared_data):
 
 def test_a_series_unseen_before_the_validation_start_is_left_out(tmp_path, shared_mapping, capsys):
     # XLRE starts in October 2015: as of January 2016 all of it lies in the validation period
-    base = ["train", "--data", str(shared_mapping), "--start", "2013-01-01", "--as-of", "2016-01-29",
+    base = ["train", "--data", str(shared_mapping), "--panel-start", "2013-01-01", "--as-of", "2016-01-29",
             "--preset", "tiny", "--max-steps", "2", "--no-progress"]
     assert main(base + ["--out", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err

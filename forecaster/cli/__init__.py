@@ -2,7 +2,8 @@
 
 Each sub-command group lives in its own module and registers itself on ``app``;
 heavy imports (torch, deepspeed, dash) happen inside the commands so ``--help``
-stays fast. A ``UserError`` becomes one line on stderr and a non-zero exit code;
+stays fast; ``--version`` prints the installed version and ``--install-completion``
+sets up shell completion. A ``UserError`` becomes one line on stderr and a non-zero exit code;
 ``--debug`` shows the traceback instead. SIGTERM (``kill``, a scheduler, a
 container stop) is handled like Ctrl-C: the command unwinds, so a half-written
 output (a staging folder, a temporary file) is removed, and the exit code is 143.
@@ -23,15 +24,38 @@ app = typer.Typer(
     name="forecaster",
     help="Forecast US market and macro series with a generative transformer, and synthesize tabular data.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
 _state = {"debug": False}
 
 
+def version() -> str:
+    """The installed package's version (the source tree's ``forecaster.__version__`` when not installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("forecaster")
+    except PackageNotFoundError:
+        from forecaster import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"forecaster {version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors.")) -> None:
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                  help="Print the version and exit."),
+) -> None:
     _state["debug"] = debug
 
 
@@ -112,7 +136,9 @@ def _main(argv: list[str] | None) -> int:
     try:
         # Without standalone mode Typer returns an exit code for Ctrl-C (130) and explicit
         # exits instead of calling sys.exit; commands themselves return None.
-        result = app(args=argv, standalone_mode=False)
+        # One program name however it is started (the script, `python -m forecaster`, torchrun): usage
+        # lines say `forecaster`, and shell completion answers to _FORECASTER_COMPLETE.
+        result = app(args=argv, prog_name="forecaster", standalone_mode=False)
         if isinstance(result, int) and not isinstance(result, bool):
             return result
     except UserError as exc:

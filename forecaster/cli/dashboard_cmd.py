@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
+from forecaster.cli.options import set_threads, threads_option
 
 DEFAULT_RUNS = Path("runs")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -46,11 +47,13 @@ def dashboard(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on. Loopback by default; 0.0.0.0 exposes it to the network."),
     port: int = typer.Option(8050, "--port", help="TCP port."),
     debug: bool = typer.Option(False, "--dash-debug", help="Dash's debug mode (dev tools, error pop-ups, and Werkzeug's debugger console, which runs code from the browser: development only)."),
-    allowed_host: list[str] = typer.Option([], "--allowed-host", help="Also answer requests for this host name (NAME or NAME:PORT; repeatable). Others than the bound host, localhost and 127.0.0.1 get 403 (DNS rebinding protection); '*' answers every host."),
+    allowed_host: list[str] = typer.Option([], "--allowed-host", help="Also answer requests for this host name (NAME or NAME:PORT; repeatable). Hosts other than the bound host, localhost and 127.0.0.1 get 403 (DNS rebinding protection); '*' answers every host."),
+    threads: int = threads_option(None, "used when the Scenarios page samples; default: torch's own choice"),
 ) -> None:
     """Serve the dashboard: forecasts, regimes, stress scenarios, backtests, synthesis and data pages."""
     if not runs.exists():
         typer.echo(f"note: {runs} does not exist yet; the pages explain how to make a run (or run `forecaster demo`).", err=True)
+    set_threads(threads)
     serve(runs, host, port, debug, allowed_hosts=allowed_host)
 
 

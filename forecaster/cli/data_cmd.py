@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
+from forecaster.cli.options import ProgressOpt, progress_bar
 
 app = typer.Typer(help="Fetch, inspect and export the point-in-time market/macro panel.", no_args_is_help=True)
 
@@ -15,8 +16,10 @@ DATA_HELP = (
     "or a wide panel file (.csv or .parquet)."
 )
 DataOpt = typer.Option("embedded", "--data", help=DATA_HELP)
-AsOfOpt = typer.Option(None, "--as-of", help="Show the panel as it was known at the close of this date (YYYY-MM-DD).")
-StartOpt = typer.Option("1990-01-01", "--start", help="First date of the panel.")
+AS_OF_HELP = "as it was known at the close of this date (YYYY-MM-DD): no later publication or revision is used."
+AsOfOpt = typer.Option(None, "--as-of", help=f"Use the panel {AS_OF_HELP}")
+PanelStartOpt = typer.Option("1990-01-01", "--panel-start", help="First date of the panel (YYYY-MM-DD).")
+StartOpt = PanelStartOpt  # the name `forecaster train` imports until it moves to PanelStartOpt
 SeriesOpt = typer.Option(None, "--series", help="Comma-separated series names (default: every reference series the source has).")
 StoreOpt = typer.Option(None, "--store", help="Store folder (default ~/.cache/forecaster/store).")
 
@@ -33,9 +36,14 @@ def parse_date(value: str | None, option: str):
         raise UserError(f"{option} {value!r} is not a date (expected YYYY-MM-DD)") from None
 
 
-def build(data: str, as_of: str | None, start: str | None, series: str | None, store: Path | None = None):
-    """The panel for the common data options (used by other commands too)."""
+def build(data: str, as_of: str | None, start: str | None, series: str | None, store: Path | None = None,
+          progress: bool = False):
+    """The panel for the common data options (used by other commands too).
+
+    ``start`` is ``--panel-start``; ``progress`` draws a bar over the series as the source reads them.
+    """
     from data_sources.panel import PanelBuilder
+    from data_sources.sources import open_source
     from data_sources.store import DEFAULT_STORE, Store
 
     if data == "store":
@@ -43,12 +51,37 @@ def build(data: str, as_of: str | None, start: str | None, series: str | None, s
         if not Path(data).exists():
             raise UserError(f"no panel in the store ({data}); run `forecaster data fetch` first")
     names = [s.strip() for s in series.split(",") if s.strip()] if series else None
-    builder = PanelBuilder(data, series=names, start=parse_date(start, "--start"))
+    first = parse_date(start, "--panel-start")
+    source = open_source(data)
+    with progress_bar(progress, desc="reading series", unit="series") as bar:  # the reads happen here
+        builder = PanelBuilder(_ReadProgress(source, bar), series=names, start=first)
+    builder.source = source  # every read is done: the builder keeps the source itself
     return builder, builder.build(parse_date(as_of, "--as-of"))
 
 
+class _ReadProgress:
+    """A source whose every ``read`` advances ``bar``; anything else is the wrapped source's."""
+
+    def __init__(self, source, bar) -> None:
+        self.source, self._bar = source, bar
+
+    def read(self, series: str, start=None, end=None):
+        self._bar.set_postfix_str(series, refresh=False)
+        frame = self.source.read(series, start, end)
+        self._bar.update(1)
+        return frame
+
+    def __getattr__(self, name: str):
+        return getattr(self.source, name)
+
+
 @app.command()
-def show(data: str = DataOpt, as_of: str = AsOfOpt, start: str = StartOpt, series: str = SeriesOpt) -> None:
+def show(
+    data: str = DataOpt,
+    as_of: str = typer.Option(None, "--as-of", help=f"Show the panel {AS_OF_HELP}"),
+    start: str = PanelStartOpt,
+    series: str = SeriesOpt,
+) -> None:
     """Print a summary of the panel: series, first/last date with a value, count, missing, publication rule."""
     from rich.console import Console
     from rich.table import Table
@@ -78,19 +111,19 @@ def show(data: str = DataOpt, as_of: str = AsOfOpt, start: str = StartOpt, serie
 def fetch(
     data: str = typer.Option("online", "--data", help=DATA_HELP),
     store: Path = StoreOpt,
-    start: str = StartOpt,
+    start: str = PanelStartOpt,
     series: str = SeriesOpt,
+    progress: bool = ProgressOpt,
 ) -> None:
     """Download (or read) every series, then save raw series and the aligned panel into the store.
 
-    All reads happen before any write, and the new store is written beside the old one and swapped
-    in whole, so a fetch that fails part-way (download or write) leaves the store as it was.
+    All reads happen before any write, and the new store is written beside the old one and swapped in whole, so a fetch that fails part-way (download or write) leaves the store as it was.
     """
     from data_sources.store import DEFAULT_STORE, Store
 
     target = Store(store or DEFAULT_STORE)
     target.check_writable()  # a --store that is not a store is refused before the downloads
-    builder, panel = build(data, None, start, series, store)
+    builder, panel = build(data, None, start, series, store, progress=progress)
     path = target.save_fetch(builder.raw, panel, builder.source.name, builder.source.describe)
     typer.echo(f"saved {len(builder.raw)} raw series and the panel ({len(panel):,} rows x {panel.shape[1]} series) to {target.root}")
     typer.echo(f"use it with: --data {path}")
@@ -102,7 +135,7 @@ def export(
                              "a folder or device is refused)."),
     data: str = DataOpt,
     as_of: str = AsOfOpt,
-    start: str = StartOpt,
+    start: str = PanelStartOpt,
     series: str = SeriesOpt,
 ) -> None:
     """Write the aligned panel to a Parquet or CSV file (atomically). The file can be read back with --data."""

@@ -16,25 +16,18 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
+from forecaster.cli.options import ProgressOpt, TemperatureOpt, TopPOpt, progress_bar, set_threads, threads_option
 
 synth = typer.Typer(help="Synthetic credit-card transactions: train, generate, evaluate.", no_args_is_help=True)
 
 SkipOpt = typer.Option(False, "--skip-bad-rows", help="Leave malformed CSV lines out (counted) instead of stopping at the first.")
-ThreadsOpt = typer.Option(1, "--threads", help="Torch CPU threads (1 is fastest on a shared, loaded CPU).")
+ThreadsOpt = threads_option(1, "1 is fastest on a shared, loaded CPU")
 
 
 class SynthInterrupted(UserError):
     """Ctrl-C during training: the checkpoint is saved; exit code 130."""
 
     exit_code = 130
-
-
-def _threads(n: int) -> None:
-    import torch
-
-    if n < 1:
-        raise UserError(f"--threads must be at least 1, got {n}")
-    torch.set_num_threads(n)
 
 
 @synth.command("split")
@@ -69,14 +62,14 @@ def train_cmd(
     seed: int = typer.Option(None, "--seed", help="Seed of the weights and batches."),
     threads: int = ThreadsOpt,
     skip_bad_rows: bool = SkipOpt,
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    progress: bool = ProgressOpt,
 ) -> None:
     """Train the GPT on windows of consecutive transactions of each card."""
     from forecaster.synthesis.documents import read_table
     from forecaster.synthesis.train import train_synthesizer
     from forecaster.core.training.checkpoint import RunDir, check_run_target
 
-    _threads(threads)
+    set_threads(threads)
     check_run_target(out)
     with RunDir(out).lock():  # refused at once, before reading the data, when another process trains there
         table = read_table(data, skip_bad_rows)
@@ -101,13 +94,14 @@ def generate_cmd(
     condition: list[str] = typer.Option(None, "--condition", help="Fix a column in every row, e.g. is_fraud=Yes, merchant_state=CA (repeatable)."),
     context: Path = typer.Option(None, "--context", help="Continue the cards of this file (their latest rows are the prompt)."),
     rows_per_history: int = typer.Option(200, "--rows-per-history", help="Rows per synthetic card history."),
-    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature (1 = the model's distribution)."),
-    top_p: float = typer.Option(None, "--top-p", help="Nucleus sampling threshold (default off)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    temperature: float = TemperatureOpt,
+    top_p: float = TopPOpt,
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampler: the same seed gives the same rows."),
     batch_paths: int = typer.Option(64, "--batch-paths", help="Histories sampled together."),
     which: str = typer.Option("best", "--weights", help="best (lowest validation loss) or last."),
     threads: int = ThreadsOpt,
     skip_bad_rows: bool = SkipOpt,
+    progress: bool = ProgressOpt,
 ) -> None:
     """Sample synthetic transactions (every row valid by construction) and write them."""
     from foundation.atomic import check_file_target
@@ -127,12 +121,15 @@ def generate_cmd(
         if histories < 1:
             raise UserError(f"--histories must be at least 1, got {histories}")
         rows = histories * rows_per_history
-    _threads(threads)
+    set_threads(threads)
     conditions = dict(parse_condition(c) for c in (condition or []))
     ctx = read_table(context, skip_bad_rows) if context is not None else None
     synth_model = Synthesizer(run, which=which)
-    table, stats = synth_model.generate(rows, rows_per_history=rows_per_history, conditions=conditions, context=ctx,
-                                        seed=seed, temperature=temperature, top_p=top_p, batch_paths=batch_paths)
+    # with --context, --rows is per card: the total is known once the cards are
+    with progress_bar(progress, total=rows if ctx is None else None, desc="generating", unit="row") as bar:
+        table, stats = synth_model.generate(rows, rows_per_history=rows_per_history, conditions=conditions,
+                                            context=ctx, seed=seed, temperature=temperature, top_p=top_p,
+                                            batch_paths=batch_paths, progress=lambda done: bar.update(done - bar.n))
     write_table(table, out)
     typer.echo(f"{stats.rows:,} rows in {stats.histories} histories -> {out} ({stats.seconds:.1f} s, "
                f"{stats.rows_per_s:,.0f} rows/s; {stats.reordered_rows} rows reordered by time)", err=True)
@@ -151,6 +148,7 @@ def evaluate_cmd(
     run: Path = typer.Option(None, "--run", help="The `synth train` run that generated --synthetic (recorded in "
                              "report.json, where the dashboard finds it to generate more)."),
     skip_bad_rows: bool = SkipOpt,
+    progress: bool = ProgressOpt,
 ) -> None:
     """Privacy, fidelity and utility report of a synthetic table against real held-out transactions."""
     from forecaster.synthesis.documents import read_table
@@ -160,15 +158,24 @@ def evaluate_cmd(
     check_report_dir(out)  # before reading anything; the folder is published when the report is complete
     if run is not None and not run.is_dir():
         raise UserError(f"--run {run}: no such run folder")
-    real_t = read_table(real, skip_bad_rows)
-    syn_t = read_table(synthetic, skip_bad_rows)
-    train_t = read_table(train, skip_bad_rows) if train is not None else None
-    extra_t = read_table(utility_extra, skip_bad_rows) if utility_extra is not None else None
-    report = evaluate(real_t, syn_t, train_t, seed=seed, dcr_rows=dcr_rows, utility_extra=extra_t)
-    report["inputs"] = {"real": str(real), "synthetic": str(synthetic), "train": None if train is None else str(train),
-                        "utility_extra": None if utility_extra is None else str(utility_extra), "seed": seed,
-                        "run": None if run is None else str(run.resolve())}
-    write_report(report, real_t, syn_t, out, seed=seed)
+    # three steps; the metrics are the long one
+    with progress_bar(progress, total=3, desc="evaluating", unit="step") as bar:
+        bar.set_postfix_str("reading the tables")
+        real_t = read_table(real, skip_bad_rows)
+        syn_t = read_table(synthetic, skip_bad_rows)
+        train_t = read_table(train, skip_bad_rows) if train is not None else None
+        extra_t = read_table(utility_extra, skip_bad_rows) if utility_extra is not None else None
+        bar.update(1)
+        bar.set_postfix_str("privacy, fidelity and utility metrics")
+        report = evaluate(real_t, syn_t, train_t, seed=seed, dcr_rows=dcr_rows, utility_extra=extra_t)
+        report["inputs"] = {"real": str(real), "synthetic": str(synthetic),
+                            "train": None if train is None else str(train),
+                            "utility_extra": None if utility_extra is None else str(utility_extra), "seed": seed,
+                            "run": None if run is None else str(run.resolve())}
+        bar.update(1)
+        bar.set_postfix_str("writing the report")
+        write_report(report, real_t, syn_t, out, seed=seed)
+        bar.update(1)
     typer.echo(markdown_table(report))
     if report["coarse"]["exact_copy_flagged"]:
         typer.echo(f"WARNING: {report['coarse']['exact_copy_rate']:.2%} of the synthetic rows are exact copies of "

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from forecaster.cli.data_cmd import AsOfOpt, DataOpt, SeriesOpt, StartOpt
+from forecaster.cli.data_cmd import AsOfOpt, DataOpt, PanelStartOpt, SeriesOpt
 
 app = typer.Typer(help="Fit and inspect the tabular tokenizer of the market panel.", no_args_is_help=True)
 
@@ -18,7 +18,7 @@ def _fmt(x: float) -> str:
 def report(
     data: str = DataOpt,
     as_of: str = AsOfOpt,
-    start: str = StartOpt,
+    start: str = PanelStartOpt,
     series: str = SeriesOpt,
     save: Path = typer.Option(None, "--save", help="Also write the fitted tokenizer here (JSON)."),
 ) -> None:
