@@ -235,7 +235,7 @@ def builder_for_run(info: dict):
 
 # -- backtests ---------------------------------------------------------------------------------
 @dataclass
-class Backtest:
+class BacktestView:
     """A backtest folder written by ``forecaster backtest`` (layout in ``forecaster.market.backtest.runner``)."""
 
     path: Path
@@ -253,7 +253,7 @@ class Backtest:
 
 
 @lru_cache(maxsize=4)
-def _load_backtest(path: str, stamp: tuple) -> Backtest:
+def _load_backtest(path: str, stamp: tuple) -> BacktestView:
     from forecaster.market.backtest.runner import load_scores
 
     folder = Path(path)
@@ -267,10 +267,10 @@ def _load_backtest(path: str, stamp: tuple) -> Backtest:
         skill = pd.read_csv(folder / "skill.csv")
     except (FileNotFoundError, pd.errors.EmptyDataError):  # baselines only: no GPT, no skill table
         skill = pd.DataFrame()
-    return Backtest(folder, config, load_scores(folder), skill)
+    return BacktestView(folder, config, load_scores(folder), skill)
 
 
-def load_backtest(runs_dir: str | Path, run: str, name: str) -> Backtest:
+def load_backtest(runs_dir: str | Path, run: str, name: str) -> BacktestView:
     """Scores and settings of ``runs_dir/run/backtests/name`` (cached until an origin file changes)."""
     folder = _checked(runs_dir, run_path(runs_dir, run) / "backtests" / _component(name, "backtest"), "backtest folder")
     if not folder.is_dir():
@@ -288,7 +288,7 @@ def _fan(path: str, origin: str, stamp: float) -> pd.DataFrame:
     return load_fan(path, origin)
 
 
-def load_backtest_fan(bt: Backtest, origin: str) -> pd.DataFrame:
+def load_backtest_fan(bt: BacktestView, origin: str) -> pd.DataFrame:
     """Fan quantiles (model, series, step, q05..q95) and the realised path (model 'realised', q50) of one origin."""
     p = bt.path / "origins" / f"{pd.Timestamp(origin).date()}.fan.parquet"  # a date: cannot leave the folder
     if not p.exists():

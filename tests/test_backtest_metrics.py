@@ -5,10 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scoringrules as sr
+from arch.bootstrap import CircularBlockBootstrap
 from scipy import stats
 
 from forecaster.market.backtest import metrics
-from forecaster.market.backtest.summary import block_length, origin_spacing, skill_ci, skill_table
+from forecaster.market.backtest.summary import CI_LEVEL, REPS, block_length, origin_spacing, skill_ci, skill_table
 from forecaster.market.backtest.windows import BacktestError, get_window, origin_schedule, parse_every
 from forecaster.market.regimes import VOLATILITY
 
@@ -131,10 +132,6 @@ def test_origin_schedule_and_named_window(shared_panel):
 
 
 def test_skill_interval_is_archs_percentile_interval():
-    from arch.bootstrap import CircularBlockBootstrap
-
-    from forecaster.market.backtest.summary import CI_LEVEL, REPS
-
     rng = np.random.default_rng(5)
     base = rng.gamma(2.0, size=40)
     model = base * rng.uniform(0.5, 1.3, size=40)

@@ -263,7 +263,7 @@ def test_backtest_helpers():
     np.testing.assert_allclose(skill.set_index("series")["skill"].to_numpy(), [0.5, 1 - 6 / 9])
     rows, cols = backtest.score_rows(scores, "VIX")
     assert len(rows) == 4 and cols[0]["id"] == "horizon"
-    from dashboard.data import Backtest
+    from dashboard.data import BacktestView as Backtest
 
     bt = Backtest(Path("."), {}, scores, pd.DataFrame({
         "kind": ["series", "series", "regime"], "name": ["VIX", "VIX", "volatility"], "horizon": [1, 21, 1],

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from foundation.atomic import write_text
 from forecaster.market.backtest import summary
-from forecaster.market.backtest.runner import GPT, load_fan, load_scores
+from forecaster.market.backtest.runner import GPT_MODEL, load_fan, load_scores
 
 COLORS = {"gpt": "#1f77b4", "random_walk": "#7f7f7f", "garch": "#d62728", "var": "#2ca02c", "climatology": "#9467bd"}
 
@@ -130,8 +131,6 @@ def build_report(out: str | Path, path: str | Path | None = None, key_series=sum
 
     ``skills``: the skill table when the caller has it (``summary.write_summary``), else it is computed.
     """
-    from plotly.offline import get_plotlyjs
-
     out = Path(out)
     scores = load_scores(out)
     doc = json.loads((out / "backtest.json").read_text())
@@ -165,7 +164,7 @@ def build_report(out: str | Path, path: str | Path | None = None, key_series=sum
         best = {}
         for s in series:
             sk = skills[(skills["kind"] == "series") & (skills["name"] == s) & skills["best"]] if len(skills) else skills
-            best[s] = [GPT] + ([sk.iloc[-1]["baseline"]] if len(sk) else [])
+            best[s] = [GPT_MODEL] + ([sk.iloc[-1]["baseline"]] if len(sk) else [])
         for s in series:
             parts.append(_div(fan_figure(fan, s, o, models=[m for m in best[s] if m in set(fan["model"])] or None)))
     parts.append("<h2>Coverage by horizon</h2>" + _div(coverage_figure(table, series)))

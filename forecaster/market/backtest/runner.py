@@ -52,7 +52,7 @@ from forecaster.market.forecast import MAX_HORIZON, Forecast
 from forecaster.market.regimes import DEFAULT_REGIMES
 
 FAN_QUANTILES = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
-GPT = "gpt"
+GPT_MODEL = "gpt"  # the model name of the GPT in scores and fans (the class is forecaster.core.model.GPT)
 BACKTEST_KIND = "backtest"
 
 
@@ -149,7 +149,7 @@ class GPTModel:
     only decodable rows), so no repair is needed here.
     """
 
-    name = GPT
+    name = GPT_MODEL
 
     def __init__(self, pipe) -> None:
         self.pipe = pipe
@@ -157,7 +157,7 @@ class GPTModel:
     def forecast(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
         fc = self.pipe.predict(panel, panel.index[-1], n_paths=n_paths, horizon=horizon, seed=seed)
         fc.meta["covers"] = list(fc.series)
-        fc.meta["model"] = GPT
+        fc.meta["model"] = GPT_MODEL
         return fc
 
 

@@ -17,9 +17,13 @@ the honest answer of four years of data.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from arch.bootstrap import CircularBlockBootstrap
+
+from foundation.atomic import atomic_path, write_text
 
 CI_LEVEL = 0.90
 REPS = 999
@@ -42,8 +46,6 @@ def block_length(horizon: int, spacing: float, n: int) -> int:
 
 def skill_ci(model: np.ndarray, base: np.ndarray, block: int, seed: int = 0) -> tuple[float, float, float]:
     """(skill, low, high): ``1 - mean(model)/mean(base)`` and its circular-block-bootstrap percentile interval."""
-    from arch.bootstrap import CircularBlockBootstrap
-
     ok = np.isfinite(model) & np.isfinite(base)
     a, b = model[ok], base[ok]
     if len(a) == 0 or b.mean() <= 0:
@@ -179,10 +181,6 @@ def skill_markdown(scores: pd.DataFrame, key_series=KEY_SERIES, horizons=(21, 63
 
 def write_summary(out, scores: pd.DataFrame, ref: str = "gpt") -> dict[str, pd.DataFrame]:
     """Write ``summary.csv`` (scores), ``skill.csv``, ``regimes.csv``, ``energy.csv`` and ``summary.md`` into ``out``."""
-    from pathlib import Path
-
-    from foundation.atomic import atomic_path, write_text
-
     out = Path(out)
     tables = {"summary": score_table(scores), "skill": skill_table(scores, ref=ref),
               "regimes": regime_score_table(scores), "energy": energy_table(scores)}
