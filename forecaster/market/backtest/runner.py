@@ -24,7 +24,7 @@ Output layout::
 
     OUT/.forecaster-output.json  the output marker (kind ``backtest``)
     OUT/backtest.json          settings (BacktestConfig) and the origin list
-    OUT/origins/D.parquet      scores of every model at origin D (long table, see ``score_origin``)
+    OUT/origins/D.parquet      scores of every model at origin D (long table, see ``scoring.score_origin``)
     OUT/origins/D.fan.parquet  per model and series, quantiles of every horizon day, and the realised path
     OUT/models/D/              runs retrained as of D (retraining policy only)
 """
@@ -37,21 +37,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from foundation.atomic import check_out_dir, claim_dir, write_text
 from data_sources.panel import PanelBuilder
-from data_sources.store import write_parquet
+from data_sources.store import read_meta, write_parquet
 from foundation.dataclass_io import dataclass_from_dict
 from forecaster.market.backtest import metrics
 from forecaster.market.backtest.baselines import BASELINE_NAMES, make_baselines
+from forecaster.market.backtest.scoring import realised_after, score_origin
 from forecaster.market.backtest.windows import BacktestError, origin_schedule
-from forecaster.market.features import transforms_for
 from forecaster.market.forecast import MAX_HORIZON, Forecast
-from forecaster.market.regimes import DEFAULT_REGIMES
 
-FAN_QUANTILES = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
 GPT_MODEL = "gpt"  # the model name of the GPT in scores and fans (the class is forecaster.core.model.GPT)
 BACKTEST_KIND = "backtest"
 
@@ -127,21 +124,6 @@ def origin_seed(seed: int, origin: pd.Timestamp) -> int:
     return int(seed) * 1_000_003 + pd.Timestamp(origin).toordinal()
 
 
-def realised_after(full_panel: pd.DataFrame, origin, horizon: int) -> pd.DataFrame:
-    """The ``horizon`` panel rows after ``origin`` (NaN rows past the end of the data), indexed by step 1..horizon.
-
-    A ``date`` column gives each step's panel day (NaT past the end).
-    """
-    pos = full_panel.index.searchsorted(pd.Timestamp(origin), side="right")
-    rows = full_panel.iloc[pos : pos + horizon]
-    out = pd.DataFrame(np.nan, index=pd.RangeIndex(1, horizon + 1, name="step"), columns=full_panel.columns)
-    out.iloc[: len(rows)] = rows.to_numpy()
-    out.insert(0, "date", pd.NaT)
-    out.iloc[: len(rows), 0] = rows.index
-    out["date"] = pd.to_datetime(out["date"])
-    return out
-
-
 class GPTModel:
     """The GPT behind the same ``forecast(panel, n_paths, horizon, seed)`` call as the baselines.
 
@@ -183,84 +165,6 @@ def forecast_origin(models: list, panel: pd.DataFrame, n_paths: int, horizon: in
         assert fc.as_of == panel.index[-1], f"{model.name}: forecast from {fc.as_of}, origin {panel.index[-1]}"
         forecasts[model.name] = fc
     return forecasts, errors, seconds
-
-
-def _groups(forecasts: dict[str, Forecast]) -> list[tuple[str, ...]]:
-    seen = []
-    for fc in forecasts.values():
-        g = tuple(s for s in fc.series if s in fc.meta["covers"])
-        if len(g) >= 2 and g not in seen:
-            seen.append(g)
-    return seen
-
-
-def score_origin(forecasts: dict[str, Forecast], realised: pd.DataFrame, history: pd.DataFrame,
-                 horizons: list[int], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scores and fan quantiles of every forecast at one origin.
-
-    Parameters
-    ----------
-    forecasts : by model name, all from the same origin and horizon.
-    realised : ``realised_after`` of the full panel (steps 1..horizon).
-    history : the point-in-time panel at the origin (scales of the energy score).
-    horizons : score days (1-based).
-
-    Returns
-    -------
-    scores : long table, one row per (model, kind, name, horizon) with kind ``series``
-        (obs, crps, cov50/80/90, pit, median, mean, members), ``regime`` (brier, rps,
-        p_obs = probability given to the realised regime) or ``energy`` (es over the
-        series group ``name``).
-    fan : per (model, series, step) the ``FAN_QUANTILES``; model ``realised`` holds the outcome in ``q50``.
-    """
-    rng = np.random.default_rng(seed)
-    hz = [h for h in horizons if h <= len(realised)]
-    target = realised["date"].to_numpy()[np.asarray(hz) - 1]
-    rows = []
-    fan = []
-    for name, fc in forecasts.items():
-        covers = [s for s in fc.series if s in fc.meta["covers"]]
-        for s in covers:
-            obs = realised[s].to_numpy(dtype=np.float64)
-            res = metrics.score_series(fc.column(s), obs, hz, rng)
-            for i, h in enumerate(hz):
-                rows.append({"model": name, "kind": "series", "name": s, "horizon": h, "target_date": target[i],
-                             **{k: float(v[i]) for k, v in res.items()}})
-            q = np.nanquantile(np.where(np.isfinite(fc.column(s)), fc.column(s), np.nan), FAN_QUANTILES, axis=0) \
-                if np.isfinite(fc.column(s)).any() else np.full((len(FAN_QUANTILES), fc.horizon), np.nan)
-            fan.append(pd.DataFrame({"model": name, "series": s, "step": np.arange(1, fc.horizon + 1),
-                                     **{f"q{int(round(p * 100)):02d}": q[k] for k, p in enumerate(FAN_QUANTILES)}}))
-        for regime in DEFAULT_REGIMES:
-            if regime.series not in covers:
-                continue
-            probs = metrics.regime_probs(fc.column(regime.series)[:, np.asarray(hz) - 1].T, regime)
-            code = regime.classify(realised[regime.series].to_numpy(dtype=np.float64)[np.asarray(hz) - 1])
-            brier, rps = metrics.regime_scores(code, probs)
-            for i, h in enumerate(hz):
-                p_obs = float(probs[i, code[i]]) if code[i] >= 0 else np.nan
-                rows.append({"model": name, "kind": "regime", "name": regime.name, "horizon": h, "target_date": target[i],
-                             "obs": float(code[i]), "brier": brier[i], "rps": rps[i], "p_obs": p_obs})
-    # energy score over each model's series group, for every model that covers the group
-    for group in _groups(forecasts):
-        transforms = transforms_for(group)
-        last = history[list(group)].ffill().iloc[-1].to_numpy(dtype=np.float64)
-        scales = metrics.change_scales(history[list(group)], hz)  # (len(hz), d)
-        obs = metrics.change_space(realised[list(group)].to_numpy(dtype=np.float64)[np.asarray(hz) - 1], last, transforms)
-        for name, fc in forecasts.items():
-            if not set(group) <= set(fc.meta["covers"]):
-                continue
-            sel = [fc.series.index(s) for s in group]
-            ens = metrics.change_space(fc.paths[:, np.asarray(hz) - 1][:, :, sel], last, transforms)  # (P, N, d)
-            es = metrics.energy(obs / scales, np.transpose(ens, (1, 0, 2)) / scales[:, None, :])
-            for i, h in enumerate(hz):
-                rows.append({"model": name, "kind": "energy", "name": "+".join(group), "horizon": h,
-                             "target_date": target[i], "es": es[i]})
-    real = realised.drop(columns="date")
-    fan.append(pd.DataFrame({"model": "realised", "series": np.repeat(real.columns.to_numpy(), len(real)),
-                             "step": np.tile(real.index.to_numpy(), real.shape[1]),
-                             "q50": real.to_numpy().T.reshape(-1)}))
-    scores = pd.DataFrame(rows)
-    return scores, pd.concat(fan, ignore_index=True)
 
 
 def _months_between(a: pd.Timestamp, b: pd.Timestamp) -> int:
@@ -331,7 +235,7 @@ class Backtest:
                                 "or use --retrain-every")
 
     def _pipe(self, run_dir: Path):
-        from forecaster.market.pipeline import ForecastPipeline
+        from forecaster.market.pipeline import ForecastPipeline  # deferred: it imports torch; baselines-only backtests never load it
 
         key = str(run_dir)
         if key not in self._pipes:
@@ -358,7 +262,7 @@ class Backtest:
             return Path(self.cfg.run)
         as_of = max(d for d in self.retrain_dates() if d <= origin)
         run_dir = self.out / "models" / str(as_of.date())
-        from forecaster.market.backtest.retrain import train_as_of
+        from forecaster.market.backtest.retrain import train_as_of  # deferred: retraining loads torch; only this policy needs it
 
         train_as_of(self.builder, as_of, Path(self.cfg.run), run_dir, self.cfg.retrain_steps, progress=progress)
         return run_dir
@@ -408,8 +312,6 @@ class Backtest:
 
 def load_scores(out: str | Path) -> pd.DataFrame:
     """All per-origin scores of a backtest folder, with each origin's errors in an ``errors`` attribute."""
-    from data_sources.store import read_meta
-
     files = sorted(p for p in (Path(out) / "origins").glob("*.parquet") if not p.name.endswith(".fan.parquet"))
     if not files:
         raise BacktestError(f"{out} holds no backtest results (no origins/*.parquet); run `forecaster backtest` first")
