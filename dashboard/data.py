@@ -32,6 +32,11 @@ import pandas as pd
 
 from foundation.errors import UserError
 from foundation.names import MAX_NAME, NameError_, inside, is_safe_name
+from forecaster.core.run import RunDir
+from forecaster.core.training.checkpoint import CheckpointError
+from forecaster.market.backtest.runner import load_fan, load_scores
+from forecaster.market.forecast import Forecast
+from forecaster.market.run import PanelRun, PanelSpec
 
 SYNTH_LAYOUT = """\
 DIR/synth/<name>/             the folder of `forecaster synth evaluate --out DIR/synth/<name>`:
@@ -104,16 +109,17 @@ def list_runs(runs_dir: str | Path) -> list[RunInfo]:
     root = Path(runs_dir)
     if not root.exists():
         return []
-    candidates = [root] if (root / "run.json").exists() else _entries(root, root)
+    candidates = [root] if RunDir(root).run_info.exists() else _entries(root, root)
     out = []
     for p in candidates:
-        if (p / "run.json").is_file():
+        run = RunDir(p)
+        if run.run_info.is_file():
             try:
-                info = json.loads((p / "run.json").read_text())
-            except (OSError, json.JSONDecodeError):
+                info = run.read_info()
+            except (OSError, CheckpointError):  # unreadable or corrupt: listed, with nothing known about it
                 info = {}
             out.append(RunInfo(p.name, p, info))
-    out.sort(key=lambda r: _mtime(r.path / "run.json"), reverse=True)
+    out.sort(key=lambda r: _mtime(RunDir(r.path).run_info), reverse=True)
     return out
 
 
@@ -172,9 +178,7 @@ def list_synth(runs_dir: str | Path) -> list[str]:
 
 # -- forecasts ---------------------------------------------------------------------------------
 @lru_cache(maxsize=32)
-def _load_forecast(path: str, stamp: float):
-    from forecaster.market.forecast import Forecast
-
+def _load_forecast(path: str, stamp: float) -> Forecast:
     return Forecast.load(path)
 
 
@@ -189,7 +193,7 @@ def load_forecast(runs_dir: str | Path, run: str, name: str, kind: str = "foreca
 
 def read_metrics(runs_dir: str | Path, run: str) -> pd.DataFrame:
     """The run's learning curve (metrics.jsonl) as a table; empty when there is none."""
-    path = run_path(runs_dir, run) / "metrics.jsonl"
+    path = RunDir(run_path(runs_dir, run)).metrics
     if not path.exists():
         return pd.DataFrame()
     rows = []
@@ -203,34 +207,27 @@ def read_metrics(runs_dir: str | Path, run: str) -> pd.DataFrame:
 
 # -- panels ------------------------------------------------------------------------------------
 @lru_cache(maxsize=4)
-def _builder(data: str, series: tuple[str, ...] | None, start: str | None):
-    from data_sources.panel import PanelBuilder
-
-    return PanelBuilder(data, series=list(series) if series else None, start=start)
+def _builder(spec: PanelSpec):
+    return spec.builder()
 
 
 @lru_cache(maxsize=8)
-def _panel(data: str, series: tuple[str, ...] | None, start: str | None, as_of: str | None) -> pd.DataFrame:
-    return _builder(data, series, start).build(as_of)
+def _panel(spec: PanelSpec, as_of: str | None) -> pd.DataFrame:
+    return _builder(spec).build(as_of)
 
 
 def panel_for_run(info: dict | None, as_of=None) -> pd.DataFrame:
     """The point-in-time panel a run was trained on (its data source and series), as of ``as_of`` (default: all).
 
-    Without a run, the embedded offline data.
+    ``info`` is the run's run.json (``run_info``); without a run, the embedded offline data.
     """
-    info = info or {}
-    data = info.get("data") or "embedded"
-    series = tuple(info["series"]) if info.get("series") else None
-    start = info.get("start") or "1990-01-01"
     key = str(pd.Timestamp(as_of).date()) if as_of is not None else None
-    return _panel(str(data), series, str(start), key)
+    return _panel(PanelSpec.of_run(info), key)
 
 
-def builder_for_run(info: dict):
-    """A cached ``PanelBuilder`` for the run's data source (for sampling scenarios)."""
-    series = tuple(info["series"]) if info.get("series") else None
-    return _builder(str(info.get("data") or "embedded"), series, str(info.get("start") or "1990-01-01"))
+def builder_for_run(run_dir: str | Path):
+    """A cached ``PanelBuilder`` over the run's data source, series and first date (for sampling scenarios)."""
+    return _builder(PanelRun(run_dir).panel_spec)
 
 
 # -- backtests ---------------------------------------------------------------------------------
@@ -254,8 +251,6 @@ class BacktestView:
 
 @lru_cache(maxsize=4)
 def _load_backtest(path: str, stamp: tuple) -> BacktestView:
-    from forecaster.market.backtest.runner import load_scores
-
     folder = Path(path)
     config = {}
     if (folder / "backtest.json").exists():
@@ -283,8 +278,6 @@ def load_backtest(runs_dir: str | Path, run: str, name: str) -> BacktestView:
 
 @lru_cache(maxsize=32)
 def _fan(path: str, origin: str, stamp: float) -> pd.DataFrame:
-    from forecaster.market.backtest.runner import load_fan
-
     return load_fan(path, origin)
 
 

@@ -6,6 +6,9 @@ runs at a time (the sampler already uses every core); a second request waits in
 the queue and says so. The queue is bounded (``max_pending`` queued or running
 jobs; one more is refused with ``JobQueueFull``), and finished jobs beyond
 ``keep_finished`` are forgotten, oldest first, so a long-lived server does not grow.
+
+A scenario job writes the same folder as `forecaster forecast`
+(``forecaster.market.export.save_forecast_dir``).
 """
 from __future__ import annotations
 
@@ -18,14 +21,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from foundation.atomic import publish_dir
+from dashboard import data
+from foundation.atomic import check_out_dir
 from foundation.errors import UserError
 from foundation.names import inside, safe_name
+from forecaster.core.run import RunDir
+from forecaster.market.export import FORECAST_KIND, save_forecast_dir
 from forecaster.market.forecast import is_legacy_forecast
+from forecaster.market.pipeline import ForecastPipeline
+from forecaster.market.scenario import Scenario, constraint_from_dict
 
 log = logging.getLogger("dashboard")
 MAX_PENDING = 4  # queued or running jobs; each samples with every core, so more would only wait
 KEEP_FINISHED = 50  # finished jobs whose status stays readable
+SCENARIO_OPTION = "scenario name"  # what a refused scenario folder's message names
 
 
 class JobQueueFull(UserError):
@@ -131,15 +140,13 @@ class JobRunner:
 
 
 @lru_cache(maxsize=2)
-def _pipeline(run_path: str, stamp: int):
-    from forecaster.market.pipeline import ForecastPipeline
-
+def _pipeline(run_path: str, stamp: int) -> ForecastPipeline:
     return ForecastPipeline.from_run(run_path)
 
 
-def pipeline_for(run_path: Path):
-    """A cached ``ForecastPipeline`` (reloaded when best.safetensors changes)."""
-    p = Path(run_path) / "best.safetensors"
+def pipeline_for(run_path: Path) -> ForecastPipeline:
+    """A cached ``ForecastPipeline`` (reloaded when the run's best weights change)."""
+    p = RunDir(run_path).best_weights
     stamp = p.stat().st_mtime_ns if p.exists() else -1
     return _pipeline(str(run_path), stamp)
 
@@ -149,23 +156,21 @@ def run_scenario(runs_dir: Path, run: str, base_name: str, constraints: list[dic
     """Sample a stress scenario from the base forecast's origin and horizon; save it under ``run/scenarios/name``.
 
     ``constraints`` are dicts as in a scenario file (``{"series": "VIX", "level": 40, "days": "1-20"}``).
-    The folder is published whole (``publish_dir``): an existing ``name`` is replaced only when
-    it is a previous forecast, never a folder holding something else. Returns the scenario's name.
+    The folder is a full forecast folder (``save_forecast_dir``: forecast, exports, summary.csv,
+    regimes.csv), published whole: an existing ``name`` is replaced only when it is a previous
+    forecast, never a folder holding something else (refused before any sampling). Returns the
+    scenario's name.
     """
-    from dashboard import data
-    from forecaster.market.scenario import Scenario, constraint_from_dict
-
     name = safe_name(name, "scenario name")
     run_dir = data.run_path(runs_dir, run)
     base = data.load_forecast(runs_dir, run, base_name)
     scen = Scenario(name, [constraint_from_dict(c, f"constraint {i + 1}") for i, c in enumerate(constraints)])
-    pipe = pipeline_for(run_dir)
-    builder = data.builder_for_run(pipe.info or {})
     out = run_dir / "scenarios" / name
     inside(runs_dir, out, "scenario folder")  # scenarios/ may be a symbolic link leading elsewhere
-    with publish_dir(out, "forecast", option="scenario name", legacy=is_legacy_forecast) as staging:  # refused before any sampling
-        fc = pipe.predict(builder, base.as_of, n_paths=n_paths, horizon=base.horizon, seed=seed, scenario=scen,
-                          progress=progress)
-        fc.meta["base_forecast"] = base_name
-        fc.save(staging)
+    check_out_dir(out, FORECAST_KIND, option=SCENARIO_OPTION, legacy=is_legacy_forecast)
+    pipe = pipeline_for(run_dir)
+    fc = pipe.predict(data.builder_for_run(run_dir), base.as_of, n_paths=n_paths, horizon=base.horizon, seed=seed,
+                      scenario=scen, progress=progress)
+    fc.meta["base_forecast"] = base_name
+    save_forecast_dir(fc, out, option=SCENARIO_OPTION)
     return name

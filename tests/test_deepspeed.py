@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from forecaster.core.training.checkpoint import RunDir
+from forecaster.core.run import RunDir
 from forecaster.core.training.config import TrainConfig, model_config_for
 from forecaster.core.training.distributed import free_port
 from forecaster.core.training.engine import train

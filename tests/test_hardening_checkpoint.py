@@ -26,7 +26,8 @@ import torch
 from foundation.errors import UserError
 from forecaster.cli import main
 from forecaster.core.model import GPT, GPTConfig
-from forecaster.core.training.checkpoint import CheckpointError, RunDir, load_model, save_weights, sha256_file
+from forecaster.core.run import RunDir, load_model
+from forecaster.core.training.checkpoint import CheckpointError, save_weights, sha256_file
 from forecaster.core.training.config import TrainConfig, model_config_for
 from forecaster.core.training.distributed import free_port
 from forecaster.core.training.engine import train
@@ -176,7 +177,7 @@ def test_weights_without_a_recorded_checksum_are_refused(tmp_path):
 # -- 4. one training process per run folder ---------------------------------------------------------
 
 _HOLDER = ("import sys, time\n"
-           "from forecaster.core.training.checkpoint import RunDir\n"
+           "from forecaster.core.run import RunDir\n"
            "with RunDir(sys.argv[1]).lock():\n"
            "    print('held', flush=True)\n"
            "    time.sleep(120)\n")
@@ -318,7 +319,7 @@ def test_synth_run_json_records_the_data_file_as_an_absolute_path(tmp_path, shar
 
 
 def test_named_data_sources_stay_names():
-    from forecaster.cli.train_cmd import data_source_spec
+    from forecaster.market.run import data_source_spec
 
     for name in ("embedded", "online", "store"):
         assert data_source_spec(name) == name

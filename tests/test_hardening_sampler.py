@@ -162,7 +162,8 @@ def test_cli_bad_sampling_flags_are_one_line(tmp_path, capsys, flag, pipe, share
 def _saved_run(tmp_path, pipe):
     """A run folder holding the test model and tokenizer (so the CLI can load them)."""
     from foundation.atomic import write_text
-    from forecaster.core.training.checkpoint import RunDir, save_weights
+    from forecaster.core.run import RunDir
+    from forecaster.core.training.checkpoint import save_weights
 
     run = RunDir(tmp_path / "run")
     run.path.mkdir(parents=True, exist_ok=True)

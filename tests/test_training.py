@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from foundation.errors import UserError
-from forecaster.core.training.checkpoint import CheckpointError, RunDir, load_model
+from forecaster.core.run import RunDir, load_model
+from forecaster.core.training.checkpoint import CheckpointError
 from forecaster.core.training.config import ConfigError, TrainConfig, model_config_for
 from forecaster.core.training.engine import train
 from forecaster.core.training.metrics import read_metrics

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from forecaster.cli import main
-from forecaster.core.training.checkpoint import CheckpointError, RunDir, load_model, load_tokenizer
+from forecaster.core.run import RunDir, load_tokenizer
 from forecaster.core.training.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,24 +61,6 @@ def test_ctrl_c_then_rerun_ends_like_an_uninterrupted_run(tmp_path, shared_mappi
     assert a["step"] == b["step"] == 40
     assert a["files"]["model.safetensors"] == b["files"]["model.safetensors"], "resumed weights differ"
     assert a["val_loss"] == b["val_loss"]
-
-
-@pytest.mark.slow
-def test_train_on_credit_card_documents(tmp_path, shared_data):
-    out = tmp_path / "cc"
-    csv = shared_data / "tabformer" / "User0_credit_card_transactions.csv"
-    assert main(["train", "--transactions", str(csv), "--as-of", "2015-12-31", "--out", str(out), "--preset", "tiny",
-                 "--max-steps", "6", "--eval-every", "3", "--log-every", "1", "--no-progress"]) == 0
-    info = RunDir(out).read_info()
-    assert info["source"] == "tabformer" and info["documents"] == 5  # User 0 has cards 0-4
-    assert info["last_date"] <= "2015-12-31" and info["train_range"][1] <= info["val_range"][0]  # split mid-day
-    assert [r["step"] for r in read_metrics(out) if r["split"] == "val"] == [3, 6]
-    tok = load_tokenizer(out)
-    model = load_model(out, fingerprint=tok.fingerprint())
-    assert model.config.row_len == tok.tokens_per_row and model.config.vocab_size == tok.vocab_size
-    (out / "run.json").write_text(json.dumps({**info, "tokenizer_fingerprint": "0" * 64}))
-    with pytest.raises(CheckpointError, match="another tokenizer"):
-        load_tokenizer(out)
 
 
 def test_a_series_unseen_before_the_validation_start_is_left_out(tmp_path, shared_mapping, capsys):

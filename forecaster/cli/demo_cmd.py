@@ -2,13 +2,13 @@
 
 On the embedded data (SPX, VIX, WTI, core CPI YoY, 1999-2019) it
 
-1. trains a small model within a wall-clock budget (`forecaster train --preset small --max-minutes ...`),
-   with data up to ``--train-as-of`` so the backtest's origins are out of sample;
+1. trains a small model within a wall-clock budget (``train_panel_run``, what `forecaster train --preset
+   small --max-minutes ...` runs), with data up to ``--train-as-of`` so the backtest's origins are out of sample;
 2. forecasts ``--paths`` joint paths of ``--horizon`` business days from the end of the data;
 3. runs a short backtest (a few monthly origins in 2018) when `forecaster backtest` is installed;
 4. serves the dashboard on the result and prints its URL.
 
-Each step is the project's own command, printed so it can be rerun by hand. A
+Each step is the project's own command (training: the library call it makes), printed so it can be rerun by hand. A
 step whose output exists already is skipped (``--fresh`` redoes everything), so
 a second ``forecaster demo`` starts the dashboard in seconds.
 """
@@ -50,6 +50,26 @@ def default_threads() -> int:
     return 1 if load >= cores - 0.5 else cores
 
 
+def _train(run: Path, preset: str, minutes: float, as_of: str, progress: bool) -> None:
+    """Train the demo run with ``train_panel_run``, printing the `forecaster train` command that does the same."""
+    import pandas as pd
+
+    from forecaster.cli.train_cmd import TrainingInterrupted, result_line
+    from forecaster.core.training.config import TrainConfig
+    from forecaster.market.train import train_panel_run
+
+    argv = ["train", "--data", "embedded", "--as-of", as_of, "--preset", preset, "--max-minutes", f"{minutes:g}",
+            "--out", str(run), *([] if progress else ["--no-progress"])]
+    typer.echo("  $ forecaster " + " ".join(argv), err=True)
+    cfg = TrainConfig.from_preset(preset, max_minutes=minutes)
+    try:
+        res = train_panel_run("embedded", run, cfg, as_of=pd.Timestamp(as_of), progress=progress,
+                              log=lambda text: typer.echo(text, err=True))
+    except KeyboardInterrupt as exc:  # the loop saved a checkpoint first
+        raise TrainingInterrupted(f"{exc or 'interrupted'}; rerun the demo to resume") from None
+    typer.echo(result_line(res, run))
+
+
 def _usable_weights(path: Path) -> bool:
     """Whether a cached run's weights pass the load checks; a run saved before weights carried a checksum does not."""
     from forecaster.core.training.checkpoint import CheckpointError, read_weights
@@ -66,6 +86,8 @@ def demo_steps(runs: Path, name: str, minutes: float, paths: int, horizon: int, 
                backtest: bool, fresh: bool, preset: str = "small", bt_paths: int = 50, bt_horizon: int = 63,
                bt_start: str = "2018-01-01", bt_end: str = "2018-04-30", progress: bool = True) -> Path:
     """Train, forecast and backtest into ``runs/name`` (the dashboard's layout); return the run folder."""
+    from forecaster.core.run import RunDir
+
     run = runs / name
     if fresh and run.exists():
         shutil.rmtree(run)
@@ -74,15 +96,15 @@ def demo_steps(runs: Path, name: str, minutes: float, paths: int, horizon: int, 
     t0 = time.perf_counter()
 
     _step(1, total + 1, f"Training a {preset} model on the embedded data (at most {minutes:g} min)")
-    if (run / "best.safetensors").exists() and not fresh and not _usable_weights(run / "best.safetensors"):
+    weights = RunDir(run).best_weights
+    if weights.exists() and not fresh and not _usable_weights(weights):
         aside = run.with_name(f"{run.name}.unverified-{time.strftime('%Y%m%d-%H%M%S')}")
         run.rename(aside)  # kept, not deleted: the user may still want what is in it
         typer.echo(f"  moved it to {aside} and training a new one", err=True)
-    if (run / "best.safetensors").exists() and not fresh:
+    if weights.exists() and not fresh:
         typer.echo(f"  {run} is trained already (use --fresh to retrain)", err=True)
     else:
-        _run(["train", "--data", "embedded", "--as-of", train_as_of, "--preset", preset, "--max-minutes", f"{minutes:g}",
-              "--out", str(run), *bar])
+        _train(run, preset, minutes, train_as_of, progress)
 
     _step(2, total + 1, f"Forecasting {paths} joint paths x {horizon} business days after {as_of}")
     fc_dir = run / "forecasts" / "base"

@@ -1,7 +1,8 @@
 """`forecaster forecast` and `forecaster export`: sample joint paths, write scenarios for risk systems.
 
-``--out`` of `forecast` is published with ``foundation.atomic.publish_dir`` (kind
-``forecast``): an existing folder is replaced only when it holds a previous forecast.
+``--out`` of `forecast` is written by ``forecaster.market.export.save_forecast_dir``
+(published whole, kind ``forecast``): an existing folder is replaced only when it
+holds a previous forecast.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import typer
 from foundation.errors import UserError
 from forecaster.market.forecast import MAX_HORIZON, check_horizon, is_legacy_forecast
 
-FORECAST_KIND = "forecast"
+
 def forecast(
     run: Path = typer.Option(..., "--run", help="Run directory made by `forecaster train`."),
     as_of: str = typer.Option(..., "--as-of", help="Forecast origin: the model sees only data published by this date."),
@@ -32,13 +33,13 @@ def forecast(
     """Sample joint paths after the as-of date; write the forecast, quantiles, regimes and exports to --out."""
     from tqdm import tqdm
 
-    from foundation.atomic import atomic_path, check_out_dir, publish_dir
-    from data_sources.panel import PanelBuilder
+    from foundation.atomic import check_out_dir
     from forecaster.cli.data_cmd import parse_date
-    from forecaster.market.export import export_all
+    from forecaster.core.sampler import SamplingConfig
+    from forecaster.market.export import FORECAST_KIND, save_forecast_dir
     from forecaster.market.pipeline import ForecastPipeline
     from forecaster.market.regimes import regime_table
-    from forecaster.core.sampler import SamplingConfig
+    from forecaster.market.run import PanelRun
     from forecaster.market.scenario import Scenario, load_scenario, parse_shock
 
     origin = parse_date(as_of, "--as-of")
@@ -53,22 +54,15 @@ def forecast(
         extra = [parse_shock(s) for s in shock]
         scen = Scenario(scen.name if scen else "cli-shock", (scen.constraints if scen else []) + extra)
     pipe = ForecastPipeline.from_run(run)
-    source = data or pipe.info.get("data") or "embedded"
-    builder = PanelBuilder(source, series=pipe.series, start=pipe.info.get("start", "1990-01-01"))
+    builder = PanelRun(run).panel_builder(data)
     sampling = SamplingConfig(temperature, top_k, top_p)
 
-    with publish_dir(out, FORECAST_KIND, legacy=is_legacy_forecast) as staging:
-        with tqdm(total=horizon, desc=f"sampling {paths} paths", unit="day", disable=not progress) as bar:
-            fc = pipe.predict(builder, origin, paths, horizon, seed, scen, sampling,
-                              progress=lambda done: bar.update(done - bar.n))
-        for warning in fc.meta.get("warnings", []):
-            typer.echo(f"warning: {warning}", err=True)
-        fc.save(staging)
-        export_all(fc, staging)
-        with atomic_path(staging / "summary.csv") as tmp:
-            fc.summary_table().to_csv(tmp, index=False, float_format="%.6g")
-        with atomic_path(staging / "regimes.csv") as tmp:
-            regime_table(fc).to_csv(tmp, index=False, float_format="%.4f")
+    with tqdm(total=horizon, desc=f"sampling {paths} paths", unit="day", disable=not progress) as bar:
+        fc = pipe.predict(builder, origin, paths, horizon, seed, scen, sampling,
+                          progress=lambda done: bar.update(done - bar.n))
+    for warning in fc.meta.get("warnings", []):
+        typer.echo(f"warning: {warning}", err=True)
+    save_forecast_dir(fc, out)
     typer.echo(f"{paths} paths x {horizon} days after {fc.as_of.date()} -> {out}")
     table = regime_table(fc)
     if len(table):

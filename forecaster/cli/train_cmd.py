@@ -11,7 +11,9 @@ Several processes (DeepSpeed, data parallel; see docs/SCALING.md)::
 
 Rerunning the same command on the same ``--out`` resumes from the last checkpoint
 (and removes what a killed run left there). While one command trains into ``--out``
-another one is refused, naming the first one's PID.
+another one is refused, naming the first one's PID. The steps themselves are
+``forecaster.market.train.train_panel_run``'s; credit-card documents are trained
+by `forecaster synth train`.
 """
 from __future__ import annotations
 
@@ -27,6 +29,10 @@ class TrainingInterrupted(UserError):
     """Ctrl-C during training: the checkpoint is saved; exit code 130 like an interrupted shell command."""
 
     exit_code = 130
+
+
+# train_panel_run's parameters -> this command's options, for its error messages
+OPTIONS = {"series": "--series", "as_of": "--as-of", "val_start": "--val-start", "start": "--panel-start", "out": "--out"}
 
 
 def train(
@@ -51,139 +57,42 @@ def train(
     zero_stage: int = typer.Option(None, "--zero-stage", help="DeepSpeed ZeRO stage 0-3 (default 2)."),
     precision: str = typer.Option(None, "--precision", help="auto (bf16 on GPUs that support it), fp32 or bf16."),
     seed: int = typer.Option(None, "--seed", help="Seed of the weights, batches and dropout."),
-    transactions: Path = typer.Option(None, "--transactions", help="Train on a TabFormer credit-card CSV instead of the panel: one document per user/card."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
     """Train the GPT on windows of consecutive days of the model frame (validation = the most recent period)."""
-    import contextlib
-    import os
-
-    from forecaster.core.training.checkpoint import RunDir, check_run_target
+    from forecaster.cli.data_cmd import build, parse_date
+    from forecaster.core.run import RunDir, check_run_target, is_main_process
     from forecaster.core.training.config import TrainConfig
+    from forecaster.market.run import data_source_spec
+    from forecaster.market.train import TrainInputError, train_panel_run
 
     cfg = TrainConfig.from_preset(
         preset, engine=engine, max_minutes=max_minutes, max_steps=max_steps, context_rows=context_rows,
         batch_size=batch_size, grad_accum=grad_accum, lr=lr, eval_every=eval_every, log_every=log_every, patience=patience,
         val_fraction=val_fraction, zero_stage=zero_stage, precision=precision, seed=seed)
     run_dir = check_run_target(out)
-    rank0 = int(os.environ.get("RANK", "0")) == 0
-    # one process trains into a folder at a time; under torchrun/deepspeed rank 0 holds it
-    with RunDir(run_dir).lock() if rank0 else contextlib.nullcontext():
-        _train(cfg, run_dir, rank0, data, as_of, start, series, val_start, transactions, preset, progress)
-
-
-def data_source_spec(data: str) -> str:
-    """``--data`` as recorded in run.json: a named source as it is, a file as an absolute path.
-
-    So a run forecasts from any working directory.
-    """
-    if data in ("embedded", "online", "store"):
-        return data
-    return str(Path(data).expanduser().resolve())
-
-
-def _train(cfg, run_dir: Path, rank0: bool, data: str, as_of, start, series, val_start, transactions,
-           preset: str, progress: bool) -> None:
-    """Build the data and tokenizer, then train into ``run_dir`` (held by rank 0)."""
-    from forecaster.cli.data_cmd import build, parse_date
-    from forecaster.market.features import model_frame
-    from forecaster.core.tokenizer import TableTokenizer
-    from forecaster.market.tokenizer import market_specs
-    from forecaster.core.training.checkpoint import RunDir
-    from forecaster.core.training.config import model_config_for
-    from forecaster.core.training.engine import train as run_training
-    from forecaster.core.training.windows import make_datasets, panel_segment, val_start_of
-
     split = parse_date(val_start, "--val-start")
-    # The tokenizer sees everything known at --as-of (the validation period included);
-    # the model's weights never see the validation windows.
-    if transactions is not None:
-        tok, segments, info = _transaction_data(transactions, parse_date(as_of, "--as-of"))
-        what = "transactions"
-    else:
-        builder, panel = build(data, as_of, start, series)
-        frame = model_frame(panel)
-        # the split make_datasets would choose, known before tokenizing (it depends on the days only)
-        split = split if split is not None else val_start_of(frame.index.values, cfg.val_fraction)
-        frame = _learnable(frame, split, explicit=series is not None)
-        tok = TableTokenizer.fit(frame, market_specs(frame))
-        segments = [panel_segment(tok.encode(frame), frame.index)]  # (days, tokens_per_row)
-        info = {"data": data_source_spec(data), "source": builder.source.name, "as_of": as_of, "start": start,
-                "series": list(frame.columns), "first_date": str(frame.index[0].date()),
-                "last_date": str(frame.index[-1].date())}
-        what = f"days x {len(frame.columns)} series"
-    train_ds, val_ds, split = make_datasets(segments, cfg.context_rows, cfg.val_fraction, split)
-    info["val_start"] = str(split.date())
-    mcfg = model_config_for(preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows)
-    if rank0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if RunDir(run_dir).latest() is None:  # a fresh run (a resumed one checks the fingerprint instead)
-            tok.save(run_dir / "tokenizer.json")
-        typer.echo(f"{sum(len(g.tokens) for g in segments):,} {what} -> {tok.tokens_per_row} tokens/row, "
-                   f"vocabulary {tok.vocab_size:,}; windows of {cfg.context_rows} rows ({mcfg.block_size} tokens); "
-                   f"train {train_ds.time_range()[0]}..{train_ds.time_range()[1]} ({len(train_ds):,} windows), "
-                   f"validation from {split.date()} ({len(val_ds):,} windows); engine {cfg.engine}", err=True)
-    try:
-        res = run_training(mcfg, cfg, train_ds, val_ds, run_dir, info=info, fingerprint=tok.fingerprint(),
-                           progress=progress)
-    except KeyboardInterrupt as exc:  # the loop saved a checkpoint first
-        raise TrainingInterrupted(f"{exc or 'interrupted'}; rerun the same command to resume") from None
-    if rank0:
-        typer.echo(f"{res.reason}: {res.step} steps, train loss {res.train_loss:.4f}, "
-                   f"validation loss {res.val_loss:.4f} (best {res.best_val_loss:.4f}); run in {run_dir}"
-                   + ("; rerun the same command to continue" if res.reason == "time" else ""))
+    with RunDir(run_dir).lock_if_main():  # a held folder is refused before any data is read
+        builder, _ = build(data, as_of, start, series)
+        try:
+            res = train_panel_run(builder, run_dir, cfg, as_of=parse_date(as_of, "--as-of"),
+                                  series=builder.series if series else None, start=builder.start, val_start=split,
+                                  data=data_source_spec(data), progress=progress, log=lambda text: typer.echo(text, err=True))
+        except TrainInputError as exc:
+            if exc.param in OPTIONS:
+                raise TrainInputError(exc.message_for(OPTIONS[exc.param])) from None
+            raise
+        except KeyboardInterrupt as exc:  # the loop saved a checkpoint first
+            raise TrainingInterrupted(f"{exc or 'interrupted'}; rerun the same command to resume") from None
+    if is_main_process():
+        typer.echo(result_line(res, run_dir))
 
 
-def _learnable(frame, split, explicit: bool):
-    """The model frame without series that have no value before the validation start ``split``.
-
-    Such a series (XLRE, which starts in October 2015, trained as of 2017) is the
-    "missing" token on every training day and real values on validation days: the model
-    cannot learn it, and its validation loss grows as the model learns the rest, so early
-    stopping would stop the whole run almost at once. Left out with a note, or an error
-    when ``--series`` asked for it by name.
-    """
-    seen = frame.loc[frame.index < split].notna().any()
-    unseen = [str(c) for c in frame.columns if not seen[c]]
-    if not unseen:
-        return frame
-    firsts = ", ".join(f"{c} (first value {_first_date(frame[c])})" for c in unseen)
-    if explicit:
-        raise UserError(f"--series: {firsts} has no value before the validation start {split.date()}; "
-                        "drop it or use a later --as-of")
-    if len(unseen) == frame.shape[1]:
-        raise UserError(f"no series has a value before the validation start {split.date()}")
-    typer.echo(f"left out {firsts}: no value before the validation start {split.date()}, "
-               "so the model could not learn it", err=True)
-    return frame.drop(columns=unseen)
-
-
-def _first_date(x) -> str:
-    valid = x.first_valid_index()
-    return "none" if valid is None else str(valid.date())
-
-
-def _transaction_data(path: Path, as_of):
-    """Tokenizer, per-user/card segments and run info of a TabFormer transactions CSV known at ``as_of``."""
-    from data_sources.tabformer import read_tabformer
-    from forecaster.core.tokenizer import TableTokenizer
-    from forecaster.synthesis.tokenizer import tabformer_specs
-    from forecaster.core.training.windows import document_segments
-
-    import pandas as pd
-
-    table = read_tabformer(path)
-    if as_of is not None:  # the whole --as-of day is known
-        table = table[table["timestamp"] < as_of.normalize() + pd.Timedelta(days=1)]
-    if table.empty:
-        raise UserError(f"{path} has no transactions up to --as-of")
-    tok = TableTokenizer.fit(table, tabformer_specs(table))
-    keys = table["user"].astype("int64").to_numpy() * 100_000 + table["card"].astype("int64").to_numpy()
-    segments = document_segments(tok.encode(table), table["timestamp"].to_numpy(), keys)
-    info = {"data": str(Path(path).resolve()), "source": "tabformer", "as_of": None if as_of is None else str(as_of.date()),
-            "documents": len(segments), "first_date": str(table["timestamp"].min().date()),
-            "last_date": str(table["timestamp"].max().date())}
-    return tok, segments, info
+def result_line(res, run_dir: Path) -> str:
+    """The line `forecaster train` ends with: why it stopped, steps, losses, where the run is."""
+    return (f"{res.reason}: {res.step} steps, train loss {res.train_loss:.4f}, "
+            f"validation loss {res.val_loss:.4f} (best {res.best_val_loss:.4f}); run in {run_dir}"
+            + ("; rerun the same command to continue" if res.reason == "time" else ""))
 
 
 def register(root: typer.Typer) -> None:

@@ -12,6 +12,11 @@ tokenizer hashes, seed, number of paths, scenario constraints): in the Parquet
 schema under the key ``forecaster``, and for CSV in a sidecar ``<file>.meta.json``.
 Writes are atomic: an existing file is replaced, a folder or device in its place is
 refused (``check_export_target``, before any table is built).
+
+A forecast folder (:func:`save_forecast_dir`) holds the forecast itself
+(``Forecast.save``), every export above in both file kinds, ``summary.csv`` (the
+quantile summary) and ``regimes.csv`` (regime probabilities), and is published
+whole with ``foundation.atomic.publish_dir`` (kind ``forecast``).
 """
 from __future__ import annotations
 
@@ -21,10 +26,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from foundation.atomic import atomic_path, check_file_target, write_text
+from foundation.atomic import atomic_path, check_file_target, publish_dir, write_text
 from foundation.errors import UserError
 from data_sources.store import read_meta, write_parquet
-from forecaster.market.forecast import DEFAULT_QUANTILES, Forecast
+from forecaster.market.forecast import DEFAULT_QUANTILES, Forecast, is_legacy_forecast
+from forecaster.market.regimes import regime_table
+
+FORECAST_KIND = "forecast"  # the output marker of a forecast folder (foundation.atomic)
 
 FORMATS = ("long", "quantiles", "wide")
 
@@ -109,3 +117,21 @@ def export_all(fc: Forecast, directory: str | Path, formats=FORMATS, kinds=("par
     d = Path(directory)
     return [export(fc, d / f"paths_{fmt}.{kind}" if fmt != "quantiles" else d / f"quantiles.{kind}", fmt)
             for fmt in formats for kind in kinds]
+
+
+def save_forecast_dir(fc: Forecast, out: str | Path, option: str = "--out") -> Path:
+    """Write the forecast folder ``out``: the forecast, its exports, ``summary.csv`` and ``regimes.csv``.
+
+    Published atomically (``publish_dir``, kind ``forecast``): ``out`` must be absent, empty,
+    or a previous forecast (one from before the output marker included), which is then
+    replaced whole; anything else is refused with an ``OutputError`` naming ``option``,
+    and a failure part-way leaves ``out`` as it was. Returns ``out``.
+    """
+    with publish_dir(out, FORECAST_KIND, option=option, legacy=is_legacy_forecast) as staging:
+        fc.save(staging)
+        export_all(fc, staging)
+        with atomic_path(staging / "summary.csv") as tmp:
+            fc.summary_table().to_csv(tmp, index=False, float_format="%.6g")
+        with atomic_path(staging / "regimes.csv") as tmp:
+            regime_table(fc).to_csv(tmp, index=False, float_format="%.4f")
+    return Path(out)

@@ -20,6 +20,7 @@ from data_sources.calendar import business_days_after
 from data_sources.panel import PanelBuilder
 from forecaster.market.features import integrate, model_frame, transforms_for
 from forecaster.market.forecast import Forecast, ForecastError, check_horizon
+from forecaster.market.run import PanelRun
 from forecaster.core.model import GPT
 from forecaster.core.sampler import Sampler, SamplingConfig, make_generator
 from forecaster.market.scenario import Scenario, ScenarioError, forced_model_values
@@ -58,15 +59,14 @@ class ForecastPipeline:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, which: str = "best") -> "ForecastPipeline":
-        from forecaster.core.training.checkpoint import CheckpointError, RunDir, load_model, sha256_file
+        """The pipeline of a trained run folder: its tokenizer, its ``which`` weights ("best" or "last"), its run.json.
 
-        run = RunDir(run_dir)
-        if not run.tokenizer.exists():
-            raise CheckpointError(f"{run.path} is not a trained run (no tokenizer.json); run `forecaster train --out {run.path}`")
-        tok = TableTokenizer.load(run.tokenizer)
-        model = load_model(run.path, which=which, fingerprint=tok.fingerprint())
-        weights = run.best_weights if run.best_weights.exists() else None
-        return cls(model, tok, run.path, run.read_info(), sha256_file(weights) if weights else None)
+        A folder that is not a trained run, or whose tokenizer is not the model's, is a ``CheckpointError``.
+        """
+        run = PanelRun(run_dir)
+        tok = run.load_tokenizer()
+        model = run.load_model(which, fingerprint=tok.fingerprint())
+        return cls(model, tok, run.path, run.info, run.best_weights_sha256())
 
     # -- pieces --------------------------------------------------------------------------
     def _roundtrip(self, name: str, value: float) -> float:

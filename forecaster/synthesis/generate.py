@@ -35,10 +35,11 @@ import pandas as pd
 
 from foundation.errors import UserError
 from data_sources.tabformer import TYPED_COLUMNS, TYPED_DTYPES
+from forecaster.core.run import RunDir
 from forecaster.synthesis.documents import (
     KEY_FACTOR, MODEL_COLUMNS, SYNTHETIC_USER_BASE, SynthesisInputError, check_table, document_keys,
 )
-from forecaster.synthesis.train import SYNTHESIS_FILE, TOKENIZER_FILE
+from forecaster.synthesis.train import SYNTHESIS_FILE
 
 
 def _row_constrained_sampler(model, tok):
@@ -120,18 +121,15 @@ class Synthesizer:
     """A trained synthesis run, ready to sample. ``which``: "best" or "last" weights."""
 
     def __init__(self, run_dir: str | Path, which: str = "best") -> None:
-        from forecaster.core.tokenizer import TableTokenizer
-        from forecaster.core.training.checkpoint import load_model
-
-        run_dir = Path(run_dir)
-        for name in (TOKENIZER_FILE, SYNTHESIS_FILE):
-            if not (run_dir / name).exists():
-                raise SynthesisInputError(f"{run_dir} is not a synthesis run (no {name}); "
+        run = RunDir(run_dir)
+        for path in (run.tokenizer, run.path / SYNTHESIS_FILE):
+            if not path.exists():
+                raise SynthesisInputError(f"{run.path} is not a synthesis run (no {path.name}); "
                                           "train one with `forecaster synth train`")
-        self.run_dir = run_dir
-        self.tok = TableTokenizer.load(run_dir / TOKENIZER_FILE)
-        self.meta = json.loads((run_dir / SYNTHESIS_FILE).read_text())
-        self.model = load_model(run_dir, which=which, fingerprint=self.tok.fingerprint())
+        self.run_dir = run.path
+        self.tok = run.load_tokenizer()
+        self.meta = json.loads((run.path / SYNTHESIS_FILE).read_text())
+        self.model = run.load_model(which, fingerprint=self.tok.fingerprint())
         self.row_len = self.tok.tokens_per_row
         self.window_rows = self.model.config.block_size // self.row_len
 

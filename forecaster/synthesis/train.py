@@ -1,6 +1,6 @@
 """Train the GPT on credit-card documents: table -> tokenizer -> per-card windows -> engine.
 
-The run directory is the one of ``forecaster train`` (``training.checkpoint``)
+The run directory is the one of ``forecaster train`` (``forecaster.core.run.RunDir``)
 plus ``tokenizer.json`` and ``synthesis.json``: the columns the model writes and
 the *aggregate* statistics generation starts from (how often each card index
 occurs, how many transactions fall in each month, the most common value of each
@@ -17,12 +17,15 @@ from pathlib import Path
 import pandas as pd
 
 from foundation.atomic import write_text
+from forecaster.core.run import RunDir, check_run_target
+from forecaster.core.tokenizer import TableTokenizer
+from forecaster.core.training.config import TrainConfig, model_config_for
+from forecaster.core.training.engine import train as run_training
 from forecaster.synthesis.documents import (
     MODEL_COLUMNS, SynthesisInputError, card_segments, check_table, fit_tokenizer, window_datasets,
 )
 
-SYNTHESIS_FILE = "synthesis.json"
-TOKENIZER_FILE = "tokenizer.json"
+SYNTHESIS_FILE = "synthesis.json"  # beside the RunDir layout (forecaster.core.run)
 FORMAT = "forecaster-synthesis"
 VERSION = 1
 
@@ -83,9 +86,6 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "s
     trained on other data is refused by its fingerprint). The folder is locked for
     the whole call: a second process training into it is refused, naming the PID.
     """
-    from forecaster.core.training.checkpoint import RunDir, check_run_target
-    from forecaster.core.training.config import TrainConfig
-
     check_table(table)
     cfg = TrainConfig.from_preset(preset, max_minutes=max_minutes, max_steps=max_steps, context_rows=context_rows,
                                   batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
@@ -98,14 +98,10 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "s
 def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress: bool, info: dict | None,
                   log) -> SynthTrainResult:
     """The body of :func:`train_synthesizer`, with ``run_dir`` held."""
-    from forecaster.core.tokenizer import TableTokenizer
-    from forecaster.core.training.config import model_config_for
-    from forecaster.core.training.engine import train as run_training
-
-    tok_path = run_dir / TOKENIZER_FILE
+    run = RunDir(run_dir)
     tok = fit_tokenizer(table)
-    if tok_path.exists():
-        saved = TableTokenizer.load(tok_path)
+    if run.tokenizer.exists():
+        saved = TableTokenizer.load(run.tokenizer)
         if saved.fingerprint() != tok.fingerprint():
             raise SynthesisInputError(f"{run_dir} holds a run trained on other data (tokenizer differs); "
                                       "use a new --out directory")
@@ -113,9 +109,8 @@ def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress
     segments = card_segments(tok, table)
     train_ds, val_ds = window_datasets(segments, cfg.context_rows, cfg.val_fraction)
     mcfg = model_config_for(preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not tok_path.exists():
-        tok.save(tok_path)
+    if not run.tokenizer.exists():
+        run.save_tokenizer(tok)
     meta = {"format": FORMAT, "version": VERSION, "columns": list(MODEL_COLUMNS),
             "documents": len(segments), "rows": int(len(table)),
             "first_date": str(table["timestamp"].min()), "last_date": str(table["timestamp"].max()),

@@ -1,62 +1,29 @@
-"""Run directories, atomic checkpoints, resume and refusal.
+"""Weight files: atomic safetensors writes, embedded checksums, verified loads.
 
-Layout of a run directory::
+Every weight file (``best.safetensors``, each checkpoint's ``model.safetensors``)
+carries the sha256 of its tensors in its own safetensors header
+(``forecaster_sha256``), written in the same atomic rename as the tensors, so no
+kill can separate the two. On load the hash is recomputed and the weights must
+be finite. These hashes detect corruption (a bit flip, a truncated copy), not an
+attacker who can write the folder: such a person can rewrite the hash too. What
+protects against that is that nothing here is unpickled with code: safetensors
+for weights, and ``weights_only=True`` for the optimizer state (safe_load.py).
 
-    RUN_DIR/
-      model_config.json     GPTConfig
-      train_config.json     TrainConfig
-      tokenizer.json        the fitted tokenizer (written by the CLI)
-      run.json              tokenizer fingerprint, data source, as-of date, train/val ranges
-      metrics.jsonl         metrics history (see metrics.py)
-      best.safetensors      weights with the lowest validation loss (what forecasts use)
-      train.lock            held (flock) by the one process training into the folder; records its PID
-      checkpoint/
-        latest.json         {"step", "dir", "finished", "reason"}: the commit point
-        step-000120/
-          model.safetensors weights after 120 optimizer steps
-          optimizer.pt      torch engine: optimizer + scheduler state (loaded weights_only=True)
-          deepspeed/        DeepSpeed engine: its own per-rank optimizer/ZeRO state (loaded
-                            weights_only=True too, see safe_load.py)
-          state.json        trainer state + sha256 of every file in the folder
-
-A checkpoint is written into a fresh ``step-*`` folder, its files are hashed into
-``state.json``, and only then is ``latest.json`` replaced atomically, so a kill at
-any moment leaves the previous checkpoint intact. On load every hash is checked
-first: a corrupt or truncated file is refused with a message, never unpickled.
-
-Every weight file (``best.safetensors``, each ``model.safetensors``) also carries
-the sha256 of its tensors in its own safetensors header (``forecaster_sha256``),
-written in the same atomic rename as the tensors, so no kill can separate the
-two. On load the hash is recomputed and the weights must be finite. These hashes
-detect corruption (a bit flip, a truncated copy), not an attacker who can write
-the folder: such a person can rewrite the hash too. What protects against that
-is that nothing here is unpickled with code: safetensors for weights, and
-``weights_only=True`` for the optimizer state.
-
-One process trains into a run folder at a time: :meth:`RunDir.lock` holds an
-``flock`` on ``train.lock`` (released by the kernel when the holder dies, so a
-killed run leaves no stale lock) and records the holder's PID and host for the
-message a second process gets. The next run of the same command then removes
-what a kill left behind (:meth:`RunDir.clean_leftovers`).
+The run folder around them (layout, lock, checkpoint records, loading a trained
+model and its tokenizer) is ``forecaster.core.run.RunDir``'s.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import json
-import os
-import shutil
-import socket
-import stat
 from pathlib import Path
-from typing import Iterator
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
-from foundation.atomic import atomic_path, write_text
+from foundation.atomic import atomic_path
 from foundation.errors import UserError
-from forecaster.core.model import GPT, GPTConfig
+from forecaster.core.model import GPT
 
 
 class CheckpointError(UserError):
@@ -91,8 +58,6 @@ def save_weights(model: GPT, path: Path) -> None:
     buffers, which safetensors refuses to save as they are. The file's header
     records the sha256 of the tensors (``HASH_KEY``), checked by :func:`load_weights`.
     """
-    from safetensors.torch import save_file
-
     tensors = {name: p.detach().to("cpu", dtype=torch.float32, copy=True).contiguous()
                for name, p in model.named_parameters()}  # named_parameters skips tied duplicates
     with atomic_path(path) as tmp:
@@ -107,8 +72,6 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     A missing, unreadable, corrupt (hash mismatch) or non-finite file is a one-line
     ``CheckpointError`` naming the file.
     """
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"no weights at {path}")
@@ -152,245 +115,14 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0]
 
 
-def check_run_target(path: str | Path, option: str = "--out") -> Path:
-    """Refuse a run folder path that exists and is not a folder (a file, a device, a pipe)."""
-    path = Path(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return path
-    except OSError as exc:
-        raise CheckpointError(f"{option} {path}: cannot use it ({exc.strerror})") from None
-    if not stat.S_ISDIR(st.st_mode):
-        what = "file" if stat.S_ISREG(st.st_mode) else "device or special file"
-        raise CheckpointError(f"{option} {path} is an existing {what}, not a folder; give a run folder")
-    return path
+# Until forecaster/cli/synth_cmd.py imports them from forecaster.core.run (their home now): the
+# names it still imports from here, resolved on first use (forecaster.core.run imports this module).
+_MOVED_TO_RUN = ("RunDir", "check_run_target")
 
 
-# Run folders this process has locked -> nesting depth (the CLI locks, then the engine
-# locks again; flock would refuse a second open file description in the same process).
-_held_locks: dict[Path, int] = {}
+def __getattr__(name: str):
+    if name in _MOVED_TO_RUN:
+        from forecaster.core import run
 
-
-class RunDir:
-    """Paths and metadata of one training run directory."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    model_config = property(lambda self: self.path / "model_config.json")
-    train_config = property(lambda self: self.path / "train_config.json")
-    tokenizer = property(lambda self: self.path / "tokenizer.json")
-    run_info = property(lambda self: self.path / "run.json")
-    metrics = property(lambda self: self.path / "metrics.jsonl")
-    best_weights = property(lambda self: self.path / "best.safetensors")
-    ckpt_root = property(lambda self: self.path / "checkpoint")
-    latest_file = property(lambda self: self.path / "checkpoint" / "latest.json")
-    lock_file = property(lambda self: self.path / "train.lock")
-
-    # -- one process at a time ----------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the folder for training (creating it); another holder is a ``CheckpointError`` naming its PID.
-
-        Re-entrant within a process. Under DeepSpeed/torchrun only rank 0 takes it.
-        """
-        check_run_target(self.path)
-        key = self.path.resolve()
-        if key in _held_locks:
-            _held_locks[key] += 1
-            try:
-                yield
-            finally:
-                _held_locks[key] -= 1
-            return
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o666)  # not inherited by child processes
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
-                who = f"PID {holder[0]}" + (f" on {holder[1]}" if len(holder) > 1 else "") if holder else "PID unknown"
-                raise CheckpointError(f"{self.path} is in use by another training process ({who}); wait for it "
-                                      "to finish, stop it, or choose another --out") from None
-            except OSError as exc:
-                raise CheckpointError(f"cannot lock {self.lock_file} ({exc.strerror}); "
-                                      "use a run folder on a local disk") from None
-            # we hold it: whatever PID the file names is gone (the kernel drops a dead holder's flock)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
-            _held_locks[key] = 1
-            try:
-                yield
-            finally:
-                del _held_locks[key]
-        finally:
-            os.close(fd)  # releases the flock
-
-    def clean_leftovers(self) -> list[Path]:
-        """Remove what a killed run left: uncommitted ``step-*`` folders and temporary ``.*.tmp`` files.
-
-        Call it holding :meth:`lock`. A corrupt ``latest.json`` leaves the step folders
-        alone (loading then says what is wrong). Returns the removed paths.
-        """
-        removed: list[Path] = []
-        try:
-            rec = self.latest()
-        except CheckpointError:
-            rec = False
-        if rec is not False and self.ckpt_root.is_dir():
-            keep = rec.get("dir") if isinstance(rec, dict) else None
-            for d in self.ckpt_root.glob("step-*"):
-                if d.name != keep and d.is_dir() and not d.is_symlink():
-                    shutil.rmtree(d, ignore_errors=True)
-                    removed.append(d)
-        for folder in (self.path, self.ckpt_root):  # atomic_path's temporary files: .NAME.RANDOM.tmp
-            if folder.is_dir():
-                for p in folder.glob(".*.tmp"):
-                    if p.is_file() and not p.is_symlink():
-                        p.unlink(missing_ok=True)
-                        removed.append(p)
-        return removed
-
-    # -- metadata -------------------------------------------------------------------------
-
-    def write_metadata(self, model_cfg: GPTConfig, train_cfg, info: dict) -> None:
-        """Write the configs and run info (rank 0, at the start of a fresh run)."""
-        write_text(self.model_config, model_cfg.to_json())
-        write_text(self.train_config, train_cfg.to_json())
-        write_text(self.run_info, json.dumps(info, indent=2, sort_keys=True, default=str))
-
-    def read_info(self) -> dict:
-        return _read_json(self.run_info)
-
-    def read_model_config(self) -> GPTConfig:
-        try:
-            return GPTConfig.from_json(self.model_config.read_text())
-        except FileNotFoundError:
-            raise CheckpointError(f"{self.path} is not a run directory: no model_config.json") from None
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{self.model_config} is not valid JSON ({exc})") from None
-        except UserError as exc:  # a shape out of bounds, an unknown key
-            raise CheckpointError(f"{self.model_config}: {exc}") from None
-
-    def check_compatible(self, model_cfg: GPTConfig, train_cfg, fingerprint: str) -> None:
-        """Refuse to resume a run that was started with another tokenizer, model or training setup."""
-        saved_fp = self.read_info().get("tokenizer_fingerprint")
-        if saved_fp != fingerprint:
-            raise CheckpointError(
-                f"the checkpoint in {self.path} was trained with another tokenizer "
-                f"(fingerprint {saved_fp}, now {fingerprint}); use a new --out directory")
-        saved_model = self.read_model_config()
-        if saved_model != model_cfg:
-            diff = {k: (v, getattr(model_cfg, k)) for k, v in saved_model.to_dict().items() if getattr(model_cfg, k) != v}
-            raise CheckpointError(f"the run in {self.path} has another model config {diff}; use a new --out directory")
-        from forecaster.core.training.config import TrainConfig
-
-        saved_train = TrainConfig.from_json(self.train_config.read_text())
-        free = {"max_minutes", "max_steps", "patience", "eval_every", "log_every", "checkpoint_every"}
-        diff = {k: (v, getattr(train_cfg, k)) for k, v in saved_train.to_dict().items()
-                if k not in free and getattr(train_cfg, k) != v}
-        if diff:
-            raise CheckpointError(f"cannot resume {self.path} with changed training options {diff} (saved, now); "
-                                  "use the saved options or a new --out directory")
-
-    def check_tokenizer(self, fingerprint: str) -> None:
-        """Refuse a run whose tokenizer differs from the one the caller will decode with."""
-        saved = self.read_info().get("tokenizer_fingerprint")
-        if saved != fingerprint:
-            raise CheckpointError(f"the model in {self.path} was trained with another tokenizer "
-                                  f"(fingerprint {saved}, given {fingerprint})")
-
-    # -- checkpoints ----------------------------------------------------------------------
-
-    def latest(self) -> dict | None:
-        """The committed checkpoint record, or None when there is none yet."""
-        if not self.latest_file.exists():
-            return None
-        return _read_json(self.latest_file)
-
-    def step_dir(self, step: int) -> Path:
-        return self.ckpt_root / f"step-{step:07d}"
-
-    def prepare_step_dir(self, step: int) -> Path:
-        """An empty folder for the checkpoint of ``step`` (a half-written earlier one is removed)."""
-        d = self.step_dir(step)
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-        return d
-
-    def commit(self, step: int, state: dict, finished: bool = False, reason: str = "") -> None:
-        """Hash the files of the step folder into state.json, then atomically point latest.json at it."""
-        d = self.step_dir(step)
-        files = {str(p.relative_to(d)): sha256_file(p) for p in sorted(d.rglob("*"))
-                 if p.is_file() and p.name != "state.json"}
-        write_text(d / "state.json", json.dumps({**state, "step": step, "files": files}, indent=2, sort_keys=True))
-        write_text(self.latest_file, json.dumps(
-            {"step": step, "dir": d.name, "finished": finished, "reason": reason}, indent=2))
-        for old in self.ckpt_root.glob("step-*"):  # older checkpoints are superseded
-            if old != d:
-                shutil.rmtree(old, ignore_errors=True)
-
-    def load_state(self) -> tuple[Path, dict] | None:
-        """``(step_dir, state)`` of the committed checkpoint after verifying every file's hash."""
-        rec = self.latest()
-        if rec is None:
-            return None
-        d = self.ckpt_root / rec["dir"]
-        state = _read_json(d / "state.json")
-        for rel, digest in state["files"].items():
-            p = d / rel
-            if not p.exists():
-                raise CheckpointError(f"checkpoint file {p} is missing; delete {self.ckpt_root} to start over")
-            if sha256_file(p) != digest:
-                raise CheckpointError(f"checkpoint file {p} is corrupt (checksum mismatch); "
-                                      f"delete {self.ckpt_root} to start over")
-        return d, state
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"missing {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is corrupt ({exc}); delete it or start a new run") from None
-
-
-def load_model(run_dir: str | Path, which: str = "best", fingerprint: str | None = None) -> GPT:
-    """The trained model of a run directory, in eval mode on the CPU.
-
-    ``which`` is "best" (lowest validation loss) or "last" (the latest checkpoint).
-    If ``fingerprint`` is given, a run trained with another tokenizer is refused.
-    """
-    run = RunDir(run_dir)
-    cfg = run.read_model_config()
-    if fingerprint is not None:
-        run.check_tokenizer(fingerprint)
-    model = GPT(cfg)
-    if which == "best" and run.best_weights.exists():
-        load_weights(model, run.best_weights)
-    else:
-        loaded = run.load_state()
-        if loaded is None:
-            raise CheckpointError(f"{run.path} has no weights yet; train first")
-        load_weights(model, loaded[0] / "model.safetensors")
-    return model.eval()
-
-
-def load_tokenizer(run_dir: str | Path):
-    """The run's tokenizer, refused if it is not the one the model was trained with."""
-    from forecaster.core.tokenizer import TableTokenizer
-
-    run = RunDir(run_dir)
-    if not run.tokenizer.exists():
-        raise CheckpointError(f"{run.path} has no tokenizer.json")
-    try:
-        tok = TableTokenizer.load(run.tokenizer)
-    except UserError as exc:
-        raise CheckpointError(f"cannot read {run.tokenizer}: {exc}") from None
-    run.check_tokenizer(tok.fingerprint())
-    return tok
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

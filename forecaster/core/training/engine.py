@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 
 from foundation.atomic import atomic_path, write_text
 from forecaster.core.model import GPT, GPTConfig
-from forecaster.core.training.checkpoint import CheckpointError, RunDir, check_run_target, load_weights, save_weights
+from forecaster.core.run import RunDir, check_run_target
+from forecaster.core.training.checkpoint import CheckpointError, load_weights, save_weights
 from forecaster.core.training.config import ConfigError, TrainConfig
 from forecaster.core.training.distributed import (
     DistInfo, all_reduce_sum, barrier, deepspeed_config, free_port, param_digests, setup_distributed,

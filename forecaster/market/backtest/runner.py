@@ -48,6 +48,7 @@ from forecaster.market.backtest.baselines import BASELINE_NAMES, make_baselines
 from forecaster.market.backtest.scoring import realised_after, score_origin
 from forecaster.market.backtest.windows import BacktestError, origin_schedule
 from forecaster.market.forecast import MAX_HORIZON, Forecast
+from forecaster.market.run import PanelRun
 
 GPT_MODEL = "gpt"  # the model name of the GPT in scores and fans (the class is forecaster.core.model.GPT)
 BACKTEST_KIND = "backtest"
@@ -184,17 +185,18 @@ class Backtest:
         self.cfg = cfg
         self.out = Path(out)
         self.run_info: dict = {}
-        if cfg.run is not None:
-            from forecaster.core.training.checkpoint import RunDir
-
-            self.run_info = RunDir(cfg.run).read_info()
+        run = PanelRun(cfg.run) if cfg.run is not None else None
+        if run is not None:
+            self.run_info = run.info
             if cfg.series is None:
                 cfg.series = list(self.run_info["series"])
-        data = cfg.data or self.run_info.get("data")
         if builder is None:
-            if data is None:
+            if run is not None:  # the run's data source unless cfg.data names another
+                builder = run.panel_builder(cfg.data, series=cfg.series, start=cfg.panel_start)
+            elif cfg.data is not None:
+                builder = PanelBuilder(cfg.data, series=cfg.series, start=cfg.panel_start)
+            else:
                 raise BacktestError("no data: give --data (or a --run, whose data source is used)")
-            builder = PanelBuilder(data, series=cfg.series, start=cfg.panel_start)
         self.builder = builder
         if cfg.series is None:
             cfg.series = list(builder.series)
@@ -225,11 +227,8 @@ class Backtest:
 
     # -- models ----------------------------------------------------------------------------
     def _check_run_as_of(self, run_dir: Path, origin: pd.Timestamp) -> None:
-        from forecaster.core.training.checkpoint import RunDir
-
-        info = RunDir(run_dir).read_info()
-        last = pd.Timestamp(info.get("last_date") or info.get("as_of") or "2262-01-01")
-        if last > origin:
+        last = PanelRun(run_dir).trained_until
+        if last is not None and last > origin:
             raise BacktestError(f"the run {run_dir} was trained on data up to {last.date()}, after the origin "
                                 f"{origin.date()} (look-ahead); train it with --as-of {origin.date()} or earlier, "
                                 "or use --retrain-every")

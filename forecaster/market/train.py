@@ -1,0 +1,139 @@
+"""Training a market run: panel -> model frame -> tokenizer -> time-split windows -> engine -> run folder.
+
+:func:`train_panel_run` is the one place these steps live; ``forecaster train``,
+the backtest's retraining and ``forecaster demo`` call it. Rerunning it on the
+same folder resumes from the last checkpoint; while one process trains into a
+folder another is refused, naming the first one's PID.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from data_sources.panel import DEFAULT_START, PanelBuilder
+from foundation.errors import UserError
+from forecaster.core.run import RunDir, check_run_target, is_main_process
+from forecaster.core.tokenizer import TableTokenizer
+from forecaster.core.training.config import TrainConfig, model_config_for
+from forecaster.core.training.engine import TrainResult, train
+from forecaster.core.training.windows import make_datasets, panel_segment, val_start_of
+from forecaster.market.features import model_frame
+from forecaster.market.run import data_source_spec
+from forecaster.market.tokenizer import market_specs
+
+
+class TrainInputError(UserError):
+    """Data or settings a run cannot be trained from; ``param`` names the argument of ``train_panel_run``.
+
+    A command line shows its own option in its place (``message_for``).
+    """
+
+    def __init__(self, detail: str, param: str | None = None) -> None:
+        self.detail, self.param = detail, param
+        super().__init__(f"{param}: {detail}" if param else detail)
+
+    def message_for(self, option: str) -> str:
+        """The message with ``option`` (e.g. ``--series``) instead of the parameter name."""
+        return f"{option}: {self.detail}"
+
+
+def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfig, *, as_of=None,
+                    series: list[str] | None = None, start=DEFAULT_START, val_start=None, data: str | None = None,
+                    info: dict | None = None, progress: bool = True,
+                    log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train (or resume) the GPT on the model frame of the panel as of ``as_of``, into the run folder ``out``.
+
+    Parameters
+    ----------
+    source : a data spec ("embedded", a mapping or panel file, ...) or a ``PanelBuilder``.
+    out : the run folder (created; an existing checkpoint there is resumed).
+    cfg : the training configuration; ``cfg.preset`` gives the model size.
+    as_of : the data's as-of date (None: everything the source has). The tokenizer sees
+        all of it; the weights never see a validation window.
+    series : the series to model (default: the source's reference series). A series
+        with no value before the validation start is left out with a note to ``log``
+        when ``series`` is None, and a ``TrainInputError`` when it names it.
+    start : the panel's first date.
+    val_start : the first validation date (default: the most recent ``cfg.val_fraction`` of days).
+    data : what run.json records as the data source (default: ``source`` as an absolute
+        path or a name; with a builder, its source's file or name).
+    info : more run.json entries (e.g. ``retrained_from``), written over the computed ones.
+    log : receives one-line notes (what was left out, the data and windows); rank 0 only.
+
+    Returns the engine's ``TrainResult``. Ctrl-C finishes the step, saves a checkpoint and
+    raises ``KeyboardInterrupt``; calling again resumes.
+    """
+    run = RunDir(check_run_target(out, "out"))
+    rank0 = is_main_process()
+    say = log if (log is not None and rank0) else (lambda _text: None)
+    with run.lock_if_main():  # refused before reading any data
+        builder = source if isinstance(source, PanelBuilder) else PanelBuilder(source, series=series, start=start)
+        as_of = pd.Timestamp(as_of) if as_of is not None else None
+        panel = builder.build(as_of)
+        if series is not None:
+            panel = panel[list(series)]
+        if start is not None:
+            panel = panel[panel.index >= pd.Timestamp(start)]
+        frame = model_frame(panel)
+        # the split make_datasets would choose, known before tokenizing (it depends on the days only)
+        split = pd.Timestamp(val_start) if val_start is not None else val_start_of(frame.index.values, cfg.val_fraction)
+        frame = learnable_frame(frame, split, explicit=series is not None, log=say)
+        tok = TableTokenizer.fit(frame, market_specs(frame))
+        segments = [panel_segment(tok.encode(frame), frame.index)]  # (days, tokens_per_row)
+        train_ds, val_ds, split = make_datasets(segments, cfg.context_rows, cfg.val_fraction, split)
+        mcfg = model_config_for(cfg.preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows)
+        run_info = {"data": data or _data_spec(source), "source": builder.source.name,
+                    "as_of": str(as_of.date()) if as_of is not None else None,
+                    "start": str(pd.Timestamp(start).date()) if start is not None else None,
+                    "series": list(frame.columns), "first_date": str(frame.index[0].date()),
+                    "last_date": str(frame.index[-1].date()), "val_start": str(split.date()), **(info or {})}
+        if rank0 and run.latest() is None:  # a fresh run (a resumed one checks the fingerprint instead)
+            run.save_tokenizer(tok)
+        say(f"{len(frame):,} days x {len(frame.columns)} series -> {tok.tokens_per_row} tokens/row, "
+            f"vocabulary {tok.vocab_size:,}; windows of {cfg.context_rows} rows ({mcfg.block_size} tokens); "
+            f"train {train_ds.time_range()[0]}..{train_ds.time_range()[1]} ({len(train_ds):,} windows), "
+            f"validation from {split.date()} ({len(val_ds):,} windows); engine {cfg.engine}")
+        return train(mcfg, cfg, train_ds, val_ds, run.path, info=run_info, fingerprint=tok.fingerprint(),
+                     progress=progress)
+
+
+def learnable_frame(frame: pd.DataFrame, split: pd.Timestamp, explicit: bool,
+                    log: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """The model frame without series that have no value before the validation start ``split``.
+
+    Such a series (XLRE, which starts in October 2015, trained as of 2017) is the
+    "missing" token on every training day and real values on validation days: the model
+    cannot learn it, and its validation loss grows as the model learns the rest, so early
+    stopping would stop the whole run almost at once. Left out with a note to ``log``, or a
+    ``TrainInputError`` (parameter ``series``) when ``explicit``: the caller asked for it by name.
+    """
+    seen = frame.loc[frame.index < split].notna().any()
+    unseen = [str(c) for c in frame.columns if not seen[c]]
+    if not unseen:
+        return frame
+    firsts = ", ".join(f"{c} (first value {_first_date(frame[c])})" for c in unseen)
+    if explicit:
+        raise TrainInputError(f"{firsts} has no value before the validation start {split.date()}; "
+                              "drop it or use a later as-of date", param="series")
+    if len(unseen) == frame.shape[1]:
+        raise TrainInputError(f"no series has a value before the validation start {split.date()}")
+    if log is not None:
+        log(f"left out {firsts}: no value before the validation start {split.date()}, "
+            "so the model could not learn it")
+    return frame.drop(columns=unseen)
+
+
+def _first_date(x: pd.Series) -> str:
+    valid = x.first_valid_index()
+    return "none" if valid is None else str(valid.date())
+
+
+def _data_spec(source: str | PanelBuilder) -> str:
+    """run.json's ``data`` for ``source``: a spec as an absolute path or name; a builder's source file or name."""
+    if isinstance(source, str):
+        return data_source_spec(source)
+    src = source.source
+    where = getattr(src, "mapping_path", None) or getattr(src, "path", None)
+    return data_source_spec(str(where)) if where is not None else src.name
