@@ -19,7 +19,6 @@ DataOpt = typer.Option("embedded", "--data", help=DATA_HELP)
 AS_OF_HELP = "as it was known at the close of this date (YYYY-MM-DD): no later publication or revision is used."
 AsOfOpt = typer.Option(None, "--as-of", help=f"Use the panel {AS_OF_HELP}")
 PanelStartOpt = typer.Option("1990-01-01", "--panel-start", help="First date of the panel (YYYY-MM-DD).")
-StartOpt = PanelStartOpt  # the name `forecaster train` imports until it moves to PanelStartOpt
 SeriesOpt = typer.Option(None, "--series", help="Comma-separated series names (default: every reference series the source has).")
 StoreOpt = typer.Option(None, "--store", help="Store folder (default ~/.cache/forecaster/store).")
 

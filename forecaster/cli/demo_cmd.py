@@ -22,6 +22,7 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
+from forecaster.cli.options import ProgressOpt, TemperatureOpt, TopKOpt, TopPOpt, set_threads, threads_option
 
 
 def _step(n: int, total: int, text: str) -> None:
@@ -82,10 +83,25 @@ def _usable_weights(path: Path) -> bool:
     return True
 
 
+def _sampling_argv(temperature: float, top_k: int | None, top_p: float | None) -> list[str]:
+    """The sampling options of `forecaster forecast` that differ from its defaults."""
+    argv = [] if temperature == 1.0 else ["--temperature", str(temperature)]
+    if top_k is not None:
+        argv += ["--top-k", str(top_k)]
+    if top_p is not None:
+        argv += ["--top-p", str(top_p)]
+    return argv
+
+
 def demo_steps(runs: Path, name: str, minutes: float, paths: int, horizon: int, as_of: str, train_as_of: str,
                backtest: bool, fresh: bool, preset: str = "small", bt_paths: int = 50, bt_horizon: int = 63,
-               bt_start: str = "2018-01-01", bt_end: str = "2018-04-30", progress: bool = True) -> Path:
-    """Train, forecast and backtest into ``runs/name`` (the dashboard's layout); return the run folder."""
+               bt_start: str = "2018-01-01", bt_end: str = "2018-04-30", progress: bool = True,
+               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> Path:
+    """Train, forecast and backtest into ``runs/name`` (the dashboard's layout); return the run folder.
+
+    ``minutes`` is the training budget (``--max-minutes``); ``bt_start``/``bt_end`` the backtest's first
+    and last origin; ``temperature``, ``top_k`` and ``top_p`` the forecast's sampling settings.
+    """
     from forecaster.core.run import RunDir
 
     run = runs / name
@@ -112,7 +128,7 @@ def demo_steps(runs: Path, name: str, minutes: float, paths: int, horizon: int, 
         typer.echo(f"  {fc_dir} exists already", err=True)
     else:
         _run(["forecast", "--run", str(run), "--as-of", as_of, "--paths", str(paths), "--horizon", str(horizon),
-              "--out", str(fc_dir), *bar])
+              "--out", str(fc_dir), *_sampling_argv(temperature, top_k, top_p), *bar])
 
     if backtest:
         _step(3, total + 1, f"Backtesting: monthly origins {bt_start} .. {bt_end}, {bt_paths} paths x {bt_horizon} days")
@@ -121,7 +137,7 @@ def demo_steps(runs: Path, name: str, minutes: float, paths: int, horizon: int, 
             typer.echo("  `forecaster backtest` is not installed; the Backtest page will say so", err=True)
         else:
             try:
-                _run(["backtest", "--run", str(run), "--out", str(bt_dir), "--start", bt_start, "--end", bt_end,
+                _run(["backtest", "--run", str(run), "--out", str(bt_dir), "--first-origin", bt_start, "--last-origin", bt_end,
                       "--every", "1M", "--paths", str(bt_paths), "--horizon", str(bt_horizon),
                       "--baselines", "random_walk,climatology", *bar])
             except UserError as exc:  # the forecast is there; the dashboard still has something to show
@@ -143,7 +159,7 @@ def synth_steps(runs: Path, transactions: Path, minutes: float, rows: int, fresh
         typer.echo(f"  {out} exists already", err=True)
         return out
     if not transactions.exists():
-        raise UserError(f"--transactions {transactions} not found (the TabFormer CSV, e.g. "
+        raise UserError(f"--synth {transactions} not found (the TabFormer CSV, e.g. "
                         "../shared/data/tabformer/User0_credit_card_transactions.csv)")
     if fresh:  # the demo's own folders (an evaluation from before the output marker included)
         shutil.rmtree(out, ignore_errors=True)
@@ -164,7 +180,8 @@ def synth_steps(runs: Path, transactions: Path, minutes: float, rows: int, fresh
 def demo(
     runs: Path = typer.Option(Path("runs"), "--runs", help="Runs folder to write (the demo run goes to RUNS/<name>)."),
     name: str = typer.Option("demo", "--name", help="Run name inside --runs."),
-    minutes: float = typer.Option(1.5, "--minutes", help="Training budget in minutes (the run stops with a checkpoint)."),
+    minutes: float = typer.Option(1.5, "--max-minutes", help="Wall-clock budget of each training, in minutes; stops with a "
+                                  "checkpoint (rerun to continue)."),
     paths: int = typer.Option(200, "--paths", help="Paths of the forecast."),
     horizon: int = typer.Option(250, "--horizon", help="Business days ahead."),
     as_of: str = typer.Option("2018-12-31", "--as-of", help="Forecast origin (the embedded data ends 2019-01-03)."),
@@ -174,9 +191,12 @@ def demo(
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the dashboard at the end."),
     host: str = typer.Option("127.0.0.1", "--host", help="Dashboard interface (loopback by default)."),
     port: int = typer.Option(8050, "--port", help="Dashboard port."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
-    threads: int = typer.Option(None, "--threads", help="Torch CPU threads (default: every core on an idle machine, "
-                                "1 when the load average says the cores are busy: threads fighting for a core are slower)."),
+    temperature: float = TemperatureOpt,
+    top_k: int = TopKOpt,
+    top_p: float = TopPOpt,
+    progress: bool = ProgressOpt,
+    threads: int = threads_option(None, "default: every core on an idle machine, 1 when the load average says the "
+                                  "cores are busy: threads fighting for a core are slower"),
     transactions: Path = typer.Option(None, "--synth", help="Also run the credit-card synthesis on this TabFormer CSV "
                                       "(split, train, generate into RUNS/synth-work/cards, evaluate into "
                                       "RUNS/synth/cards; a few more minutes)."),
@@ -184,13 +204,10 @@ def demo(
     """Train a small model on the embedded data, forecast, backtest, and open the dashboard on it (offline)."""
     t0 = time.perf_counter()
     threads = default_threads() if threads is None else threads
-    if threads < 1:
-        raise UserError(f"--threads must be at least 1, got {threads}")
-    import torch
-
-    torch.set_num_threads(threads)
+    set_threads(threads)
     typer.echo(f"torch threads: {threads}", err=True)
-    demo_steps(runs, name, minutes, paths, horizon, as_of, train_as_of, backtest, fresh, progress=progress)
+    demo_steps(runs, name, minutes, paths, horizon, as_of, train_as_of, backtest, fresh, progress=progress,
+               temperature=temperature, top_k=top_k, top_p=top_p)
     if transactions is not None:
         typer.secho("\n[+] Credit-card synthesis (--synth)", bold=True, err=True)
         synth_steps(runs, transactions, minutes, 1000, fresh, progress)

@@ -11,6 +11,8 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
+from forecaster.cli.options import (ProgressOpt, TemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads,
+                                    threads_option)
 from forecaster.market.forecast import MAX_HORIZON, check_horizon, is_legacy_forecast
 
 
@@ -25,14 +27,13 @@ def forecast(
     shock: list[str] = typer.Option(None, "--shock", help="A constraint such as VIX:level=40:days=1-20 or WTI:change_pct=50:days=1-60 (repeatable)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler: the same seed gives the same paths."),
     data: str = typer.Option(None, "--data", help="Data source (default: the one the run was trained on)."),
-    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature (1 = the model's distribution)."),
-    top_k: int = typer.Option(None, "--top-k", help="Sample only among the k most likely tokens."),
-    top_p: float = typer.Option(None, "--top-p", help="Nucleus sampling: the smallest set of tokens with this much probability."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    temperature: float = TemperatureOpt,
+    top_k: int = TopKOpt,
+    top_p: float = TopPOpt,
+    threads: int = threads_option(None),
+    progress: bool = ProgressOpt,
 ) -> None:
     """Sample joint paths after the as-of date; write the forecast, quantiles, regimes and exports to --out."""
-    from tqdm import tqdm
-
     from foundation.atomic import check_out_dir
     from forecaster.cli.data_cmd import parse_date
     from forecaster.core.sampler import SamplingConfig
@@ -53,11 +54,12 @@ def forecast(
     if shock:
         extra = [parse_shock(s) for s in shock]
         scen = Scenario(scen.name if scen else "cli-shock", (scen.constraints if scen else []) + extra)
+    set_threads(threads)
     pipe = ForecastPipeline.from_run(run)
     builder = PanelRun(run).panel_builder(data)
     sampling = SamplingConfig(temperature, top_k, top_p)
 
-    with tqdm(total=horizon, desc=f"sampling {paths} paths", unit="day", disable=not progress) as bar:
+    with progress_bar(progress, total=horizon, desc=f"sampling {paths} paths", unit="day") as bar:
         fc = pipe.predict(builder, origin, paths, horizon, seed, scen, sampling,
                           progress=lambda done: bar.update(done - bar.n))
     for warning in fc.meta.get("warnings", []):

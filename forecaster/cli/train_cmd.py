@@ -22,7 +22,8 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
-from forecaster.cli.data_cmd import AsOfOpt, DataOpt, SeriesOpt, StartOpt
+from forecaster.cli.data_cmd import AsOfOpt, DataOpt, PanelStartOpt, SeriesOpt
+from forecaster.cli.options import ProgressOpt, set_threads, threads_option
 
 
 class TrainingInterrupted(UserError):
@@ -38,7 +39,7 @@ OPTIONS = {"series": "--series", "as_of": "--as-of", "val_start": "--val-start",
 def train(
     data: str = DataOpt,
     as_of: str = AsOfOpt,
-    start: str = StartOpt,
+    start: str = PanelStartOpt,
     series: str = SeriesOpt,
     out: Path = typer.Option(..., "--out", help="Run directory (created; an existing checkpoint there is resumed)."),
     preset: str = typer.Option("small", "--preset", help="Model size: tiny (tests), small (CPU demo), base (one GPU), large (many GPUs)."),
@@ -57,7 +58,8 @@ def train(
     zero_stage: int = typer.Option(None, "--zero-stage", help="DeepSpeed ZeRO stage 0-3 (default 2)."),
     precision: str = typer.Option(None, "--precision", help="auto (bf16 on GPUs that support it), fp32 or bf16."),
     seed: int = typer.Option(None, "--seed", help="Seed of the weights, batches and dropout."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    threads: int = threads_option(None),
+    progress: bool = ProgressOpt,
 ) -> None:
     """Train the GPT on windows of consecutive days of the model frame (validation = the most recent period)."""
     from forecaster.cli.data_cmd import build, parse_date
@@ -72,6 +74,7 @@ def train(
         val_fraction=val_fraction, zero_stage=zero_stage, precision=precision, seed=seed)
     run_dir = check_run_target(out)
     split = parse_date(val_start, "--val-start")
+    set_threads(threads)
     with RunDir(run_dir).lock_if_main():  # a held folder is refused before any data is read
         builder, _ = build(data, as_of, start, series)
         try:
