@@ -2,11 +2,11 @@
 
 One module per page (``forecast``, ``scenarios``, ``regimes``, ``backtest``,
 ``synthesis``, ``data``); what they share (colours, the house layout, the empty
-figure, fan bands) is in ``common``. Every builder is also importable from here
+figure, fan bands, the fan chart) is ``forecaster.market.plots``, which ``Forecast.plot`` uses too. Every builder is also importable from here
 (``figures.fan_chart``).
 """
 from dashboard.figures.backtest import coverage_chart, pit_histogram, realized_fan, skill_chart
-from dashboard.figures.common import (
+from forecaster.market.plots import (
     FAN_QUANTILES, add_fan, empty_figure, fan_quantiles, regime_colors, rgba, series_color, series_label,
 )
 from dashboard.figures.data import coverage_heatmap, series_chart

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures.common import (
+from forecaster.market.plots import (
     FALLBACK_COLORS, REGIME_PALETTE, add_fan, apply_layout, as_of_marker, empty_figure, series_color, series_label,
     value_format,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures.common import apply_layout, empty_figure, series_color, series_label, value_format
+from forecaster.market.plots import apply_layout, empty_figure, series_color, series_label, value_format
 
 def series_chart(panel: pd.DataFrame, series: str) -> go.Figure:
     """One panel series over time, with a range slider."""

@@ -1,43 +1,13 @@
-"""Figures of the Forecast page: the fan chart, the summary table rows and the learning curve."""
+"""Figures of the Forecast page: the fan chart (``forecaster.market.plots``), the summary rows, the learning curve."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures.common import (
-    add_fan, apply_layout, as_of_marker, empty_figure, fan_quantiles, rgba, series_color, series_label, value_format,
-)
+from forecaster.market.plots import apply_layout, empty_figure, fan_chart, series_label
 
-def fan_chart(fc, series: str, n_sample_paths: int = 0, history_days: int = 250, seed: int = 0) -> go.Figure:
-    """Fan chart of one series of a ``Forecast``: history up to the as-of date, then median and 50/80/90% bands.
-
-    ``n_sample_paths`` thin sample paths (chosen with ``seed``) are drawn on top when > 0.
-    """
-    desc, unit = series_label(series)
-    color = series_color(series)
-    fmt = value_format(unit)
-    paths = fc.column(series)  # (paths, horizon)
-    fig = go.Figure()
-    if series in fc.history.columns and history_days > 0:
-        hist = fc.history[series].dropna().iloc[-history_days:]
-        fig.add_trace(go.Scatter(x=hist.index, y=hist.to_numpy(), mode="lines", name=f"{series} history",
-                                 line=dict(color="#3e4c59", width=1.6),
-                                 hovertemplate=f"observed: %{{y:{fmt}}} {unit}<extra></extra>"))
-    add_fan(fig, fc.dates, fan_quantiles(paths), color, series, unit)
-    if n_sample_paths > 0:
-        rng = np.random.default_rng(seed)
-        pick = rng.choice(paths.shape[0], size=min(n_sample_paths, paths.shape[0]), replace=False)
-        for k, i in enumerate(sorted(pick)):
-            fig.add_trace(go.Scatter(x=fc.dates, y=paths[i], mode="lines", line=dict(color=rgba(color, 0.55), width=0.9),
-                                     name="sample paths" if k == 0 else f"path {i}", legendgroup="samples",
-                                     showlegend=k == 0, hovertemplate=f"path {i}: %{{y:{fmt}}}<extra></extra>"))
-    as_of_marker(fig, fc.as_of)
-    scen = (fc.meta.get("scenario") or {}).get("name")
-    title = f"{desc} — {fc.n_paths} paths, {fc.horizon} business days after {fc.as_of.date()}"
-    if scen:
-        title += f" · scenario {scen}"
-    return apply_layout(fig, title, f"{series} ({unit})" if unit else series)
+__all__ = ["fan_chart", "summary_rows", "learning_curve"]
 
 
 def summary_rows(fc, days=(21, 63, 125, 250)) -> list[dict]:

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures.common import (
+from forecaster.market.plots import (
     apply_layout, empty_figure, regime_colors, rgba, series_color, series_label, value_format,
 )
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures.common import (
+from forecaster.market.plots import (
     BASE_COLOR, STRESS_COLOR, apply_layout, as_of_marker, fan_quantiles, rgba, series_label, value_format,
 )
 

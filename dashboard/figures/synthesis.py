@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures.common import apply_layout, empty_figure
+from forecaster.market.plots import apply_layout, empty_figure
 
 def distribution_compare(real: pd.Series, synthetic: pd.Series, column: str, max_categories: int = 15) -> go.Figure:
     """Real vs synthetic distribution of one column: overlaid histograms (numbers) or category shares."""

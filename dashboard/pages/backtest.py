@@ -10,7 +10,8 @@ from dashboard import data
 from dashboard.components import (keep_choice, card, control, demo_hint, dropdown, empty_state, guarded, run_options, runs_dir,
                                   safe_layout, series_options, table_style)
 from dashboard.figures.backtest import coverage_chart, pit_histogram, realized_fan, skill_chart
-from dashboard.figures.common import FAN_QUANTILES, empty_figure
+from forecaster.market.backtest.scoring import FAN_QUANTILES
+from forecaster.market.plots import empty_figure
 from data_sources.calendar import business_days_after
 
 dash.register_page(__name__, path="/backtest", name="Backtest", title="Backtest · Forecaster", order=3)

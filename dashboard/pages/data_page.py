@@ -8,7 +8,7 @@ from dash import Input, Output, callback, dash_table, dcc, html
 from dashboard import data
 from dashboard.components import (card, control, dropdown, guarded, info_box, run_options, runs_dir, safe_layout,
                                   series_options, table_style)
-from dashboard.figures.common import empty_figure
+from forecaster.market.plots import empty_figure
 from dashboard.figures.data import coverage_heatmap, series_chart
 from data_sources.panel import summary
 

@@ -8,7 +8,7 @@ from dashboard import data
 from dashboard.components import (card, control, default_run, demo_hint, dropdown, empty_state, forecast_options, guarded,
                                   keep_choice, run_options, runs_dir, safe_layout,
                                   series_options, table_style)
-from dashboard.figures.common import empty_figure
+from forecaster.market.plots import empty_figure
 from dashboard.figures.forecast import fan_chart, learning_curve, summary_rows
 
 dash.register_page(__name__, path="/", name="Forecast", title="Forecast · Forecaster", order=0)

@@ -9,7 +9,7 @@ from dashboard import data
 from dashboard.components import (card, control, default_run, demo_hint, dropdown, forecast_options, guarded, keep_choice,
                                   info_box, run_options, runs_dir, safe_layout,
                                   table_style)
-from dashboard.figures.common import empty_figure
+from forecaster.market.plots import empty_figure
 from dashboard.figures.regimes import regime_bars, regime_history, regime_stack
 from forecaster.market.regimes import DEFAULT_REGIMES, historical_regimes, regime_probabilities, trend_probabilities
 

@@ -14,7 +14,7 @@ from dashboard.components import (card, control, default_run, demo_hint, dropdow
                                   guarded, info_box, jobs, run_options, runs_dir,
                                   safe_layout, series_options, table_style,
                                   triggered_id)
-from dashboard.figures.common import empty_figure, fan_quantiles
+from forecaster.market.plots import empty_figure, fan_quantiles
 from dashboard.figures.scenarios import compare_chart
 from foundation.names import MAX_NAME, is_safe_name, safe_name
 from forecaster.market.export import export

@@ -10,7 +10,7 @@ from dash import Input, Output, State, callback, dash_table, dcc, html
 from dashboard import data
 from dashboard.components import (card, control, dropdown, empty_state, error_box, guarded, info_box, runs_dir,
                                   safe_layout, table_style)
-from dashboard.figures.common import empty_figure
+from forecaster.market.plots import empty_figure
 from dashboard.figures.synthesis import column_scores, distribution_compare
 
 dash.register_page(__name__, path="/synthesis", name="Synthesis", title="Synthesis · Forecaster", order=4)

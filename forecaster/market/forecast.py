@@ -116,6 +116,13 @@ class Forecast:
             }
         )
 
+    def plot(self, series: str, n_sample_paths: int = 0, history_days: int = 250, seed: int = 0):
+        """A plotly fan chart of ``series``: history, median and 50/80/90 % bands (``forecaster.market.plots``)."""
+        from forecaster.market.plots import fan_chart  # deferred: plotly takes a second to import; only plots need it
+
+        self.column(series)  # an unknown series is a ForecastError naming the ones there are
+        return fan_chart(self, series, n_sample_paths=n_sample_paths, history_days=history_days, seed=seed)
+
     def mean(self) -> pd.DataFrame:
         """(horizon, series) mean across paths."""
         with warnings.catch_warnings():

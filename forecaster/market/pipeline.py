@@ -36,6 +36,13 @@ def _data_used(panel) -> dict:
     return {"data": str(where) if where is not None else src.name, "source": src.name}
 
 
+def _timestamp(as_of) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(as_of)
+    except (TypeError, ValueError):
+        raise ForecastError(f"as_of must be a date such as '2018-12-31', got {as_of!r}") from None
+
+
 class ForecastPipeline:
     """Model + tokenizer + sampler for one run directory.
 
@@ -67,6 +74,12 @@ class ForecastPipeline:
         tok = run.load_tokenizer()
         model = run.load_model(which, fingerprint=tok.fingerprint())
         return cls(model, tok, run.path, run.info, run.best_weights_sha256())
+
+    def panel_builder(self, data: str | Path | None = None) -> PanelBuilder:
+        """The run's panel builder (its data source, series and start), or the same on another ``data`` source."""
+        if self.run_dir is None:
+            return PanelBuilder(str(data or "embedded"), series=self.series)
+        return PanelRun(self.run_dir).panel_builder(None if data is None else str(data))
 
     # -- pieces --------------------------------------------------------------------------
     def _roundtrip(self, name: str, value: float) -> float:
@@ -115,8 +128,8 @@ class ForecastPipeline:
     # -- the job ---------------------------------------------------------------------------
     def predict(
         self,
-        panel: pd.DataFrame | PanelBuilder,
-        as_of,
+        data: pd.DataFrame | PanelBuilder | str | None = None,
+        as_of=None,
         n_paths: int = 100,
         horizon: int = 250,
         seed: int = 0,
@@ -124,14 +137,24 @@ class ForecastPipeline:
         sampling: SamplingConfig | None = None,
         history_days: int = 500,
         progress: Callable[[int], None] | None = None,
+        *,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
     ) -> Forecast:
         """Sample ``n_paths`` joint paths of ``horizon`` business days after ``as_of``.
 
         Parameters
         ----------
-        panel : the point-in-time panel (rows after ``as_of`` are dropped), or a
-            ``PanelBuilder``, which builds it as of ``as_of`` (no look-ahead by construction).
-        as_of : forecast origin; the last panel day on or before it is used.
+        data : where the history comes from: ``None`` for the run's own data source; a
+            source spec as ``--data`` takes it (``"embedded"``, a mapping or panel file); a
+            ``PanelBuilder``, which builds the panel as of ``as_of`` (no look-ahead by
+            construction); or a point-in-time panel (rows after ``as_of`` are dropped).
+        as_of : forecast origin; the last panel day on or before it is used (``None``: the
+            last day of the data).
+        seed : the same seed gives the same paths.
+        scenario : constraints that fix some series' paths; the rest are sampled given them.
+        sampling : a ``SamplingConfig``, or give ``temperature`` / ``top_k`` / ``top_p``.
         progress : called with the number of sampled days so far.
 
         Returns
@@ -142,13 +165,18 @@ class ForecastPipeline:
         and one line per such problem in ``warnings``. A series with a value at the origin is
         never sampled as missing.
         """
+        if sampling is not None and (temperature, top_k, top_p) != (None, None, None):
+            raise ForecastError("give either sampling or temperature/top_k/top_p, not both")
+        if sampling is None:
+            sampling = SamplingConfig(1.0 if temperature is None else temperature, top_k, top_p)
+        if data is None or isinstance(data, (str, Path)):
+            data = self.panel_builder(data)
         check_horizon(horizon)
-        if n_paths < 1:
-            raise ForecastError(f"--paths must be at least 1, got {n_paths}")
-        as_of = pd.Timestamp(as_of)
-        data_used = _data_used(panel)
-        if isinstance(panel, PanelBuilder):
-            panel = panel.build(as_of)
+        if isinstance(n_paths, bool) or not isinstance(n_paths, (int, np.integer)) or n_paths < 1:
+            raise ForecastError(f"n_paths must be a whole number of at least 1, got {n_paths!r}")
+        data_used = _data_used(data)
+        panel = data.build(None if as_of is None else _timestamp(as_of)) if isinstance(data, PanelBuilder) else data
+        as_of = panel.index[-1] if as_of is None else _timestamp(as_of)
         missing = [c for c in self.series if c not in panel.columns]
         if missing:
             raise ForecastError(f"the data lacks series this run models: {', '.join(missing)}")

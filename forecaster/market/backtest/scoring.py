@@ -13,11 +13,11 @@ import pandas as pd
 
 from forecaster.market.backtest import metrics
 from forecaster.market.features import transforms_for
-from forecaster.market.forecast import Forecast
+from forecaster.market.forecast import DEFAULT_QUANTILES, Forecast
 from forecaster.market.regimes import DEFAULT_REGIMES
 
 #: the quantiles kept per (model, series, horizon day) in ``OUT/origins/D.fan.parquet``
-FAN_QUANTILES = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
+FAN_QUANTILES = DEFAULT_QUANTILES  # the fan of every origin: the forecast's own quantiles
 
 
 def realised_after(full_panel: pd.DataFrame, origin, horizon: int) -> pd.DataFrame:

@@ -1,4 +1,7 @@
-"""What every page's figures share: colours, the house layout, the empty figure, fan bands.
+"""Plots of forecasts, and the house style every chart shares (the dashboard's too).
+
+``fan_chart(fc, series)`` is what ``Forecast.plot`` draws. The rest is the style:
+colours, the layout, the empty figure, fan bands.
 
 Conventions: every series has one colour everywhere (``series_color``); regimes
 are coloured from calm/low (green) to stress/high (red) (``regime_colors``);
@@ -13,11 +16,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from data_sources import catalog
+from forecaster.market.forecast import DEFAULT_QUANTILES as FAN_QUANTILES
 
 TEMPLATE = "plotly_white"
 FONT = dict(family="Inter, -apple-system, Segoe UI, Helvetica, Arial, sans-serif", size=13, color="#1f2933")
 BANDS = ((0.05, 0.95, "90%"), (0.10, 0.90, "80%"), (0.25, 0.75, "50%"))
-FAN_QUANTILES = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
 
 SERIES_COLORS = {
     "SPX": "#1f5fa8", "VIX": "#c0392b", "WTI": "#7a4b2a", "GSCI": "#a0522d", "SPGSCI": "#a0522d", "GSG": "#b5651d",
@@ -119,3 +122,34 @@ def fan_quantiles(paths: np.ndarray, quantiles=FAN_QUANTILES) -> dict[float, np.
         warnings.simplefilter("ignore", RuntimeWarning)
         q = np.nanquantile(paths, list(quantiles), axis=0)
     return {p: q[i] for i, p in enumerate(quantiles)}
+
+
+def fan_chart(fc, series: str, n_sample_paths: int = 0, history_days: int = 250, seed: int = 0) -> go.Figure:
+    """Fan chart of one series of a ``Forecast``: history up to the as-of date, then median and 50/80/90% bands.
+
+    ``n_sample_paths`` thin sample paths (chosen with ``seed``) are drawn on top when > 0.
+    """
+    desc, unit = series_label(series)
+    color = series_color(series)
+    fmt = value_format(unit)
+    paths = fc.column(series)  # (paths, horizon)
+    fig = go.Figure()
+    if series in fc.history.columns and history_days > 0:
+        hist = fc.history[series].dropna().iloc[-history_days:]
+        fig.add_trace(go.Scatter(x=hist.index, y=hist.to_numpy(), mode="lines", name=f"{series} history",
+                                 line=dict(color="#3e4c59", width=1.6),
+                                 hovertemplate=f"observed: %{{y:{fmt}}} {unit}<extra></extra>"))
+    add_fan(fig, fc.dates, fan_quantiles(paths), color, series, unit)
+    if n_sample_paths > 0:
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(paths.shape[0], size=min(n_sample_paths, paths.shape[0]), replace=False)
+        for k, i in enumerate(sorted(pick)):
+            fig.add_trace(go.Scatter(x=fc.dates, y=paths[i], mode="lines", line=dict(color=rgba(color, 0.55), width=0.9),
+                                     name="sample paths" if k == 0 else f"path {i}", legendgroup="samples",
+                                     showlegend=k == 0, hovertemplate=f"path {i}: %{{y:{fmt}}}<extra></extra>"))
+    as_of_marker(fig, fc.as_of)
+    scen = (fc.meta.get("scenario") or {}).get("name")
+    title = f"{desc} — {fc.n_paths} paths, {fc.horizon} business days after {fc.as_of.date()}"
+    if scen:
+        title += f" · scenario {scen}"
+    return apply_layout(fig, title, f"{series} ({unit})" if unit else series)
