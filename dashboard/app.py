@@ -21,9 +21,10 @@ import dash
 import flask
 from dash import Dash, Input, Output, dcc, html
 
-from dashboard.components import JOBS_KEY, RUNS_KEY
+from dashboard.components import JOBS_KEY, RUNS_KEY, SAMPLING_KEY
 from dashboard.jobs import JobRunner
 from foundation.errors import UserError
+from forecaster.core.sampler import SamplingConfig
 
 HERE = Path(__file__).resolve().parent
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -106,11 +107,12 @@ def _navbar() -> html.Nav:
 
 
 def create_app(runs_dir: str | Path, host: str = "127.0.0.1", port: int | None = None,
-               allowed_hosts: Iterable[str] = ()) -> Dash:
+               allowed_hosts: Iterable[str] = (), sampling: SamplingConfig | None = None) -> Dash:
     """A Dash app over the runs folder ``runs_dir`` (layout in ``dashboard.data``); nothing is read yet.
 
     ``host``, ``port`` and ``allowed_hosts`` say which Host headers it answers (``host_check``);
-    ``port=None`` accepts the local names on any port.
+    ``port=None`` accepts the local names on any port. ``sampling``: how the Scenarios page's
+    jobs draw tokens (default: the model's distribution).
     """
     app = Dash(
         "dashboard",  # a package name, so pages import as dashboard.pages.<name>
@@ -124,6 +126,7 @@ def create_app(runs_dir: str | Path, host: str = "127.0.0.1", port: int | None =
     )
     app.server.config[RUNS_KEY] = str(Path(runs_dir).resolve())
     app.server.config[JOBS_KEY] = JobRunner()
+    app.server.config[SAMPLING_KEY] = vars(sampling or SamplingConfig())
     app.server.before_request(host_check(host, port, allowed_hosts))
     app.layout = html.Div(className="shell", children=[
         dcc.Location(id="url", refresh=False),

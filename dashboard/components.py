@@ -14,6 +14,12 @@ log = logging.getLogger("dashboard")
 
 RUNS_KEY = "FORECASTER_RUNS_DIR"
 JOBS_KEY = "FORECASTER_JOBS"
+SAMPLING_KEY = "FORECASTER_SAMPLING"  # {"temperature", "top_k", "top_p"} of the scenario jobs
+
+
+def sampling_settings() -> dict:
+    """The sampling settings the dashboard was started with (``forecaster dashboard --temperature ...``)."""
+    return dict(dash.get_app().server.config.get(SAMPLING_KEY) or {})
 
 
 def runs_dir() -> Path:

@@ -26,6 +26,7 @@ from foundation.atomic import check_out_dir
 from foundation.errors import UserError
 from foundation.names import inside, safe_name
 from forecaster.core.run import RunDir
+from forecaster.core.sampler import SamplingConfig
 from forecaster.market.export import FORECAST_KIND, save_forecast_dir
 from forecaster.market.forecast import is_legacy_forecast
 from forecaster.market.pipeline import ForecastPipeline
@@ -152,7 +153,7 @@ def pipeline_for(run_path: Path) -> ForecastPipeline:
 
 
 def run_scenario(runs_dir: Path, run: str, base_name: str, constraints: list[dict], name: str, n_paths: int,
-                 seed: int, progress: Callable[[int], None]) -> str:
+                 seed: int, progress: Callable[[int], None], sampling: SamplingConfig | None = None) -> str:
     """Sample a stress scenario from the base forecast's origin and horizon; save it under ``run/scenarios/name``.
 
     ``constraints`` are dicts as in a scenario file (``{"series": "VIX", "level": 40, "days": "1-20"}``).
@@ -170,7 +171,7 @@ def run_scenario(runs_dir: Path, run: str, base_name: str, constraints: list[dic
     check_out_dir(out, FORECAST_KIND, option=SCENARIO_OPTION, legacy=is_legacy_forecast)
     pipe = pipeline_for(run_dir)
     fc = pipe.predict(data.builder_for_run(run_dir), base.as_of, n_paths=n_paths, horizon=base.horizon, seed=seed,
-                      scenario=scen, progress=progress)
+                      scenario=scen, sampling=sampling, progress=progress)
     fc.meta["base_forecast"] = base_name
     save_forecast_dir(fc, out, option=SCENARIO_OPTION)
     return name

@@ -14,12 +14,6 @@ from forecaster.cli import app, main
 # Commands that sample from the model, and so take the torch thread count and the sampling settings.
 SAMPLING_COMMANDS = [["forecast"], ["backtest"], ["synth", "generate"], ["demo"], ["dashboard"]]
 SAMPLING_FLAGS = ["--temperature", "--top-k", "--top-p"]
-# The sampling settings these commands cannot pass on yet: BacktestConfig, Synthesizer.generate and the
-# dashboard's scenario job take no top_k (or no sampling settings at all). Strict: remove the entry when they do.
-NOT_YET = {("backtest", f) for f in SAMPLING_FLAGS} | {("dashboard", f) for f in SAMPLING_FLAGS} \
-    | {("synth generate", "--top-k")}
-
-
 # Typer vendors its own Click: commands and options are told apart by behaviour, not class.
 def _commands(command, path: list[str]):
     """(path, command) of every leaf command under ``command``."""
@@ -58,9 +52,7 @@ def test_every_sampling_command_takes_threads(path):
 
 
 @pytest.mark.parametrize("path, flag", [
-    pytest.param(path, flag, marks=pytest.mark.xfail(strict=True, reason="not passed on by the layer below yet"))
-    if (" ".join(path), flag) in NOT_YET else (path, flag)
-    for path in SAMPLING_COMMANDS for flag in SAMPLING_FLAGS
+    (path, flag) for path in SAMPLING_COMMANDS for flag in SAMPLING_FLAGS
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else v)
 def test_every_sampling_command_takes_the_sampling_settings(path, flag):
     assert flag in _flags(_command(path)), (path, flag)
@@ -106,3 +98,19 @@ def test_output_to_a_pipe_has_no_carriage_returns(tmp_path):
     for res in runs:
         assert res.returncode == 0, res.stderr.decode()
         assert b"\r" not in res.stdout and b"\r" not in res.stderr, res.args
+
+
+def test_bad_sampling_settings_are_refused_before_any_work(tmp_path, capsys):
+    """--top-k 0 on backtest, synth generate and dashboard: one line, exit 2, nothing written."""
+    calls = [
+        ["backtest", "--data", "embedded", "--out", str(tmp_path / "bt"), "--first-origin", "2018-01-01",
+         "--last-origin", "2018-02-28", "--top-k", "0"],
+        ["synth", "generate", "--run", str(tmp_path / "none"), "--rows", "5", "--out", str(tmp_path / "s.csv"),
+         "--top-k", "0"],
+        ["dashboard", "--runs", str(tmp_path), "--port", "1", "--top-k", "0"],
+    ]
+    for argv in calls:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "top_k must be >= 1" in err[0], (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

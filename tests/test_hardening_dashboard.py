@@ -272,7 +272,8 @@ def test_dash_debug_warns_about_the_debugger_console(monkeypatch, capsys):
 
 def test_allowed_hosts_reach_the_app(monkeypatch, capsys):
     calls, _ = _serve(monkeypatch, capsys, allowed_hosts=["box.lan"])
-    assert calls[0] == {"host": "127.0.0.1", "port": 8050, "allowed_hosts": ["box.lan"]}
+    assert {k: calls[0][k] for k in ("host", "port", "allowed_hosts")} == {
+        "host": "127.0.0.1", "port": 8050, "allowed_hosts": ["box.lan"]}
 
 
 def test_cli_has_an_allowed_host_option(monkeypatch, tmp_path):
@@ -282,7 +283,7 @@ def test_cli_has_an_allowed_host_option(monkeypatch, tmp_path):
     from forecaster.cli import dashboard_cmd
 
     seen = {}
-    monkeypatch.setattr(dashboard_cmd, "serve", lambda runs, host, port, debug=False, announce=None, allowed_hosts=():
+    monkeypatch.setattr(dashboard_cmd, "serve", lambda runs, host, port, debug=False, announce=None, allowed_hosts=(), sampling=None:
                         seen.update(allowed_hosts=list(allowed_hosts), debug=debug))
     result = CliRunner().invoke(cli, ["dashboard", "--runs", str(tmp_path), "--allowed-host", "a.lan",
                                       "--allowed-host", "b.lan"])

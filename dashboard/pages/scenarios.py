@@ -11,12 +11,13 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import data, jobs as jobs_mod
 from dashboard.components import (card, control, default_run, demo_hint, dropdown, error_box, forecast_options,
-                                  guarded, info_box, jobs, run_options, runs_dir,
+                                  guarded, info_box, jobs, run_options, runs_dir, sampling_settings,
                                   safe_layout, series_options, table_style,
                                   triggered_id)
 from forecaster.market.plots import empty_figure, fan_quantiles
 from dashboard.figures.scenarios import compare_chart
 from foundation.names import MAX_NAME, is_safe_name, safe_name
+from forecaster.core.sampler import SamplingConfig
 from forecaster.market.export import export
 from forecaster.market.scenario import constraint_from_dict
 
@@ -177,9 +178,10 @@ def start(_clicks, run, base, constraints, name, n_paths, seed):
         raise ValueError("paths must be between 1 and 2000")
     runs = runs_dir()
     fc = data.load_forecast(runs, run, base)
+    sampling = SamplingConfig(**sampling_settings())
     job_id = jobs().submit(f"scenario {name}", fc.horizon,
                            lambda progress: jobs_mod.run_scenario(runs, run, base, constraints, name, n_paths,
-                                                                  int(seed or 0), progress))
+                                                                  int(seed or 0), progress, sampling))
     return {"id": job_id, "run": run}, False, True, info_box(f"sampling scenario {name}: {n_paths} paths × {fc.horizon} days …")
 
 

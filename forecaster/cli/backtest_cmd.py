@@ -12,7 +12,9 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
-from forecaster.cli.options import ProgressOpt, progress_bar, set_threads, threads_option
+from forecaster.cli.options import (
+    ProgressOpt, TemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads, threads_option,
+)
 from forecaster.market.forecast import MAX_HORIZON, check_horizon
 
 
@@ -32,23 +34,23 @@ def backtest(
     retrain_every: int = typer.Option(0, "--retrain-every", help="Retrain the GPT every K months on an expanding window (0: use --run as trained; it must end before the first origin)."),
     retrain_steps: int = typer.Option(None, "--retrain-steps", help="Optimizer steps per retraining (default: the run's)."),
     seed: int = typer.Option(0, "--seed", help="Base seed (each origin's seed depends on it and the date)."),
+    temperature: float = TemperatureOpt,
+    top_k: int = TopKOpt,
+    top_p: float = TopPOpt,
     threads: int = threads_option(None),
     progress: bool = ProgressOpt,
 ) -> None:
     """Forecast from every origin with the GPT and the baselines, score against what happened, write tables and report.html."""
-    import time
-
-    from forecaster.market.backtest.report import build_report
-    from forecaster.market.backtest.runner import Backtest, BacktestConfig, check_backtest_dir
-    from forecaster.market.backtest.summary import write_summary
-    from forecaster.market.backtest.windows import get_window
     from forecaster.cli.data_cmd import parse_date
+    from forecaster.market.api import backtest as run_backtest
+    from forecaster.market.backtest.runner import check_backtest_dir
+    from forecaster.market.backtest.windows import get_window
 
     check_horizon(horizon)
     check_backtest_dir(out)  # before the panel is built; claimed when the loop starts
     if window:
         w = get_window(window)
-        start, end, every = start or w.start, end or w.end, every or w.every
+        start, end = start or w.start, end or w.end
     if not start or not end:
         raise UserError("give --first-origin and --last-origin (or a --window such as 2018-2021)")
     first, last = parse_date(start, "--first-origin"), parse_date(end, "--last-origin")
@@ -56,35 +58,31 @@ def backtest(
         raise UserError(f"--last-origin {last.date()} is before --first-origin {first.date()}")
     if run is None and not data:
         raise UserError("give --run (the GPT to test) or at least --data for a baselines-only backtest")
-    cfg = BacktestConfig(
-        start=str(first.date()), end=str(last.date()),
-        run=str(run) if run else None, data=data,
-        series=[s.strip() for s in series.split(",") if s.strip()] if series else None, every=every or "1M",
-        window=window, n_paths=paths, horizon=horizon, seed=seed,
-        baselines=[b.strip() for b in baselines.split(",") if b.strip()],
-        retrain_every=retrain_every, retrain_steps=retrain_steps)
     set_threads(threads)
-    t0 = time.perf_counter()
-    bt = Backtest(cfg, out)
-    done = len(bt.done())
-    typer.echo(f"{len(bt.origins)} origins {bt.origins[0].date()} .. {bt.origins[-1].date()} every {cfg.every}"
-               f"{f' ({done} done, resuming)' if done else ''}; {cfg.n_paths} paths x {cfg.horizon} days; "
-               f"series {', '.join(cfg.series)}", err=True)
-    with progress_bar(progress, total=len(bt.origins), desc="origins", unit="origin") as bar:
+    with progress_bar(progress, total=0, desc="origins", unit="origin") as bar:
+        def begin(bt):
+            done = len(bt.done())
+            cfg = bt.cfg
+            typer.echo(f"{len(bt.origins)} origins {bt.origins[0].date()} .. {bt.origins[-1].date()} every {cfg.every}"
+                       f"{f' ({done} done, resuming)' if done else ''}; {cfg.n_paths} paths x {cfg.horizon} days; "
+                       f"series {', '.join(cfg.series)}", err=True)
+            bar.reset(total=len(bt.origins))
+
         def step(origin, info):
             bar.set_postfix_str(str(origin.date()) + (" (done before)" if info.get("skipped") else ""))
             bar.update(1)
 
-        scores = bt.run(on_origin=step)
-    tables = write_summary(out, scores)
-    wall = time.perf_counter() - t0
-    report = build_report(out, wall_seconds=wall, skills=tables["skill"])
-    errors = scores.attrs.get("errors", {})
-    if errors:
-        typer.echo(f"warning: a model failed at {len(errors)} origin(s) (see report.html); first: "
-                   f"{next(iter(errors.items()))}", err=True)
+        result = run_backtest(
+            run, out, window=window, start=first, end=last, every=every, n_paths=paths, horizon=horizon, data=data,
+            series=[s.strip() for s in series.split(",") if s.strip()] if series else None,
+            baselines=[b.strip() for b in baselines.split(",") if b.strip()], retrain_every=retrain_every,
+            retrain_steps=retrain_steps, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
+            on_origin=step, on_start=begin)
+    if result.errors:
+        typer.echo(f"warning: a model failed at {len(result.errors)} origin(s) (see report.html); first: "
+                   f"{next(iter(result.errors.items()))}", err=True)
     typer.echo((Path(out) / "summary.md").read_text())
-    typer.echo(f"{len(bt.origins)} origins in {wall:.0f} s -> {out} (report: {report})")
+    typer.echo(f"{len(result.origins)} origins in {result.seconds:.0f} s -> {out} (report: {result.report})")
 
 
 def register(root: typer.Typer) -> None:

@@ -6,13 +6,13 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
-from forecaster.cli.options import set_threads, threads_option
+from forecaster.cli.options import TemperatureOpt, TopKOpt, TopPOpt, set_threads, threads_option
 
 DEFAULT_RUNS = Path("runs")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def serve(runs: Path, host: str, port: int, debug: bool = False, announce=None, allowed_hosts=()) -> None:
+def serve(runs: Path, host: str, port: int, debug: bool = False, announce=None, allowed_hosts=(), sampling=None) -> None:
     """Build the app over ``runs`` and serve it until interrupted (blocking).
 
     Requests are answered only for ``host``, localhost and 127.0.0.1 on ``port``, and for ``allowed_hosts``.
@@ -24,7 +24,7 @@ def serve(runs: Path, host: str, port: int, debug: bool = False, announce=None, 
     if not 0 < port < 65536:
         raise UserError(f"--port must be in 1..65535, got {port}")
     allowed_hosts = list(allowed_hosts)
-    app = create_app(runs, host=host, port=port, allowed_hosts=allowed_hosts)
+    app = create_app(runs, host=host, port=port, allowed_hosts=allowed_hosts, sampling=sampling)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise for users
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     if host not in LOOPBACK:
@@ -49,12 +49,18 @@ def dashboard(
     debug: bool = typer.Option(False, "--dash-debug", help="Dash's debug mode (dev tools, error pop-ups, and Werkzeug's debugger console, which runs code from the browser: development only)."),
     allowed_host: list[str] = typer.Option([], "--allowed-host", help="Also answer requests for this host name (NAME or NAME:PORT; repeatable). Hosts other than the bound host, localhost and 127.0.0.1 get 403 (DNS rebinding protection); '*' answers every host."),
     threads: int = threads_option(None, "used when the Scenarios page samples; default: torch's own choice"),
+    temperature: float = TemperatureOpt,
+    top_k: int = TopKOpt,
+    top_p: float = TopPOpt,
 ) -> None:
     """Serve the dashboard: forecasts, regimes, stress scenarios, backtests, synthesis and data pages."""
+    from forecaster.core.sampler import SamplingConfig
+
+    sampling = SamplingConfig(temperature, top_k, top_p)  # for the Scenarios page's jobs; refused before serving
     if not runs.exists():
         typer.echo(f"note: {runs} does not exist yet; the pages explain how to make a run (or run `forecaster demo`).", err=True)
     set_threads(threads)
-    serve(runs, host, port, debug, allowed_hosts=allowed_host)
+    serve(runs, host, port, debug, allowed_hosts=allowed_host, sampling=sampling)
 
 
 def register(root: typer.Typer) -> None:

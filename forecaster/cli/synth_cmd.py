@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
-from forecaster.cli.options import ProgressOpt, TemperatureOpt, TopPOpt, progress_bar, set_threads, threads_option
+from forecaster.cli.options import ProgressOpt, TemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads, threads_option
 
 synth = typer.Typer(help="Synthetic credit-card transactions: train, generate, evaluate.", no_args_is_help=True)
 
@@ -67,7 +67,7 @@ def train_cmd(
     """Train the GPT on windows of consecutive transactions of each card."""
     from forecaster.synthesis.documents import read_table
     from forecaster.synthesis.train import train_synthesizer
-    from forecaster.core.training.checkpoint import RunDir, check_run_target
+    from forecaster.core.run import RunDir, check_run_target
 
     set_threads(threads)
     check_run_target(out)
@@ -95,6 +95,7 @@ def generate_cmd(
     context: Path = typer.Option(None, "--context", help="Continue the cards of this file (their latest rows are the prompt)."),
     rows_per_history: int = typer.Option(200, "--rows-per-history", help="Rows per synthetic card history."),
     temperature: float = TemperatureOpt,
+    top_k: int = TopKOpt,
     top_p: float = TopPOpt,
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler: the same seed gives the same rows."),
     batch_paths: int = typer.Option(64, "--batch-paths", help="Histories sampled together."),
@@ -106,13 +107,13 @@ def generate_cmd(
     """Sample synthetic transactions (every row valid by construction) and write them."""
     from foundation.atomic import check_file_target
     from forecaster.synthesis.documents import SynthesisInputError, read_table, write_table
+    from forecaster.core.sampler import SamplingConfig
     from forecaster.synthesis.generate import Synthesizer, parse_condition
 
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise SynthesisInputError(f"{out}: the output must end in .csv or .parquet")
     check_file_target(out, "--out")  # before the model is loaded; the write checks again
-    if temperature < 0 or (top_p is not None and not 0 < top_p <= 1):
-        raise UserError("--temperature must be >= 0 and --top-p in (0, 1]")
+    SamplingConfig(temperature, top_k, top_p)  # refused before the model is loaded
     if (rows is None) == (histories is None):
         raise UserError("give either --rows or --histories")
     if histories is not None:
@@ -128,7 +129,7 @@ def generate_cmd(
     # with --context, --rows is per card: the total is known once the cards are
     with progress_bar(progress, total=rows if ctx is None else None, desc="generating", unit="row") as bar:
         table, stats = synth_model.generate(rows, rows_per_history=rows_per_history, conditions=conditions,
-                                            context=ctx, seed=seed, temperature=temperature, top_p=top_p,
+                                            context=ctx, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
                                             batch_paths=batch_paths, progress=lambda done: bar.update(done - bar.n))
     write_table(table, out)
     typer.echo(f"{stats.rows:,} rows in {stats.histories} histories -> {out} ({stats.seconds:.1f} s, "

@@ -23,7 +23,7 @@ from forecaster.core.training.config import TrainConfig
 from forecaster.market.backtest.report import build_report
 from forecaster.market.backtest.runner import Backtest, BacktestConfig
 from forecaster.market.backtest.summary import write_summary
-from forecaster.market.backtest.windows import get_window
+from forecaster.market.backtest.windows import BacktestError, get_window
 from forecaster.market.pipeline import ForecastPipeline
 from forecaster.market.train import train_panel_run
 
@@ -70,7 +70,8 @@ class BacktestResult:
 def backtest(run: str | Path | None, out: str | Path, *, window: str | None = None, start=None, end=None,
              every: str | None = None, n_paths: int = 100, horizon: int = 250, data: str | None = None,
              series: list[str] | None = None, baselines: list[str] | None = None, retrain_every: int = 0,
-             retrain_steps: int | None = None, seed: int = 0,
+             retrain_steps: int | None = None, seed: int = 0, temperature: float = 1.0,
+             top_k: int | None = None, top_p: float | None = None,
              on_origin: Callable[[pd.Timestamp, dict], None] | None = None,
              on_start: Callable[[Backtest], None] | None = None) -> BacktestResult:
     """Backtest the run (``None``: baselines only, on ``data``) from every origin of ``window`` or ``start``..``end``.
@@ -83,13 +84,15 @@ def backtest(run: str | Path | None, out: str | Path, *, window: str | None = No
         w = get_window(window)
         start, end, every = start or w.start, end or w.end, every or w.every
     if not start or not end:
-        raise ValueError("give start and end (or a window such as '2018-2021')")
+        raise BacktestError("give start and end (or a window such as '2018-2021')")
+    if pd.Timestamp(end) < pd.Timestamp(start):
+        raise BacktestError(f"end {pd.Timestamp(end).date()} is before start {pd.Timestamp(start).date()}")
     kw = {} if baselines is None else {"baselines": list(baselines)}
     cfg = BacktestConfig(start=str(pd.Timestamp(start).date()), end=str(pd.Timestamp(end).date()),
                          run=str(run) if run is not None else None, data=data,
                          series=list(series) if series else None, every=every or "1M", window=window,
                          n_paths=n_paths, horizon=horizon, seed=seed, retrain_every=retrain_every,
-                         retrain_steps=retrain_steps, **kw)
+                         retrain_steps=retrain_steps, temperature=temperature, top_k=top_k, top_p=top_p, **kw)
     t0 = time.perf_counter()
     bt = Backtest(cfg, out)
     if on_start is not None:

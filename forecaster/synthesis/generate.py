@@ -32,10 +32,13 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
 from foundation.errors import UserError
 from data_sources.tabformer import TYPED_COLUMNS, TYPED_DTYPES
 from forecaster.core.run import RunDir
+from forecaster.core.sampler import Sampler, SamplingConfig, make_generator
+from forecaster.core.tokenizer import CategoryCodec
 from forecaster.synthesis.documents import (
     KEY_FACTOR, MODEL_COLUMNS, SYNTHETIC_USER_BASE, SynthesisInputError, check_table, document_keys,
 )
@@ -50,11 +53,6 @@ def _row_constrained_sampler(model, tok):
     tokenizer's per-prefix mask, given the ids already drawn in the row (canonical
     missing values, real dates: no 31 April).
     """
-    import torch
-
-    from forecaster.core.sampler import Sampler
-    from forecaster.core.tokenizer import CategoryCodec
-
     # a category's "unknown" id decodes to a missing value: never a value a synthetic row may have
     static = tok.valid_mask()
     unknown = np.zeros(tok.vocab_size, dtype=bool)
@@ -202,16 +200,11 @@ class Synthesizer:
         return forced
 
     def _sample(self, prompt: np.ndarray, forced: np.ndarray, n_paths: int, n_rows: int, seed: int,
-                temperature: float, top_p: float | None) -> np.ndarray:
+                sampling: SamplingConfig) -> np.ndarray:
         """(n_paths, n_rows, tokens_per_row) ids after a (rows, tokens_per_row) prompt."""
-        import torch
-
-        from forecaster.core.sampler import SamplingConfig, make_generator
-
         sampler = _row_constrained_sampler(self.model, self.tok)
         gen = make_generator(seed)
-        out = sampler.sample(torch.from_numpy(prompt.reshape(-1)), n_paths, n_rows, gen,
-                             SamplingConfig(temperature=temperature, top_p=top_p),
+        out = sampler.sample(torch.from_numpy(prompt.reshape(-1)), n_paths, n_rows, gen, sampling,
                              forced=torch.from_numpy(forced))
         return out.numpy()
 
@@ -232,7 +225,7 @@ class Synthesizer:
     # -- public ------------------------------------------------------------------------------------
     def generate(self, rows: int, *, rows_per_history: int = 200, conditions: dict[str, object] | None = None,
                  context: pd.DataFrame | None = None, seed: int = 0, temperature: float = 1.0,
-                 top_p: float | None = None, burn_in: int | None = None, batch_paths: int = 64,
+                 top_k: int | None = None, top_p: float | None = None, burn_in: int | None = None, batch_paths: int = 64,
                  progress: Callable[[int], None] | None = None) -> tuple[pd.DataFrame, GenerationStats]:
         """Sample synthetic transactions.
 
@@ -252,7 +245,8 @@ class Synthesizer:
         (table, stats): a typed TabFormer table ordered by user, card, time; and ``GenerationStats``.
         """
         if rows < 1:
-            raise SynthesisInputError(f"--rows must be at least 1, got {rows}")
+            raise SynthesisInputError(f"rows must be at least 1, got {rows}")
+        sampling = SamplingConfig(temperature, top_k, top_p)
         if rows_per_history < 1:
             raise SynthesisInputError(f"rows per history must be at least 1, got {rows_per_history}")
         rows_per_history = min(rows_per_history, rows)
@@ -272,7 +266,7 @@ class Synthesizer:
                 known = prompt[-1, card_sl] != self.tok.column_vocab("card").start + self.tok.codec("card").unknown_id
                 if forced_row[card_sl][0] < 0 and known.all():  # the card of the context stays the card
                     forced[:, card_sl] = prompt[-1, card_sl]
-                ids = self._sample(prompt, forced, 1, rows, seed + i, temperature, top_p)
+                ids = self._sample(prompt, forced, 1, rows, seed + i, sampling)
                 table, moved = self._decode_histories(ids, np.array([key // KEY_FACTOR]), np.array([key % KEY_FACTOR]))
                 tables.append(table)
                 stats.reordered_rows += moved
@@ -299,7 +293,7 @@ class Synthesizer:
                 forced[:, :, card_sl] = np.where(forced[:, :, card_sl] >= 0, forced[:, :, card_sl],
                                                  starts[:, None, card_sl])
                 forced[:, 0, first] = starts[:, first]
-                ids = self._sample(prompt, forced, n_paths, n_total, seed + 1 + b0, temperature, top_p)[:, burn:]
+                ids = self._sample(prompt, forced, n_paths, n_total, seed + 1 + b0, sampling)[:, burn:]
                 users = SYNTHETIC_USER_BASE + np.arange(b0, b0 + n_paths)
                 table, moved = self._decode_histories(ids, users, None)
                 tables.append(table)

@@ -113,16 +113,3 @@ def load_weights(model: GPT, path: Path) -> None:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0]
-
-
-# Until forecaster/cli/synth_cmd.py imports them from forecaster.core.run (their home now): the
-# names it still imports from here, resolved on first use (forecaster.core.run imports this module).
-_MOVED_TO_RUN = ("RunDir", "check_run_target")
-
-
-def __getattr__(name: str):
-    if name in _MOVED_TO_RUN:
-        from forecaster.core import run
-
-        return getattr(run, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

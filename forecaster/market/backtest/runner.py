@@ -84,6 +84,7 @@ class BacktestConfig:
     baselines : baseline names; retrain_every : months between retrainings (0: the run as it is).
     retrain_steps : optimizer steps per retraining (default: the run's).
     panel_start : first panel date.
+    temperature, top_k, top_p : the GPT's sampling settings (``SamplingConfig``).
     """
 
     start: str
@@ -101,16 +102,26 @@ class BacktestConfig:
     retrain_every: int = 0
     retrain_steps: int | None = None
     panel_start: str = "1990-01-01"
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
 
     def __post_init__(self) -> None:
         if self.n_paths < 2:
-            raise BacktestError(f"--paths must be at least 2 (an ensemble), got {self.n_paths}")
+            raise BacktestError(f"n_paths must be at least 2 (an ensemble), got {self.n_paths}")
         if not 1 <= self.horizon <= MAX_HORIZON:
             raise BacktestError(f"horizon must be from 1 to {MAX_HORIZON} business days (10 years), got {self.horizon}")
         if self.retrain_every < 0:
-            raise BacktestError(f"--retrain-every must be >= 0 months, got {self.retrain_every}")
+            raise BacktestError(f"retrain_every must be >= 0 months, got {self.retrain_every}")
+        self.sampling()  # validates the sampling settings
         self.horizons = sorted({int(h) for h in self.horizons if 1 <= int(h) <= self.horizon} | {self.horizon})
         make_baselines(self.baselines)  # validates the names
+
+    def sampling(self):
+        """The GPT's ``SamplingConfig`` (a ``SamplingError`` for settings that cannot be used)."""
+        from forecaster.core.sampler import SamplingConfig  # deferred: it imports torch; baselines-only backtests never load it
+
+        return SamplingConfig(self.temperature, self.top_k, self.top_p)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -134,11 +145,13 @@ class GPTModel:
 
     name = GPT_MODEL
 
-    def __init__(self, pipe) -> None:
+    def __init__(self, pipe, sampling=None) -> None:
         self.pipe = pipe
+        self.sampling = sampling
 
     def forecast(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
-        fc = self.pipe.predict(panel, panel.index[-1], n_paths=n_paths, horizon=horizon, seed=seed)
+        fc = self.pipe.predict(panel, panel.index[-1], n_paths=n_paths, horizon=horizon, seed=seed,
+                               sampling=self.sampling)
         fc.meta["covers"] = list(fc.series)
         fc.meta["model"] = GPT_MODEL
         return fc
@@ -216,8 +229,10 @@ class Backtest:
                "origins": [str(o.date()) for o in self.origins]}
         if doc_path.exists():
             old = json.loads(doc_path.read_text())
-            if old.get("config") != doc["config"]:
-                changed = sorted(k for k in doc["config"] if old.get("config", {}).get(k) != doc["config"][k])
+            # settings added since that folder was written take their defaults
+            saved = BacktestConfig.from_dict(old.get("config") or {"start": "", "end": ""}).to_dict()
+            if saved != doc["config"]:
+                changed = sorted(k for k in doc["config"] if saved.get(k) != doc["config"][k])
                 raise BacktestError(f"{self.out} holds a backtest with other settings ({', '.join(changed)} differ); "
                                     "use another --out or delete it")
         write_text(doc_path, json.dumps(doc, indent=2))
@@ -270,7 +285,7 @@ class Backtest:
         models = []
         run_dir = self.gpt_run_for(origin)
         if run_dir is not None:
-            models.append(GPTModel(self._pipe(run_dir)))
+            models.append(GPTModel(self._pipe(run_dir), self.cfg.sampling()))
         return models + make_baselines(self.cfg.baselines)
 
     # -- the loop --------------------------------------------------------------------------
