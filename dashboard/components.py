@@ -8,7 +8,10 @@ from pathlib import Path
 
 import dash
 from dash import dcc, html
-from dash.exceptions import PreventUpdate
+from dash.exceptions import MissingCallbackContextException, PreventUpdate
+
+from dashboard import data
+from forecaster.market.plots import series_label
 
 log = logging.getLogger("dashboard")
 
@@ -34,8 +37,6 @@ def jobs():
 
 def triggered_id():
     """The id of the input that fired the running callback; None when called directly (a unit test)."""
-    from dash.exceptions import MissingCallbackContextException
-
     try:
         return dash.ctx.triggered_id
     except MissingCallbackContextException:
@@ -122,8 +123,6 @@ def dropdown(id_: str, options, value, clearable: bool = False, **kw) -> dcc.Dro
 
 def series_options(names) -> list[dict]:
     """Dropdown options 'SPX — S&P 500 index (index points)'."""
-    from dashboard.figures import series_label
-
     out = []
     for name in names:
         desc, unit = series_label(name)
@@ -150,15 +149,11 @@ def table_style() -> dict:
 
 def run_options(runs) -> list[dict]:
     """Dropdown options for the training runs in ``runs``, newest first."""
-    from dashboard import data
-
     return [{"label": f"{r.name}  ({', '.join(r.info.get('series', []))})", "value": r.name} for r in data.list_runs(runs)]
 
 
 def forecast_options(runs, run: str | None, kind: str = "forecasts") -> list[dict]:
     """Dropdown options for the forecasts (or scenarios) of a run, newest first."""
-    from dashboard import data
-
     if not run:
         return []
     return [{"label": name, "value": name} for name in data.list_forecasts(runs, run, kind)]

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from data_sources.errors import DataError
 from data_sources.sources.base import Source
+from data_sources.sources.embedded import EmbeddedSource
+from data_sources.sources.files import CsvFolderSource, WidePanelSource
+from data_sources.sources.online import OnlineSource
 
 __all__ = ["Source", "open_source"]
 
@@ -18,12 +21,8 @@ __all__ = ["Source", "open_source"]
 def open_source(spec: str, **settings) -> Source:
     """The source named by ``spec`` (see module doc). ``settings`` go to the source's constructor."""
     if spec == "embedded":
-        from data_sources.sources.embedded import EmbeddedSource
-
         return EmbeddedSource(**settings)
     if spec == "online":
-        from data_sources.sources.online import OnlineSource
-
         return OnlineSource(**settings)
     path = Path(spec)
     if path.is_dir():
@@ -33,12 +32,8 @@ def open_source(spec: str, **settings) -> Source:
         )
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        from data_sources.sources.files import CsvFolderSource
-
         return CsvFolderSource(path, **settings)
     if suffix in (".csv", ".parquet", ".pq"):
-        from data_sources.sources.files import WidePanelSource
-
         return WidePanelSource(path, **settings)
     raise DataError(
         f"--data {spec!r}: expected 'embedded', 'online', a mapping file (.yaml) "

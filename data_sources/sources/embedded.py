@@ -18,6 +18,8 @@ trading days within SPX's and VIX's span), with VIX missing before 2014.
 """
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pandas as pd
 
@@ -45,8 +47,6 @@ class EmbeddedSource(Source):
         return f"arch.data.{module} ({column})"
 
     def _read(self, series: str) -> pd.Series:
-        import importlib
-
         module, column = _DATASETS[series]
         frame = importlib.import_module(f"arch.data.{module}").load()
         values = pd.to_numeric(frame[column], errors="coerce").astype(np.float64)

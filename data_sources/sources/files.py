@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import yaml
 
 from data_sources import catalog
@@ -29,8 +30,10 @@ from data_sources.errors import CatalogError, DataError
 from data_sources.parsing import (
     check_data_file,
     clean_series,
+    find_date_column,
     parse_dates,
     parse_numbers,
+    read_csv_text,
     read_series_csv,
     to_days,
     unreadable,
@@ -116,8 +119,6 @@ class WidePanelSource(Source):
                     self.aligned = fh.readline().strip() == ALIGNED_MARKER
             except OSError as exc:
                 raise unreadable(self.path, "panel file", exc) from None
-            from data_sources.parsing import find_date_column, read_csv_text
-
             frame = read_csv_text(self.path, origin)
             dcol = find_date_column(frame, origin)
             dates = parse_dates(frame[dcol], origin)
@@ -143,8 +144,6 @@ class WidePanelSource(Source):
             self.panel = panel.sort_index(kind="stable")
 
     def _read_parquet(self, origin: str) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
-        import pyarrow.parquet as pq
-
         try:
             table = pq.read_table(self.path)
         except Exception as exc:  # pyarrow raises several types for a bad file

@@ -46,17 +46,17 @@ Engine = Literal["auto", "cpu", "cudf"]
 
 @overload
 def read_tabformer(path: str | Path, *, on_error: Literal["raise"] = "raise",
-                   chunksize: int = ..., progress: bool = ..., engine: Engine = ...) -> pd.DataFrame: ...
+                   chunksize: int = ..., progress: bool | None = ..., engine: Engine = ...) -> pd.DataFrame: ...
 
 
 @overload
 def read_tabformer(path: str | Path, *, on_error: Literal["skip"],
-                   chunksize: int = ..., progress: bool = ...,
+                   chunksize: int = ..., progress: bool | None = ...,
                    engine: Engine = ...) -> tuple[pd.DataFrame, pd.DataFrame]: ...
 
 
 def read_tabformer(path, *, on_error: OnError = "raise", chunksize: int = DEFAULT_CHUNKSIZE,
-                   progress: bool = True, engine: Engine = "auto"):
+                   progress: bool | None = None, engine: Engine = "auto"):
     """Read a whole TabFormer CSV file into one typed table (n_rows x 12, see ``schema``).
 
     on_error : "raise" (default) -> returns the table; the first bad line raises
@@ -66,7 +66,7 @@ def read_tabformer(path, *, on_error: OnError = "raise", chunksize: int = DEFAUL
         reason); the number of skipped lines is also logged as a warning.
     chunksize : lines per chunk on the CPU path (bounds the working memory; the
         result itself is ~60 bytes per row). Use ``iter_tabformer`` to stream.
-    progress : tqdm progress bar on stderr (CPU path).
+    progress : tqdm progress bar on stderr (CPU path): None only on a terminal, True always, False never.
     engine : "auto" uses cuDF when ``cudf_usable()`` and the file is clean,
         else the CPU; "cpu" never tries cuDF; "cudf" requires a usable cuDF
         (a file needing a report is still read on the CPU).

@@ -195,21 +195,22 @@ def read_chunk(data: bytes, first_line: int, n_lines: int, path: Path) -> Tabfor
 
 
 def iter_tabformer(path: str | Path, *, on_error: OnError = "raise", chunksize: int = DEFAULT_CHUNKSIZE,
-                   progress: bool = True) -> Iterator[TabformerChunk]:
+                   progress: bool | None = None) -> Iterator[TabformerChunk]:
     """Yield typed chunks of a TabFormer CSV file, ``chunksize`` lines at a time.
 
     Memory stays bounded by the chunk size (the full 24-million-line file is
     never held). ``on_error="raise"`` raises DataError at the first bad line
     (line number, column, value, what to do); ``"skip"`` leaves bad lines out
     of ``chunk.table`` and lists them in ``chunk.bad_rows``. ``progress`` shows
-    a tqdm bar in bytes on stderr.
+    a tqdm bar in bytes on stderr: ``None`` (default) only when stderr is a
+    terminal (a log file gets no ``\r`` lines), ``True`` always, ``False`` never.
     """
     check_on_error(on_error)
     if chunksize < 1:
         raise ValueError(f"chunksize must be a positive number of lines, not {chunksize!r}")
     path = Path(path)
     with open_checked(path) as (fh, size), \
-            tqdm(total=size, unit="B", unit_scale=True, desc=path.name, disable=None if progress else True) as bar:
+            tqdm(total=size, unit="B", unit_scale=True, desc=path.name, disable=None if progress is None else not progress) as bar:
         bar.update(fh.tell())
         n_bad = 0
         for first_line, n_lines, data in line_chunks(fh, chunksize):
@@ -223,7 +224,7 @@ def iter_tabformer(path: str | Path, *, on_error: OnError = "raise", chunksize: 
             yield chunk
 
 
-def read_all_cpu(path: Path, on_error: OnError, chunksize: int, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_all_cpu(path: Path, on_error: OnError, chunksize: int, progress: bool | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Concatenate ``iter_tabformer``: (typed table with a RangeIndex, bad-row report)."""
     tables: list[pd.DataFrame] = []
     reports: list[pd.DataFrame] = []

@@ -36,6 +36,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from foundation.dataclass_io import dataclass_from_dict
+from foundation.errors import UserError
 
 
 # Bounds of a model shape: generous (far beyond the largest preset), but an absurd value
@@ -65,8 +66,6 @@ class GPTConfig:
         These are checks of user input (a ``model_config.json`` may be edited by hand), so
         they raise instead of asserting: an assert vanishes under ``python -O``.
         """
-        from foundation.errors import UserError
-
         def whole(name: str, lo: int, hi: int) -> None:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
@@ -109,8 +108,6 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "GPTConfig":
         """Rebuild from a dict; an unknown key is an error, not ignored."""
-        from foundation.errors import UserError
-
         if not isinstance(d, dict):
             raise UserError(f"model config must be a JSON object, got {type(d).__name__}")
         return dataclass_from_dict(cls, d, UserError, "model config")

@@ -40,6 +40,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from data_sources import catalog
+
 from forecaster.core.tokenizer.spec import ColumnSpec
 
 MAX_LEVELS = 512
@@ -68,14 +70,10 @@ def on_grid(x: np.ndarray, step: float = GRID) -> bool:
 
 
 def _transform_of(name: str) -> str | None:
-    from data_sources import catalog
-
     return catalog.CATALOG[name].transform if name in catalog.CATALOG else None
 
 
 def _positive(name: str) -> bool:
-    from data_sources import catalog
-
     return name in catalog.CATALOG and catalog.CATALOG[name].positive
 
 

@@ -35,6 +35,7 @@ import pandas as pd
 
 from data_sources.errors import DataError
 from foundation.errors import UserError
+from foundation.atomic import atomic_path
 from data_sources.tabformer import TYPED_COLUMNS, TYPED_DTYPES, read_tabformer, sort_transactions, write_tabformer_csv
 from forecaster.core.tokenizer import ColumnSpec, TableTokenizer
 from forecaster.synthesis.tokenizer import tabformer_specs
@@ -165,8 +166,6 @@ def read_table(path: str | Path, skip_bad_rows: bool = False) -> pd.DataFrame:
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     """Write a typed table atomically: published TabFormer CSV for ``.csv``, typed Parquet for ``.parquet``."""
-    from foundation.atomic import atomic_path
-
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":

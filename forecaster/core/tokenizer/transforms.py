@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy import stats
 
 from forecaster.core.tokenizer.errors import SpecError
 
@@ -159,8 +160,6 @@ class YeoJohnson(Transform):
 
     @classmethod
     def fit(cls, x, column, **options):
-        from scipy import stats
-
         if x.size < 2 or np.ptp(x) == 0:
             return cls(1.0, float(x.mean()) if x.size else 0.0, 1.0)
         sample = x if x.size <= 200_000 else np.random.default_rng(0).choice(x, 200_000, replace=False)

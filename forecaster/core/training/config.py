@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from foundation.errors import UserError
 from foundation.dataclass_io import dataclass_from_dict
+from forecaster.core.model import GPTConfig
 
 # Model shape and training defaults per preset.
 PRESETS: dict[str, dict] = {
@@ -132,8 +133,6 @@ class TrainConfig:
 
 def model_config_for(preset: str, vocab_size: int, row_len: int, context_rows: int):
     """The ``GPTConfig`` of ``preset`` for a tokenizer (vocab, tokens per row) and a context in rows."""
-    from forecaster.core.model import GPTConfig
-
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     shape = {k: PRESETS[preset][k] for k in _MODEL_KEYS if k in PRESETS[preset]}

@@ -46,6 +46,7 @@ def load_torch_state(path: str | Path, map_location=None):
 
 def deepspeed_safe_globals() -> list:
     """The DeepSpeed classes its checkpoints pickle (besides tensors and containers)."""
+    # deferred, as every deepspeed import: it takes seconds and probes CUDA; only its engine needs it
     from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
     from deepspeed.runtime.zero.config import ZeroStageEnum
     from deepspeed.utils.tensor_fragment import fragment_address
@@ -60,7 +61,7 @@ def install_safe_checkpoint_engine(engine) -> None:
     proceed (assertion: our config never asks for them) if DeepSpeed chose another
     checkpoint engine or universal checkpoints, whose loaders this does not cover.
     """
-    from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine
+    from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine  # deferred: see above
 
     assert type(engine.checkpoint_engine) is TorchCheckpointEngine, (
         f"unexpected DeepSpeed checkpoint engine {type(engine.checkpoint_engine).__name__}")
