@@ -101,18 +101,29 @@ def _cannot(option: str, target: Path, exc: OSError) -> OutputError:
     return OutputError(f"{option} {target}: cannot write there ({exc.strerror or exc})")
 
 
+def path_kind(path: str | os.PathLike, option: str = "output", follow_links: bool = True) -> str | None:
+    """What is at ``path``: None (nothing), "folder", "file", "link" (only when not following links) or
+    "special" (a device, pipe or socket); an ``OutputError`` naming ``option`` when it cannot be looked at."""
+    try:
+        st = os.stat(path) if follow_links else os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise OutputError(f"{option} {path}: cannot use it ({exc.strerror})") from None
+    if stat.S_ISLNK(st.st_mode):
+        return "link"
+    if stat.S_ISDIR(st.st_mode):
+        return "folder"
+    return "file" if stat.S_ISREG(st.st_mode) else "special"
+
+
 def check_file_target(path: str | os.PathLike, option: str = "output") -> Path:
     """Refuse an output file path that exists and is not a regular file (a folder, a device, a FIFO, a socket)."""
     target = Path(path)
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        return target
-    except OSError as exc:
-        raise OutputError(f"{option} {target}: cannot use it ({exc.strerror})") from None
-    if stat.S_ISDIR(st.st_mode):
+    kind = path_kind(target, option)
+    if kind == "folder":
         raise OutputError(f"{option} {target} is an existing folder; give a file name")
-    if not stat.S_ISREG(st.st_mode):
+    if kind == "special":
         raise OutputError(f"{option} {target} exists and is not a regular file (a device or pipe); "
                           "choose another path")
     return target
@@ -205,16 +216,13 @@ def check_out_dir(out: str | os.PathLike, kind: str, option: str = "--out", lega
     marker (e.g. a backtest folder with its ``backtest.json``); it is accepted too.
     """
     out = Path(out)
-    try:
-        st = os.lstat(out)
-    except FileNotFoundError:
+    there = path_kind(out, option, follow_links=False)
+    if there is None:
         return out
-    except OSError as exc:
-        raise OutputError(f"{option} {out}: cannot use it ({exc.strerror})") from None
-    if stat.S_ISLNK(st.st_mode):
+    if there == "link":
         raise OutputError(f"{option} {out} is a symbolic link; give the real folder or a new name")
-    if not stat.S_ISDIR(st.st_mode):
-        what = "file" if stat.S_ISREG(st.st_mode) else "device or special file"
+    if there != "folder":
+        what = "file" if there == "file" else "device or special file"
         raise OutputError(f"{option} {out} is an existing {what}, not a folder; choose another path")
     found = output_kind(out)
     if found == kind:

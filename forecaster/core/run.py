@@ -43,11 +43,10 @@ import json
 import os
 import shutil
 import socket
-import stat
 from pathlib import Path
 from typing import ContextManager, Iterator
 
-from foundation.atomic import write_text
+from foundation.atomic import OutputError, path_kind, write_text
 from foundation.errors import UserError
 from forecaster.core.model import GPT, GPTConfig
 from forecaster.core.tokenizer import TableTokenizer
@@ -62,13 +61,11 @@ def check_run_target(path: str | Path, option: str = "--out") -> Path:
     """Refuse a run folder path that exists and is not a folder (a file, a device, a pipe)."""
     path = Path(path)
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return path
-    except OSError as exc:
-        raise CheckpointError(f"{option} {path}: cannot use it ({exc.strerror})") from None
-    if not stat.S_ISDIR(st.st_mode):
-        what = "file" if stat.S_ISREG(st.st_mode) else "device or special file"
+        kind = path_kind(path, option)
+    except OutputError as exc:
+        raise CheckpointError(str(exc)) from None
+    if kind not in (None, "folder"):
+        what = "file" if kind == "file" else "device or special file"
         raise CheckpointError(f"{option} {path} is an existing {what}, not a folder; give a run folder")
     return path
 
@@ -189,24 +186,22 @@ class RunDir:
         """``run.json`` as a dict (read on every access: training writes it)."""
         return self.read_info()
 
-    def read_model_config(self) -> GPTConfig:
+    def _read_config(self, path: Path, cls):
         try:
-            return GPTConfig.from_json(self.model_config.read_text())
+            return cls.from_json(path.read_text())
         except FileNotFoundError:
-            raise CheckpointError(f"{self.path} is not a run directory: no model_config.json") from None
+            raise CheckpointError(f"{self.path} is not a run directory: no {path.name}") from None
         except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{self.model_config} is not valid JSON ({exc})") from None
-        except UserError as exc:  # a shape out of bounds, an unknown key
-            raise CheckpointError(f"{self.model_config}: {exc}") from None
+            raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
+        except UserError as exc:  # a value out of bounds, an unknown key
+            raise CheckpointError(f"{path}: {exc}") from None
+
+    def read_model_config(self) -> GPTConfig:
+        return self._read_config(self.model_config, GPTConfig)
 
     def read_train_config(self) -> TrainConfig:
         """The saved ``TrainConfig`` (e.g. to train another run like this one)."""
-        try:
-            return TrainConfig.from_json(self.train_config.read_text())
-        except FileNotFoundError:
-            raise CheckpointError(f"{self.path} is not a run directory: no train_config.json") from None
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{self.train_config} is not valid JSON ({exc})") from None
+        return self._read_config(self.train_config, TrainConfig)
 
     def check_compatible(self, model_cfg: GPTConfig, train_cfg: TrainConfig, fingerprint: str) -> None:
         """Refuse to resume a run that was started with another tokenizer, model or training setup."""
