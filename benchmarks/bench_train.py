@@ -139,7 +139,7 @@ def main() -> None:
             [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
             + base[1:] + ["--engine", "deepspeed", "--result", res], {}),
     }
-    from forecaster.core.training.engine import free_port
+    from forecaster.core.training.distributed import free_port
 
     best: dict[str, dict] = {}  # per configuration, the round with the highest wall-clock throughput
     ratios: list[float] = []  # deepspeed / torch on 1 process within each round (back to back, same load)

@@ -1,7 +1,7 @@
 """The Dash application: ``create_app(runs_dir)`` builds it; ``forecaster dashboard`` serves it.
 
 Pages live in ``dashboard/pages/`` (one file each, registered with
-``dash.register_page``); figures are pure functions in ``figures.py``; loading is
+``dash.register_page``); figures are pure functions in ``figures/`` (one module per page); loading is
 in ``data.py`` and happens inside callbacks, never at import time.
 
 Dash keeps its page registry and ``dash.callback`` list in module globals, so one

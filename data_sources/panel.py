@@ -202,7 +202,7 @@ class PanelBuilder:
             panel = pd.DataFrame(columns, index=calendar)
         if panel.empty:
             when = f" as of {as_of.date()}" if as_of is not None else ""
-            raise DataError(f"the panel from {self.source.name} has no rows{when}; check --as-of and --start")
+            raise DataError(f"the panel from {self.source.name} has no rows{when}; check the as-of date and the panel start")
         panel.attrs = {"source": self.source.name, "as_of": str(as_of.date()) if as_of is not None else None}
         return panel
 

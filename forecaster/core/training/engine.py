@@ -39,15 +39,14 @@ from forecaster.core.run import RunDir, check_run_target
 from forecaster.core.training.checkpoint import CheckpointError, load_weights, save_weights
 from forecaster.core.training.config import ConfigError, TrainConfig
 from forecaster.core.training.distributed import (
-    DistInfo, all_reduce_sum, barrier, deepspeed_config, free_port, param_digests, setup_distributed,
+    DistInfo, all_reduce_sum, barrier, deepspeed_config, param_digests, setup_distributed,
 )
 from forecaster.core.training.metrics import MetricsLog
 from forecaster.core.training.safe_load import install_safe_checkpoint_engine, load_torch_state
 from forecaster.core.training.windows import WindowDataset
 
 
-__all__ = ["TorchBackend", "DeepSpeedBackend", "TrainResult", "train",
-           "free_port"]  # free_port: still imported from here by benchmarks/bench_train.py
+__all__ = ["TorchBackend", "DeepSpeedBackend", "TrainResult", "train"]
 
 
 # -- backends ------------------------------------------------------------------------------

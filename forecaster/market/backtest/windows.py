@@ -79,7 +79,7 @@ def origin_schedule(calendar: pd.DatetimeIndex, start, end, every: str) -> pd.Da
     n, unit = parse_every(every)
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     if end < start:
-        raise BacktestError(f"--end {end.date()} is before --start {start.date()}")
+        raise BacktestError(f"the last origin {end.date()} is before the first {start.date()}")
     days = calendar[(calendar >= start) & (calendar <= end)]
     if not len(days):
         raise BacktestError(f"no business days of the data between {start.date()} and {end.date()}")
@@ -89,6 +89,6 @@ def origin_schedule(calendar: pd.DatetimeIndex, start, end, every: str) -> pd.Da
         freq = {"W": "W", "M": "M", "Q": "Q"}[unit]
         period = days.to_period(freq)
         last_of_period = pd.Series(days, index=days).groupby(period).max()
-        # A period cut by --end is incomplete: its last day in the window is still a valid origin.
+        # A period cut by the last origin is incomplete: its last day in the window is still a valid origin.
         picked = pd.DatetimeIndex(last_of_period.to_numpy())[::n]
     return pd.DatetimeIndex(picked, name="origin")
