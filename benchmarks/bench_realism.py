@@ -1,0 +1,378 @@
+"""Realism of sampled joint paths against history (issue 14): co-movement, VIX, releases, drift, floors.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_realism.py --run /tmp/runs/bt-full --data tests/fixtures/shared_data.yaml
+    python benchmarks/bench_realism.py --run RUN --run RUN2 --origins 2019-12-31 --out realism.md   # runs side by side
+
+Samples ``--paths`` paths x ``--horizon`` business days from each origin with each run,
+computes the facts below on the paths and on the real panel since 1990, and prints
+one table: a row per fact, its history, its target, and a column per run and origin
+with the value and PASS/FAIL. It is a measurement: it exits 0 whatever the verdicts.
+
+Daily changes are the catalog's modeling transform (log returns in % for prices,
+differences for yields and spreads), and the first difference for a series modeled
+as a level (VIX). Path changes start from the origin's level, so a path of H days
+has H changes. How each fact is summarised over paths:
+
+- correlations, VIX change std and lag-1 autocorrelation: pooled over paths (all
+  within-path daily changes of all paths, lag pairs inside one path); history: all
+  days since 1990 (pairwise complete);
+- release days (days on which a monthly or quarterly series changes): per path, the
+  median path, scaled to 250 days; history: the median 250-day block. A release that
+  repeats the last value is no change: unemployment is unchanged in about a quarter
+  of months, so its history is 9, not 12;
+- drift: the annualised log growth (252 days a year) of the median and of the mean
+  SPX path from the origin; history: 252 x the mean daily log return;
+- floors: the share of paths whose minimum goes below the floor; history: the share
+  of 250-day blocks;
+- NaN cells: missing cells in the paths.
+
+A run trained to date T may forecast from later origins: it is given the panel as of
+each origin (no look-ahead for the forecast), but those days lie outside the period
+it was trained on, and the table says so.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_sources import catalog
+from forecaster import ForecastPipeline
+from forecaster.market.run import PanelRun
+from forecaster.market.transforms import Transform, get as get_transform, transform_of
+
+HISTORY_START = "1990-01-01"
+BLOCK_DAYS = 250  # one "path" of history for per-path counts
+DAYS_PER_YEAR = 252  # the panel and the paths are on the NYSE trading calendar
+FLOOR = -0.75  # % : a yield below it counts against the floor target
+FLOOR_SERIES = ("UST3M", "UST2Y")
+PAIRS = (("SPX", "XLK"), ("SPX", "VIX"), ("UST2Y", "UST10Y"), ("SPX", "UST10Y"))
+DEFAULT_ORIGINS = ("2017-12-29", "2019-12-31", "2021-12-31")
+
+
+# -- which series is what --------------------------------------------------------------------
+def market_series(series: Sequence[str]) -> list[str]:
+    """The daily market series among ``series`` (catalog group ``market``), in order."""
+    return [s for s in series if catalog.get(s).group == "market" and catalog.get(s).frequency == "D"]
+
+
+def release_series(series: Sequence[str]) -> list[str]:
+    """The monthly and quarterly series among ``series`` (they change on release days only), in order."""
+    return [s for s in series if catalog.get(s).frequency in ("M", "Q")]
+
+
+def releases_per_block(name: str) -> int:
+    """Releases of a series in ``BLOCK_DAYS`` business days: 12 for monthly, 4 for quarterly."""
+    return {"M": 12, "Q": 4}[catalog.get(name).frequency]
+
+
+def change_transform(name: str) -> Transform:
+    """The transform whose values are the series' daily changes: its modeling transform, or ``diff`` for a level."""
+    t = transform_of(name)
+    return t if t.models_changes else get_transform("diff")
+
+
+# -- changes ---------------------------------------------------------------------------------
+def path_changes(paths: np.ndarray, series: Sequence[str], origin: np.ndarray) -> np.ndarray:
+    """Daily changes along sampled level paths, the first one from the origin's level.
+
+    Parameters
+    ----------
+    paths : (paths, horizon, series) levels.
+    origin : (series,) levels on the origin day.
+
+    Returns
+    -------
+    (paths, horizon, series) changes (log returns in %, differences in the series' unit).
+    """
+    assert paths.ndim == 3 and paths.shape[2] == len(series) == len(origin), \
+        f"paths {paths.shape} must be (paths, horizon, series) with {len(series)} series and origin levels"
+    n_paths = paths.shape[0]
+    out = np.empty(paths.shape, dtype=np.float64)
+    for j, name in enumerate(series):
+        levels = np.vstack([np.full((1, n_paths), origin[j], dtype=np.float64), paths[:, :, j].T])  # (1 + H, P)
+        out[:, :, j] = change_transform(name).forward(levels)[1:].T
+    return out
+
+
+def history_changes(panel: pd.DataFrame) -> pd.DataFrame:
+    """Daily changes of each panel column (same index; the first row NaN)."""
+    return pd.DataFrame({c: change_transform(c).forward(panel[c].to_numpy(dtype=np.float64)) for c in panel.columns},
+                        index=panel.index)
+
+
+# -- statistics on (paths, days) arrays; history is one path ---------------------------------
+def pooled_corr(x: np.ndarray, y: np.ndarray) -> float:
+    """Correlation of two equally shaped change arrays, all cells pooled where both are finite (NaN if constant)."""
+    a, b = np.ravel(x), np.ravel(y)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if len(a) < 3 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def pooled_lag1_autocorr(x: np.ndarray) -> float:
+    """Lag-1 autocorrelation of (paths, days) changes, lag pairs inside each path pooled."""
+    x = np.atleast_2d(x)
+    return pooled_corr(x[:, :-1], x[:, 1:])
+
+
+def mean_abs_corr(changes: dict[str, np.ndarray]) -> float:
+    """Mean |correlation| over all pairs of the given series' change arrays (pooled; NaN pairs left out)."""
+    corrs = [abs(pooled_corr(changes[a], changes[b])) for a, b in itertools.combinations(changes, 2)]
+    return float(np.nanmean(corrs)) if corrs and not np.all(np.isnan(corrs)) else float("nan")
+
+
+def change_days(x: np.ndarray) -> np.ndarray:
+    """Days with a nonzero finite change in each row of (paths, days) changes: (paths,)."""
+    x = np.atleast_2d(x)
+    return (np.isfinite(x) & (x != 0)).sum(axis=1)
+
+
+def annual_drift(start: float, end: float, days: int) -> float:
+    """Annualised log growth in % per year from ``start`` to ``end`` over ``days`` business days."""
+    return float(100.0 * np.log(end / start) * DAYS_PER_YEAR / days)
+
+
+def blocks(values: np.ndarray, size: int = BLOCK_DAYS) -> np.ndarray:
+    """Consecutive non-overlapping blocks of a (days,) array: (blocks, size); the last partial block is dropped."""
+    n = len(values) // size
+    return np.asarray(values[: n * size], dtype=np.float64).reshape(n, size)
+
+
+# -- the facts ---------------------------------------------------------------------------------
+def _corr_facts(changes: dict[str, np.ndarray], market: list[str]) -> dict[str, float]:
+    facts = {"mean_abs_corr": mean_abs_corr({s: changes[s] for s in market})}
+    for a, b in PAIRS:
+        if a in changes and b in changes:
+            facts[f"corr:{a}:{b}"] = pooled_corr(changes[a], changes[b])
+    if "VIX" in changes:
+        facts["vix_change_std"] = float(np.nanstd(changes["VIX"], ddof=1))
+        facts["vix_lag1_autocorr"] = pooled_lag1_autocorr(changes["VIX"])
+    return facts
+
+
+def realism_facts(paths: np.ndarray, series: Sequence[str], origin: np.ndarray) -> dict[str, float]:
+    """The realism facts of sampled paths (see the module doc for each summary).
+
+    Parameters
+    ----------
+    paths : (paths, horizon, series) levels, as ``Forecast.paths``.
+    series : the names along the last axis.
+    origin : (series,) levels on the origin day (the last row of ``Forecast.history``).
+
+    Returns
+    -------
+    fact key -> value: ``mean_abs_corr`` (over the market series' pairs), ``corr:A:B``,
+    ``vix_change_std``, ``vix_lag1_autocorr``, ``release_days:NAME`` (median path, per
+    ``BLOCK_DAYS`` days), ``spx_drift_median`` / ``spx_drift_mean`` (% per year),
+    ``floor:NAME`` (% of paths below ``FLOOR``), ``nan_cells``. Facts of series that are
+    not there are left out.
+    """
+    series = list(series)
+    origin = np.asarray(origin, dtype=np.float64)
+    ch = path_changes(paths, series, origin)
+    changes = {s: ch[:, :, j] for j, s in enumerate(series)}  # each (paths, horizon)
+    facts = _corr_facts(changes, market_series(series))
+    horizon = paths.shape[1]
+    for s in release_series(series):  # per BLOCK_DAYS days, so a shorter horizon keeps the same target
+        facts[f"release_days:{s}"] = float(np.median(change_days(changes[s]))) * BLOCK_DAYS / horizon
+    if "SPX" in series:
+        j = series.index("SPX")
+        end = paths[:, -1, j]
+        facts["spx_drift_median"] = annual_drift(origin[j], np.nanmedian(end), horizon)
+        facts["spx_drift_mean"] = annual_drift(origin[j], np.nanmean(end), horizon)
+    for s in FLOOR_SERIES:
+        if s in series:
+            low = np.nanmin(paths[:, :, series.index(s)], axis=1)
+            facts[f"floor:{s}"] = float(100.0 * np.mean(low < FLOOR))
+    facts["nan_cells"] = float(np.isnan(paths).sum())
+    return facts
+
+
+def history_facts(panel: pd.DataFrame, start: str = HISTORY_START, block: int = BLOCK_DAYS) -> dict[str, float]:
+    """The same facts on the real panel since ``start``: one long path, or ``block``-day blocks for per-path ones.
+
+    Parameters
+    ----------
+    panel : (days, series) levels, business-day index (``PanelBuilder.build()``).
+
+    Returns
+    -------
+    The keys of ``realism_facts`` (without ``nan_cells``). Release days: the median over the
+    blocks in which the series has no missing change; drift: 252 x the mean daily SPX log
+    return (% per year); floors: % of blocks whose minimum is below ``FLOOR``.
+    """
+    panel = panel.loc[panel.index >= pd.Timestamp(start)]
+    series = list(panel.columns)
+    ch = history_changes(panel)
+    changes = {s: ch[s].to_numpy()[None, 1:] for s in series}  # each (1, days - 1)
+    facts = _corr_facts(changes, market_series(series))
+    for s in release_series(series):
+        b = blocks(changes[s][0], block)
+        b = b[np.isfinite(b).all(axis=1)]
+        facts[f"release_days:{s}"] = float(np.median(change_days(b))) if len(b) else float("nan")
+    if "SPX" in series:
+        facts["spx_drift_median"] = facts["spx_drift_mean"] = float(DAYS_PER_YEAR * np.nanmean(changes["SPX"]))
+    for s in FLOOR_SERIES:
+        if s in series:
+            b = blocks(panel[s].to_numpy(), block)
+            facts[f"floor:{s}"] = float(100.0 * np.mean(np.nanmin(b, axis=1) < FLOOR)) if len(b) else float("nan")
+    return facts
+
+
+# -- targets and the table ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fact:
+    """One row of the table: a fact key, its label, its target and how a value passes it."""
+
+    key: str
+    label: str
+    target: str
+    passes: Callable[[float, float], bool] | None  # (value, history value) -> PASS; None: no target
+    relative: bool = False  # show value / history too
+    digits: int = 2
+
+
+def facts_table(series: Sequence[str]) -> list[Fact]:
+    """The rows for a run's series, in the issue's order (facts of absent series left out)."""
+    s = set(series)
+    rows = [Fact("mean_abs_corr", "mean |corr| of market changes", ">= 0.75 x history",
+                 lambda v, h: v >= 0.75 * h, relative=True)]
+    pair_targets = {("SPX", "XLK"): (">= 0.75", lambda v, h: v >= 0.75),
+                    ("SPX", "VIX"): ("<= -0.55", lambda v, h: v <= -0.55),
+                    ("UST2Y", "UST10Y"): (">= 0.65", lambda v, h: v >= 0.65),
+                    ("SPX", "UST10Y"): ("(none)", None)}
+    for (a, b), (text, ok) in pair_targets.items():
+        if a in s and b in s:
+            rows.append(Fact(f"corr:{a}:{b}", f"corr {a} x {b}", text, ok))
+    if "VIX" in s:
+        rows.append(Fact("vix_change_std", "VIX daily change std", "0.7-1.4 x history",
+                         lambda v, h: 0.7 <= v / h <= 1.4, relative=True))
+        rows.append(Fact("vix_lag1_autocorr", "VIX lag-1 autocorr of changes", ">= -0.2", lambda v, h: v >= -0.2))
+    for name in release_series(series):
+        n = releases_per_block(name)
+        rows.append(Fact(f"release_days:{name}", f"{name} change days / {BLOCK_DAYS}", f"{n} +- 1",
+                         lambda v, h, n=n: abs(v - n) <= 1, digits=1))
+    if "SPX" in s:
+        for which in ("median", "mean"):
+            rows.append(Fact(f"spx_drift_{which}", f"SPX drift, {which} path (%/yr)", "history +- 6",
+                             lambda v, h: abs(v - h) <= 6, digits=1))
+    for name in FLOOR_SERIES:
+        if name in s:
+            rows.append(Fact(f"floor:{name}", f"paths with {name} < {FLOOR} % (%)", "<= 2", lambda v, h: v <= 2, digits=0))
+    rows.append(Fact("nan_cells", "NaN cells", "0", lambda v, h: v == 0, digits=0))
+    return rows
+
+
+def _fmt(value: float, digits: int) -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def verdict(fact: Fact, value: float | None, history: float | None) -> str:
+    """PASS, FAIL, or '' (no target, or no value)."""
+    if fact.passes is None or value is None or not np.isfinite(value):
+        return ""
+    return "PASS" if fact.passes(value, np.nan if history is None else history) else "FAIL"
+
+
+def cell(fact: Fact, value: float | None, history: float | None) -> str:
+    """A table cell: the value, its ratio to history for a relative target, and the verdict."""
+    if value is None:
+        return "–"
+    text = _fmt(value, fact.digits)
+    if fact.relative and history and np.isfinite(value):
+        text += f" ({value / history:.2f}x)"
+    v = verdict(fact, value, history)
+    return f"{text} {v}".strip()
+
+
+def records(rows: list[Fact], history: dict, results: dict[str, dict]) -> list[dict]:
+    """Long-format rows (fact, column, value, history, target, verdict) for the CSV."""
+    out = []
+    for fact in rows:
+        for column, facts in results.items():
+            value = facts.get(fact.key)
+            out.append({"fact": fact.label, "key": fact.key, "column": column, "value": value,
+                        "history": history.get(fact.key), "target": fact.target,
+                        "verdict": verdict(fact, value, history.get(fact.key))})
+    return out
+
+
+def markdown(rows: list[Fact], history: dict, results: dict[str, dict]) -> str:
+    """The table: fact | history | target | one column per run and origin."""
+    head = ["fact", "history", "target", *results]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for fact in rows:
+        h = history.get(fact.key)
+        lines.append("| " + " | ".join([fact.label, "–" if h is None else _fmt(h, fact.digits), fact.target,
+                                        *(cell(fact, r.get(fact.key), h) for r in results.values())]) + " |")
+    return "\n".join(lines)
+
+
+# -- the measurement ---------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", action="append", required=True, help="Trained run folder (repeat for several).")
+    parser.add_argument("--data", default=None, help="Data spec for history and prompts (default: each run's own).")
+    parser.add_argument("--origins", default=",".join(DEFAULT_ORIGINS), help="Comma-separated forecast origins.")
+    parser.add_argument("--paths", type=int, default=100)
+    parser.add_argument("--horizon", type=int, default=250)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="Also write the table: .csv (long format) or .md.")
+    args = parser.parse_args()
+    origins = [o.strip() for o in args.origins.split(",") if o.strip()]
+
+    results: dict[str, dict] = {}
+    history: dict | None = None
+    rows: list[Fact] = []
+    t_all = time.perf_counter()
+    for r, run in enumerate(args.run):
+        pipe = ForecastPipeline.from_run(run)
+        builder = pipe.panel_builder(args.data)
+        if history is None:  # the first run's series and data define the history column
+            history = history_facts(builder.build())
+            rows = facts_table(pipe.series)
+        trained = PanelRun(run).trained_until
+        name = Path(run).name if len(args.run) == 1 else f"{r + 1}:{Path(run).name}"
+        print(f"run {run}: {len(pipe.series)} series, trained on data to {trained.date() if trained is not None else '?'}")
+        for origin in origins:
+            t0 = time.perf_counter()
+            fc = pipe.predict(builder, as_of=origin, n_paths=args.paths, horizon=args.horizon, seed=args.seed)
+            wall = time.perf_counter() - t0
+            origin_levels = fc.history[fc.series].iloc[-1].to_numpy(dtype=np.float64)
+            results[f"{name} @ {fc.as_of.date()}"] = realism_facts(fc.paths, fc.series, origin_levels)
+            after = trained is not None and fc.as_of > trained
+            print(f"  origin {fc.as_of.date()}: {args.paths} paths x {args.horizon} days sampled in {wall:.0f} s"
+                  + ("; after the training data (panel as of the origin: no look-ahead, out of the training period)"
+                     if after else ""), flush=True)
+
+    table = markdown(rows, history, results)
+    print()
+    print(table)
+    print(f"\nhistory: the panel since {HISTORY_START} (correlations, VIX: all days; counts, floors: "
+          f"{BLOCK_DAYS}-day blocks); paths: pooled over paths (correlations, VIX), median path (counts)")
+    print(f"wall time {time.perf_counter() - t_all:.0f} s; load average {os.getloadavg()[0]:.1f}")
+    if args.out is not None:
+        if args.out.suffix == ".csv":
+            recs = records(rows, history, results)
+            with args.out.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(recs[0]))
+                writer.writeheader()
+                writer.writerows(recs)
+        else:
+            args.out.write_text(table + "\n")
+        print(f"table written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
