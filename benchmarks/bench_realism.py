@@ -314,8 +314,9 @@ def markdown(rows: list[Fact], history: dict, results: dict[str, dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for fact in rows:
         h = history.get(fact.key)
-        lines.append("| " + " | ".join([fact.label, "–" if h is None else _fmt(h, fact.digits), fact.target,
-                                        *(cell(fact, r.get(fact.key), h) for r in results.values())]) + " |")
+        cells = [fact.label, "–" if h is None else _fmt(h, fact.digits), fact.target,
+                 *(cell(fact, r.get(fact.key), h) for r in results.values())]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")  # "|corr|" inside a cell
     return "\n".join(lines)
 
 

@@ -171,6 +171,6 @@ def test_table_has_a_verdict_per_target_and_history_alongside(br):
     text = br.markdown(rows, history, {"run @ 2019-12-31": facts})
     lines = text.splitlines()
     assert len(lines) == 2 + len(rows)
-    assert "| mean |corr| of market changes | 0.20 | >= 0.75 x history | 0.40 (2.00x) PASS |" in lines
+    assert "| mean \\|corr\\| of market changes | 0.20 | >= 0.75 x history | 0.40 (2.00x) PASS |" in lines
     recs = br.records(rows, history, {"a": facts, "b": facts})
     assert len(recs) == 2 * len(rows) and {r["verdict"] for r in recs} >= {"PASS", "FAIL", ""}
