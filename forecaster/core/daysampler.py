@@ -29,10 +29,9 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from torch.nn import functional as F
 
 from forecaster.core.daymodel import DayGPT, SlotVocab
-from forecaster.core.sampler import SamplingConfig, filter_logits
+from forecaster.core.sampler import SamplingConfig, draw_valid
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -72,22 +71,9 @@ class DaySampler:
     # -- shared pieces of both paths ---------------------------------------------------------
     def _draw(self, hidden: torch.Tensor, slot: int, cfg: SamplingConfig, generator: torch.Generator,
               forced: torch.Tensor | None, prefix: torch.Tensor) -> torch.Tensor:
-        """Next ids ``(N,)`` from local states ``(N, Cl)``: the slot's valid logits, the step mask,
-        filtering, one uniform per path (whatever the settings), then forcing."""
-        valid = self.valid_ids[slot]
-        logits = (hidden @ self.model.lm_head.weight.index_select(0, valid).T).double()  # (N, n_valid)
-        if self.step_mask is not None:
-            allowed = self.step_mask(prefix).to(logits.device).index_select(-1, valid)
-            logits = logits.masked_fill(~allowed, float("-inf"))
-        u = torch.rand(logits.size(0), 1, generator=generator, dtype=torch.float64, device=logits.device)
-        if cfg.temperature == 0:
-            pick = logits.argmax(dim=-1)
-        else:
-            probs = F.softmax(filter_logits(logits, cfg), dim=-1)
-            cdf = probs.cumsum(dim=-1)
-            pick = torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(-1).clamp_max(logits.size(-1) - 1)
-        ids = valid[pick]
-        return ids if forced is None else torch.where(forced >= 0, forced, ids)
+        """Next ids ``(N,)`` from local states ``(N, Cl)`` (``draw_valid``, shared with the flat sampler)."""
+        return draw_valid(hidden, self.model.lm_head.weight, self.valid_ids[slot], cfg, generator, forced,
+                          self.step_mask, prefix)
 
     def _features(self, rows: torch.Tensor) -> torch.Tensor | None:
         """The newest row's features ``(N, F)`` from the callback, checked."""

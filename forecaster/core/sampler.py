@@ -99,6 +99,32 @@ def filter_logits(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
     return logits
 
 
+def draw_valid(hidden: torch.Tensor, head: torch.Tensor, valid: torch.Tensor, cfg: SamplingConfig,
+               generator: torch.Generator, forced: torch.Tensor | None = None,
+               step_mask: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               prefix: torch.Tensor | None = None) -> torch.Tensor:
+    """Next ids ``(B,)`` of one slot from hidden states ``(B, C)``: logits of the slot's ``valid`` ids only
+    (their rows of the output matrix ``head``), the step mask given the row's ``prefix``, temperature /
+    top-k / top-p, one uniform per path, then ``forced`` ids (``-1``: free) in their place.
+
+    One uniform is drawn per path and step whatever the settings, so a fast path and its
+    full-recompute reference consume the generator alike. Both samplers (flat and day-level) draw here.
+    """
+    logits = (hidden @ head.index_select(0, valid).T).double()  # (B, n_valid)
+    if step_mask is not None:
+        allowed = step_mask(prefix).to(logits.device).index_select(-1, valid)  # (B, n_valid)
+        logits = logits.masked_fill(~allowed, float("-inf"))
+    u = torch.rand(logits.size(0), 1, generator=generator, dtype=torch.float64, device=logits.device)
+    if cfg.temperature == 0:
+        pick = logits.argmax(dim=-1)
+    else:
+        probs = F.softmax(filter_logits(logits, cfg), dim=-1)
+        cdf = probs.cumsum(dim=-1)
+        pick = torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(-1).clamp_max(logits.size(-1) - 1)
+    ids = valid[pick]
+    return ids if forced is None else torch.where(forced >= 0, forced, ids)
+
+
 class Sampler:
     """Batched, constrained, KV-cached sampling of whole rows (see module doc).
 
@@ -132,26 +158,9 @@ class Sampler:
     # -- shared pieces of both paths ---------------------------------------------------------
     def _draw(self, hidden: torch.Tensor, slot: int, cfg: SamplingConfig, generator: torch.Generator,
               forced: torch.Tensor | None, prefix: torch.Tensor) -> torch.Tensor:
-        """Next ids ``(B,)`` from the last hidden states ``(B, C)``: logits of the slot's valid ids
-        only, the step mask, filtering, one draw per path, then forcing."""
-        valid = self.valid_ids[slot]
-        weight = self.model.lm_head.weight.index_select(0, valid)  # (n_valid, C)
-        logits = (hidden @ weight.T).double()  # (B, n_valid)
-        if self.step_mask is not None:
-            allowed = self.step_mask(prefix).to(logits.device).index_select(-1, valid)  # (B, n_valid)
-            logits = logits.masked_fill(~allowed, float("-inf"))
-        # one uniform per path and step, whatever the settings, so both paths consume the RNG alike
-        u = torch.rand(logits.size(0), 1, generator=generator, dtype=torch.float64, device=logits.device)
-        if cfg.temperature == 0:
-            pick = logits.argmax(dim=-1)
-        else:
-            probs = F.softmax(filter_logits(logits, cfg), dim=-1)
-            cdf = probs.cumsum(dim=-1)
-            pick = torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(-1).clamp_max(logits.size(-1) - 1)
-        ids = valid[pick]
-        if forced is not None:
-            ids = torch.where(forced >= 0, forced, ids)
-        return ids
+        """Next ids ``(B,)`` from the last hidden states ``(B, C)`` (see ``draw_valid``)."""
+        return draw_valid(hidden, self.model.lm_head.weight, self.valid_ids[slot], cfg, generator, forced,
+                          self.step_mask, prefix)
 
     def _check(self, prompt: torch.Tensor, n_rows: int, forced: torch.Tensor | None) -> torch.Tensor:
         prompt = torch.as_tensor(prompt, dtype=torch.long, device=self.device).reshape(-1)
