@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from typing import ClassVar
 
 
 def dataclass_from_dict(cls, data: dict, error: type[Exception], what: str):
@@ -15,3 +17,31 @@ def dataclass_from_dict(cls, data: dict, error: type[Exception], what: str):
     if unknown:
         raise error(f"unknown {what} key(s) {unknown}; known keys are {sorted(names)}")
     return cls(**data)
+
+
+class JsonConfig:
+    """``to_dict`` / ``to_json`` / ``from_dict`` / ``from_json`` for a strict configuration dataclass.
+
+    A subclass (a ``@dataclass``) sets ``_error`` (the exception type of a bad file) and
+    ``_what`` (how messages name it, e.g. "model config").
+    """
+
+    _error: ClassVar[type[Exception]] = ValueError
+    _what: ClassVar[str] = "config"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Rebuild from a dict; an unknown key is an error, not ignored."""
+        if not isinstance(d, dict):
+            raise cls._error(f"{cls._what} must be a JSON object, got {type(d).__name__}")
+        return dataclass_from_dict(cls, d, cls._error, cls._what)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))

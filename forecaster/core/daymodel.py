@@ -35,8 +35,6 @@ the global one over rows (one step per day), the local one within the row being 
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass
 
@@ -44,7 +42,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from foundation.dataclass_io import dataclass_from_dict
+from foundation.dataclass_io import JsonConfig
 from foundation.errors import UserError
 from forecaster.core.model import MAX_PARAMS, Block, GPTConfig, KVCache
 
@@ -56,8 +54,11 @@ _BOUNDS = {"vocab_size": (2, 1 << 24), "row_len": (1, 1 << 16), "n_features": (0
 
 
 @dataclass
-class DayGPTConfig:
+class DayGPTConfig(JsonConfig):
     """Shape of a :class:`DayGPT`; saved as JSON and rebuilt with :meth:`from_dict` (unknown keys refused)."""
+
+    _error = UserError
+    _what = "day model config"
 
     vocab_size: int = 512
     row_len: int = 16          # tokens per row R, delimiter included
@@ -123,23 +124,6 @@ class DayGPTConfig:
         """The local decoder's blocks as a ``GPTConfig``; positions are the slots of one row."""
         return GPTConfig(vocab_size=self.vocab_size, row_len=1, block_size=self.row_len, n_layer=self.local_n_layer,
                          n_head=self.local_n_head, n_embd=self.local_n_embd, dropout=self.dropout, bias=self.bias)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DayGPTConfig":
-        """Rebuild from a dict; an unknown key is an error, not ignored."""
-        if not isinstance(d, dict):
-            raise UserError(f"day model config must be a JSON object, got {type(d).__name__}")
-        return dataclass_from_dict(cls, d, UserError, "day model config")
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "DayGPTConfig":
-        return cls.from_dict(json.loads(text))
 
 
 class SlotVocab:

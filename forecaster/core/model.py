@@ -26,8 +26,6 @@ reference that the cached path is tested against.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass
 
@@ -35,7 +33,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from foundation.dataclass_io import dataclass_from_dict
+from foundation.dataclass_io import JsonConfig
 from foundation.errors import UserError
 
 
@@ -47,8 +45,11 @@ MAX_PARAMS = 20_000_000_000
 
 
 @dataclass
-class GPTConfig:
+class GPTConfig(JsonConfig):
     """Model hyper-parameters; saved as ``model_config.json`` in a run directory."""
+
+    _error = UserError
+    _what = "model config"
 
     vocab_size: int = 512
     row_len: int = 16          # tokens per table row, delimiter included
@@ -101,23 +102,6 @@ class GPTConfig:
     @property
     def kv_heads(self) -> int:
         return self.n_head if self.n_kv_head is None else self.n_kv_head
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GPTConfig":
-        """Rebuild from a dict; an unknown key is an error, not ignored."""
-        if not isinstance(d, dict):
-            raise UserError(f"model config must be a JSON object, got {type(d).__name__}")
-        return dataclass_from_dict(cls, d, UserError, "model config")
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "GPTConfig":
-        return cls.from_dict(json.loads(text))
 
 
 class KVCache:
