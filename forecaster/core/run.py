@@ -3,10 +3,13 @@
 Layout of a run directory::
 
     RUN_DIR/
-      model_config.json     GPTConfig
+      model_config.json     GPTConfig, or DayGPTConfig when run.json says "model": "day"
       train_config.json     TrainConfig
       tokenizer.json        the fitted tokenizer
-      run.json              tokenizer fingerprint, data source, as-of date, train/val ranges (``RunDir.info``)
+      inputs.json           day-level model only: the per-row input features' names and
+                            normalisation (a domain's dict, stored as given)
+      run.json              model kind ("flat" when absent), tokenizer fingerprint, data source,
+                            as-of date, train/val ranges (``RunDir.info``)
       metrics.jsonl         metrics history (see training/metrics.py)
       best.safetensors      weights with the lowest validation loss (what forecasts use)
       train.lock            held (flock) by the one process training into the folder; records its PID
@@ -48,6 +51,7 @@ from typing import ContextManager, Iterator
 
 from foundation.atomic import OutputError, path_kind, write_text
 from foundation.errors import UserError
+from forecaster.core.daymodel import DayGPT, DayGPTConfig
 from forecaster.core.model import GPT, GPTConfig
 from forecaster.core.tokenizer import TableTokenizer
 from forecaster.core.training.checkpoint import CheckpointError, load_weights, sha256_file
@@ -55,6 +59,9 @@ from forecaster.core.training.config import TrainConfig
 
 # Training options a resumed run may change (budgets and logging, not what the numbers depend on).
 RESUMABLE_OPTIONS = {"max_minutes", "max_steps", "patience", "eval_every", "log_every", "checkpoint_every"}
+
+# run.json's "model" -> the config class in model_config.json (a run without the key is flat)
+MODEL_CONFIGS = {"flat": GPTConfig, "day": DayGPTConfig}
 
 
 def check_run_target(path: str | Path, option: str = "--out") -> Path:
@@ -92,6 +99,7 @@ class RunDir:
     model_config = property(lambda self: self.path / "model_config.json")
     train_config = property(lambda self: self.path / "train_config.json")
     tokenizer = property(lambda self: self.path / "tokenizer.json")
+    inputs = property(lambda self: self.path / "inputs.json")
     run_info = property(lambda self: self.path / "run.json")
     metrics = property(lambda self: self.path / "metrics.jsonl")
     best_weights = property(lambda self: self.path / "best.safetensors")
@@ -171,7 +179,7 @@ class RunDir:
 
     # -- metadata -------------------------------------------------------------------------
 
-    def write_metadata(self, model_cfg: GPTConfig, train_cfg: TrainConfig, info: dict) -> None:
+    def write_metadata(self, model_cfg: GPTConfig | DayGPTConfig, train_cfg: TrainConfig, info: dict) -> None:
         """Write the configs and run info (rank 0, at the start of a fresh run)."""
         write_text(self.model_config, model_cfg.to_json())
         write_text(self.train_config, train_cfg.to_json())
@@ -196,8 +204,31 @@ class RunDir:
         except UserError as exc:  # a value out of bounds, an unknown key
             raise CheckpointError(f"{path}: {exc}") from None
 
-    def read_model_config(self) -> GPTConfig:
-        return self._read_config(self.model_config, GPTConfig)
+    def model_kind(self) -> str:
+        """``"flat"`` or ``"day"``: run.json's ``model`` (``"flat"`` for runs that predate the key)."""
+        kind = self.read_info().get("model", "flat")
+        if kind not in MODEL_CONFIGS:
+            raise CheckpointError(f"{self.run_info} names an unknown model kind {kind!r}; "
+                                  f"expected one of {', '.join(MODEL_CONFIGS)}")
+        return kind
+
+    def read_model_config(self) -> GPTConfig | DayGPTConfig:
+        """``model_config.json`` as the config class of the run's model kind."""
+        kind = self.model_kind() if self.run_info.exists() else "flat"
+        return self._read_config(self.model_config, MODEL_CONFIGS[kind])
+
+    # -- the input features of the day-level model ----------------------------------------
+
+    def write_inputs(self, inputs: dict) -> None:
+        """Write ``inputs.json`` (atomically; the folder is created): what a domain says about the row features."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_text(self.inputs, json.dumps(inputs, indent=2, sort_keys=True))
+
+    def read_inputs(self) -> dict | None:
+        """``inputs.json`` as a dict, None when the run has none (a flat model, or no features)."""
+        if not self.inputs.exists():
+            return None
+        return _read_json(self.inputs)
 
     def read_train_config(self) -> TrainConfig:
         """The saved ``TrainConfig`` (e.g. to train another run like this one)."""
@@ -211,6 +242,9 @@ class RunDir:
                 f"the checkpoint in {self.path} was trained with another tokenizer "
                 f"(fingerprint {saved_fp}, now {fingerprint}); use a new --out directory")
         saved_model = self.read_model_config()
+        if type(saved_model) is not type(model_cfg):
+            raise CheckpointError(f"the run in {self.path} trained a {self.model_kind()} model, not this "
+                                  f"{type(model_cfg).__name__}; use a new --out directory")
         if saved_model != model_cfg:
             diff = {k: (v, getattr(model_cfg, k)) for k, v in saved_model.to_dict().items() if getattr(model_cfg, k) != v}
             raise CheckpointError(f"the run in {self.path} has another model config {diff}; use a new --out directory")
@@ -293,8 +327,8 @@ class RunDir:
         self.check_tokenizer(tok.fingerprint())
         return tok
 
-    def load_model(self, which: str = "best", fingerprint: str | None = None) -> GPT:
-        """The trained model, in eval mode on the CPU.
+    def load_model(self, which: str = "best", fingerprint: str | None = None) -> GPT | DayGPT:
+        """The trained model (a ``GPT``, or a ``DayGPT`` for a day-level run), in eval mode on the CPU.
 
         ``which`` is "best" (lowest validation loss) or "last" (the latest checkpoint).
         If ``fingerprint`` is given, a run trained with another tokenizer is refused.
@@ -302,7 +336,7 @@ class RunDir:
         cfg = self.read_model_config()
         if fingerprint is not None:
             self.check_tokenizer(fingerprint)
-        model = GPT(cfg)
+        model = DayGPT(cfg) if isinstance(cfg, DayGPTConfig) else GPT(cfg)
         if which == "best" and self.best_weights.exists():
             load_weights(model, self.best_weights)
         else:
@@ -326,7 +360,7 @@ def _read_json(path: Path) -> dict:
         raise CheckpointError(f"{path} is corrupt ({exc}); delete it or start a new run") from None
 
 
-def load_model(run_dir: str | Path, which: str = "best", fingerprint: str | None = None) -> GPT:
+def load_model(run_dir: str | Path, which: str = "best", fingerprint: str | None = None) -> GPT | DayGPT:
     """``RunDir(run_dir).load_model(which, fingerprint)``."""
     return RunDir(run_dir).load_model(which, fingerprint)
 

@@ -4,22 +4,30 @@
 the backtest's retraining and ``forecaster demo`` call it. Rerunning it on the
 same folder resumes from the last checkpoint; while one process trains into a
 folder another is refused, naming the first one's PID.
+
+A day-level preset (``day-tiny``, ``day-small``) also gives the model a vector of
+input features per day (``forecaster.market.inputs``): computed for the whole
+panel, normalised with a mean and std fitted on the training days only (before
+the validation start), and saved with their names in the run's ``inputs.json``
+so that sampling rebuilds exactly these inputs.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from data_sources.panel import DEFAULT_START, PanelBuilder
 from foundation.errors import UserError
 from forecaster.core.run import RunDir, check_run_target, is_main_process
 from forecaster.core.tokenizer import TableTokenizer
-from forecaster.core.training.config import TrainConfig, model_config_for
+from forecaster.core.training.config import TrainConfig, model_config_for, model_kind
 from forecaster.core.training.engine import TrainResult, train
 from forecaster.core.training.windows import make_datasets, panel_segment, val_start_of
 from forecaster.market.features import model_frame
+from forecaster.market.inputs import InputNormalization, feature_names, features_for_history, yoy_index_levels
 from forecaster.market.run import data_source_spec
 from forecaster.market.tokenizer import market_specs
 
@@ -81,9 +89,15 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
         split = pd.Timestamp(val_start) if val_start is not None else val_start_of(frame.index.values, cfg.val_fraction)
         frame = learnable_frame(frame, split, explicit=series is not None, log=say)
         tok = TableTokenizer.fit(frame, market_specs(frame))
-        segments = [panel_segment(tok.encode(frame), frame.index)]  # (days, tokens_per_row)
-        train_ds, val_ds, split = make_datasets(segments, cfg.context_rows, cfg.val_fraction, split)
-        mcfg = model_config_for(cfg.preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows)
+        day = model_kind(cfg.preset) == "day"
+        feats = None
+        if day:
+            feats, inputs = row_inputs(panel[list(frame.columns)], builder, split, run.read_inputs()
+                                       if run.latest() is not None else None)
+        segments = [panel_segment(tok.encode(frame), frame.index, feats)]  # (days, tokens_per_row)
+        train_ds, val_ds, split = make_datasets(segments, cfg.context_rows, cfg.val_fraction, split, rows=day)
+        mcfg = model_config_for(cfg.preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows,
+                                **({"n_features": feats.shape[1]} if day else {}))
         run_info = {"data": data or _data_spec(source), "source": builder.source.name,
                     "as_of": str(as_of.date()) if as_of is not None else None,
                     "start": str(pd.Timestamp(start).date()) if start is not None else None,
@@ -91,12 +105,39 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
                     "last_date": str(frame.index[-1].date()), "val_start": str(split.date()), **(info or {})}
         if rank0 and run.latest() is None:  # a fresh run (a resumed one checks the fingerprint instead)
             run.save_tokenizer(tok)
+            if day:
+                run.write_inputs(inputs)
+        shape = (f"{feats.shape[1]} input features/row, windows of {cfg.context_rows} + 1 rows" if day else
+                 f"windows of {cfg.context_rows} rows ({mcfg.block_size} tokens)")
         say(f"{len(frame):,} days x {len(frame.columns)} series -> {tok.tokens_per_row} tokens/row, "
-            f"vocabulary {tok.vocab_size:,}; windows of {cfg.context_rows} rows ({mcfg.block_size} tokens); "
+            f"vocabulary {tok.vocab_size:,}; {shape}; "
             f"train {train_ds.time_range()[0]}..{train_ds.time_range()[1]} ({len(train_ds):,} windows), "
             f"validation from {split.date()} ({len(val_ds):,} windows); engine {cfg.engine}")
         return train(mcfg, cfg, train_ds, val_ds, run.path, info=run_info, fingerprint=tok.fingerprint(),
-                     progress=progress)
+                     progress=progress, valid_mask=tok.valid_mask() if day else None)
+
+
+def row_inputs(panel: pd.DataFrame, builder: PanelBuilder, split: pd.Timestamp,
+               saved: dict | None = None) -> tuple[np.ndarray, dict]:
+    """The day-level model's normalised input features ``(days, F)`` float32 and ``inputs.json``'s dict.
+
+    ``panel`` : the modeled series' levels (the model frame's days and columns). The
+    normalisation is fitted on the days before the validation start ``split`` only, or
+    taken from ``saved`` (a resumed run's ``inputs.json``, whose names must match).
+    """
+    names = feature_names(panel.columns)
+    raw = features_for_history(panel, yoy_index_levels(builder))  # (days, F), day d from data through d
+    if saved is not None:
+        if list(saved.get("names", [])) != names:
+            raise TrainInputError("the run's inputs.json names other input features than this panel gives; "
+                                  "use a new run folder", param="out")
+        norm = InputNormalization.from_dict(saved["normalization"])
+    else:
+        train_days = panel.index[panel.index < split]
+        if len(train_days) == 0:
+            raise TrainInputError(f"no training day before the validation start {split.date()}", param="val_start")
+        norm = InputNormalization.fit(raw, panel.index, names, train_days[-1])
+    return norm.apply(raw).astype(np.float32), {"names": names, "normalization": norm.to_dict()}
 
 
 def learnable_frame(frame: pd.DataFrame, split: pd.Timestamp, explicit: bool,

@@ -11,7 +11,17 @@ tiny      2       2      48     4             8      tests (seconds on a CPU)
 small     4       4      128    8             16     CPU demo (300 steps, ~5-10 min on 2 cores)
 base      8       8      512    32            64     one GPU
 large     16      16     1024   32            128    several GPUs / nodes
+day-tiny  2+1     2+2    32+32  32            8      tests of the day-level model (seconds)
+day-small 4+2     4+2    128+64 256           16     the day-level candidate on a CPU (1000 steps, ~25 min on 2 cores)
 ========  ======  =====  =====  ============  =====  ==========================================
+
+A preset says its model kind (``"model"``): ``flat`` is the token-level
+:class:`~forecaster.core.model.GPT`, ``day`` the day-level
+:class:`~forecaster.core.daymodel.DayGPT` (global layers over rows + local layers
+within the row; the table gives global+local). For a ``day`` preset the context
+is in rows too, and ``model_config_for`` returns a ``DayGPTConfig`` whose
+``context_rows`` is the preset's: a training window is ``context_rows + 1`` rows
+(the last one only a target).
 
 The market tokenizer writes one token per series and day plus the row
 delimiter, 22 tokens per day for the 21 reference series, so 8 days are 176
@@ -29,6 +39,7 @@ from dataclasses import dataclass
 
 from foundation.errors import UserError
 from foundation.dataclass_io import dataclass_from_dict
+from forecaster.core.daymodel import DayGPTConfig
 from forecaster.core.model import GPTConfig
 
 # Model shape and training defaults per preset.
@@ -41,8 +52,19 @@ PRESETS: dict[str, dict] = {
                  context_rows=32, batch_size=64, max_steps=20000, lr=6e-4, warmup_steps=500, eval_every=250, patience=5),
     "large": dict(n_layer=16, n_head=16, n_kv_head=4, n_embd=1024, dropout=0.1,
                   context_rows=32, batch_size=128, max_steps=50000, lr=3e-4, warmup_steps=1000, eval_every=500, patience=5),
+    # day-level model. day-small measured on the shared 21-series panel (22 tokens/row, 254 features):
+    # ~1.5 s per step of 16 windows x 257 rows on 2 CPU cores (OMP_NUM_THREADS=2, ~60k target tokens/s),
+    # so 1,000 steps (warm-up and cosine included) end in ~25 min; max_minutes=30 is the guard
+    "day-tiny": dict(model="day", n_layer=2, n_head=2, n_embd=32, local_n_layer=1, local_n_head=2, local_n_embd=32,
+                     dropout=0.0, context_rows=32, batch_size=8, max_steps=200, lr=3e-3, warmup_steps=10,
+                     eval_every=50),
+    "day-small": dict(model="day", n_layer=4, n_head=4, n_kv_head=1, n_embd=128, local_n_layer=2, local_n_head=2,
+                      local_n_embd=64, dropout=0.1, context_rows=256, batch_size=16, max_steps=1000, lr=2e-3,
+                      warmup_steps=50, eval_every=100, eval_windows=16, patience=4, max_minutes=30.0),
 }
-_MODEL_KEYS = ("n_layer", "n_head", "n_kv_head", "n_embd", "dropout")
+_MODEL_KEYS = ("model", "n_layer", "n_head", "n_kv_head", "n_embd", "dropout",
+               "local_n_layer", "local_n_head", "local_n_embd")
+MODEL_KINDS = ("flat", "day")
 
 
 class ConfigError(UserError):
@@ -131,9 +153,25 @@ class TrainConfig:
         return cls.from_dict({"preset": preset, **base})
 
 
-def model_config_for(preset: str, vocab_size: int, row_len: int, context_rows: int):
-    """The ``GPTConfig`` of ``preset`` for a tokenizer (vocab, tokens per row) and a context in rows."""
+def model_kind(preset: str) -> str:
+    """``"flat"`` (token-level GPT) or ``"day"`` (DayGPT) for ``preset``."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    shape = {k: PRESETS[preset][k] for k in _MODEL_KEYS if k in PRESETS[preset]}
+    return PRESETS[preset].get("model", "flat")
+
+
+def model_config_for(preset: str, vocab_size: int, row_len: int, context_rows: int,
+                     n_features: int = 0) -> GPTConfig | DayGPTConfig:
+    """The model config of ``preset`` for a tokenizer (vocab, tokens per row) and a context in rows.
+
+    A ``GPTConfig`` (``block_size = context_rows * row_len``) for a flat preset; a
+    ``DayGPTConfig`` with ``n_features`` per-row input features for a day preset.
+    """
+    kind = model_kind(preset)
+    shape = {k: PRESETS[preset][k] for k in _MODEL_KEYS if k in PRESETS[preset] and k != "model"}
+    if kind == "day":
+        return DayGPTConfig(vocab_size=vocab_size, row_len=row_len, n_features=n_features,
+                            context_rows=context_rows, **shape)
+    if n_features:
+        raise ConfigError(f"preset {preset!r} is a flat model, which reads no input features (got {n_features})")
     return GPTConfig(vocab_size=vocab_size, row_len=row_len, block_size=context_rows * row_len, **shape)

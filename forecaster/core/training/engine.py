@@ -17,6 +17,12 @@ Determinism: the global batch of step ``s`` is drawn from ``(seed, s)`` and each
 rank takes its slice; dropout is re-seeded from ``(seed, s, rank)`` every step;
 the learning rate is a function of ``s``. Resuming restores weights and
 optimizer state, so an interrupted run ends where an uninterrupted one does.
+
+Both model kinds go through the same loop: a batch is a tuple of tensors and a
+small loss adapter turns it into the model's call, ``model(x, y)`` for the flat
+:class:`~forecaster.core.model.GPT` (``WindowDataset``), ``model(rows, features,
+vocab=...)`` for the :class:`~forecaster.core.daymodel.DayGPT`
+(``RowWindowDataset``), whose softmax covers each slot's valid ids only.
 """
 from __future__ import annotations
 
@@ -28,12 +34,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Union
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from foundation.atomic import atomic_path, write_text
+from forecaster.core.daymodel import DayGPT, DayGPTConfig, SlotVocab
 from forecaster.core.model import GPT, GPTConfig
 from forecaster.core.run import RunDir, check_run_target
 from forecaster.core.training.checkpoint import CheckpointError, load_weights, save_weights
@@ -43,10 +51,63 @@ from forecaster.core.training.distributed import (
 )
 from forecaster.core.training.metrics import MetricsLog
 from forecaster.core.training.safe_load import install_safe_checkpoint_engine, load_torch_state
-from forecaster.core.training.windows import WindowDataset
+from forecaster.core.training.windows import RowWindowDataset, WindowDataset
 
 
-__all__ = ["TorchBackend", "DeepSpeedBackend", "TrainResult", "train"]
+__all__ = ["TorchBackend", "DeepSpeedBackend", "TrainResult", "train", "build_model"]
+
+ModelConfig = Union[GPTConfig, DayGPTConfig]
+Batch = tuple  # of tensors: (x, y) flat, (rows, features) day-level
+
+
+# -- the two model kinds -------------------------------------------------------------------
+
+def build_model(model_cfg: ModelConfig) -> GPT | DayGPT:
+    """The model class of a config: ``GPT`` for a ``GPTConfig``, ``DayGPT`` for a ``DayGPTConfig``."""
+    return DayGPT(model_cfg) if isinstance(model_cfg, DayGPTConfig) else GPT(model_cfg)
+
+
+def flat_loss(model, batch: Batch) -> torch.Tensor:
+    """The flat GPT's loss of ``(x, y)`` token windows."""
+    x, y = batch
+    return model(x, y)[1]
+
+
+class DayLoss:
+    """The DayGPT's loss of ``(rows (B, T, R), features (B, T, F))``, over each slot's valid ids."""
+
+    def __init__(self, vocab: SlotVocab | None) -> None:
+        self.vocab = vocab
+
+    def __call__(self, model, batch: Batch) -> torch.Tensor:
+        rows, features = batch
+        return model(rows, features if features.shape[-1] else None, vocab=self.vocab)[1]
+
+
+def _check_shapes(model_cfg: ModelConfig, train_ds: WindowDataset, valid_mask) -> None:
+    """Refuse windows that do not fit the model (a caller's mistake, before any work)."""
+    if train_ds.row_len != model_cfg.row_len:
+        raise ConfigError(f"the windows have {train_ds.row_len} tokens per row but the model {model_cfg.row_len}; "
+                          "build the model config from the same tokenizer as the windows")
+    if isinstance(model_cfg, DayGPTConfig):
+        if not isinstance(train_ds, RowWindowDataset):
+            raise ConfigError("the day-level model trains on windows of whole rows: "
+                              "make the datasets with make_datasets(..., rows=True)")
+        if train_ds.context_rows > model_cfg.context_rows:
+            raise ConfigError(f"windows of {train_ds.context_rows} context rows do not fit the model's "
+                              f"context_rows {model_cfg.context_rows}; use fewer context rows")
+        if train_ds.n_features != model_cfg.n_features:
+            raise ConfigError(f"the windows carry {train_ds.n_features} features per row but the model reads "
+                              f"{model_cfg.n_features}; build the model config with the windows' feature count")
+        if valid_mask is not None and tuple(np.shape(valid_mask)) != (model_cfg.row_len, model_cfg.vocab_size):
+            raise ConfigError(f"valid_mask {tuple(np.shape(valid_mask))} is not (row_len, vocab_size) = "
+                              f"{(model_cfg.row_len, model_cfg.vocab_size)}; pass the tokenizer's valid_mask()")
+        return
+    if isinstance(train_ds, RowWindowDataset):
+        raise ConfigError("the flat model trains on flat token windows: make the datasets without rows=True")
+    if train_ds.context_rows * model_cfg.row_len > model_cfg.block_size:
+        raise ConfigError(f"windows of {train_ds.context_rows} rows x {model_cfg.row_len} tokens do not fit the model's "
+                          f"block_size {model_cfg.block_size}; use fewer context rows or a larger block_size")
 
 
 # -- backends ------------------------------------------------------------------------------
@@ -72,9 +133,11 @@ def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
 class TorchBackend:
     """Plain single-process PyTorch: AdamW, clip, LambdaLR; bf16 autocast on GPUs when enabled."""
 
-    def __init__(self, model: GPT, cfg: TrainConfig, dist: DistInfo) -> None:
+    def __init__(self, model: GPT | DayGPT, cfg: TrainConfig, dist: DistInfo,
+                 loss_of: Callable[..., torch.Tensor] = flat_loss) -> None:
         self.model = model.to(dist.device)
         self.cfg = cfg
+        self.loss_of = loss_of
         self.device = dist.device
         self.bf16 = use_bf16(cfg.precision, dist.device)
         self.optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
@@ -91,13 +154,13 @@ class TorchBackend:
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
-    def train_step(self, micro_batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    def train_step(self, micro_batches: list[Batch]) -> float:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for x, y in micro_batches:
+        for batch in micro_batches:
             with self._autocast():
-                _, loss = self.model(x, y)
+                loss = self.loss_of(self.model, batch)
             (loss / len(micro_batches)).backward()
             total += loss.item()
         if self.cfg.grad_clip > 0:
@@ -107,10 +170,10 @@ class TorchBackend:
         return total / len(micro_batches)
 
     @torch.no_grad()
-    def eval_loss(self, x: torch.Tensor, y: torch.Tensor) -> float:
+    def eval_loss(self, batch: Batch) -> float:
         self.model.eval()
         with self._autocast():
-            _, loss = self.model(x, y)
+            loss = self.loss_of(self.model, batch)
         return loss.item()
 
     def save_state(self, step_dir: Path, dist: DistInfo) -> None:
@@ -133,10 +196,12 @@ class TorchBackend:
 class DeepSpeedBackend:
     """``deepspeed.initialize`` engine; the learning-rate schedule is a client LambdaLR."""
 
-    def __init__(self, model: GPT, cfg: TrainConfig, dist: DistInfo) -> None:
+    def __init__(self, model: GPT | DayGPT, cfg: TrainConfig, dist: DistInfo,
+                 loss_of: Callable[..., torch.Tensor] = flat_loss) -> None:
         import deepspeed  # deferred: importing it takes seconds and probes CUDA; only this backend needs it
 
         self.cfg = cfg
+        self.loss_of = loss_of
         self.device = dist.device
         self.bf16 = use_bf16(cfg.precision, dist.device)
         self.config = deepspeed_config(cfg, cfg.micro_batch(dist.world), self.bf16)
@@ -150,20 +215,20 @@ class DeepSpeedBackend:
     def module(self) -> GPT:
         return self.engine.module
 
-    def train_step(self, micro_batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    def train_step(self, micro_batches: list[Batch]) -> float:
         self.engine.train()
         total = 0.0
-        for x, y in micro_batches:
-            _, loss = self.engine(x, y)
+        for batch in micro_batches:
+            loss = self.loss_of(self.engine, batch)
             self.engine.backward(loss)  # scales by 1/grad_accum itself
             self.engine.step()          # steps the optimizer and scheduler at the accumulation boundary
             total += loss.item()
         return total / len(micro_batches)
 
     @torch.no_grad()
-    def eval_loss(self, x: torch.Tensor, y: torch.Tensor) -> float:
+    def eval_loss(self, batch: Batch) -> float:
         self.engine.eval()
-        _, loss = self.engine(x, y)
+        loss = self.loss_of(self.engine, batch)
         return loss.item()
 
     def full_weights_context(self):
@@ -197,7 +262,7 @@ class TrainResult:
     best_val_loss: float
     val_loss: float              # last validation loss
     reason: str                  # "max_steps", "early_stop", "time", "interrupted", "already_finished"
-    model: GPT | None = None     # the trained module (last weights), on its device
+    model: GPT | DayGPT | None = None  # the trained module (last weights), on its device
 
 
 def _seed_for(seed: int, step: int, rank: int) -> int:
@@ -226,14 +291,18 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def train(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_ds: WindowDataset,
+def train(model_cfg: ModelConfig, cfg: TrainConfig, train_ds: WindowDataset, val_ds: WindowDataset,
           run_dir: str | Path, info: dict | None = None, fingerprint: str = "",
-          progress: bool = True, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
-    """Train (or resume) a GPT on row windows and write everything to ``run_dir``.
+          progress: bool = True, on_step: Callable[[int, float], None] | None = None,
+          valid_mask=None) -> TrainResult:
+    """Train (or resume) a GPT or a DayGPT on row windows and write everything to ``run_dir``.
 
     Parameters
     ----------
-    model_cfg : the model shape; ``block_size`` must hold ``context_rows * row_len`` tokens.
+    model_cfg : the model shape. A ``GPTConfig`` trains the flat GPT on ``WindowDataset``
+        windows (``block_size`` must hold ``context_rows * row_len`` tokens); a
+        ``DayGPTConfig`` trains the DayGPT on ``RowWindowDataset`` windows (their
+        ``context_rows`` at most the model's, the same number of features).
     cfg : the training configuration; ``cfg.engine`` picks the backend.
     train_ds, val_ds : windows before and after the time split.
     run_dir : run directory; an existing checkpoint in it is resumed (after checking
@@ -241,6 +310,8 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_d
     info : data description for ``run.json`` (source, as-of, date ranges...).
     fingerprint : the tokenizer fingerprint; a checkpoint with another one is refused.
     on_step : called as ``on_step(step_done, train_loss)`` after every optimizer step.
+    valid_mask : (row_len, vocab_size) bool, the tokenizer's valid ids per slot; the
+        DayGPT's softmax covers only them (None: the whole vocabulary). Unused by the flat GPT.
 
     A Ctrl-C (SIGINT) finishes the current step, writes a checkpoint and raises
     ``KeyboardInterrupt``; rerunning the same command resumes.
@@ -250,30 +321,32 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_d
     first removes what a killed earlier run left (uncommitted step folders,
     temporary files).
     """
-    if train_ds.row_len != model_cfg.row_len:
-        raise ConfigError(f"the windows have {train_ds.row_len} tokens per row but the model {model_cfg.row_len}; "
-                          "build the model config from the same tokenizer as the windows")
-    if train_ds.context_rows * model_cfg.row_len > model_cfg.block_size:
-        raise ConfigError(f"windows of {train_ds.context_rows} rows x {model_cfg.row_len} tokens do not fit the model's "
-                          f"block_size {model_cfg.block_size}; use fewer context rows or a larger block_size")
+    _check_shapes(model_cfg, train_ds, valid_mask)
     check_run_target(run_dir)
     dist = setup_distributed(cfg.engine)
     run = RunDir(run_dir)
     with run.lock() if dist.is_main else contextlib.nullcontext():
         if dist.is_main:
             run.clean_leftovers()
-        return _train_locked(model_cfg, cfg, train_ds, val_ds, run, dist, info, fingerprint, progress, on_step)
+        return _train_locked(model_cfg, cfg, train_ds, val_ds, run, dist, info, fingerprint, progress, on_step,
+                             valid_mask)
 
 
-def _train_locked(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDataset, val_ds: WindowDataset,
+def _train_locked(model_cfg: ModelConfig, cfg: TrainConfig, train_ds: WindowDataset, val_ds: WindowDataset,
                   run: RunDir, dist: DistInfo, info: dict | None, fingerprint: str, progress: bool,
-                  on_step: Callable[[int, float], None] | None) -> TrainResult:
+                  on_step: Callable[[int, float], None] | None, valid_mask=None) -> TrainResult:
     """The body of :func:`train`, with the run folder held by rank 0."""
     micro = cfg.micro_batch(dist.world)
     metrics = MetricsLog(run.metrics, enabled=dist.is_main)
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and for both engines
-    model = GPT(model_cfg)
+    model = build_model(model_cfg)
+    kind = "day" if isinstance(model, DayGPT) else "flat"
+    if kind == "day":
+        vocab = SlotVocab(torch.as_tensor(valid_mask)).to(dist.device) if valid_mask is not None else None
+        loss_of: Callable[..., torch.Tensor] = DayLoss(vocab)
+    else:
+        loss_of = flat_loss
 
     latest = run.latest()
     if latest is not None:
@@ -288,7 +361,7 @@ def _train_locked(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDatase
                                state.get("val_loss", math.nan), "already_finished")
     elif dist.is_main:
         run.path.mkdir(parents=True, exist_ok=True)
-        run.write_metadata(model_cfg, cfg, {**(info or {}), "tokenizer_fingerprint": fingerprint,
+        run.write_metadata(model_cfg, cfg, {**(info or {}), "model": kind, "tokenizer_fingerprint": fingerprint,
                                             "engine": cfg.engine, "world_size": dist.world,
                                             "train_range": train_ds.time_range(), "val_range": val_ds.time_range(),
                                             "train_rows": train_ds.n_rows, "val_rows": val_ds.n_rows})
@@ -303,14 +376,15 @@ def _train_locked(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDatase
         step_dir, state = loaded
         load_weights(model, step_dir / "model.safetensors")
         start = state["step"]
-    backend = DeepSpeedBackend(model, cfg, dist) if cfg.engine == "deepspeed" else TorchBackend(model, cfg, dist)
+    backend_cls = DeepSpeedBackend if cfg.engine == "deepspeed" else TorchBackend
+    backend = backend_cls(model, cfg, dist, loss_of)
     if loaded is not None:
         backend.load_state(loaded[0])
         metrics.truncate_after(start)
     if dist.is_main and cfg.engine == "deepspeed":
         write_text(run.path / "deepspeed_config.json", json.dumps(backend.config, indent=2))
 
-    tokens_per_step = cfg.batch_size * (train_ds.context_rows * train_ds.row_len - 1)
+    tokens_per_step = cfg.batch_size * train_ds.targets_per_window
     eval_idx = val_ds.eval_indices(cfg.eval_windows)
     n_eval = max(dist.world, len(eval_idx) // dist.world * dist.world)  # equal shares: ZeRO-3 needs lockstep
     eval_idx = eval_idx[:n_eval] if len(eval_idx) >= n_eval else eval_idx.repeat(n_eval)[:n_eval]
@@ -319,9 +393,9 @@ def _train_locked(model_cfg: GPTConfig, cfg: TrainConfig, train_ds: WindowDatase
     def evaluate() -> float:
         tot = torch.zeros(2, dtype=torch.float64)
         for i in range(0, len(my_eval), micro):
-            x, y = val_ds.batch(my_eval[i:i + micro])
-            tot[0] += backend.eval_loss(x.to(dist.device), y.to(dist.device)) * len(x)
-            tot[1] += len(x)
+            batch = tuple(t.to(dist.device) for t in val_ds.batch(my_eval[i:i + micro]))
+            tot[0] += backend.eval_loss(batch) * len(batch[0])
+            tot[1] += len(batch[0])
         tot = all_reduce_sum(tot, dist)
         return (tot[0] / tot[1]).item()
 

@@ -12,6 +12,12 @@ row before it is training, and no window mixes the two. Which windows form a
 training batch is a pure function of ``(seed, step)``, so a resumed run sees
 exactly the batches an uninterrupted one would, and a global batch is the same
 whatever the number of processes (each rank takes its slice).
+
+The day-level model (:class:`~forecaster.core.daymodel.DayGPT`) reads whole rows:
+:class:`RowWindowDataset` gives windows of ``context_rows + 1`` rows ``(B, T, R)``
+(the last row is only a target) with the segment's per-row input features
+``(B, T, F)`` cut from the same rows, so feature row ``t`` is the vector of the
+day of row ``t`` (which the features' producer computes from data up to that day).
 """
 from __future__ import annotations
 
@@ -34,21 +40,34 @@ class Segment:
 
     tokens: np.ndarray   # (rows, row_len) int64
     times: np.ndarray    # (rows,) datetime64[ns], non-decreasing
+    features: np.ndarray | None = None  # (rows, F) float32 per-row inputs (day-level model), or None
 
     def __post_init__(self) -> None:
         assert self.tokens.ndim == 2, f"tokens must be (rows, row_len), got {self.tokens.shape}"
         assert len(self.times) == len(self.tokens), "one timestamp per row"
+        if self.features is not None:
+            assert self.features.ndim == 2 and len(self.features) == len(self.tokens), (
+                f"features must be (rows, F) with one row per token row, got {self.features.shape}")
+
+    def rows(self, lo: int, hi: int) -> "Segment":
+        """Rows ``lo:hi`` (tokens, times and features together)."""
+        return Segment(self.tokens[lo:hi], self.times[lo:hi],
+                       None if self.features is None else self.features[lo:hi])
 
 
 class WindowDataset:
     """All windows of ``context_rows`` rows inside a list of segments."""
 
+    extra_rows = 0  # rows of a window beyond context_rows
+
     def __init__(self, segments: list[Segment], context_rows: int) -> None:
         assert context_rows >= 1
-        self.segments = [s for s in segments if len(s.tokens) >= context_rows]
+        n = context_rows + self.extra_rows
+        self.segments = [s for s in segments if len(s.tokens) >= n]
         self.context_rows = context_rows
+        self.window_rows = n
         self.row_len = segments[0].tokens.shape[1] if segments else 0
-        starts = [(i, r) for i, s in enumerate(self.segments) for r in range(len(s.tokens) - context_rows + 1)]
+        starts = [(i, r) for i, s in enumerate(self.segments) for r in range(len(s.tokens) - n + 1)]
         self._starts = np.array(starts, dtype=np.int64).reshape(-1, 2)  # (n_windows, 2): segment, first row
 
     def __len__(self) -> int:
@@ -75,6 +94,11 @@ class WindowDataset:
         w = torch.from_numpy(np.stack([self.window(int(i)) for i in indices]))  # (B, W)
         return w[:, :-1].contiguous(), w[:, 1:].contiguous()
 
+    @property
+    def targets_per_window(self) -> int:
+        """Tokens a window's loss predicts (for tokens/s)."""
+        return self.context_rows * self.row_len - 1
+
     def train_indices(self, step: int, batch_size: int, seed: int) -> np.ndarray:
         """The global batch of optimizer step ``step``: ``batch_size`` window indices drawn with replacement."""
         if len(self) == 0:
@@ -91,6 +115,46 @@ class WindowDataset:
         return np.unique(np.linspace(0, len(self) - 1, k).round().astype(np.int64))
 
 
+class RowWindowDataset(WindowDataset):
+    """Windows of ``context_rows + 1`` whole rows with their features, for the day-level model.
+
+    The model reads rows ``0 .. context_rows - 1`` (and their features) and predicts rows
+    ``1 .. context_rows``; ``batch`` gives ``rows (B, T, R)`` int64 and ``features (B, T, F)``
+    float32 with ``T = context_rows + 1`` (``F = 0`` when the segments carry none).
+    """
+
+    extra_rows = 1
+
+    def __init__(self, segments: list[Segment], context_rows: int) -> None:
+        super().__init__(segments, context_rows)
+        widths = {0 if s.features is None else s.features.shape[1] for s in segments}
+        assert len(widths) <= 1, f"segments disagree on the number of features: {sorted(widths)}"
+        self.n_features = widths.pop() if widths else 0
+
+    def window(self, i: int) -> np.ndarray:
+        """Window ``i`` as ``(context_rows + 1, row_len)`` int64 tokens."""
+        seg, r = self._starts[i]
+        return self.segments[seg].tokens[r:r + self.window_rows]
+
+    def window_features(self, i: int) -> np.ndarray:
+        """The features of window ``i``'s rows, ``(context_rows + 1, F)`` float32."""
+        seg, r = self._starts[i]
+        f = self.segments[seg].features
+        if f is None:
+            return np.zeros((self.window_rows, 0), dtype=np.float32)
+        return np.asarray(f[r:r + self.window_rows], dtype=np.float32)
+
+    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``rows (B, T, R)`` int64 and aligned ``features (B, T, F)`` float32, ``T = context_rows + 1``."""
+        rows = torch.from_numpy(np.stack([self.window(int(i)) for i in indices]))
+        feats = torch.from_numpy(np.stack([self.window_features(int(i)) for i in indices]))
+        return rows, feats
+
+    @property
+    def targets_per_window(self) -> int:
+        return self.context_rows * self.row_len
+
+
 def split_by_time(segments: list[Segment], val_start) -> tuple[list[Segment], list[Segment]]:
     """Cut every segment at ``val_start``: rows before it train, rows at/after it validate."""
     cut = np.datetime64(pd.Timestamp(val_start).to_datetime64(), "ns")
@@ -98,9 +162,9 @@ def split_by_time(segments: list[Segment], val_start) -> tuple[list[Segment], li
     for s in segments:
         k = int(np.searchsorted(s.times.astype("datetime64[ns]"), cut, side="left"))
         if k > 0:
-            train.append(Segment(s.tokens[:k], s.times[:k]))
+            train.append(s.rows(0, k))
         if k < len(s.tokens):
-            val.append(Segment(s.tokens[k:], s.times[k:]))
+            val.append(s.rows(k, len(s.tokens)))
     return train, val
 
 
@@ -119,25 +183,32 @@ def val_start_of(times: np.ndarray, val_fraction: float) -> pd.Timestamp:
 
 
 def make_datasets(segments: list[Segment], context_rows: int, val_fraction: float = 0.1,
-                  val_start=None) -> tuple[WindowDataset, WindowDataset, pd.Timestamp]:
-    """Training and validation windows split by time; returns ``(train, val, val_start)``."""
+                  val_start=None, rows: bool = False) -> tuple[WindowDataset, WindowDataset, pd.Timestamp]:
+    """Training and validation windows split by time; returns ``(train, val, val_start)``.
+
+    ``rows``: :class:`RowWindowDataset` windows of whole rows with features (the day-level
+    model) instead of flat token windows.
+    """
     if val_start is None:
         val_start = default_val_start(segments, val_fraction)
     val_start = pd.Timestamp(val_start)
     tr, va = split_by_time(segments, val_start)
-    train, val = WindowDataset(tr, context_rows), WindowDataset(va, context_rows)
+    cls = RowWindowDataset if rows else WindowDataset
+    train, val = cls(tr, context_rows), cls(va, context_rows)
+    n = train.window_rows
     if len(train) == 0:
-        raise WindowError(f"no training window of {context_rows} rows before {val_start.date()}; "
+        raise WindowError(f"no training window of {n} rows before {val_start.date()}; "
                           "use more data, an earlier validation start or fewer --context-rows")
     if len(val) == 0:
-        raise WindowError(f"no validation window of {context_rows} rows from {val_start.date()} on; "
+        raise WindowError(f"no validation window of {n} rows from {val_start.date()} on; "
                           "use a larger validation fraction or fewer --context-rows")
     return train, val, val_start
 
 
-def panel_segment(tokens: np.ndarray, index: pd.DatetimeIndex) -> Segment:
-    """The tokenized panel ``(rows, row_len)`` with its dates as one segment."""
-    return Segment(np.asarray(tokens, dtype=np.int64), np.asarray(index.values, dtype="datetime64[ns]"))
+def panel_segment(tokens: np.ndarray, index: pd.DatetimeIndex, features: np.ndarray | None = None) -> Segment:
+    """The tokenized panel ``(rows, row_len)`` with its dates (and per-row ``features (rows, F)``) as one segment."""
+    return Segment(np.asarray(tokens, dtype=np.int64), np.asarray(index.values, dtype="datetime64[ns]"),
+                   None if features is None else np.asarray(features, dtype=np.float32))
 
 
 def document_segments(tokens: np.ndarray, times: np.ndarray, keys: np.ndarray) -> list[Segment]:
