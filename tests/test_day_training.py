@@ -234,3 +234,52 @@ def test_cli_trains_a_day_preset(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     assert "max_steps: 3 steps" in capsys.readouterr().out
     assert RunDir(out).model_kind() == "day" and (out / "inputs.json").exists()
+
+
+# -- DeepSpeed (slow: see tests/test_deepspeed.py) ---------------------------------------------------
+
+@pytest.mark.slow
+def test_deepspeed_trains_the_day_model_like_torch_and_resumes(tmp_path, monkeypatch):
+    from forecaster.core.training.distributed import free_port
+
+    for k, v in dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                     MASTER_PORT=str(free_port())).items():
+        monkeypatch.setenv(k, v)
+    mcfg, cfg, train_ds, val_ds = _setup(max_steps=12, eval_every=6, checkpoint_every=3, log_every=1)
+    train(mcfg, cfg, train_ds, val_ds, tmp_path / "torch", progress=False, valid_mask=valid_mask())
+    ds_cfg = TrainConfig.from_dict({**cfg.to_dict(), "engine": "deepspeed", "zero_stage": 2})
+    full = train(mcfg, ds_cfg, train_ds, val_ds, tmp_path / "ds", progress=False, valid_mask=valid_mask())
+    losses = lambda d: [r["loss"] for r in read_metrics(d) if r["split"] == "train"]
+    np.testing.assert_allclose(losses(tmp_path / "ds"), losses(tmp_path / "torch"), rtol=1e-5)
+    with pytest.raises(KeyboardInterrupt):
+        train(mcfg, ds_cfg, train_ds, val_ds, tmp_path / "cut", progress=False, valid_mask=valid_mask(),
+              on_step=lambda s, l: s == 4 and signal.raise_signal(signal.SIGINT))
+    resumed = train(mcfg, ds_cfg, train_ds, val_ds, tmp_path / "cut", progress=False, valid_mask=valid_mask())
+    for (k, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
+        torch.testing.assert_close(b, a, rtol=0, atol=0, msg=k)
+    assert losses(tmp_path / "cut") == losses(tmp_path / "ds")
+
+
+@pytest.mark.slow
+def test_two_process_zero2_day_training_on_the_real_panel(tmp_path, shared_mapping):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from forecaster.core.training.distributed import free_port
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "forecaster", "train", "--data", str(shared_mapping), "--out", str(out),
+           "--preset", "day-tiny", "--engine", "deepspeed", "--zero-stage", "2",
+           "--max-steps", "8", "--eval-every", "4", "--log-every", "2", "--no-progress"]
+    env = {**os.environ, "MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    run = RunDir(out)
+    assert run.model_kind() == "day" and run.read_info()["world_size"] == 2
+    state = run.load_state()[1]
+    assert state["step"] == 8 and len(set(state["param_sha256_by_rank"])) == 1
+    assert isinstance(run.load_model(), DayGPT) and run.read_inputs()["names"]

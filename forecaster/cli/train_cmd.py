@@ -42,7 +42,7 @@ def train(
     start: str = PanelStartOpt,
     series: str = SeriesOpt,
     out: Path = typer.Option(..., "--out", help="Run directory (created; an existing checkpoint there is resumed)."),
-    preset: str = typer.Option("small", "--preset", help="Model size: tiny (tests), small (CPU demo), base (one GPU), large (many GPUs)."),
+    preset: str = typer.Option("small", "--preset", help="Model size: tiny (tests), small (CPU demo), base (one GPU), large (many GPUs); day-level model: day-tiny (tests), day-small (CPU, ~25 min)."),
     engine: str = typer.Option("torch", "--engine", help="torch (one process, quickest on a CPU) or deepspeed (one or many processes)."),
     max_minutes: float = typer.Option(None, "--max-minutes", help="Wall-clock budget; stops with a checkpoint (rerun to continue)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Optimizer steps (default: the preset's)."),
