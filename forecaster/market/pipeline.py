@@ -5,6 +5,10 @@ info; ``predict`` takes the point-in-time panel as of the forecast origin, turns
 into the model frame, tokenizes the most recent rows as the prompt, samples N
 paths with the KV-cache sampler (forcing scenario constraints), decodes them, and
 integrates returns and differences into levels from the last observed values.
+
+The run's model is a flat ``GPT`` (sampled by ``Sampler``) or a day-level ``DayGPT``
+(sampled by ``DaySampler``, which also reads each day's input vector: the history's at
+the origin, then one per sampled day from ``day_inputs.PathFeatures``).
 """
 from __future__ import annotations
 
@@ -18,9 +22,13 @@ import torch
 
 from data_sources.calendar import business_days_after
 from data_sources.panel import PanelBuilder
+from forecaster.market.day_inputs import DayInputs, PathFeatures, check_inputs, prompt_features, read_inputs
 from forecaster.market.features import integrate, model_frame, transforms_for
 from forecaster.market.forecast import Forecast, ForecastError, check_horizon
+from forecaster.market.inputs import yoy_index_levels
 from forecaster.market.run import PanelRun
+from forecaster.core.daymodel import DayGPT
+from forecaster.core.daysampler import DaySampler
 from forecaster.core.model import GPT
 from forecaster.core.sampler import Sampler, SamplingConfig, make_generator
 from forecaster.market.scenario import Scenario, ScenarioError, forced_model_values
@@ -51,18 +59,27 @@ class ForecastPipeline:
     model, tokenizer : as trained together (the tokenizer fingerprint was checked).
     run_dir : where they came from (recorded in every forecast's metadata).
     info : the run's ``run.json`` (data source, series, date range).
+    inputs : for a ``DayGPT`` with input features, ``(feature names, InputNormalization)`` as
+        saved in the run's ``inputs.json``; the names must be ``feature_names(series)``.
     """
 
-    def __init__(self, model: GPT, tokenizer: TableTokenizer, run_dir: str | Path | None = None,
-                 info: dict | None = None, model_hash: str | None = None) -> None:
+    def __init__(self, model: GPT | DayGPT, tokenizer: TableTokenizer, run_dir: str | Path | None = None,
+                 info: dict | None = None, model_hash: str | None = None, inputs: DayInputs | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.info = dict(info or {})
         self.model_hash = model_hash
-        self.sampler = Sampler(model, torch.from_numpy(tokenizer.valid_mask()))
         self.series = list(tokenizer.columns)
         self.transforms = transforms_for(self.series)
+        self.is_day = isinstance(model, DayGPT)
+        if self.is_day:
+            check_inputs(inputs, self.series, model.config.n_features)
+            self.inputs = inputs if model.config.n_features else None
+            self.sampler = None  # a DaySampler is built per forecast (its callback holds the paths' state)
+        else:
+            self.inputs = None
+            self.sampler = Sampler(model, torch.from_numpy(tokenizer.valid_mask()))
 
     @classmethod
     def from_run(cls, run_dir: str | Path, which: str = "best") -> "ForecastPipeline":
@@ -73,7 +90,8 @@ class ForecastPipeline:
         run = PanelRun(run_dir)
         tok = run.load_tokenizer()
         model = run.load_model(which, fingerprint=tok.fingerprint())
-        return cls(model, tok, run.path, run.info, run.best_weights_sha256())
+        inputs = read_inputs(run.path) if isinstance(model, DayGPT) else None
+        return cls(model, tok, run.path, run.info, run.best_weights_sha256(), inputs=inputs)
 
     def panel_builder(self, data: str | Path | None = None) -> PanelBuilder:
         """The run's panel builder (its data source, series and start), or the same on another ``data`` source."""
@@ -112,8 +130,8 @@ class ForecastPipeline:
             forced[rows, sl] = ids[rows, sl]
         return torch.from_numpy(forced), values
 
-    def _sampler_for(self, last_levels: dict[str, float]) -> Sampler:
-        """The sampler with "missing" forbidden for every series that has a value at the origin.
+    def _valid_mask(self, last_levels: dict[str, float]) -> torch.Tensor:
+        """(R, V) valid ids per slot with "missing" forbidden for every series that has a value at the origin.
 
         A series known on the as-of date stays known: a missing cell in its path would only
         shrink the sample its quantiles and regimes come from. Series without a value keep it.
@@ -123,7 +141,36 @@ class ForecastPipeline:
             missing = self.tokenizer.missing_id(name)
             if missing is not None and np.isfinite(last_levels[name]):
                 mask[self.tokenizer.column_slots(name).start, missing] = False
-        return Sampler(self.model, mask, keep_rows=self.sampler.keep_rows, step_mask=self.sampler.step_mask)
+        return mask
+
+    def _sampler_for(self, last_levels: dict[str, float]) -> Sampler:
+        """The flat model's sampler with the valid ids of ``_valid_mask``."""
+        return Sampler(self.model, self._valid_mask(last_levels), keep_rows=self.sampler.keep_rows,
+                       step_mask=self.sampler.step_mask)
+
+    def prompt_rows(self, n_days: int) -> int:
+        """Model-frame rows in the prompt given ``n_days`` of panel history (the first day has no change).
+
+        Flat model: its window less the row being drawn. Day model: up to ``context_rows``.
+        """
+        if self.is_day:
+            return min(self.model.config.context_rows, n_days - 1)
+        return self.sampler.window_rows - 1
+
+    def day_sampling(self, panel: pd.DataFrame, index_levels, last_levels: dict[str, float], n_paths: int,
+                     dates: pd.DatetimeIndex, n_prompt: int
+                     ) -> tuple[DaySampler, np.ndarray | None, PathFeatures | None]:
+        """The day model's sampler, prompt features ``(n_prompt, F)`` and callback for one forecast.
+
+        ``panel``: levels up to the origin (the run's series); ``dates``: the days to sample.
+        Without input features (F = 0) the features and the callback are None.
+        """
+        if self.inputs is None:
+            return DaySampler(self.model, self._valid_mask(last_levels)), None, None
+        norm = self.inputs[1]
+        features = prompt_features(panel, index_levels, norm, n_prompt)
+        callback = PathFeatures(self.tokenizer, self.transforms, panel, index_levels, norm, n_paths, dates, n_prompt)
+        return DaySampler(self.model, self._valid_mask(last_levels), next_features=callback), features, callback
 
     # -- the job ---------------------------------------------------------------------------
     def predict(
@@ -157,6 +204,10 @@ class ForecastPipeline:
         sampling : a ``SamplingConfig``, or give ``temperature`` / ``top_k`` / ``top_p``.
         progress : called with the number of sampled days so far.
 
+        A day-level model also reads each day's input vector: the prompt days' from the history
+        (with the monthly index observations of the YoY series when ``data`` is a source), then
+        each sampled day's from the path's own levels.
+
         Returns
         -------
         Forecast with paths (n_paths, horizon, series) in levels. Its ``meta`` records, besides
@@ -184,10 +235,12 @@ class ForecastPipeline:
             raise ForecastError(
                 f"as-of date {as_of.date()} is outside the data ({panel.index[0].date()} .. {panel.index[-1].date()})"
             )
+        index_levels = yoy_index_levels(data) if self.is_day and isinstance(data, PanelBuilder) else None
         panel = panel.loc[:as_of, self.series]
-        need = self.sampler.window_rows - 1
-        if len(panel) < need + 1:
-            raise ForecastError(f"as-of date {as_of.date()} leaves {len(panel)} days of history; the model needs {need + 1}")
+        need = self.prompt_rows(len(panel))
+        if need < 1 or len(panel) < need + 1:
+            raise ForecastError(f"as-of date {as_of.date()} leaves {len(panel)} days of history; "
+                                f"the model needs {max(need, 1) + 1}")
         frame = model_frame(panel)
         prompt_ids, clamped = self.tokenizer.encode_with_report(frame.iloc[-need:])
         last = panel.iloc[-1]
@@ -195,8 +248,15 @@ class ForecastPipeline:
         forced, forced_values = self._forced_ids(scenario, last_levels, horizon)
 
         gen = make_generator(seed)
-        sampler = self._sampler_for(last_levels)
-        ids = sampler.sample(torch.from_numpy(prompt_ids.reshape(-1)), n_paths, horizon, gen, sampling, forced, progress)
+        if self.is_day:
+            dates = business_days_after(panel.index[-1], horizon)
+            sampler, features, _ = self.day_sampling(panel, index_levels, last_levels, n_paths, dates, need)
+            ids = sampler.sample(torch.from_numpy(prompt_ids), n_paths, horizon, gen, sampling, forced, progress,
+                                 features=None if features is None else torch.from_numpy(features))
+        else:
+            sampler = self._sampler_for(last_levels)
+            ids = sampler.sample(torch.from_numpy(prompt_ids.reshape(-1)), n_paths, horizon, gen, sampling, forced,
+                                 progress)
         decoded = self.tokenizer.decode(ids.reshape(-1, ids.shape[-1]).numpy())
         steps = decoded[self.series].to_numpy(dtype=np.float64).reshape(n_paths, horizon, len(self.series))
         levels = integrate(np.array([last_levels[c] for c in self.series]), steps, self.transforms)
@@ -205,6 +265,10 @@ class ForecastPipeline:
         nan_cells = {c: int(n) for c, n in zip(self.series, np.isnan(levels).sum(axis=(0, 1))) if n}
         warnings = [f"{c}: {n} of the {need} prompt values lay beyond the tokenizer's fitted range and were clamped"
                     for c, n in clamped.items()]
+        yoy_inputs = self.inputs is not None and any(n.startswith("yoy_dropout.") for n in self.inputs[0])
+        if yoy_inputs and index_levels is None:
+            warnings.append("the YoY drop-out inputs are unknown (the data was a panel, not a source with the "
+                            "monthly index observations); pass a source or PanelBuilder for them")
         for c, n in nan_cells.items():
             why = f"; it had no value on {origin.date()}" if not np.isfinite(last_levels[c]) else ""
             warnings.append(f"{c}: {n} of {n_paths * horizon} forecast cells are missing (NaN{why}); "
