@@ -141,7 +141,9 @@ def test_the_inputs_along_a_path_are_the_history_features_of_the_extended_panel(
         return out
 
     sampler.next_features = recording
-    ids = sampler.sample(prompt, 16, H, make_generator(1), SamplingConfig(), features=torch.from_numpy(feats))
+    forced, _, _ = pipe._forced_ids(None, last, base.dates)  # "no release" days, as predict forces them
+    ids = sampler.sample(prompt, 16, H, make_generator(1), SamplingConfig(), forced,
+                         features=torch.from_numpy(feats))
     steps = pipe.tokenizer.decode(ids.reshape(-1, ids.shape[-1]).numpy())[SERIES].to_numpy().reshape(16, H, -1)
     paths = integrate(np.array([last[c] for c in SERIES]), steps, pipe.transforms)
     np.testing.assert_array_equal(paths, base.paths)  # what predict returned, from the same draws

@@ -151,6 +151,11 @@ class ReleaseClock:
             release = _days(spec.release.release_dates(periods))
             self.releases[name] = np.unique(np.searchsorted(self.bdays, release, side="left"))
 
+    def is_release(self, name: str, dates) -> np.ndarray:
+        """``(n,)`` bool: whether a new value of ``name`` enters the panel on each of ``dates`` (business days)."""
+        pos = np.searchsorted(self.bdays, _days(dates), side="left")
+        return np.isin(pos, self.releases[name])
+
     def features(self, dates) -> np.ndarray:
         """Calendar and release-counter features of ``dates`` (datetime-like, ``(n,)``); ``(n, K)`` float64."""
         d = _days(dates)

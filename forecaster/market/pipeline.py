@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from data_sources import catalog
 from data_sources.calendar import business_days_after
 from data_sources.panel import PanelBuilder
 from forecaster.market.day_inputs import DayInputs, PathFeatures, check_inputs, prompt_features, read_inputs
 from forecaster.market.features import integrate, model_frame, transforms_for
 from forecaster.market.forecast import Forecast, ForecastError, check_horizon
-from forecaster.market.inputs import yoy_index_levels
+from forecaster.market.inputs import ReleaseClock, yoy_index_levels
 from forecaster.market.run import PanelRun
 from forecaster.core.daymodel import DayGPT
 from forecaster.core.daysampler import DaySampler
@@ -33,6 +34,9 @@ from forecaster.core.model import GPT
 from forecaster.core.sampler import Sampler, SamplingConfig, make_generator
 from forecaster.market.scenario import Scenario, ScenarioError, forced_model_values
 from forecaster.core.tokenizer import TableTokenizer
+
+
+RELEASE_FREQUENCIES = ("W", "M", "Q")  # series that change only on their release days
 
 
 def _data_used(panel) -> dict:
@@ -113,22 +117,48 @@ class ForecastPipeline:
             )
         return float(self.tokenizer.decode(ids)[name].iloc[0])
 
-    def _forced_ids(self, scenario: Scenario | None, last_levels: dict, horizon: int) -> tuple[torch.Tensor | None, pd.DataFrame | None]:
-        if scenario is None or not scenario.constraints:
-            return None, None
-        unknown = [c.series for c in scenario.constraints if c.series not in self.series]
-        if unknown:
-            raise ScenarioError(f"series {', '.join(unknown)} not modeled by this run (it models: {', '.join(self.series)})")
-        values = forced_model_values(scenario, last_levels, horizon, self._roundtrip)
+    def _forced_ids(self, scenario: Scenario | None, last_levels: dict, dates: pd.DatetimeIndex
+                    ) -> tuple[torch.Tensor | None, pd.DataFrame | None, dict[str, int]]:
+        """Forced ids ``(H, R)`` (-1: free), the scenario's forced model values, and the days per series forced
+        to "no release".
+
+        Releases, not daily noise: a weekly, monthly or quarterly series changes only on the
+        days its publication rule brings a new value into the panel (known in advance from
+        the calendar), so on every other day its change is forced to zero, the "no release"
+        token. A scenario's constraint on a series and day wins over the calendar.
+        """
+        horizon = len(dates)
+        values = None
+        if scenario is not None and scenario.constraints:
+            unknown = [c.series for c in scenario.constraints if c.series not in self.series]
+            if unknown:
+                raise ScenarioError(f"series {', '.join(unknown)} not modeled by this run "
+                                    f"(it models: {', '.join(self.series)})")
+            values = forced_model_values(scenario, last_levels, horizon, self._roundtrip)
         frame = pd.DataFrame(np.nan, index=range(horizon), columns=self.series)
-        frame[values.columns] = values.to_numpy()
+        quiet = {}
+        released = [c for c, t in zip(self.series, self.transforms)
+                    if catalog.get(c).frequency in RELEASE_FREQUENCIES and t.models_changes
+                    and np.isfinite(last_levels[c]) and self._roundtrip(c, 0.0) == 0.0]
+        if released:
+            clock = ReleaseClock(released, dates[0], dates[-1])
+            for c in released:
+                off = ~clock.is_release(c, dates)
+                frame.loc[off, c] = 0.0
+                quiet[c] = int(off.sum())
+        if values is not None:
+            for c in values.columns:
+                given = values[c].notna().to_numpy()
+                frame.loc[given, c] = values[c].to_numpy()[given]
+        if not quiet and values is None:
+            return None, None, quiet
         ids = self.tokenizer.encode(frame)  # (H, R)
         forced = np.full_like(ids, -1)
-        for name in values.columns:
-            rows = values[name].notna().to_numpy()
+        for name in frame.columns:
+            rows = frame[name].notna().to_numpy()
             sl = self.tokenizer.column_slots(name)
             forced[rows, sl] = ids[rows, sl]
-        return torch.from_numpy(forced), values
+        return torch.from_numpy(forced), values, quiet
 
     def _valid_mask(self, last_levels: dict[str, float]) -> torch.Tensor:
         """(R, V) valid ids per slot with "missing" forbidden for every series that has a value at the origin.
@@ -245,11 +275,11 @@ class ForecastPipeline:
         prompt_ids, clamped = self.tokenizer.encode_with_report(frame.iloc[-need:])
         last = panel.iloc[-1]
         last_levels = {c: float(last[c]) for c in self.series}
-        forced, forced_values = self._forced_ids(scenario, last_levels, horizon)
+        dates = business_days_after(panel.index[-1], horizon)
+        forced, forced_values, quiet = self._forced_ids(scenario, last_levels, dates)
 
         gen = make_generator(seed)
         if self.is_day:
-            dates = business_days_after(panel.index[-1], horizon)
             sampler, features, _ = self.day_sampling(panel, index_levels, last_levels, n_paths, dates, need)
             ids = sampler.sample(torch.from_numpy(prompt_ids), n_paths, horizon, gen, sampling, forced, progress,
                                  features=None if features is None else torch.from_numpy(features))
@@ -293,6 +323,7 @@ class ForecastPipeline:
             "warnings": warnings,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        meta["no_release_days"] = quiet  # per series: days forced to "no release" by the publication calendar
         if forced_values is not None:  # what was forced, in model units, for the record
             meta["forced_days"] = {c: int(forced_values[c].notna().sum()) for c in forced_values.columns}
-        return Forecast(origin, business_days_after(origin, horizon), self.series, levels, panel.iloc[-history_days:].copy(), meta)
+        return Forecast(origin, dates, self.series, levels, panel.iloc[-history_days:].copy(), meta)
