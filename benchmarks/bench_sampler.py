@@ -1,6 +1,6 @@
 """Sampling throughput: the KV-cache sampler against the full-recompute reference, and a full forecast.
 
-    python benchmarks/bench_sampler.py [--run RUN_DIR] [--paths 200] [--horizon 250] \
+    python benchmarks/bench_sampler.py [--run RUN_DIR | --preset small|day-small] [--paths 200] [--horizon 250] \
         [--ref-paths 8,64] [--ref-horizon 30]
 
 1. Ratio (issue 5 target: >= 20x at a 250-day horizon): the same paths sampled with the
@@ -14,8 +14,10 @@
    panel (../shared/data, 21 series) with the `small` preset: prompt, sampling, decoding,
    integration into levels (target: under 2 minutes for 200 x 250 on this 2-core CPU).
 
-``--ref-paths 0`` skips part 1 and ``--paths 0`` part 2. Without --run the model has the `small` preset's shape and random weights (the speed does not
-depend on the weights); with --run, the trained run is used.
+``--ref-paths 0`` skips part 1 and ``--paths 0`` part 2. Without --run the model has the
+shape of ``--preset`` (``small``: the flat GPT; ``day-small``: the day-level GPT with its
+within-day decoder and per-row input features) and random weights (the speed does not
+depend on the weights); with --run, the trained run is used, whichever kind it is.
 """
 from __future__ import annotations
 
@@ -30,23 +32,48 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def build_pipeline(run: str | None):
+def build_pipeline(run: str | None, preset: str = "small"):
     from data_sources.panel import PanelBuilder
-    from forecaster.market.features import model_frame
+    from forecaster.core.daymodel import DayGPT
     from forecaster.core.model import GPT
-    from forecaster.market.pipeline import ForecastPipeline
     from forecaster.core.tokenizer import TableTokenizer
+    from forecaster.core.training.config import PRESETS, model_config_for, model_kind
+    from forecaster.market.features import model_frame
+    from forecaster.market.inputs import InputNormalization, feature_names, features_for_history, yoy_index_levels
+    from forecaster.market.pipeline import ForecastPipeline
     from forecaster.market.tokenizer import market_specs
-    from forecaster.core.training.config import PRESETS, model_config_for
 
     builder = PanelBuilder(str(REPO / "tests/fixtures/shared_data.yaml"))
     if run:
         return ForecastPipeline.from_run(run), builder
-    frame = model_frame(builder.build())
+    panel = builder.build()
+    frame = model_frame(panel)
     tok = TableTokenizer.fit(frame, market_specs(frame))
     torch.manual_seed(0)
-    model = GPT(model_config_for("small", tok.vocab_size, tok.tokens_per_row, PRESETS["small"]["context_rows"]))
-    return ForecastPipeline(model, tok), builder
+    rows = PRESETS[preset]["context_rows"]
+    if model_kind(preset) == "flat":
+        return ForecastPipeline(GPT(model_config_for(preset, tok.vocab_size, tok.tokens_per_row, rows)), tok), builder
+    names = feature_names(list(tok.columns))
+    feats = features_for_history(panel[list(tok.columns)], yoy_index_levels(builder))
+    norm = InputNormalization.fit(feats, panel.index, names, panel.index[-1])
+    cfg = model_config_for(preset, tok.vocab_size, tok.tokens_per_row, rows, n_features=len(names))
+    return ForecastPipeline(DayGPT(cfg), tok, inputs=(names, norm)), builder
+
+
+def ratio_inputs(pipe, builder, panel, n_paths: int, horizon: int):
+    """(sampler, prompt ids, prompt features or None) for the KV/reference ratio, as ``predict`` builds them."""
+    from data_sources.calendar import business_days_after
+    from forecaster.market.features import model_frame
+    from forecaster.market.inputs import yoy_index_levels
+
+    need = pipe.prompt_rows(len(panel))
+    prompt = torch.from_numpy(pipe.tokenizer.encode(model_frame(panel[pipe.series]).iloc[-need:]))
+    if not pipe.is_day:
+        return pipe.sampler, prompt.reshape(-1), None
+    last = {c: float(panel[c].iloc[-1]) for c in pipe.series}
+    dates = business_days_after(panel.index[-1], horizon)
+    sampler, feats, _ = pipe.day_sampling(panel[pipe.series], yoy_index_levels(builder), last, n_paths, dates, need)
+    return sampler, prompt, None if feats is None else torch.from_numpy(feats)
 
 
 def agreement(fast: torch.Tensor, ref: torch.Tensor) -> str:
@@ -67,6 +94,7 @@ def agreement(fast: torch.Tensor, ref: torch.Tensor) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default=None)
+    parser.add_argument("--preset", default="small", help="model shape without --run: small (flat) or day-small")
     parser.add_argument("--paths", type=int, default=200)
     parser.add_argument("--horizon", type=int, default=250)
     parser.add_argument("--ref-paths", default="8,64", help="comma-separated batch sizes for the ratio")
@@ -75,25 +103,25 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
 
-    pipe, builder = build_pipeline(args.run)
+    pipe, builder = build_pipeline(args.run, args.preset)
     panel = builder.build(args.as_of)
-    from forecaster.market.features import model_frame
-
-    sampler = pipe.sampler
-    need = sampler.window_rows - 1
-    prompt = torch.from_numpy(pipe.tokenizer.encode(model_frame(panel[pipe.series]).iloc[-need:]).reshape(-1))
-    R = sampler.row_len
-    print(f"model: {pipe.model.num_params():,} parameters, {R} tokens/row, window {sampler.window_rows} rows, "
-          f"vocabulary {pipe.model.config.vocab_size:,}; torch threads {torch.get_num_threads()}")
+    R = pipe.tokenizer.tokens_per_row
+    window = pipe.model.config.context_rows if pipe.is_day else pipe.sampler.window_rows
+    print(f"model: {'day-level' if pipe.is_day else 'flat'}, {pipe.model.num_params():,} parameters, {R} tokens/row, "
+          f"context {window} rows, vocabulary {pipe.model.config.vocab_size:,}; torch threads {torch.get_num_threads()}")
 
     # 1. KV cache vs reference on the same paths
     h = args.ref_horizon
     for n in [int(x) for x in args.ref_paths.split(",") if int(x) > 0]:  # --ref-paths 0 skips the ratio
+        sampler, prompt, feats = ratio_inputs(pipe, builder, panel, n, h)
+        kw = {} if feats is None else {"features": feats}
         t0 = time.perf_counter()
-        fast = sampler.sample(prompt, n, h, torch.Generator().manual_seed(0))
+        fast = sampler.sample(prompt, n, h, torch.Generator().manual_seed(0), **kw)
         t_fast = time.perf_counter() - t0
+        sampler, prompt, feats = ratio_inputs(pipe, builder, panel, n, h)  # a fresh feature state for the reference
+        kw = {} if feats is None else {"features": feats}
         t0 = time.perf_counter()
-        ref = sampler.sample_reference(prompt, n, h, torch.Generator().manual_seed(0))
+        ref = sampler.sample_reference(prompt, n, h, torch.Generator().manual_seed(0), **kw)
         t_ref = time.perf_counter() - t0
         tokens = n * h * R
         print(f"{n} paths x {h} days ({tokens:,} tokens): KV cache {t_fast:.2f} s ({tokens / t_fast:,.0f} tok/s), "
@@ -104,7 +132,7 @@ def main() -> None:
     if args.paths <= 0:
         return
     t0 = time.perf_counter()
-    fc = pipe.predict(panel, args.as_of, n_paths=args.paths, horizon=args.horizon, seed=0)
+    fc = pipe.predict(builder, args.as_of, n_paths=args.paths, horizon=args.horizon, seed=0)
     wall = time.perf_counter() - t0
     print(f"forecast {args.paths} paths x {args.horizon} days x {len(fc.series)} series: {wall:.1f} s "
           f"({args.paths * args.horizon * R / wall:,.0f} tok/s); finite values {np.isfinite(fc.paths).mean():.3f}")
