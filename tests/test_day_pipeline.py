@@ -171,3 +171,19 @@ def test_mismatched_inputs_json_is_refused(tmp_path, tokenizer, inputs):
         ForecastPipeline(model, tokenizer, None, inputs=read_inputs(tmp_path / "missing"))
     (tmp_path / INPUTS_FILE).write_text(json.dumps({"names": names, "normalization": norm.to_dict()}))
     assert ForecastPipeline(model, tokenizer, None, inputs=read_inputs(tmp_path)).inputs[0] == names
+
+
+def test_a_trained_day_run_forecasts_from_the_command_line(tmp_path):
+    """train --preset day-tiny, then forecast from the run folder (from_run reads the model kind and inputs.json)."""
+    from forecaster.cli import main
+    from forecaster.market.forecast import Forecast
+
+    run, out = tmp_path / "day", tmp_path / "fc"
+    assert main(["train", "--data", "embedded", "--as-of", "2017-12-29", "--out", str(run), "--preset", "day-tiny",
+                 "--max-steps", "20", "--eval-every", "10", "--no-progress"]) == 0
+    assert main(["forecast", "--run", str(run), "--as-of", "2018-12-31", "--paths", "8", "--horizon", "25",
+                 "--shock", "VIX:level=40:days=1-5", "--out", str(out), "--no-progress"]) == 0
+    fc = Forecast.load(out)
+    assert fc.paths.shape == (8, 25, 4) and np.isfinite(fc.paths).all()
+    np.testing.assert_allclose(fc.column("VIX")[:, :5], 40.0, rtol=0.01)
+    assert fc.meta["no_release_days"]["CORE_CPI_YOY"] >= 23  # one or two releases in 25 business days
