@@ -38,19 +38,20 @@ def column(history, names, name):
 
 
 def test_feature_names_are_unique_stable_and_documented(shared_panel, names, history):
-    assert len(names) == len(set(names)) == history.shape[1] == 254
+    assert len(names) == len(set(names)) == history.shape[1] == 230
     assert names == feature_names(list(shared_panel.columns))
     assert names == IncrementalFeatures.from_history(shared_panel.iloc[-300:]).names
     assert names[:7] == [f"calendar.{n}" for n in inputs.CALENDAR_FEATURES]
     assert names[7:9] == ["release.CPI_YOY.since", "release.CPI_YOY.until"]
-    assert names[19:21] == ["level.SPX.value", "level.SPX.known"]
-    assert names[61:64] == ["roll21.SPX.mean", "roll21.SPX.vol", "roll21.SPX.known"]
+    assert names[19:21] == ["level.VIX.value", "level.VIX.known"]  # no levels of trending indices
+    assert names[37:40] == ["roll21.SPX.mean", "roll21.SPX.vol", "roll21.SPX.known"]
+    assert not any(n.startswith(("level.SPX.", "level.M2.", "level.XLK.")) for n in names)
     assert names[-4:] == ["yoy_dropout.CPI_YOY.value", "yoy_dropout.CPI_YOY.known",
                           "yoy_dropout.CORE_CPI_YOY.value", "yoy_dropout.CORE_CPI_YOY.known"]
     assert [n.split(".")[1] for n in names if n.startswith("release.")][::2] == list(LOW_FREQUENCY)
     flags = inputs.flag_index(names)
     assert names[flags[names.index("roll250.VIX.vol")]] == "roll250.VIX.known"
-    assert flags[names.index("calendar.weekday_sin")] == -1 and flags[names.index("level.SPX.known")] == -1
+    assert flags[names.index("calendar.weekday_sin")] == -1 and flags[names.index("level.VIX.known")] == -1
 
 
 def test_history_features_are_finite_and_scaled(shared_panel, history, names):
@@ -59,10 +60,10 @@ def test_history_features_are_finite_and_scaled(shared_panel, history, names):
     assert history[:, counters].min() >= 0 and history[:, counters].max() < 2.2  # ~[0, 1]; shutdown delays reach 2
     flags = [i for i, n in enumerate(names) if n.endswith(".known")]
     assert set(np.unique(history[:, flags])) == {0.0, 1.0}
-    # a missing level is 0 with its flag 0: XLRE starts in October 2015
-    xlre = shared_panel["XLRE"].notna().to_numpy()
-    assert (column(history, names, "level.XLRE.known") == xlre).all()
-    assert (column(history, names, "level.XLRE.value")[~xlre] == 0).all()
+    # a missing level is 0 with its flag 0: the Baa spread file ends in 2024
+    baa = shared_panel["BAA_SPREAD"].notna().to_numpy()
+    assert not baa.all() and (column(history, names, "level.BAA_SPREAD.known") == baa).all()
+    assert (column(history, names, "level.BAA_SPREAD.value")[~baa] == 0).all()
     # log level of a positive series, the level of a yield
     day = shared_panel.index.get_loc(pd.Timestamp("2019-06-03"))
     assert column(history, names, "level.VIX.value")[day] == pytest.approx(np.log(shared_panel["VIX"].iloc[day]))
@@ -178,12 +179,13 @@ def test_normalisation_fitted_as_of_d_ignores_data_after_d(shared_panel, index_l
     # standardised on the training days' known values; flags untouched; unknown values stay 0
     z = norm.apply(history)
     train = ~after
-    spx = names.index("level.SPX.value")
-    assert z[train, spx].mean() == pytest.approx(0, abs=1e-9) and z[train, spx].std() == pytest.approx(1, abs=1e-9)
+    vix = names.index("level.VIX.value")
+    assert z[train, vix].mean() == pytest.approx(0, abs=1e-9) and z[train, vix].std() == pytest.approx(1, abs=1e-9)
     flags = [i for i, n in enumerate(names) if n.endswith(".known")]
     np.testing.assert_array_equal(z[:, flags], history[:, flags])
-    xlre = names.index("level.XLRE.value")
-    assert (z[history[:, xlre + 1] == 0, xlre] == 0).all() and np.isfinite(z).all()
+    xlre = names.index("roll21.XLRE.mean")  # XLRE starts in October 2015: unknown before
+    known = history[:, inputs.flag_index(names)[xlre]]
+    assert (known == 0).any() and (z[known == 0, xlre] == 0).all() and np.isfinite(z).all()
 
 
 def test_step_checks_its_input(shared_panel):

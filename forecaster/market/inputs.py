@@ -25,9 +25,13 @@ Feature order (``feature_names(columns)``), block by block, series in panel colu
    NYSE business days since its last release and until its next one, both 0 on a release
    day (the first business day on or after the rule's release date), scaled by 5 / 21 / 63
    business days for W / M / Q.
-3. ``level.S.value`` / ``level.S.known`` for every series: ``log`` of the level for a
-   positive series (log-return transforms and ``positive`` levels), the level itself
-   otherwise (yields, spreads, YoY rates); 0 and ``known = 0`` when missing.
+3. ``level.S.value`` / ``level.S.known`` for every series whose level means something on
+   its own, i.e. not modeled as a log return (VIX, yields, spreads, YoY rates, unemployment):
+   ``log`` of the level for a ``positive`` one (VIX), the level itself otherwise; 0 and
+   ``known = 0`` when missing. The log levels of trending indices and stocks of money (SPX,
+   the sector ETFs, WTI, GSCI, M2, GDP, the Fed balance sheet) are left out: each names its
+   date almost uniquely, so a model reading them memorises the training days (measured:
+   the day-level model's validation loss rose from step 100 while its training loss fell).
 4. ``rollW.S.mean`` / ``rollW.S.vol`` / ``rollW.S.known`` for W in 21, 63, 250 and every
    series: the mean and the realised volatility (root mean square) of the modeled changes
    over the last W panel days, over the finite values among them; ``known`` when at least
@@ -103,6 +107,11 @@ class InputLayout:
         return tuple(c for c in self.columns if catalog.get(c).frequency != "D")
 
     @property
+    def level_columns(self) -> tuple[str, ...]:
+        """The columns whose level is an input (not the log-return ones: see the module doc)."""
+        return tuple(c for c, t in zip(self.columns, transforms_for(self.columns)) if t.name != "log_return")
+
+    @property
     def yoy(self) -> tuple[str, ...]:
         return tuple(c for c in self.columns if yoy_index(c) is not None)
 
@@ -110,7 +119,7 @@ class InputLayout:
     def names(self) -> list[str]:
         names = [f"calendar.{n}" for n in CALENDAR_FEATURES]
         names += [f"release.{s}.{k}" for s in self.low_frequency for k in ("since", "until")]
-        names += [f"level.{s}.{k}" for s in self.columns for k in ("value", "known")]
+        names += [f"level.{s}.{k}" for s in self.level_columns for k in ("value", "known")]
         names += [f"roll{w}.{s}.{k}" for w in WINDOWS for s in self.columns for k in ("mean", "vol", "known")]
         names += [f"yoy_dropout.{s}.{k}" for s in self.yoy for k in ("value", "known")]
         return names
@@ -188,6 +197,10 @@ class ReleaseClock:
 # -- levels and modeled changes -------------------------------------------------------------------
 def _positive_mask(columns: Sequence[str]) -> np.ndarray:
     return np.array([t.positive_levels or catalog.get(c).positive for c, t in zip(columns, transforms_for(columns))])
+
+
+def _level_index(layout: InputLayout) -> np.ndarray:
+    return np.array([layout.columns.index(c) for c in layout.level_columns], dtype=np.int64)
 
 
 def _level_block(levels: np.ndarray, positive: np.ndarray) -> np.ndarray:
@@ -300,7 +313,7 @@ def features_for_history(panel: pd.DataFrame, index_levels: Mapping[str, pd.Seri
     clock = ReleaseClock(layout.low_frequency, panel.index[0], panel.index[-1])
     blocks = [
         clock.features(dates),
-        _level_block(levels, _positive_mask(layout.columns)),
+        _level_block(levels[:, _level_index(layout)], _positive_mask(layout.level_columns)),
         _rolling_history(_changes(levels, layout.columns)),
     ]
     blocks += [_dropout_history(dates, s, (index_levels or {}).get(s)) for s in layout.yoy]
@@ -352,7 +365,8 @@ class IncrementalFeatures:
         self.last: np.ndarray = np.empty((prev.shape[0], 0))  # (P, F): the latest day's vector
         transforms = transforms_for(columns)
         self._log = np.array([t.models_changes and t.positive_levels for t in transforms])
-        self._positive = _positive_mask(columns)
+        self._level_index = _level_index(self.layout)
+        self._positive = _positive_mask(self.layout.level_columns)
         self._yoy_col = {s: list(columns).index(s) for s in yoy}
         self._yoy_order = self.layout.yoy
 
@@ -395,7 +409,8 @@ class IncrementalFeatures:
 
     def _assemble(self, day: np.ndarray, levels: np.ndarray) -> np.ndarray:
         n = levels.shape[0]
-        blocks = [np.repeat(self.clock.features(day), n, axis=0), _level_block(levels, self._positive)]
+        blocks = [np.repeat(self.clock.features(day), n, axis=0),
+                  _level_block(levels[:, self._level_index], self._positive)]
         for w in WINDOWS:
             blocks.append(_stats(*self.sums[w], w).reshape(n, -1))
         for s in self._yoy_order:
