@@ -68,7 +68,7 @@ def test_day_presets_give_a_day_model_config_and_flat_presets_are_unchanged():
     small = model_config_for("day-small", 900, 22, 256, n_features=120)
     assert isinstance(small, DayGPTConfig)
     assert (small.n_layer, small.n_embd, small.n_kv_head, small.local_n_layer, small.local_n_embd,
-            small.context_rows, small.n_features, small.dropout) == (4, 128, 1, 2, 64, 256, 120, 0.1)
+            small.context_rows, small.n_features, small.dropout) == (4, 128, 1, 2, 64, 256, 120, 0.2)
     assert TrainConfig.from_preset("day-small").context_rows == 256
     assert TrainConfig.from_preset("day-tiny").context_rows == 32
     # the flat presets build what they always did
