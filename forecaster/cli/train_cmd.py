@@ -33,7 +33,8 @@ class TrainingInterrupted(UserError):
 
 
 # train_panel_run's parameters -> this command's options, for its error messages
-OPTIONS = {"series": "--series", "as_of": "--as-of", "val_start": "--val-start", "start": "--panel-start", "out": "--out"}
+OPTIONS = {"series": "--series", "as_of": "--as-of", "val_start": "--val-start", "start": "--panel-start", "out": "--out",
+           "transforms": "--transform"}
 
 
 def train(
@@ -58,6 +59,8 @@ def train(
     zero_stage: int = typer.Option(None, "--zero-stage", help="DeepSpeed ZeRO stage 0-3 (default 2)."),
     precision: str = typer.Option(None, "--precision", help="auto (bf16 on GPUs that support it), fp32 or bf16."),
     seed: int = typer.Option(None, "--seed", help="Seed of the weights, batches and dropout."),
+    transform: list[str] = typer.Option(None, "--transform", help="Model a series with another transform than the "
+                                        "catalog's, e.g. VIX=log_return (repeatable; recorded in run.json)."),
     threads: int = threads_option(None),
     progress: bool = ProgressOpt,
 ) -> None:
@@ -74,13 +77,20 @@ def train(
         val_fraction=val_fraction, zero_stage=zero_stage, precision=precision, seed=seed)
     run_dir = check_run_target(out)
     split = parse_date(val_start, "--val-start")
+    chosen = {}
+    for item in transform or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise UserError(f"--transform {item!r}: write SERIES=TRANSFORM, e.g. VIX=log_return")
+        chosen[name.strip()] = value.strip()
     set_threads(threads)
     with RunDir(run_dir).lock_if_main():  # a held folder is refused before any data is read
         builder, _ = build(data, as_of, start, series)
         try:
             res = train_panel_run(builder, run_dir, cfg, as_of=parse_date(as_of, "--as-of"),
                                   series=builder.series if series else None, start=builder.start, val_start=split,
-                                  data=data_source_spec(data), progress=progress, log=lambda text: typer.echo(text, err=True))
+                                  data=data_source_spec(data), progress=progress, log=lambda text: typer.echo(text, err=True),
+                                  transforms=chosen or None)
         except TrainInputError as exc:
             if exc.param in OPTIONS:
                 raise TrainInputError(exc.message_for(OPTIONS[exc.param])) from None

@@ -18,10 +18,13 @@ from forecaster.market.transforms import Transform, transforms_for
 __all__ = ["integrate", "model_frame", "transforms_for"]
 
 
-def model_frame(panel: pd.DataFrame) -> pd.DataFrame:
-    """Apply each series' modeling transform to a panel (same index and columns, float64)."""
-    out = {name: t.forward(panel[name].to_numpy(dtype=np.float64))
-           for name, t in zip(panel.columns, transforms_for(panel.columns))}
+def model_frame(panel: pd.DataFrame, transforms: Sequence[Transform] | None = None) -> pd.DataFrame:
+    """Apply each series' modeling transform (``transforms``, one per column; default the
+    catalog's) to a panel (same index and columns, float64)."""
+    transforms = transforms_for(panel.columns) if transforms is None else list(transforms)
+    if len(transforms) != panel.shape[1]:
+        raise ValueError(f"{len(transforms)} transforms for {panel.shape[1]} columns")
+    out = {name: t.forward(panel[name].to_numpy(dtype=np.float64)) for name, t in zip(panel.columns, transforms)}
     return pd.DataFrame(out, index=panel.index)
 
 

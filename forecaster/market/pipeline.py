@@ -75,7 +75,8 @@ class ForecastPipeline:
         self.info = dict(info or {})
         self.model_hash = model_hash
         self.series = list(tokenizer.columns)
-        self.transforms = transforms_for(self.series)
+        # what the run was trained with (run.json "transforms"); runs written before it was recorded: the catalog's
+        self.transforms = transforms_for(self.series, self.info.get("transforms"))
         self.is_day = isinstance(model, DayGPT)
         if self.is_day:
             check_inputs(inputs, self.series, model.config.n_features)
@@ -134,7 +135,8 @@ class ForecastPipeline:
             if unknown:
                 raise ScenarioError(f"series {', '.join(unknown)} not modeled by this run "
                                     f"(it models: {', '.join(self.series)})")
-            values = forced_model_values(scenario, last_levels, horizon, self._roundtrip)
+            values = forced_model_values(scenario, last_levels, horizon, self._roundtrip,
+                                         dict(zip(self.series, self.transforms)))
         frame = pd.DataFrame(np.nan, index=range(horizon), columns=self.series)
         quiet = {}
         released = [c for c, t in zip(self.series, self.transforms)
@@ -271,7 +273,7 @@ class ForecastPipeline:
         if need < 1 or len(panel) < need + 1:
             raise ForecastError(f"as-of date {as_of.date()} leaves {len(panel)} days of history; "
                                 f"the model needs {max(need, 1) + 1}")
-        frame = model_frame(panel)
+        frame = model_frame(panel, self.transforms)
         prompt_ids, clamped = self.tokenizer.encode_with_report(frame.iloc[-need:])
         last = panel.iloc[-1]
         last_levels = {c: float(last[c]) for c in self.series}

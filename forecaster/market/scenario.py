@@ -44,7 +44,7 @@ import yaml
 from data_sources import catalog
 from foundation.errors import UserError
 from foundation.names import is_safe_name, safe_name
-from forecaster.market.transforms import transform_of
+from forecaster.market.transforms import Transform, transform_of
 
 KINDS = ("level", "path", "change_pct", "change_bp", "change")
 MAX_FILE_BYTES = 1 << 20  # a scenario is a few constraints; this leaves room for long explicit paths
@@ -262,18 +262,20 @@ def target_levels(c: Constraint, last_level: float) -> np.ndarray:
     return last_level + c.value * frac  # "change", in the series' units
 
 
-def forced_model_values(scenario: Scenario, last_levels: dict[str, float], horizon: int, roundtrip) -> pd.DataFrame:
+def forced_model_values(scenario: Scenario, last_levels: dict[str, float], horizon: int, roundtrip,
+                        transforms: dict[str, Transform] | None = None) -> pd.DataFrame:
     """Model-frame values to force: (horizon, constrained series), NaN where free.
 
     ``roundtrip(name, value) -> value`` quantizes one model-frame value through the
     tokenizer, so each day's step is chosen against the level actually reached.
+    ``transforms``: {series: Transform} of the run (default: the catalog's).
     """
     out = pd.DataFrame(np.nan, index=range(horizon), columns=sorted({c.series for c in scenario.constraints}))
     for c in scenario.constraints:
         where = f"constraint on {c.series} (days {c.days[0]}-{c.days[1]})"
         if c.days[1] > horizon:
             raise ScenarioError(f"{where}: ends after the horizon of {horizon} days")
-        transform = transform_of(c.series)
+        transform = (transforms or {}).get(c.series) or transform_of(c.series)
         relative = c.kind in ("change_pct", "change_bp", "change")
         starts_late = transform.models_changes and c.days[0] > 1
         if starts_late and not relative:

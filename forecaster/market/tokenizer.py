@@ -77,20 +77,22 @@ def _positive(name: str) -> bool:
     return name in catalog.CATALOG and catalog.CATALOG[name].positive
 
 
-def market_specs(frame: pd.DataFrame) -> dict[str, ColumnSpec]:
+def market_specs(frame: pd.DataFrame, transforms: dict[str, str] | None = None) -> dict[str, ColumnSpec]:
     """Specs for every column of a market model frame (see the module docstring).
 
     Parameters
     ----------
     frame : (days, series) float64 model frame; columns named as in the catalog (a
         column not in the catalog is treated as a level).
+    transforms : {column: transform name} the frame was made with, where it is not the
+        catalog's (a run's own choice).
     """
     specs: dict[str, ColumnSpec] = {}
     for name in frame.columns:
         x = frame[name].to_numpy(dtype=np.float64)
         finite = x[np.isfinite(x)]
         span = float(finite.max() - finite.min()) if finite.size else 0.0
-        if _transform_of(str(name)) == "log_return" and not on_grid(x):
+        if (transforms or {}).get(str(name), _transform_of(str(name))) == "log_return" and not on_grid(x):
             t_span = float(np.log1p(max(finite.max(), 0)) + np.log1p(max(-finite.min(), 0))) if finite.size else 0.0
             base, digits = _one_digit(t_span, RETURN_WIDTH)
             specs[name] = ColumnSpec(kind="float", transform="signed_log", scale=1.0, base=base, digits=digits, headroom=HEADROOM, nullable=True)

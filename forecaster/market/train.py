@@ -27,6 +27,7 @@ from forecaster.core.training.config import TrainConfig, model_config_for, model
 from forecaster.core.training.engine import TrainResult, train
 from forecaster.core.training.windows import make_datasets, panel_segment, val_start_of
 from forecaster.market.features import model_frame
+from forecaster.market.transforms import TRANSFORMS, transforms_for
 from forecaster.market.inputs import InputNormalization, feature_names, features_for_history, yoy_index_levels
 from forecaster.market.run import data_source_spec
 from forecaster.market.tokenizer import market_specs
@@ -50,7 +51,8 @@ class TrainInputError(UserError):
 def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfig, *, as_of=None,
                     series: list[str] | None = None, start=DEFAULT_START, val_start=None, data: str | None = None,
                     info: dict | None = None, progress: bool = True,
-                    log: Callable[[str], None] | None = None) -> TrainResult:
+                    log: Callable[[str], None] | None = None,
+                    transforms: dict[str, str] | None = None) -> TrainResult:
     """Train (or resume) the GPT on the model frame of the panel as of ``as_of``, into the run folder ``out``.
 
     Parameters
@@ -58,6 +60,9 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
     source : a data spec ("embedded", a mapping or panel file, ...) or a ``PanelBuilder``.
     out : the run folder (created; an existing checkpoint there is resumed).
     cfg : the training configuration; ``cfg.preset`` gives the model size.
+    transforms : {series: transform name} to model some series differently from the catalog
+        (e.g. ``{"VIX": "log_return"}``); run.json records every series' transform, and
+        forecasts from the run use what it records.
     as_of : the data's as-of date (None: everything the source has). The tokenizer sees
         all of it; the weights never see a validation window.
     series : the series to model (default: the source's reference series). A series
@@ -84,11 +89,12 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
             panel = panel[list(series)]
         if start is not None:
             panel = panel[panel.index >= pd.Timestamp(start)]
-        frame = model_frame(panel)
+        chosen = _chosen_transforms(transforms, panel.columns)
+        frame = model_frame(panel, transforms_for(panel.columns, chosen))
         # the split make_datasets would choose, known before tokenizing (it depends on the days only)
         split = pd.Timestamp(val_start) if val_start is not None else val_start_of(frame.index.values, cfg.val_fraction)
         frame = learnable_frame(frame, split, explicit=series is not None, log=say)
-        tok = TableTokenizer.fit(frame, market_specs(frame))
+        tok = TableTokenizer.fit(frame, market_specs(frame, chosen))
         day = model_kind(cfg.preset) == "day"
         feats = None
         if day:
@@ -102,7 +108,9 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
                     "as_of": str(as_of.date()) if as_of is not None else None,
                     "start": str(pd.Timestamp(start).date()) if start is not None else None,
                     "series": list(frame.columns), "first_date": str(frame.index[0].date()),
-                    "last_date": str(frame.index[-1].date()), "val_start": str(split.date()), **(info or {})}
+                    "last_date": str(frame.index[-1].date()), "val_start": str(split.date()),
+                    "transforms": {c: t.name for c, t in zip(frame.columns, transforms_for(frame.columns, chosen))},
+                    **(info or {})}
         if rank0 and run.latest() is None:  # a fresh run (a resumed one checks the fingerprint instead)
             run.save_tokenizer(tok)
             if day:
@@ -138,6 +146,18 @@ def row_inputs(panel: pd.DataFrame, builder: PanelBuilder, split: pd.Timestamp,
             raise TrainInputError(f"no training day before the validation start {split.date()}", param="val_start")
         norm = InputNormalization.fit(raw, panel.index, names, train_days[-1])
     return norm.apply(raw).astype(np.float32), {"names": names, "normalization": norm.to_dict()}
+
+
+def _chosen_transforms(transforms: dict[str, str] | None, columns) -> dict[str, str]:
+    """The ``transforms`` argument checked: known series of the panel, known transform names."""
+    chosen = dict(transforms or {})
+    unknown = sorted(set(chosen) - set(map(str, columns)))
+    if unknown:
+        raise TrainInputError(f"{', '.join(unknown)} not among the series being trained", param="transforms")
+    for name, t in chosen.items():
+        if t not in TRANSFORMS:
+            raise TrainInputError(f"{name}: unknown transform {t!r} (known: {', '.join(TRANSFORMS)})", param="transforms")
+    return chosen
 
 
 def learnable_frame(frame: pd.DataFrame, split: pd.Timestamp, explicit: bool,

@@ -24,7 +24,7 @@ name in ``data_sources.catalog.TRANSFORMS``, which the catalog checks series aga
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -195,6 +195,8 @@ def transform_of(series: str) -> Transform:
     return get(catalog.get(series).transform)
 
 
-def transforms_for(columns: Iterable[str]) -> list[Transform]:
-    """The catalog's modeling transform of each column name, in order."""
-    return [transform_of(c) for c in columns]
+def transforms_for(columns: Iterable[str], chosen: Mapping[str, str] | None = None) -> list[Transform]:
+    """The modeling transform of each column name, in order: ``chosen[name]`` (a run's own
+    choice, e.g. ``run.json``'s ``transforms``) where given, else the catalog's."""
+    chosen = chosen or {}
+    return [get(chosen[c]) if c in chosen else transform_of(c) for c in columns]

@@ -1,0 +1,65 @@
+"""A run records the modeling transform of every series; forecasts use what the run records.
+
+So a series can be modeled differently from the catalog in one run (``--transform
+VIX=log_return``: VIX as a log change instead of a level, issue 14), and a run keeps
+decoding right when the catalog's choice changes later.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from forecaster.cli import main
+from forecaster.market.forecast import Forecast
+from forecaster.market.pipeline import ForecastPipeline
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("transforms")
+    for name, extra in (("catalog", []), ("vixlog", ["--transform", "VIX=log_return"])):
+        assert main(["train", "--data", "embedded", "--as-of", "2017-12-29", "--out", str(root / name),
+                     "--preset", "tiny", "--max-steps", "30", "--no-progress", *extra]) == 0
+    return root
+
+
+def test_run_json_records_every_series_transform(runs):
+    rec = json.loads((runs / "catalog" / "run.json").read_text())["transforms"]
+    assert rec == {"SPX": "log_return", "VIX": "level", "WTI": "log_return", "CORE_CPI_YOY": "diff"}
+    rec = json.loads((runs / "vixlog" / "run.json").read_text())["transforms"]
+    assert rec["VIX"] == "log_return" and rec["SPX"] == "log_return"
+
+
+def test_vix_as_a_log_change_is_tokenized_and_forecast_as_one(runs, tmp_path):
+    pipe = ForecastPipeline.from_run(runs / "vixlog")
+    assert [t.name for t in pipe.transforms] == ["log_return", "log_return", "log_return", "diff"]
+    assert pipe.tokenizer.specs["VIX"].transform == "signed_log"  # the returns' codec, not the level's log bins
+    assert main(["forecast", "--run", str(runs / "vixlog"), "--as-of", "2018-12-31", "--paths", "16", "--horizon", "20",
+                 "--shock", "VIX:level=40:days=1-5", "--out", str(tmp_path / "fc"), "--no-progress"]) == 0
+    fc = Forecast.load(tmp_path / "fc")
+    vix = fc.column("VIX")
+    assert (vix > 0).all() and np.isfinite(vix).all()  # integrated as log changes: never negative
+    np.testing.assert_allclose(vix[:, :5], 40.0, rtol=0.01)  # a level constraint becomes log changes
+
+
+def test_a_forecast_uses_the_runs_transforms_not_the_catalogs(runs, tmp_path):
+    """Rewrite run.json as if the catalog had changed: the run's own record decides how it is decoded."""
+    pipe = ForecastPipeline.from_run(runs / "catalog")
+    assert pipe.transforms[1].name == "level"
+    info = json.loads((runs / "catalog" / "run.json").read_text())
+    other = {**info, "transforms": {**info["transforms"], "VIX": "log_return"}}
+    assert ForecastPipeline(pipe.model, pipe.tokenizer, info=other).transforms[1].name == "log_return"
+    info.pop("transforms")  # a run from before the record: read with the catalog's transforms
+    assert [t.name for t in ForecastPipeline(pipe.model, pipe.tokenizer, info=info).transforms] == \
+        [t.name for t in pipe.transforms]
+
+
+def test_bad_transform_options_are_one_line(runs, tmp_path, capsys):
+    for arg, needle in (("VIX", "SERIES=TRANSFORM"), ("VIX=cube", "unknown transform 'cube'"),
+                        ("GDP=diff", "GDP not among the series")):
+        assert main(["train", "--data", "embedded", "--as-of", "2017-12-29", "--out", str(tmp_path / "x"),
+                     "--preset", "tiny", "--max-steps", "1", "--no-progress", "--transform", arg]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
