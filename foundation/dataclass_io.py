@@ -45,3 +45,21 @@ class JsonConfig:
     @classmethod
     def from_json(cls, text: str):
         return cls.from_dict(json.loads(text))
+
+    # -- checks of user-editable fields, as one-line errors (never asserts: they vanish under -O) --
+    def check_whole(self, name: str, lo: int, hi: int) -> None:
+        """Field ``name`` is an int (not a bool) in ``[lo, hi]``."""
+        v = getattr(self, name)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise self._error(f"{self._what}: {name} must be a whole number in [{lo:,}, {hi:,}], got {v!r}")
+
+    def check_fraction(self, name: str) -> None:
+        """Field ``name`` is a number in ``[0, 1)`` (a dropout rate)."""
+        v = getattr(self, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+            raise self._error(f"{self._what}: {name} must be in [0, 1), got {v!r}")
+
+    def check_flag(self, name: str) -> None:
+        """Field ``name`` is true or false."""
+        if not isinstance(getattr(self, name), bool):
+            raise self._error(f"{self._what}: {name} must be true or false, got {getattr(self, name)!r}")

@@ -76,25 +76,18 @@ class DayGPTConfig(JsonConfig):
 
     def __post_init__(self) -> None:
         """Refuse shapes that cannot be built with a one-line ``UserError`` (user input: no asserts)."""
-        def whole(name: str, lo: int, hi: int) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise UserError(f"day model config: {name} must be a whole number in [{lo:,}, {hi:,}], got {v!r}")
-
         for name, (lo, hi) in _BOUNDS.items():
-            whole(name, lo, hi)
+            self.check_whole(name, lo, hi)
         if self.n_kv_head is not None:
-            whole("n_kv_head", 1, self.n_head)
+            self.check_whole("n_kv_head", 1, self.n_head)
             if self.n_head % self.n_kv_head:
                 raise UserError(f"day model config: n_head={self.n_head} must be a multiple of n_kv_head={self.n_kv_head}")
         for width, heads in (("n_embd", "n_head"), ("local_n_embd", "local_n_head")):
             if getattr(self, width) % getattr(self, heads):
                 raise UserError(f"day model config: {width}={getattr(self, width)} is not divisible by "
                                 f"{heads}={getattr(self, heads)}")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise UserError(f"day model config: dropout must be in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.bias, bool):
-            raise UserError(f"day model config: bias must be true or false, got {self.bias!r}")
+        self.check_fraction("dropout")
+        self.check_flag("bias")
         n = self.approx_params()
         if n > MAX_PARAMS:
             raise UserError(f"day model config asks for about {n:,.0f} parameters, more than the {MAX_PARAMS:,} "

@@ -67,15 +67,10 @@ class GPTConfig(JsonConfig):
         These are checks of user input (a ``model_config.json`` may be edited by hand), so
         they raise instead of asserting: an assert vanishes under ``python -O``.
         """
-        def whole(name: str, lo: int, hi: int) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise UserError(f"model config: {name} must be a whole number in [{lo:,}, {hi:,}], got {v!r}")
-
         for name, (lo, hi) in _BOUNDS.items():
-            whole(name, lo, hi)
+            self.check_whole(name, lo, hi)
         if self.n_kv_head is not None:
-            whole("n_kv_head", 1, self.n_head)
+            self.check_whole("n_kv_head", 1, self.n_head)
             if self.n_head % self.n_kv_head:
                 raise UserError(f"model config: n_head={self.n_head} must be a multiple of n_kv_head={self.n_kv_head}")
         if self.n_embd % self.n_head:
@@ -83,10 +78,8 @@ class GPTConfig(JsonConfig):
         if self.row_len > self.block_size or self.block_size % self.row_len:
             raise UserError(f"model config: block_size={self.block_size} must be a multiple of "
                             f"row_len={self.row_len} (windows start on a row boundary)")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise UserError(f"model config: dropout must be in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.bias, bool):
-            raise UserError(f"model config: bias must be true or false, got {self.bias!r}")
+        self.check_fraction("dropout")
+        self.check_flag("bias")
         n = self.approx_params()
         if n > MAX_PARAMS:
             raise UserError(f"model config asks for about {n:,.0f} parameters, more than the {MAX_PARAMS:,} "
