@@ -40,7 +40,6 @@ def forecast(
     from forecaster.market.export import FORECAST_KIND, save_forecast_dir
     from forecaster.market.pipeline import ForecastPipeline
     from forecaster.market.regimes import regime_table
-    from forecaster.market.run import PanelRun
     from forecaster.market.scenario import Scenario, load_scenario, parse_shock
 
     origin = parse_date(as_of, "--as-of")
@@ -48,16 +47,14 @@ def forecast(
     check_out_dir(out, FORECAST_KIND, legacy=is_legacy_forecast)  # before any work; checked again on publishing
     if paths < 1:
         raise UserError(f"--paths must be at least 1, got {paths}")
-    if not 0 <= temperature:
-        raise UserError("--temperature must be >= 0")
+    sampling = SamplingConfig(temperature, top_k, top_p)  # refused before the model is loaded
     scen = load_scenario(scenario) if scenario else None
     if shock:
         extra = [parse_shock(s) for s in shock]
         scen = Scenario(scen.name if scen else "cli-shock", (scen.constraints if scen else []) + extra)
     set_threads(threads)
     pipe = ForecastPipeline.from_run(run)
-    builder = PanelRun(run).panel_builder(data)
-    sampling = SamplingConfig(temperature, top_k, top_p)
+    builder = pipe.panel_builder(data)
 
     with progress_bar(progress, total=horizon, desc=f"sampling {paths} paths", unit="day") as bar:
         fc = pipe.predict(builder, origin, paths, horizon, seed, scen, sampling,
