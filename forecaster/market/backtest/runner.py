@@ -47,7 +47,7 @@ from forecaster.market.backtest import metrics
 from forecaster.market.backtest.baselines import BASELINE_NAMES, make_baselines
 from forecaster.market.backtest.scoring import realised_after, score_origin
 from forecaster.market.backtest.windows import BacktestError, origin_schedule
-from forecaster.market.forecast import MAX_HORIZON, Forecast
+from forecaster.market.forecast import Forecast, check_horizon
 from forecaster.market.run import PanelRun
 
 GPT_MODEL = "gpt"  # the model name of the GPT in scores and fans (the class is forecaster.core.model.GPT)
@@ -109,8 +109,7 @@ class BacktestConfig:
     def __post_init__(self) -> None:
         if self.n_paths < 2:
             raise BacktestError(f"n_paths must be at least 2 (an ensemble), got {self.n_paths}")
-        if not 1 <= self.horizon <= MAX_HORIZON:
-            raise BacktestError(f"horizon must be from 1 to {MAX_HORIZON} business days (10 years), got {self.horizon}")
+        check_horizon(self.horizon)
         if self.retrain_every < 0:
             raise BacktestError(f"retrain_every must be >= 0 months, got {self.retrain_every}")
         self.sampling()  # validates the sampling settings
