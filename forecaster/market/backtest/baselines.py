@@ -27,6 +27,25 @@ baseline does not model is NaN in its paths and is listed outside
   catalog's ``stationary`` series: VIX, inflation YoY, unemployment): every
   path is a randomly chosen historical stretch of ``horizon`` days; its regime
   probabilities are the historical regime frequencies.
+
+Two stronger baselines are opt-in (``OPT_IN_BASELINE_NAMES``: name them in
+``--baselines``; the default set is ``BASELINE_NAMES``):
+
+- ``HarLogVix`` (``har``): Corsi's HAR on log VIX (every daily, ``positive`` and
+  ``stationary`` series of the catalog): tomorrow's log level regressed by least
+  squares on today's, the mean of the last 5 and the mean of the last 22 days, over
+  the last ``lookback`` days; paths are simulated recursively with the fitted
+  residuals drawn i.i.d., then exponentiated. A fit with persistence (the sum of
+  the three slopes) of 1 or more gives no forecast at that origin.
+- ``AtkesonOhanian`` (``atkeson_ohanian``): the random walk of Atkeson & Ohanian
+  (2001) for the YoY inflation series: the forecast at every horizon is the last
+  observed YoY. Its uncertainty is the random walk's own historical errors: each
+  path adds to the last value a real historical stretch ``y[t+1..t+H] - y[t]`` of
+  the daily point-in-time panel (one start ``t`` per path, shared by all YoY
+  series, from the last ``lookback`` days), so a path is joint across horizons and
+  series and moves only on release days. Starts are taken at the origin's phase
+  of the release cycle (the same number of panel days, within one, since each
+  series last changed), so the historical steps fall where the next releases fall.
 """
 from __future__ import annotations
 
@@ -41,9 +60,11 @@ from data_sources.calendar import business_days_after
 from forecaster.market.backtest.windows import BacktestError
 from forecaster.market.features import integrate
 from forecaster.market.forecast import Forecast
+from forecaster.market.inputs import yoy_index
 from forecaster.market.transforms import TRANSFORMS, Transform, transform_of, transforms_for
 
-BASELINE_NAMES = ("random_walk", "garch", "var", "climatology")
+BASELINE_NAMES = ("random_walk", "garch", "var", "climatology")  # the default set
+OPT_IN_BASELINE_NAMES = ("har", "atkeson_ohanian")  # run only when named
 
 
 def _forecast(panel: pd.DataFrame, levels: np.ndarray, name: str, covers: list[str], seed: int, **meta) -> Forecast:
@@ -262,9 +283,141 @@ class Climatology:
         return _forecast(panel, levels, self.name, covers, seed)
 
 
+HAR_LAGS = (1, 5, 22)  # days averaged by the daily, weekly and monthly regressors
+
+
+def har_columns(columns) -> list[str]:
+    """The series the HAR baseline models: daily, ``positive`` and ``stationary`` in the catalog (VIX)."""
+    return [c for c in columns if (s := catalog.get(c)).frequency == "D" and s.positive and s.stationary]
+
+
+def har_design(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """HAR regressors and targets of a daily series ``x`` (n,), n > 22.
+
+    Returns ``X`` (n - 22, 4): rows ``[1, x_t, mean(x_{t-4..t}), mean(x_{t-21..t})]`` for
+    t = 21 .. n - 2, and the targets ``x_{t+1}`` (n - 22,).
+    """
+    m = HAR_LAGS[-1]
+    assert len(x) > m, f"HAR needs more than {m} observations, got {len(x)}"
+    csum = np.concatenate([[0.0], np.cumsum(x)])
+    t = np.arange(m - 1, len(x) - 1)
+    cols = [(csum[t + 1] - csum[t + 1 - k]) / k for k in HAR_LAGS]
+    return np.column_stack([np.ones(len(t)), *cols]), x[t + 1]
+
+
+def fit_har(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares HAR fit of ``x`` (n,): (coefficients ``[const, daily, weekly, monthly]``, residuals (n - 22,))."""
+    X, y = har_design(x)
+    coef = np.linalg.lstsq(X, y, rcond=None)[0]
+    return coef, y - X @ coef
+
+
+def simulate_har(coef: np.ndarray, resid: np.ndarray, recent: np.ndarray, n_paths: int, horizon: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """(n_paths, horizon) HAR paths from the last 22 values ``recent``, shocks drawn i.i.d. from ``resid``."""
+    m = HAR_LAGS[-1]
+    buf = np.empty((n_paths, m + horizon))  # (paths, 22 known + horizon simulated)
+    buf[:, :m] = recent[-m:]
+    shocks = resid[rng.integers(0, len(resid), size=(n_paths, horizon))]
+    for k in range(horizon):
+        j = m + k
+        buf[:, j] = coef[0] + shocks[:, k] + sum(b * buf[:, j - lag:j].mean(axis=1) for b, lag in zip(coef[1:], HAR_LAGS))
+    return buf[:, m:]
+
+
+@dataclass
+class HarLogVix:
+    """HAR on log VIX with bootstrapped residuals (see module doc)."""
+
+    lookback: int | None = 2520  # None: all history up to the origin
+    min_obs: int = 250
+    name: str = "har"
+
+    def forecast(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
+        levels = _empty(panel, n_paths, horizon)
+        rng = np.random.default_rng(seed)
+        hist = panel if self.lookback is None else panel.iloc[-self.lookback:]
+        covers, params = [], {}
+        for name in har_columns(panel.columns):
+            v = hist[name].dropna().to_numpy(dtype=np.float64)
+            if len(v) < max(self.min_obs, 2 * HAR_LAGS[-1]) or np.any(v <= 0):
+                continue
+            x = np.log(v)
+            coef, resid = fit_har(x)
+            persistence = float(coef[1:].sum())
+            params[name] = {"const": float(coef[0]), "daily": float(coef[1]), "weekly": float(coef[2]),
+                            "monthly": float(coef[3]), "persistence": persistence,
+                            "resid_sd": float(resid.std()), "n_obs": len(resid)}
+            if not persistence < 1:
+                continue  # a unit root or explosive: no forecast from this origin (listed outside covers)
+            params[name]["mean_level"] = float(np.exp(coef[0] / (1 - persistence)))
+            levels[:, :, panel.columns.get_loc(name)] = np.exp(simulate_har(coef, resid, x, n_paths, horizon, rng))
+            covers.append(name)
+        return _forecast(panel, levels, self.name, covers, seed, lookback=self.lookback, params=params)
+
+
+def yoy_columns(columns) -> list[str]:
+    """The YoY inflation series among ``columns`` (derived from an index, name ending ``_YOY``)."""
+    return [c for c in columns if yoy_index(c) is not None]
+
+
+def days_since_change(x: np.ndarray) -> np.ndarray:
+    """(n,) rows since ``x`` (n,) last changed: 0 on a change; n or more before its first change."""
+    n = len(x)
+    pos = np.arange(n)
+    changed = np.r_[False, x[1:] != x[:-1]]
+    return pos - np.maximum.accumulate(np.where(changed, pos, -n))
+
+
+def block_starts(x: np.ndarray, horizon: int, min_starts: int) -> np.ndarray:
+    """Rows ``t`` of ``x`` (n, k) whose next ``horizon`` rows are history (``t + horizon <= n - 1``), at the
+    last row's phase of the release cycle (``days_since_change`` within one, every column).
+
+    All such rows if fewer than ``min_starts`` are at that phase; none if fewer than ``min_starts`` in all.
+    """
+    eligible = np.arange(max(len(x) - horizon, 0))
+    if len(eligible) < min_starts:
+        return eligible[:0]
+    age = np.stack([days_since_change(x[:, j]) for j in range(x.shape[1])], axis=1)  # (n, k)
+    same = np.all(np.abs(age[eligible] - age[-1]) <= 1, axis=1)
+    return eligible[same] if same.sum() >= min_starts else eligible
+
+
+def block_changes(x: np.ndarray, starts: np.ndarray, horizon: int) -> np.ndarray:
+    """(len(starts), horizon, k) historical changes ``x[t + h] - x[t]``, h = 1 .. horizon, of ``x`` (n, k)."""
+    ahead = starts[:, None] + np.arange(1, horizon + 1)[None, :]
+    return x[ahead] - x[starts][:, None, :]
+
+
+@dataclass
+class AtkesonOhanian:
+    """Atkeson-Ohanian random walk for YoY inflation with its historical errors as the spread (see module doc)."""
+
+    lookback: int = 5040  # about 20 years of business days
+    min_starts: int = 60
+    name: str = "atkeson_ohanian"
+
+    def forecast(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
+        levels = _empty(panel, n_paths, horizon)
+        cols = yoy_columns(panel.columns)
+        # a monthly series' value holds until its next release; rows before every series starts are dropped
+        x = panel[cols].iloc[-(self.lookback + 1):].ffill().dropna().to_numpy(dtype=np.float64)  # (n, k)
+        starts = block_starts(x, horizon, self.min_starts) if cols else np.arange(0)
+        if len(starts) == 0:
+            return _forecast(panel, levels, self.name, [], seed, lookback=self.lookback, starts=0)
+        rng = np.random.default_rng(seed)
+        drawn = starts[rng.integers(0, len(starts), size=n_paths)]
+        levels[:, :, [panel.columns.get_loc(c) for c in cols]] = x[-1] + block_changes(x, drawn, horizon)
+        return _forecast(panel, levels, self.name, cols, seed, lookback=self.lookback, starts=len(starts),
+                         phase_matched=len(starts) < len(x) - horizon)
+
+
 def make_baselines(names=BASELINE_NAMES) -> list:
-    """Baseline objects by name (``random_walk garch var climatology``), default settings."""
-    table = {"random_walk": RandomWalk, "garch": GarchFHS, "var": MacroVAR, "climatology": Climatology}
+    """Baseline objects by name, default settings: ``BASELINE_NAMES`` (``random_walk garch var climatology``,
+    the default) or ``OPT_IN_BASELINE_NAMES`` (``har atkeson_ohanian``)."""
+    table = {"random_walk": RandomWalk, "garch": GarchFHS, "var": MacroVAR, "climatology": Climatology,
+             "har": HarLogVix, "atkeson_ohanian": AtkesonOhanian}
+    assert set(table) == set(BASELINE_NAMES + OPT_IN_BASELINE_NAMES), "every baseline is in exactly one name list"
     unknown = [n for n in names if n not in table]
     if unknown:
         raise BacktestError(f"unknown baseline(s) {', '.join(unknown)} (known: {', '.join(table)})")
