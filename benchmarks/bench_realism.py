@@ -9,8 +9,9 @@ one table: a row per fact, its history, its target, and a column per run and ori
 with the value and PASS/FAIL. It is a measurement: it exits 0 whatever the verdicts.
 
 Daily changes are the catalog's modeling transform (log returns in % for prices,
-differences for yields and spreads), and the first difference for a series modeled
-as a level (VIX). Path changes start from the origin's level, so a path of H days
+differences for yields and spreads), and the first difference in the series' own unit
+for a mean-reverting level (the catalog's ``stationary``: VIX in index points, as the
+issue's table measures it, whether a run models it as a level or as a log change). Path changes start from the origin's level, so a path of H days
 has H changes. How each fact is summarised over paths:
 
 - correlations, VIX change std and lag-1 autocorrelation: pooled over paths (all
@@ -75,9 +76,10 @@ def releases_per_block(name: str) -> int:
 
 
 def change_transform(name: str) -> Transform:
-    """The transform whose values are the series' daily changes: its modeling transform, or ``diff`` for a level."""
+    """The transform whose values are the series' daily changes: its modeling transform, or ``diff`` for a
+    level or a mean-reverting (``stationary``) series, so VIX changes are in points."""
     t = transform_of(name)
-    return t if t.models_changes else get_transform("diff")
+    return t if t.models_changes and not catalog.get(name).stationary else get_transform("diff")
 
 
 # -- changes ---------------------------------------------------------------------------------

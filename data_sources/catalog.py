@@ -42,6 +42,9 @@ class SeriesSpec:
         each release forward, so the change is zero on all days but release days, which
         a model learns at once, while a level would have to be copied token for token
         every day, and a single mis-copy makes a path jump and jump back.
+        VIX is modeled as its log change for the same reason (as a level, measured, its
+        paths jittered: daily change std 5.5 points against 1.5 in history); its level is
+        among the day-level model's inputs, so mean reversion can be learned from it.
     group : ``market`` or ``macro`` (how the panel and the dashboard group it).
     fred, stooq, cboe : identifiers at the online sources, where it has one.
     derived_from : input series of a derived series (computed in ``panel``).
@@ -111,7 +114,7 @@ CATALOG: dict[str, SeriesSpec] = {
     s.name: s
     for s in [
         _market("SPX", "S&P 500 index", "index points", "log_return", stooq="^spx", fred="SP500"),
-        _market("VIX", "CBOE Volatility Index", "index points", "level", cboe=True, fred="VIXCLS", positive=True, stationary=True),
+        _market("VIX", "CBOE Volatility Index", "index points", "log_return", cboe=True, fred="VIXCLS", positive=True, stationary=True),
         _market("UST3M", "3-month Treasury constant maturity yield", "%", "diff", fred="DGS3MO"),
         _market("UST2Y", "2-year Treasury constant maturity yield", "%", "diff", fred="DGS2"),
         _market("UST5Y", "5-year Treasury constant maturity yield", "%", "diff", fred="DGS5"),

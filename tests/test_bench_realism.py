@@ -65,12 +65,12 @@ def constructed_paths(rng=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return levels, SERIES, origin
 
 
-def test_path_changes_start_from_the_origin_and_follow_the_catalog_transforms(br):
+def test_path_changes_start_from_the_origin_and_are_in_the_facts_units(br):
     paths = np.array([[[110.0, 22.0, 1.5], [121.0, 19.0, 1.25]]])  # (1 path, 2 days, SPX/VIX/UST2Y)
     ch = br.path_changes(paths, ["SPX", "VIX", "UST2Y"], np.array([100.0, 20.0, 1.0]))
     assert ch.shape == paths.shape
     np.testing.assert_allclose(ch[0, :, 0], 100 * np.log(1.1) * np.ones(2))  # log return in %
-    np.testing.assert_allclose(ch[0, :, 1], [2.0, -3.0])  # VIX is a level: its daily change
+    np.testing.assert_allclose(ch[0, :, 1], [2.0, -3.0])  # VIX (mean-reverting): its daily change in points
     np.testing.assert_allclose(ch[0, :, 2], [0.5, -0.25])  # yield: difference
 
 

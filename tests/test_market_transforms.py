@@ -24,7 +24,8 @@ def test_registry_holds_every_catalog_transform_under_its_name():
 def test_transform_of_reads_the_catalog():
     for name, spec in catalog.CATALOG.items():
         assert transform_of(name).name == spec.transform
-    assert transforms_for(["SPX", "VIX", "UST10Y"]) == [LogReturn(), Level(), Diff()]
+    assert transforms_for(["SPX", "VIX", "UST10Y"]) == [LogReturn(), LogReturn(), Diff()]
+    assert transforms_for(["SPX", "VIX"], {"VIX": "level"}) == [LogReturn(), Level()]
     assert features.transforms_for is transforms_for  # the old import path still works
 
 

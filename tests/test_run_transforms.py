@@ -1,12 +1,14 @@
 """A run records the modeling transform of every series; forecasts use what the run records.
 
 So a series can be modeled differently from the catalog in one run (``--transform
-VIX=log_return``: VIX as a log change instead of a level, issue 14), and a run keeps
-decoding right when the catalog's choice changes later.
+VIX=level``: VIX as a level, the catalog's choice before issue 14 made it a log change),
+and a run keeps decoding right when the catalog's choice changes later. A run.json from
+before the record is read with the rules of then (``LEGACY_FRAME``).
 """
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ from forecaster.market.pipeline import ForecastPipeline
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("transforms")
-    for name, extra in (("catalog", []), ("vixlog", ["--transform", "VIX=log_return"])):
+    for name, extra in (("catalog", []), ("vixlevel", ["--transform", "VIX=level"])):
         assert main(["train", "--data", "embedded", "--as-of", "2017-12-29", "--out", str(root / name),
                      "--preset", "tiny", "--max-steps", "30", "--no-progress", *extra]) == 0
     return root
@@ -27,16 +29,17 @@ def runs(tmp_path_factory):
 
 def test_run_json_records_every_series_transform(runs):
     rec = json.loads((runs / "catalog" / "run.json").read_text())["transforms"]
-    assert rec == {"SPX": "log_return", "VIX": "level", "WTI": "log_return", "CORE_CPI_YOY": "diff"}
-    rec = json.loads((runs / "vixlog" / "run.json").read_text())["transforms"]
-    assert rec["VIX"] == "log_return" and rec["SPX"] == "log_return"
+    assert rec == {"SPX": "log_return", "VIX": "log_return", "WTI": "log_return", "CORE_CPI_YOY": "diff"}
+    rec = json.loads((runs / "vixlevel" / "run.json").read_text())["transforms"]
+    assert rec["VIX"] == "level" and rec["SPX"] == "log_return"
+    assert json.loads((runs / "catalog" / "run.json").read_text())["release_frame"] is True
 
 
 def test_vix_as_a_log_change_is_tokenized_and_forecast_as_one(runs, tmp_path):
-    pipe = ForecastPipeline.from_run(runs / "vixlog")
+    pipe = ForecastPipeline.from_run(runs / "catalog")
     assert [t.name for t in pipe.transforms] == ["log_return", "log_return", "log_return", "diff"]
     assert pipe.tokenizer.specs["VIX"].transform == "signed_log"  # the returns' codec, not the level's log bins
-    assert main(["forecast", "--run", str(runs / "vixlog"), "--as-of", "2018-12-31", "--paths", "16", "--horizon", "20",
+    assert main(["forecast", "--run", str(runs / "catalog"), "--as-of", "2018-12-31", "--paths", "16", "--horizon", "20",
                  "--shock", "VIX:level=40:days=1-5", "--out", str(tmp_path / "fc"), "--no-progress"]) == 0
     fc = Forecast.load(tmp_path / "fc")
     vix = fc.column("VIX")
@@ -46,14 +49,25 @@ def test_vix_as_a_log_change_is_tokenized_and_forecast_as_one(runs, tmp_path):
 
 def test_a_forecast_uses_the_runs_transforms_not_the_catalogs(runs, tmp_path):
     """Rewrite run.json as if the catalog had changed: the run's own record decides how it is decoded."""
-    pipe = ForecastPipeline.from_run(runs / "catalog")
-    assert pipe.transforms[1].name == "level"
-    info = json.loads((runs / "catalog" / "run.json").read_text())
+    pipe = ForecastPipeline.from_run(runs / "vixlevel")
+    assert pipe.transforms[1].name == "level" and pipe.tokenizer.specs["VIX"].transform == "log"
+    info = json.loads((runs / "vixlevel" / "run.json").read_text())
     other = {**info, "transforms": {**info["transforms"], "VIX": "log_return"}}
     assert ForecastPipeline(pipe.model, pipe.tokenizer, info=other).transforms[1].name == "log_return"
-    info.pop("transforms")  # a run from before the record: read with the catalog's transforms
-    assert [t.name for t in ForecastPipeline(pipe.model, pipe.tokenizer, info=info).transforms] == \
-        [t.name for t in pipe.transforms]
+
+
+def test_a_run_from_before_the_record_is_read_with_the_rules_of_then(runs, tmp_path):
+    """No ``transforms`` and no ``release_frame`` in run.json: VIX as a level, zeros between releases."""
+    old = tmp_path / "old"
+    shutil.copytree(runs / "vixlevel", old)
+    info = json.loads((old / "run.json").read_text())
+    info.pop("transforms"), info.pop("release_frame")
+    (old / "run.json").write_text(json.dumps(info))
+    pipe = ForecastPipeline.from_run(old)
+    assert [t.name for t in pipe.transforms] == ["log_return", "level", "log_return", "diff"]
+    assert pipe.release_frame is False
+    fc = pipe.predict(None, "2018-12-31", n_paths=4, horizon=30, seed=0)
+    assert fc.meta["no_release_days"]["CORE_CPI_YOY"] >= 27 and not np.isnan(fc.paths).any()
 
 
 def test_bad_transform_options_are_one_line(runs, tmp_path, capsys):

@@ -48,7 +48,11 @@ def test_market_defaults_are_compact_and_precise(market_tok, market_frame):
     # returns in percent: about 1 bp on a typical day (WTI's April 2020 range makes its bins
     # the coarsest: 1.2 bp median), growing like (1 + |r|) with the move
     returns = [c for c in market_frame if rep.loc[c, "codec"].startswith("float signed_log")]
-    assert returns and (rep.loc[returns, "median_error"] < 0.015).all()
+    prices = [c for c in returns if c != "VIX"]
+    assert prices and (rep.loc[prices, "median_error"] < 0.015).all()
+    # VIX's log changes are about five times the S&P 500's, so their error (1 + |r|) is larger:
+    # 2.3 bp of the level, 0.005 points at a VIX of 20
+    assert "VIX" in returns and rep.loc["VIX", "median_error"] < 0.03
     for name in returns:
         x, y, w = market_frame[name].to_numpy(), back[name].to_numpy(), market_tok.codec(name).width
         ok = ~np.isnan(x)
@@ -57,11 +61,8 @@ def test_market_defaults_are_compact_and_precise(market_tok, market_frame):
     # 0.01-grid series (yield and spread changes) round-trip exactly
     for name in ("UST10Y", "UST2Y", "BAA_SPREAD", "UNRATE"):
         assert rep.loc[name, "max_error"] < 1e-9, name
-    # positive levels are log-binned (never zero or negative): within 0.5 % of the value
-    for name in ("VIX",):
-        x, y = market_frame[name].to_numpy(), back[name].to_numpy()
-        ok = ~np.isnan(x)
-        assert rep.loc[name, "codec"].startswith("float log") and np.all(np.abs(y[ok] / x[ok] - 1) < 0.005), name
+    # VIX is modeled as its log change (issue 14), so no sampled level can be zero or negative
+    assert rep.loc["VIX", "codec"].startswith("float signed_log")
     # no systematic bias: the mean signed error in the binned space is a small fraction of a bin
     for name in market_frame.columns:
         codec, x = market_tok.codec(name), market_frame[name].to_numpy()

@@ -49,11 +49,13 @@ class DaySampler:
         features of that newest row. Required when the model has features.
     step_mask : optional ``f(prefix) -> (paths, vocab) bool``, ``prefix`` ``(paths, s)`` the ids
         drawn so far in each path's current row (as in ``Sampler``).
+    force_mask : (row_len, vocab_size) bool, the ids ``forced`` may hold per slot (default: ``valid_mask``).
     """
 
     def __init__(self, model: DayGPT, valid_mask: torch.Tensor, keep_rows: int | None = None,
                  next_features: FeatureFn | None = None,
-                 step_mask: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 step_mask: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 force_mask: torch.Tensor | None = None) -> None:
         self.model = model.eval()
         cfg = model.config
         self.row_len, self.n_features, self.context_rows = cfg.row_len, cfg.n_features, cfg.context_rows
@@ -62,6 +64,10 @@ class DaySampler:
         self.device = model.lm_head.weight.device
         self.vocab = SlotVocab(valid_mask).to(self.device)
         self.valid_mask = self.vocab.mask
+        # ids that may be forced per slot: a superset of the drawable ones (e.g. a token that is
+        # forced on some rows and never drawn, such as a macro series' "no release")
+        self.force_mask = self.valid_mask if force_mask is None else torch.as_tensor(force_mask, dtype=torch.bool)
+        assert self.force_mask.shape == self.valid_mask.shape, "force_mask must be (row_len, vocab)"
         self.valid_ids = [self.vocab.slot_ids(s) for s in range(cfg.row_len)]
         self.keep_rows = keep_rows if keep_rows is not None else max(1, cfg.context_rows // 2)
         assert 1 <= self.keep_rows < cfg.context_rows, f"keep_rows must be in [1, {cfg.context_rows - 1}]"
@@ -104,7 +110,7 @@ class DaySampler:
         if forced is not None:
             assert forced.shape[-2:] == (n_rows, R), f"forced must end in ({n_rows}, {R})"
             slots = torch.arange(R, device=forced.device).expand_as(forced)
-            ok = (forced < 0) | self.valid_mask.to(forced.device)[slots, forced.clamp_min(0)]
+            ok = (forced < 0) | self.force_mask.to(forced.device)[slots, forced.clamp_min(0)]
             assert bool(ok.all()), "a forced id is not valid for its slot"
             forced = forced.to(self.device)
         return rows, feats, P, max(0, P - self.context_rows), forced

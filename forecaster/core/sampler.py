@@ -135,10 +135,13 @@ class Sampler:
     keep_rows : rows each path keeps when the window slides (default: half the window).
     step_mask : optional ``f(prefix) -> (B, vocab) bool`` where ``prefix`` is ``(B, k)``, the ids
         drawn so far in each path's current row (``k`` = the slot being drawn).
+    force_mask : (row_len, vocab_size) bool, the ids ``forced`` may hold per slot (default:
+        ``valid_mask``); an id can be forced without ever being drawn.
     """
 
     def __init__(self, model: GPT, valid_mask: torch.Tensor, keep_rows: int | None = None,
-                 step_mask: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 step_mask: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 force_mask: torch.Tensor | None = None) -> None:
         self.model = model.eval()
         cfg = model.config
         self.row_len = cfg.row_len
@@ -147,6 +150,10 @@ class Sampler:
         assert valid_mask.shape == (cfg.row_len, cfg.vocab_size), f"valid_mask {tuple(valid_mask.shape)} != (row_len, vocab)"
         assert valid_mask.any(dim=1).all(), "every slot needs at least one valid id"
         self.valid_mask = valid_mask.to(torch.bool)
+        # ids that may be forced per slot: a superset of the drawable ones (e.g. a token that is
+        # forced on some rows and never drawn, such as a macro series' "no release")
+        self.force_mask = self.valid_mask if force_mask is None else torch.as_tensor(force_mask, dtype=torch.bool)
+        assert self.force_mask.shape == self.valid_mask.shape, "force_mask must be (row_len, vocab)"
         # per slot, the valid ids: drawing among them only is the same distribution as masking
         # the rest to -inf, and much cheaper than a softmax over the whole vocabulary
         self.valid_ids = [torch.nonzero(row).flatten().to(model.lm_head.weight.device) for row in self.valid_mask]
@@ -169,7 +176,7 @@ class Sampler:
         if forced is not None:
             assert forced.shape[-2:] == (n_rows, self.row_len), f"forced must end in ({n_rows}, {self.row_len})"
             slots = torch.arange(self.row_len).expand_as(forced)
-            ok = (forced < 0) | self.valid_mask[slots, forced.clamp_min(0)]
+            ok = (forced < 0) | self.force_mask[slots, forced.clamp_min(0)]
             assert bool(ok.all()), "a forced id is not valid for its slot"
         # the prompt is cut to the rows the first window can hold while leaving room to generate
         keep = min(prompt.numel() // self.row_len, self.window_rows - 1)

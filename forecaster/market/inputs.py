@@ -26,7 +26,8 @@ Feature order (``feature_names(columns)``), block by block, series in panel colu
    day (the first business day on or after the rule's release date), scaled by 5 / 21 / 63
    business days for W / M / Q.
 3. ``level.S.value`` / ``level.S.known`` for every series whose level means something on
-   its own, i.e. not modeled as a log return (VIX, yields, spreads, YoY rates, unemployment):
+   its own: not modeled as a log return, or mean-reverting (the catalog's ``stationary``:
+   VIX, modeled as a log change), i.e. VIX, yields, spreads, YoY rates, unemployment:
    ``log`` of the level for a ``positive`` one (VIX), the level itself otherwise; 0 and
    ``known = 0`` when missing. The log levels of trending indices and stocks of money (SPX,
    the sector ETFs, WTI, GSCI, M2, GDP, the Fed balance sheet) are left out: each names its
@@ -109,7 +110,8 @@ class InputLayout:
     @property
     def level_columns(self) -> tuple[str, ...]:
         """The columns whose level is an input (not the log-return ones: see the module doc)."""
-        return tuple(c for c, t in zip(self.columns, transforms_for(self.columns)) if t.name != "log_return")
+        return tuple(c for c, t in zip(self.columns, transforms_for(self.columns))
+                     if t.name != "log_return" or catalog.get(c).stationary)
 
     @property
     def yoy(self) -> tuple[str, ...]:

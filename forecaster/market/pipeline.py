@@ -24,9 +24,9 @@ from data_sources import catalog
 from data_sources.calendar import business_days_after
 from data_sources.panel import PanelBuilder
 from forecaster.market.day_inputs import DayInputs, PathFeatures, check_inputs, prompt_features, read_inputs
-from forecaster.market.features import integrate, model_frame, transforms_for
+from forecaster.market.features import integrate, model_frame, release_days, release_series, transforms_for
 from forecaster.market.forecast import Forecast, ForecastError, check_horizon
-from forecaster.market.inputs import ReleaseClock, yoy_index_levels
+from forecaster.market.inputs import yoy_index_levels
 from forecaster.market.run import PanelRun
 from forecaster.core.daymodel import DayGPT
 from forecaster.core.daysampler import DaySampler
@@ -34,9 +34,6 @@ from forecaster.core.model import GPT
 from forecaster.core.sampler import Sampler, SamplingConfig, make_generator
 from forecaster.market.scenario import Scenario, ScenarioError, forced_model_values
 from forecaster.core.tokenizer import TableTokenizer
-
-
-RELEASE_FREQUENCIES = ("W", "M", "Q")  # series that change only on their release days
 
 
 def _data_used(panel) -> dict:
@@ -77,6 +74,8 @@ class ForecastPipeline:
         self.series = list(tokenizer.columns)
         # what the run was trained with (run.json "transforms"); runs written before it was recorded: the catalog's
         self.transforms = transforms_for(self.series, self.info.get("transforms"))
+        # release series are "no release" between releases (run.json "release_frame"; PanelRun: False for older runs)
+        self.release_frame = bool(self.info.get("release_frame", True))
         self.is_day = isinstance(model, DayGPT)
         if self.is_day:
             check_inputs(inputs, self.series, model.config.n_features)
@@ -123,12 +122,19 @@ class ForecastPipeline:
         """Forced ids ``(H, R)`` (-1: free), the scenario's forced model values, and the days per series forced
         to "no release".
 
-        Releases, not daily noise: a weekly, monthly or quarterly series changes only on the
-        days its publication rule brings a new value into the panel (known in advance from
-        the calendar), so on every other day its change is forced to zero, the "no release"
-        token. A scenario's constraint on a series and day wins over the calendar.
+        Releases, not daily noise (``forecaster.market.features``): a weekly, monthly or
+        quarterly series gets a new value only on the days its publication rule brings one
+        into the panel (known in advance from the calendar). On every other day it is forced
+        to the "no release" token (the missing token; a run from before that rule: a zero
+        change); on its release days "missing" is not a valid draw (``_valid_mask``), so the
+        model draws the release's change. A scenario's constraint on such a series moves it
+        on its release days; on a daily series, on the days the constraint gives.
         """
         horizon = len(dates)
+        released = [c for c in release_series(self.series, self.transforms) if np.isfinite(last_levels[c])]
+        if not self.release_frame:  # zero changes between releases: only where zero is a token of its own
+            released = [c for c in released if self._roundtrip(c, 0.0) == 0.0]
+        on = release_days(released, dates)
         values = None
         if scenario is not None and scenario.constraints:
             unknown = [c.series for c in scenario.constraints if c.series not in self.series]
@@ -136,31 +142,27 @@ class ForecastPipeline:
                 raise ScenarioError(f"series {', '.join(unknown)} not modeled by this run "
                                     f"(it models: {', '.join(self.series)})")
             values = forced_model_values(scenario, last_levels, horizon, self._roundtrip,
-                                         dict(zip(self.series, self.transforms)))
+                                         dict(zip(self.series, self.transforms)),
+                                         release_days=on if self.release_frame else None)
+        if not released and values is None:
+            return None, None, {}
         frame = pd.DataFrame(np.nan, index=range(horizon), columns=self.series)
-        quiet = {}
-        released = [c for c, t in zip(self.series, self.transforms)
-                    if catalog.get(c).frequency in RELEASE_FREQUENCIES and t.models_changes
-                    and np.isfinite(last_levels[c]) and self._roundtrip(c, 0.0) == 0.0]
-        if released:
-            clock = ReleaseClock(released, dates[0], dates[-1])
-            for c in released:
-                off = ~clock.is_release(c, dates)
-                frame.loc[off, c] = 0.0
-                quiet[c] = int(off.sum())
         if values is not None:
             for c in values.columns:
-                given = values[c].notna().to_numpy()
-                frame.loc[given, c] = values[c].to_numpy()[given]
-        if not quiet and values is None:
-            return None, None, quiet
+                frame[c] = values[c].to_numpy()
+        if not self.release_frame:
+            for c in released:
+                free = ~on[c] & frame[c].isna().to_numpy()  # the scenario's constraint wins over the calendar
+                frame.loc[free, c] = 0.0
         ids = self.tokenizer.encode(frame)  # (H, R)
         forced = np.full_like(ids, -1)
         for name in frame.columns:
             rows = frame[name].notna().to_numpy()
             sl = self.tokenizer.column_slots(name)
             forced[rows, sl] = ids[rows, sl]
-        return torch.from_numpy(forced), values, quiet
+            if self.release_frame and name in on:
+                forced[~on[name], sl.start] = self.tokenizer.missing_id(name)
+        return torch.from_numpy(forced), values, {c: int((~on[c]).sum()) for c in released}
 
     def _valid_mask(self, last_levels: dict[str, float]) -> torch.Tensor:
         """(R, V) valid ids per slot with "missing" forbidden for every series that has a value at the origin.
@@ -175,10 +177,14 @@ class ForecastPipeline:
                 mask[self.tokenizer.column_slots(name).start, missing] = False
         return mask
 
+    def _force_mask(self) -> torch.Tensor:
+        """(R, V) the ids a forecast may force: every id the tokenizer can write (the "no release" token too)."""
+        return torch.from_numpy(self.tokenizer.valid_mask())
+
     def _sampler_for(self, last_levels: dict[str, float]) -> Sampler:
         """The flat model's sampler with the valid ids of ``_valid_mask``."""
         return Sampler(self.model, self._valid_mask(last_levels), keep_rows=self.sampler.keep_rows,
-                       step_mask=self.sampler.step_mask)
+                       step_mask=self.sampler.step_mask, force_mask=self.sampler.valid_mask)
 
     def prompt_rows(self, n_days: int) -> int:
         """Model-frame rows in the prompt given ``n_days`` of panel history (the first day has no change).
@@ -198,11 +204,12 @@ class ForecastPipeline:
         Without input features (F = 0) the features and the callback are None.
         """
         if self.inputs is None:
-            return DaySampler(self.model, self._valid_mask(last_levels)), None, None
+            return DaySampler(self.model, self._valid_mask(last_levels), force_mask=self._force_mask()), None, None
         norm = self.inputs[1]
         features = prompt_features(panel, index_levels, norm, n_prompt)
         callback = PathFeatures(self.tokenizer, self.transforms, panel, index_levels, norm, n_paths, dates, n_prompt)
-        return DaySampler(self.model, self._valid_mask(last_levels), next_features=callback), features, callback
+        return (DaySampler(self.model, self._valid_mask(last_levels), next_features=callback,
+                           force_mask=self._force_mask()), features, callback)
 
     # -- the job ---------------------------------------------------------------------------
     def predict(
@@ -273,7 +280,7 @@ class ForecastPipeline:
         if need < 1 or len(panel) < need + 1:
             raise ForecastError(f"as-of date {as_of.date()} leaves {len(panel)} days of history; "
                                 f"the model needs {max(need, 1) + 1}")
-        frame = model_frame(panel, self.transforms)
+        frame = model_frame(panel, self.transforms, releases=self.release_frame)
         prompt_ids, clamped = self.tokenizer.encode_with_report(frame.iloc[-need:])
         last = panel.iloc[-1]
         last_levels = {c: float(last[c]) for c in self.series}

@@ -9,6 +9,12 @@ records, besides what the core writes (tokenizer fingerprint, ranges, engine):
     start       the first panel date (YYYY-MM-DD)
     as_of       the data's as-of date (YYYY-MM-DD), None for everything
     first_date, last_date, val_start   the frame's first and last days and the validation start
+    transforms  {series: modeling transform} the run was trained with
+    release_frame  true: release series take the "no release" token between releases
+                (``forecaster.market.features``)
+
+A run.json from before ``transforms`` and ``release_frame`` were recorded is read with
+what was then the rule (``LEGACY_FRAME``): VIX as a level, zero changes between releases.
 
 The panel a run forecasts from is rebuilt from these with :meth:`PanelRun.panel_builder`,
 the one place that knows their defaults (``PanelSpec``).
@@ -27,6 +33,8 @@ from forecaster.core.run import RunDir
 
 DEFAULT_DATA = "embedded"
 NAMED_SOURCES = ("embedded", "online", "store")  # recorded as they are; anything else is a file
+#: the model-frame entries of a run.json that does not record them (runs trained before they were)
+LEGACY_FRAME = {"transforms": {"VIX": "level"}, "release_frame": False}
 
 
 def data_source_spec(data: str) -> str:
@@ -74,7 +82,8 @@ class PanelRun(RunDir):
 
     @cached_property
     def info(self) -> dict:
-        return self.read_info()
+        """run.json, with ``LEGACY_FRAME``'s entries where it lacks them."""
+        return {**LEGACY_FRAME, **self.read_info()}
 
     @property
     def panel_spec(self) -> PanelSpec:

@@ -263,12 +263,17 @@ def target_levels(c: Constraint, last_level: float) -> np.ndarray:
 
 
 def forced_model_values(scenario: Scenario, last_levels: dict[str, float], horizon: int, roundtrip,
-                        transforms: dict[str, Transform] | None = None) -> pd.DataFrame:
+                        transforms: dict[str, Transform] | None = None,
+                        release_days: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Model-frame values to force: (horizon, constrained series), NaN where free.
 
     ``roundtrip(name, value) -> value`` quantizes one model-frame value through the
     tokenizer, so each day's step is chosen against the level actually reached.
     ``transforms``: {series: Transform} of the run (default: the catalog's).
+    ``release_days``: {series: (horizon,) bool} for series that move on their release days
+    only (``features.release_days``): a constraint on one moves it on the release days within
+    its days, to that day's target (so a monthly series prints the path the scenario gives,
+    release by release); its other days are left to the caller (the "no release" token).
     """
     out = pd.DataFrame(np.nan, index=range(horizon), columns=sorted({c.series for c in scenario.constraints}))
     for c in scenario.constraints:
@@ -287,8 +292,11 @@ def forced_model_values(scenario: Scenario, last_levels: dict[str, float], horiz
             base = transform.neutral_level  # a relative ramp: only the changes matter
         targets = target_levels(c, base)
         reached = base
+        on = (release_days or {}).get(c.series)
         for k, y in enumerate(targets):
             row = c.days[0] - 1 + k
+            if on is not None and not on[row]:
+                continue
             if transform.positive_levels and y <= 0:
                 raise ScenarioError(f"{where}: {c.series} level {y} must be positive")
             q = roundtrip(c.series, transform.value_for_level(reached, y))

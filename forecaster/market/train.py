@@ -110,6 +110,7 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
                     "series": list(frame.columns), "first_date": str(frame.index[0].date()),
                     "last_date": str(frame.index[-1].date()), "val_start": str(split.date()),
                     "transforms": {c: t.name for c, t in zip(frame.columns, transforms_for(frame.columns, chosen))},
+                    "release_frame": True,
                     **(info or {})}
         if rank0 and run.latest() is None:  # a fresh run (a resumed one checks the fingerprint instead)
             run.save_tokenizer(tok)
