@@ -30,6 +30,8 @@ EXPECTED_COVERS = {
     "garch": ["SPX", "VIX"],
     "var": ["CPI_YOY", "CORE_CPI_YOY", "UNRATE"],
     "climatology": ["VIX", "CPI_YOY", "CORE_CPI_YOY", "UNRATE"],
+    "har": ["VIX"],
+    "atkeson_ohanian": ["CPI_YOY", "CORE_CPI_YOY"],
 }
 
 

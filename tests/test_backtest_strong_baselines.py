@@ -8,7 +8,7 @@ import pytest
 
 from data_sources.calendar import business_days_after
 from forecaster.cli import main
-from forecaster.market.backtest.baselines import (BASELINE_NAMES, OPT_IN_BASELINE_NAMES, AtkesonOhanian, HarLogVix,
+from forecaster.market.backtest.baselines import (BASELINE_NAMES, AtkesonOhanian, HarLogVix,
                                                   block_changes, block_starts, days_since_change, fit_har,
                                                   har_columns, make_baselines, release_day, yoy_columns)
 from forecaster.market.backtest.runner import Backtest, BacktestConfig, load_fan, load_scores
@@ -17,6 +17,7 @@ SERIES = ["SPX", "VIX", "UST10Y", "CPI_YOY", "CORE_CPI_YOY", "UNRATE"]
 ORIGIN = "2019-06-28"
 H = 63
 COVERS = {"har": ["VIX"], "atkeson_ohanian": ["CPI_YOY", "CORE_CPI_YOY"]}
+STRONG = tuple(COVERS)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def panel(shared_builder):
 
 @pytest.fixture(scope="module")
 def forecasts(panel):
-    return {b.name: b.forecast(panel, 40, H, seed=7) for b in make_baselines(OPT_IN_BASELINE_NAMES)}
+    return {b.name: b.forecast(panel, 40, H, seed=7) for b in make_baselines(STRONG)}
 
 
 def _sim_panel(values: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -35,14 +36,14 @@ def _sim_panel(values: dict[str, np.ndarray]) -> pd.DataFrame:
 
 
 # -- on the real panel ----------------------------------------------------------------------------
-def test_the_strong_baselines_are_opt_in_and_named():
-    assert set(OPT_IN_BASELINE_NAMES) == set(COVERS) and not set(OPT_IN_BASELINE_NAMES) & set(BASELINE_NAMES)
+def test_the_strong_baselines_are_in_the_default_set_and_named():
+    assert set(STRONG) == set(COVERS) and set(STRONG) <= set(BASELINE_NAMES)
     assert [b.name for b in make_baselines(["har", "atkeson_ohanian"])] == ["har", "atkeson_ohanian"]
     assert har_columns(SERIES) == ["VIX"]
     assert yoy_columns(SERIES) == ["CPI_YOY", "CORE_CPI_YOY"]
 
 
-@pytest.mark.parametrize("name", OPT_IN_BASELINE_NAMES)
+@pytest.mark.parametrize("name", STRONG)
 def test_paths_have_the_right_shape_dates_and_series(forecasts, name):
     fc = forecasts[name]
     assert fc.paths.shape == (40, H, len(SERIES))
@@ -111,10 +112,10 @@ def test_no_look_ahead_through_the_backtest_loop_and_the_cli(shared_builder, tmp
     fans = []
     for name in ("real", "altered"):
         cfg = BacktestConfig(start="2018-01-01", end="2018-02-28", data=str(tmp_path / f"{name}.parquet"), n_paths=16,
-                             horizon=21, baselines=list(OPT_IN_BASELINE_NAMES), panel_start="2005-01-01")
+                             horizon=21, baselines=list(STRONG), panel_start="2005-01-01")
         bt = Backtest(cfg, tmp_path / name)
         scores = bt.run()
-        assert set(scores["model"]) == set(OPT_IN_BASELINE_NAMES) and not scores.attrs["errors"]
+        assert set(scores["model"]) == set(STRONG) and not scores.attrs["errors"]
         fans.append(pd.concat([load_fan(bt.out, o) for o in bt.origins], ignore_index=True))
     models = [f[f["model"] != "realised"].reset_index(drop=True) for f in fans]
     pd.testing.assert_frame_equal(*models)

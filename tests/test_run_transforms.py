@@ -29,7 +29,7 @@ def runs(tmp_path_factory):
 
 def test_run_json_records_every_series_transform(runs):
     rec = json.loads((runs / "catalog" / "run.json").read_text())["transforms"]
-    assert rec == {"SPX": "log_return", "VIX": "log_return", "WTI": "log_return", "CORE_CPI_YOY": "diff"}
+    assert rec == {"SPX": "log_return", "VIX": "log_return", "WTI": "log_return", "CORE_CPI_YOY": "yoy_index"}
     rec = json.loads((runs / "vixlevel" / "run.json").read_text())["transforms"]
     assert rec["VIX"] == "level" and rec["SPX"] == "log_return"
     assert json.loads((runs / "catalog" / "run.json").read_text())["release_frame"] is True
@@ -37,7 +37,7 @@ def test_run_json_records_every_series_transform(runs):
 
 def test_vix_as_a_log_change_is_tokenized_and_forecast_as_one(runs, tmp_path):
     pipe = ForecastPipeline.from_run(runs / "catalog")
-    assert [t.name for t in pipe.transforms] == ["log_return", "log_return", "log_return", "diff"]
+    assert [t.name for t in pipe.transforms] == ["log_return", "log_return", "log_return", "yoy_index"]
     assert pipe.tokenizer.specs["VIX"].transform == "signed_log"  # the returns' codec, not the level's log bins
     assert main(["forecast", "--run", str(runs / "catalog"), "--as-of", "2018-12-31", "--paths", "16", "--horizon", "20",
                  "--shock", "VIX:level=40:days=1-5", "--out", str(tmp_path / "fc"), "--no-progress"]) == 0
@@ -64,7 +64,7 @@ def test_a_run_from_before_the_record_is_read_with_the_rules_of_then(runs, tmp_p
     info.pop("transforms"), info.pop("release_frame")
     (old / "run.json").write_text(json.dumps(info))
     pipe = ForecastPipeline.from_run(old)
-    assert [t.name for t in pipe.transforms] == ["log_return", "level", "log_return", "diff"]
+    assert [t.name for t in pipe.transforms] == ["log_return", "level", "log_return", "diff"]  # the catalog's then
     assert pipe.release_frame is False
     fc = pipe.predict(None, "2018-12-31", n_paths=4, horizon=30, seed=0)
     assert fc.meta["no_release_days"]["CORE_CPI_YOY"] >= 27 and not np.isnan(fc.paths).any()

@@ -21,7 +21,7 @@ def backtest_hint(runs, run: str) -> html.Div:
     return empty_state(
         f"No backtest for run {run} yet",
         "A backtest forecasts from many past origins with only the data known then, and scores the paths against what "
-        "happened (CRPS, interval coverage, PIT, regime Brier scores), next to random-walk, GARCH, VAR and climatology baselines.",
+        "happened (CRPS, interval coverage, PIT, regime Brier scores), next to random-walk, GARCH, VAR, climatology, HAR (log VIX) and Atkeson-Ohanian (YoY inflation) baselines.",
         command=f"forecaster backtest --run {runs}/{run} --out {runs}/{run}/backtests/main")
 
 

@@ -15,6 +15,7 @@ from foundation.errors import UserError
 from forecaster.cli.options import (
     ProgressOpt, TemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads, threads_option,
 )
+from forecaster.market.backtest.baselines import BASELINE_NAMES
 from forecaster.market.forecast import MAX_HORIZON, check_horizon
 
 
@@ -30,7 +31,7 @@ def backtest(
     horizon: int = typer.Option(250, "--horizon", help=f"Business days ahead (1 to {MAX_HORIZON}, i.e. 10 years)."),
     data: str = typer.Option(None, "--data", help="Data source (default: the run's)."),
     series: str = typer.Option(None, "--series", help="Comma-separated series (default: the run's)."),
-    baselines: str = typer.Option("random_walk,garch,var,climatology", "--baselines", help="Comma-separated baselines."),
+    baselines: str = typer.Option(",".join(BASELINE_NAMES), "--baselines", help="Comma-separated baselines."),
     retrain_every: int = typer.Option(0, "--retrain-every", help="Retrain the GPT every K months on an expanding window (0: use --run as trained; it must end before the first origin)."),
     retrain_steps: int = typer.Option(None, "--retrain-steps", help="Optimizer steps per retraining (default: the run's)."),
     seed: int = typer.Option(0, "--seed", help="Base seed (each origin's seed depends on it and the date)."),

@@ -34,7 +34,7 @@ class TrainingInterrupted(UserError):
 
 # train_panel_run's parameters -> this command's options, for its error messages
 OPTIONS = {"series": "--series", "as_of": "--as-of", "val_start": "--val-start", "start": "--panel-start", "out": "--out",
-           "transforms": "--transform"}
+           "transforms": "--transform", "bins": "--bins"}
 
 
 def train(
@@ -60,7 +60,9 @@ def train(
     precision: str = typer.Option(None, "--precision", help="auto (bf16 on GPUs that support it), fp32 or bf16."),
     seed: int = typer.Option(None, "--seed", help="Seed of the weights, batches and dropout."),
     transform: list[str] = typer.Option(None, "--transform", help="Model a series with another transform than the "
-                                        "catalog's, e.g. VIX=log_return (repeatable; recorded in run.json)."),
+                                        "default, e.g. VIX=level or CPI_YOY=diff (repeatable; recorded in run.json)."),
+    bins: int = typer.Option(None, "--bins", help="Most tokenizer bins per series (default: the market tokenizer's "
+                             "MAX_LEVELS); fewer bins give each more data."),
     threads: int = threads_option(None),
     progress: bool = ProgressOpt,
 ) -> None:
@@ -81,7 +83,7 @@ def train(
     for item in transform or []:
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip():
-            raise UserError(f"--transform {item!r}: write SERIES=TRANSFORM, e.g. VIX=log_return")
+            raise UserError(f"--transform {item!r}: write SERIES=TRANSFORM, e.g. VIX=level")
         chosen[name.strip()] = value.strip()
     set_threads(threads)
     with RunDir(run_dir).lock_if_main():  # a held folder is refused before any data is read
@@ -90,7 +92,7 @@ def train(
             res = train_panel_run(builder, run_dir, cfg, as_of=parse_date(as_of, "--as-of"),
                                   series=builder.series if series else None, start=builder.start, val_start=split,
                                   data=data_source_spec(data), progress=progress, log=lambda text: typer.echo(text, err=True),
-                                  transforms=chosen or None)
+                                  transforms=chosen or None, bins=bins)
         except TrainInputError as exc:
             if exc.param in OPTIONS:
                 raise TrainInputError(exc.message_for(OPTIONS[exc.param])) from None

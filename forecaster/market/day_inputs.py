@@ -25,6 +25,7 @@ from forecaster.core.tokenizer import TableTokenizer
 from forecaster.market.forecast import ForecastError
 from forecaster.market.inputs import IncrementalFeatures, InputNormalization, feature_names, features_for_history
 from forecaster.market.transforms import Transform
+from forecaster.market.yoy import NAME as YOY, YoyPaths, dropouts, needs_index
 
 INPUTS_FILE = "inputs.json"
 
@@ -108,6 +109,8 @@ class PathFeatures:
         self.origin = panel.iloc[-1].to_numpy(dtype=np.float64)  # (S,)
         self.levels = np.tile(self.origin, (n_paths, 1))  # (P, S)
         self.total = np.zeros_like(self.levels)  # (P, S) running sum of the values since the origin
+        self.yoy = {j: YoyPaths(self.origin[j], dropouts(c, needs_index(c, index_levels), panel.index[-1]), n_paths)
+                    for j, (c, t) in enumerate(zip(self.series, self.transforms)) if t.name == YOY}
         self.days = 0  # sampled days fed so far
 
     def _step_levels(self, values: np.ndarray) -> np.ndarray:
@@ -115,12 +118,16 @@ class PathFeatures:
 
         ``integrate`` takes a change transform's cumulative (NaN-skipping) sum, added in day
         order; the running ``total`` is the same sum, so ``Transform.integrate`` of it gives the
-        same float as the whole path would.
+        same float as the whole path would. A ``yoy_index`` rate steps its ``YoyPaths``, as
+        ``integrate`` does day by day.
         """
         self.total += np.where(np.isnan(values), 0.0, values)
         out = np.empty_like(self.levels)
         with np.errstate(over="ignore", invalid="ignore"):
             for j, t in enumerate(self.transforms):
+                if j in self.yoy:  # the rate after today's release, if any (yoy.YoyPaths, as integrate steps it)
+                    out[:, j] = self.yoy[j].step(values[:, j])
+                    continue
                 x = self.total[:, j:j + 1] if t.models_changes else values[:, j:j + 1]
                 out[:, j] = t.integrate(self.origin[j], x)[:, 0]
         return out

@@ -16,16 +16,22 @@ that token on the days without a release and forbids it on release days, so a pa
 changes a monthly series on its 12 release days a year, no more, no fewer. Runs trained
 before this rule (``run.json`` without ``release_frame``) saw zeros on those days instead;
 ``model_frame(..., releases=False)`` is their frame.
+
+A YoY inflation rate modeled as ``yoy_index`` (the default where the data has its index)
+is, on its release days, the index's month-on-month change, and its rate is derived from
+those exactly (``forecaster.market.yoy``); both directions need the index's monthly
+observations (``index_levels``).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from data_sources import catalog
 from forecaster.market.inputs import ReleaseClock
+from forecaster.market import yoy
 from forecaster.market.transforms import Transform, transforms_for
 
 __all__ = ["RELEASE_FREQUENCIES", "integrate", "model_frame", "release_days", "release_series", "transforms_for"]
@@ -50,25 +56,36 @@ def release_days(names: Sequence[str], dates) -> dict[str, np.ndarray]:
 
 
 def model_frame(panel: pd.DataFrame, transforms: Sequence[Transform] | None = None,
-                releases: bool = True) -> pd.DataFrame:
+                releases: bool = True, index_levels: Mapping[str, pd.Series] | None = None) -> pd.DataFrame:
     """Apply each series' modeling transform (``transforms``, one per column; default the
     catalog's) to a panel (same index and columns, float64).
 
     ``releases``: a release series (``release_series``) keeps its values on its release days
     only and is missing (the "no release" token) on the others; ``False`` gives the frame of
     runs trained before that rule (zero changes between releases).
+    ``index_levels``: ``{yoy series: its index's monthly observations}`` for ``yoy_index``
+    columns (an ``IndexMissing`` error without them).
     """
     transforms = transforms_for(panel.columns) if transforms is None else list(transforms)
     if len(transforms) != panel.shape[1]:
         raise ValueError(f"{len(transforms)} transforms for {panel.shape[1]} columns")
-    out = {name: t.forward(panel[name].to_numpy(dtype=np.float64)) for name, t in zip(panel.columns, transforms)}
+    on = release_days(release_series(panel.columns, transforms), panel.index)
+    out = {}
+    for name, t in zip(panel.columns, transforms):
+        if t.name == yoy.NAME:
+            if not releases:
+                raise ValueError(f"{name}: a yoy_index series needs the release frame")
+            out[name] = yoy.release_values(name, panel.index, on[name], yoy.needs_index(name, index_levels))
+        else:
+            out[name] = t.forward(panel[name].to_numpy(dtype=np.float64))
     if releases:
-        for name, on in release_days(release_series(panel.columns, transforms), panel.index).items():
-            out[name][~on] = np.nan
+        for name, days in on.items():
+            out[name][~days] = np.nan
     return pd.DataFrame(out, index=panel.index)
 
 
-def integrate(last_levels: np.ndarray, steps: np.ndarray, transforms: Sequence[Transform]) -> np.ndarray:
+def integrate(last_levels: np.ndarray, steps: np.ndarray, transforms: Sequence[Transform],
+              drops: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
     """Turn sampled transformed values into level paths.
 
     Parameters
@@ -76,6 +93,8 @@ def integrate(last_levels: np.ndarray, steps: np.ndarray, transforms: Sequence[T
     last_levels : (series,) levels on the origin day.
     steps : (paths, horizon, series) sampled modeling-transform values.
     transforms : one ``Transform`` per series (``transforms_for(columns)``).
+    drops : per series, for a ``yoy_index`` one, the drop-outs of its first 12 releases
+        (``yoy.dropouts``); None for the others.
 
     Returns
     -------
@@ -87,5 +106,11 @@ def integrate(last_levels: np.ndarray, steps: np.ndarray, transforms: Sequence[T
                          f"last level per series; got {len(transforms)} transforms, {len(last_levels)} levels")
     levels = np.empty_like(steps, dtype=np.float64)
     for j, t in enumerate(transforms):
-        levels[:, :, j] = t.integrate(last_levels[j], steps[:, :, j])
+        if t.name == yoy.NAME:
+            d = None if drops is None else drops[j]
+            if d is None:
+                raise yoy.IndexMissing(f"series {j}: a yoy_index series needs its drop-outs (yoy.dropouts)")
+            levels[:, :, j] = yoy.YoyPaths(last_levels[j], d, steps.shape[0]).integrate(steps[:, :, j])
+        else:
+            levels[:, :, j] = t.integrate(last_levels[j], steps[:, :, j])
     return levels

@@ -24,6 +24,7 @@ from data_sources import catalog
 from data_sources.calendar import business_days_after
 from data_sources.panel import PanelBuilder
 from forecaster.market.day_inputs import DayInputs, PathFeatures, check_inputs, prompt_features, read_inputs
+from forecaster.market import yoy
 from forecaster.market.features import integrate, model_frame, release_days, release_series, transforms_for
 from forecaster.market.forecast import Forecast, ForecastError, check_horizon
 from forecaster.market.inputs import yoy_index_levels
@@ -50,6 +51,16 @@ def _timestamp(as_of) -> pd.Timestamp:
         return pd.Timestamp(as_of)
     except (TypeError, ValueError):
         raise ForecastError(f"as_of must be a date such as '2018-12-31', got {as_of!r}") from None
+
+
+def _release_transform(name: str, drops: np.ndarray) -> Callable[[int], yoy.AtRelease]:
+    """A scenario's transform of ``yoy_index`` series ``name`` at its k-th release: the drop-out is known for a year."""
+    def at(k: int) -> yoy.AtRelease:
+        if k > len(drops) or not np.isfinite(drops[k - 1]):
+            raise ScenarioError(f"constraint on {name}: its release {k} after the origin drops a month out of the "
+                                "12-month window that is not yet known; constrain at most the first 12 releases")
+        return yoy.AtRelease(float(drops[k - 1]))
+    return at
 
 
 class ForecastPipeline:
@@ -103,6 +114,23 @@ class ForecastPipeline:
             return PanelBuilder(str(data or "embedded"), series=self.series)
         return PanelRun(self.run_dir).panel_builder(None if data is None else str(data))
 
+    def _with_own_index(self, index_levels: dict | None) -> dict | None:
+        """``index_levels`` completed from the run's own data source where it lacks a YoY series' index.
+
+        A bare panel, or a file of YoY rates, has no index observations; the source the run was
+        trained on has. ``predict`` reads only the months released by the origin, so this adds
+        no look-ahead; months the run's source does not have stay unknown (a NaN rate, reported).
+        """
+        wanted = [c for c in self.series if yoy.yoy_index(c) is not None]
+        if self.run_dir is None or all(c in (index_levels or {}) for c in wanted):
+            return index_levels
+        if not hasattr(self, "_own_index"):
+            try:
+                self._own_index = yoy_index_levels(self.panel_builder())
+            except Exception:  # the run's source is gone or unreadable: nothing to add
+                self._own_index = {}
+        return {**self._own_index, **(index_levels or {})} or index_levels
+
     # -- pieces --------------------------------------------------------------------------
     def _roundtrip(self, name: str, value: float) -> float:
         """``value`` of column ``name`` after tokenization (what the model will be forced to see)."""
@@ -117,7 +145,8 @@ class ForecastPipeline:
             )
         return float(self.tokenizer.decode(ids)[name].iloc[0])
 
-    def _forced_ids(self, scenario: Scenario | None, last_levels: dict, dates: pd.DatetimeIndex
+    def _forced_ids(self, scenario: Scenario | None, last_levels: dict, dates: pd.DatetimeIndex,
+                    drops: dict[str, np.ndarray] | None = None
                     ) -> tuple[torch.Tensor | None, pd.DataFrame | None, dict[str, int]]:
         """Forced ids ``(H, R)`` (-1: free), the scenario's forced model values, and the days per series forced
         to "no release".
@@ -128,7 +157,8 @@ class ForecastPipeline:
         to the "no release" token (the missing token; a run from before that rule: a zero
         change); on its release days "missing" is not a valid draw (``_valid_mask``), so the
         model draws the release's change. A scenario's constraint on such a series moves it
-        on its release days; on a daily series, on the days the constraint gives.
+        on its release days; on a daily series, on the days the constraint gives. ``drops``:
+        the drop-outs of each ``yoy_index`` series' first 12 releases (``yoy.dropouts``).
         """
         horizon = len(dates)
         released = [c for c in release_series(self.series, self.transforms) if np.isfinite(last_levels[c])]
@@ -143,7 +173,8 @@ class ForecastPipeline:
                                     f"(it models: {', '.join(self.series)})")
             values = forced_model_values(scenario, last_levels, horizon, self._roundtrip,
                                          dict(zip(self.series, self.transforms)),
-                                         release_days=on if self.release_frame else None)
+                                         release_days=on if self.release_frame else None,
+                                         at_release={c: _release_transform(c, d) for c, d in (drops or {}).items()})
         if not released and values is None:
             return None, None, {}
         frame = pd.DataFrame(np.nan, index=range(horizon), columns=self.series)
@@ -224,6 +255,7 @@ class ForecastPipeline:
         history_days: int = 500,
         progress: Callable[[int], None] | None = None,
         *,
+        index_levels: dict[str, pd.Series] | None = None,
         temperature: float | None = None,
         top_k: int | None = None,
         top_p: float | None = None,
@@ -242,6 +274,9 @@ class ForecastPipeline:
         scenario : constraints that fix some series' paths; the rest are sampled given them.
         sampling : a ``SamplingConfig``, or give ``temperature`` / ``top_k`` / ``top_p``.
         progress : called with the number of sampled days so far.
+        index_levels : ``{yoy series: its index's monthly observations}`` (``yoy_index_levels``)
+            when ``data`` is a bare panel: a YoY rate modeled as ``yoy_index`` needs them, as do
+            a day-level model's drop-out inputs. A source or ``PanelBuilder`` gives them itself.
 
         A day-level model also reads each day's input vector: the prompt days' from the history
         (with the monthly index observations of the YoY series when ``data`` is a source), then
@@ -274,18 +309,25 @@ class ForecastPipeline:
             raise ForecastError(
                 f"as-of date {as_of.date()} is outside the data ({panel.index[0].date()} .. {panel.index[-1].date()})"
             )
-        index_levels = yoy_index_levels(data) if self.is_day and isinstance(data, PanelBuilder) else None
+        if isinstance(data, PanelBuilder):
+            index_levels = yoy_index_levels(data)
+        index_levels = self._with_own_index(index_levels)
         panel = panel.loc[:as_of, self.series]
         need = self.prompt_rows(len(panel))
         if need < 1 or len(panel) < need + 1:
             raise ForecastError(f"as-of date {as_of.date()} leaves {len(panel)} days of history; "
                                 f"the model needs {max(need, 1) + 1}")
-        frame = model_frame(panel, self.transforms, releases=self.release_frame)
+        try:
+            frame = model_frame(panel, self.transforms, releases=self.release_frame, index_levels=index_levels)
+            drops = {c: yoy.dropouts(c, yoy.needs_index(c, index_levels), panel.index[-1])
+                     for c in yoy.yoy_columns(self.series, self.transforms)}
+        except yoy.IndexMissing as e:
+            raise ForecastError(str(e)) from None
         prompt_ids, clamped = self.tokenizer.encode_with_report(frame.iloc[-need:])
         last = panel.iloc[-1]
         last_levels = {c: float(last[c]) for c in self.series}
         dates = business_days_after(panel.index[-1], horizon)
-        forced, forced_values, quiet = self._forced_ids(scenario, last_levels, dates)
+        forced, forced_values, quiet = self._forced_ids(scenario, last_levels, dates, drops)
 
         gen = make_generator(seed)
         if self.is_day:
@@ -298,7 +340,8 @@ class ForecastPipeline:
                                  progress)
         decoded = self.tokenizer.decode(ids.reshape(-1, ids.shape[-1]).numpy())
         steps = decoded[self.series].to_numpy(dtype=np.float64).reshape(n_paths, horizon, len(self.series))
-        levels = integrate(np.array([last_levels[c] for c in self.series]), steps, self.transforms)
+        levels = integrate(np.array([last_levels[c] for c in self.series]), steps, self.transforms,
+                           [drops.get(c) for c in self.series])
         origin = panel.index[-1]
         clamped = {k: int(v) for k, v in clamped.items() if v}
         nan_cells = {c: int(n) for c, n in zip(self.series, np.isnan(levels).sum(axis=(0, 1))) if n}

@@ -36,6 +36,7 @@ import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -264,7 +265,8 @@ def target_levels(c: Constraint, last_level: float) -> np.ndarray:
 
 def forced_model_values(scenario: Scenario, last_levels: dict[str, float], horizon: int, roundtrip,
                         transforms: dict[str, Transform] | None = None,
-                        release_days: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+                        release_days: dict[str, np.ndarray] | None = None,
+                        at_release: dict[str, Callable[[int], Transform]] | None = None) -> pd.DataFrame:
     """Model-frame values to force: (horizon, constrained series), NaN where free.
 
     ``roundtrip(name, value) -> value`` quantizes one model-frame value through the
@@ -274,6 +276,8 @@ def forced_model_values(scenario: Scenario, last_levels: dict[str, float], horiz
     only (``features.release_days``): a constraint on one moves it on the release days within
     its days, to that day's target (so a monthly series prints the path the scenario gives,
     release by release); its other days are left to the caller (the "no release" token).
+    ``at_release``: {series: f(k) -> the Transform of its k-th release after the origin (1-based)},
+    for a transform that differs release by release (``yoy_index``: the month leaving the window).
     """
     out = pd.DataFrame(np.nan, index=range(horizon), columns=sorted({c.series for c in scenario.constraints}))
     for c in scenario.constraints:
@@ -293,10 +297,13 @@ def forced_model_values(scenario: Scenario, last_levels: dict[str, float], horiz
         targets = target_levels(c, base)
         reached = base
         on = (release_days or {}).get(c.series)
+        per_release = (at_release or {}).get(c.series)
         for k, y in enumerate(targets):
             row = c.days[0] - 1 + k
             if on is not None and not on[row]:
                 continue
+            if per_release is not None:
+                transform = per_release(int(on[:row + 1].sum()))
             if transform.positive_levels and y <= 0:
                 raise ScenarioError(f"{where}: {c.series} level {y} must be positive")
             q = roundtrip(c.series, transform.value_for_level(reached, y))

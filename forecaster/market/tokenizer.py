@@ -52,11 +52,11 @@ GRID = 0.01
 HEADROOM = 0.25
 
 
-def _one_digit(t_span: float, width: float, extra: int = 1) -> tuple[int, int]:
+def _one_digit(t_span: float, width: float, extra: int = 1, max_levels: int = MAX_LEVELS) -> tuple[int, int]:
     """``(base, digits=1)`` for a column spanning ``t_span`` (transformed units): bins of
-    ``width``, or as many as ``MAX_LEVELS`` allows (``extra`` = bins beyond the span)."""
+    ``width``, or as many as ``max_levels`` allows (``extra`` = bins beyond the span)."""
     n_bins = math.ceil(t_span * (1 + 2 * HEADROOM) / width) + extra
-    return max(2, min(n_bins, MAX_LEVELS)), 1
+    return max(2, min(n_bins, max_levels)), 1
 
 
 def _n_steps(span: float, step: float) -> int:
@@ -77,7 +77,8 @@ def _positive(name: str) -> bool:
     return name in catalog.CATALOG and catalog.CATALOG[name].positive
 
 
-def market_specs(frame: pd.DataFrame, transforms: dict[str, str] | None = None) -> dict[str, ColumnSpec]:
+def market_specs(frame: pd.DataFrame, transforms: dict[str, str] | None = None,
+                 max_levels: int = MAX_LEVELS) -> dict[str, ColumnSpec]:
     """Specs for every column of a market model frame (see the module docstring).
 
     Parameters
@@ -86,6 +87,9 @@ def market_specs(frame: pd.DataFrame, transforms: dict[str, str] | None = None) 
         column not in the catalog is treated as a level).
     transforms : {column: transform name} the frame was made with, where it is not the
         catalog's (a run's own choice).
+    max_levels : the most bins of a column (``MAX_LEVELS``; fewer give each bin more data).
+        A 0.01-grid column whose grid needs more bins than that gets linear bins instead
+        (no longer exact) rather than a second token.
     """
     specs: dict[str, ColumnSpec] = {}
     for name in frame.columns:
@@ -94,20 +98,21 @@ def market_specs(frame: pd.DataFrame, transforms: dict[str, str] | None = None) 
         span = float(finite.max() - finite.min()) if finite.size else 0.0
         if (transforms or {}).get(str(name), _transform_of(str(name))) == "log_return" and not on_grid(x):
             t_span = float(np.log1p(max(finite.max(), 0)) + np.log1p(max(-finite.min(), 0))) if finite.size else 0.0
-            base, digits = _one_digit(t_span, RETURN_WIDTH)
+            base, digits = _one_digit(t_span, RETURN_WIDTH, max_levels=max_levels)
             specs[name] = ColumnSpec(kind="float", transform="signed_log", scale=1.0, base=base, digits=digits, headroom=HEADROOM, nullable=True)
         elif _positive(str(name)) and finite.size and finite.min() > 0:
             t_span = float(np.log(finite.max()) - np.log(finite.min()))
-            base, digits = _one_digit(t_span, LOG_WIDTH)
+            base, digits = _one_digit(t_span, LOG_WIDTH, max_levels=max_levels)
             specs[name] = ColumnSpec(kind="float", transform="log", base=base, digits=digits, headroom=HEADROOM, nullable=True)
-        elif on_grid(x):
+        elif on_grid(x) and (max_levels == MAX_LEVELS or _n_steps(span, GRID) <= max_levels
+                             or (on_grid(x, 10 * GRID) and _n_steps(span, 10 * GRID) <= max_levels)):
             # an exact grid needs a bin per step: the coarser 0.1 grid when the data lie on it and
             # 0.01 steps would not fit one token (unemployment changes), else two digits
-            step = 10 * GRID if _n_steps(span, GRID) > MAX_LEVELS and on_grid(x, 10 * GRID) else GRID
+            step = 10 * GRID if _n_steps(span, GRID) > max_levels and on_grid(x, 10 * GRID) else GRID
             n_steps = _n_steps(span, step)
-            base, digits = (n_steps, 1) if n_steps <= MAX_LEVELS else (math.ceil(math.sqrt(n_steps)), 2)
+            base, digits = (n_steps, 1) if n_steps <= max_levels else (math.ceil(math.sqrt(n_steps)), 2)
             specs[name] = ColumnSpec(kind="float", step=step, base=base, digits=digits, headroom=HEADROOM, nullable=True)
         else:
-            base, digits = _one_digit(span, LEVEL_WIDTH)
+            base, digits = _one_digit(span, LEVEL_WIDTH, max_levels=max_levels)
             specs[name] = ColumnSpec(kind="float", base=base, digits=digits, headroom=HEADROOM, nullable=True)
     return specs

@@ -27,10 +27,10 @@ from forecaster.core.training.config import TrainConfig, model_config_for, model
 from forecaster.core.training.engine import TrainResult, train
 from forecaster.core.training.windows import make_datasets, panel_segment, val_start_of
 from forecaster.market.features import model_frame
-from forecaster.market.transforms import TRANSFORMS, transforms_for
-from forecaster.market.inputs import InputNormalization, feature_names, features_for_history, yoy_index_levels
+from forecaster.market.transforms import TRANSFORMS, YoyIndex, transforms_for
+from forecaster.market.inputs import InputNormalization, feature_names, features_for_history, yoy_index, yoy_index_levels
 from forecaster.market.run import data_source_spec
-from forecaster.market.tokenizer import market_specs
+from forecaster.market.tokenizer import MAX_LEVELS, market_specs
 
 
 class TrainInputError(UserError):
@@ -52,7 +52,7 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
                     series: list[str] | None = None, start=DEFAULT_START, val_start=None, data: str | None = None,
                     info: dict | None = None, progress: bool = True,
                     log: Callable[[str], None] | None = None,
-                    transforms: dict[str, str] | None = None) -> TrainResult:
+                    transforms: dict[str, str] | None = None, bins: int | None = None) -> TrainResult:
     """Train (or resume) the GPT on the model frame of the panel as of ``as_of``, into the run folder ``out``.
 
     Parameters
@@ -60,9 +60,12 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
     source : a data spec ("embedded", a mapping or panel file, ...) or a ``PanelBuilder``.
     out : the run folder (created; an existing checkpoint there is resumed).
     cfg : the training configuration; ``cfg.preset`` gives the model size.
-    transforms : {series: transform name} to model some series differently from the catalog
-        (e.g. ``{"VIX": "log_return"}``); run.json records every series' transform, and
+    transforms : {series: transform name} to model some series differently from the default
+        (e.g. ``{"VIX": "level"}``). The default is the catalog's, except that a YoY inflation
+        rate whose index the data has is ``yoy_index`` (its index's monthly change on release
+        days, ``forecaster.market.yoy``). run.json records every series' transform, and
         forecasts from the run use what it records.
+    bins : the most tokenizer bins per series (default ``market.tokenizer.MAX_LEVELS``).
     as_of : the data's as-of date (None: everything the source has). The tokenizer sees
         all of it; the weights never see a validation window.
     series : the series to model (default: the source's reference series). A series
@@ -89,12 +92,15 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
             panel = panel[list(series)]
         if start is not None:
             panel = panel[panel.index >= pd.Timestamp(start)]
-        chosen = _chosen_transforms(transforms, panel.columns)
-        frame = model_frame(panel, transforms_for(panel.columns, chosen))
+        index_levels = yoy_index_levels(builder)
+        chosen = _chosen_transforms(transforms, panel.columns, index_levels)
+        frame = model_frame(panel, transforms_for(panel.columns, chosen), index_levels=index_levels)
         # the split make_datasets would choose, known before tokenizing (it depends on the days only)
         split = pd.Timestamp(val_start) if val_start is not None else val_start_of(frame.index.values, cfg.val_fraction)
         frame = learnable_frame(frame, split, explicit=series is not None, log=say)
-        tok = TableTokenizer.fit(frame, market_specs(frame, chosen))
+        if bins is not None and (isinstance(bins, bool) or not isinstance(bins, int) or not 2 <= bins <= MAX_LEVELS):
+            raise TrainInputError(f"must be a whole number from 2 to {MAX_LEVELS}, got {bins!r}", param="bins")
+        tok = TableTokenizer.fit(frame, market_specs(frame, chosen, max_levels=bins or MAX_LEVELS))
         day = model_kind(cfg.preset) == "day"
         feats = None
         if day:
@@ -110,7 +116,7 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
                     "series": list(frame.columns), "first_date": str(frame.index[0].date()),
                     "last_date": str(frame.index[-1].date()), "val_start": str(split.date()),
                     "transforms": {c: t.name for c, t in zip(frame.columns, transforms_for(frame.columns, chosen))},
-                    "release_frame": True,
+                    "release_frame": True, "bins": bins or MAX_LEVELS,
                     **(info or {})}
         if rank0 and run.latest() is None:  # a fresh run (a resumed one checks the fingerprint instead)
             run.save_tokenizer(tok)
@@ -149,15 +155,26 @@ def row_inputs(panel: pd.DataFrame, builder: PanelBuilder, split: pd.Timestamp,
     return norm.apply(raw).astype(np.float32), {"names": names, "normalization": norm.to_dict()}
 
 
-def _chosen_transforms(transforms: dict[str, str] | None, columns) -> dict[str, str]:
-    """The ``transforms`` argument checked: known series of the panel, known transform names."""
+def _chosen_transforms(transforms: dict[str, str] | None, columns, index_levels: dict | None = None) -> dict[str, str]:
+    """The ``transforms`` argument checked (known series of the panel, known transform names), with
+    ``yoy_index`` for every YoY inflation rate whose index the data has (``index_levels``) unless chosen."""
     chosen = dict(transforms or {})
+    index_levels = {k: v for k, v in (index_levels or {}).items() if not v.empty}
     unknown = sorted(set(chosen) - set(map(str, columns)))
     if unknown:
         raise TrainInputError(f"{', '.join(unknown)} not among the series being trained", param="transforms")
     for name, t in chosen.items():
         if t not in TRANSFORMS:
             raise TrainInputError(f"{name}: unknown transform {t!r} (known: {', '.join(TRANSFORMS)})", param="transforms")
+        if t == YoyIndex.name and yoy_index(name) is None:
+            raise TrainInputError(f"{name}: yoy_index models a YoY inflation rate by its index, and {name} "
+                                  "is not one", param="transforms")
+        if t == YoyIndex.name and name not in index_levels:
+            raise TrainInputError(f"{name}: yoy_index needs the monthly observations of {yoy_index(name)}, "
+                                  "which the data does not have", param="transforms")
+    for name in map(str, columns):
+        if name in index_levels:
+            chosen.setdefault(name, YoyIndex.name)
     return chosen
 
 

@@ -178,8 +178,29 @@ class LogReturn(Transform):
             return 100 * np.log(levels / origin_level)
 
 
-#: every modeling transform by its catalog name
-TRANSFORMS: dict[str, Transform] = {t.name: t for t in (Level(), Diff(), LogReturn())}
+class IndexMissing(ValueError):
+    """A ``yoy_index`` series was used without its index's monthly observations."""
+
+
+@dataclass(frozen=True)
+class YoyIndex(Transform):
+    """A YoY rate modeled by its index's month-on-month change on release days (``forecaster.market.yoy``).
+
+    Its values need the index's monthly observations, so it has no stateless form: the
+    methods here refuse, and ``model_frame``, ``integrate`` and scenarios use ``yoy``'s functions.
+    """
+
+    name: ClassVar[str] = "yoy_index"
+
+    def _refuse(self, *_args, **_kw):
+        raise IndexMissing("the yoy_index transform needs its index's monthly observations "
+                           "(forecaster.market.yoy); it has no stateless form")
+
+    forward = integrate = step = value_for_level = change_from_origin = _refuse
+
+
+#: every modeling transform by its name (``yoy_index`` is a run's choice; the catalog names the others)
+TRANSFORMS: dict[str, Transform] = {t.name: t for t in (Level(), Diff(), LogReturn(), YoyIndex())}
 
 
 def get(name: str) -> Transform:

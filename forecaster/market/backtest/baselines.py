@@ -28,8 +28,7 @@ baseline does not model is NaN in its paths and is listed outside
   path is a randomly chosen historical stretch of ``horizon`` days; its regime
   probabilities are the historical regime frequencies.
 
-Two stronger baselines are opt-in (``OPT_IN_BASELINE_NAMES``: name them in
-``--baselines``; the default set is ``BASELINE_NAMES``):
+Two stronger baselines (in the default set ``BASELINE_NAMES`` with the four above):
 
 - ``HarLogVix`` (``har``): Corsi's HAR on log VIX (every daily, ``positive`` and
   ``stationary`` series of the catalog): tomorrow's log level regressed by least
@@ -63,8 +62,7 @@ from forecaster.market.forecast import Forecast
 from forecaster.market.inputs import yoy_index
 from forecaster.market.transforms import TRANSFORMS, Transform, transform_of, transforms_for
 
-BASELINE_NAMES = ("random_walk", "garch", "var", "climatology")  # the default set
-OPT_IN_BASELINE_NAMES = ("har", "atkeson_ohanian")  # run only when named
+BASELINE_NAMES = ("random_walk", "garch", "var", "climatology", "har", "atkeson_ohanian")  # the default set
 
 
 def _forecast(panel: pd.DataFrame, levels: np.ndarray, name: str, covers: list[str], seed: int, **meta) -> Forecast:
@@ -413,11 +411,10 @@ class AtkesonOhanian:
 
 
 def make_baselines(names=BASELINE_NAMES) -> list:
-    """Baseline objects by name, default settings: ``BASELINE_NAMES`` (``random_walk garch var climatology``,
-    the default) or ``OPT_IN_BASELINE_NAMES`` (``har atkeson_ohanian``)."""
+    """Baseline objects by name (default: all of ``BASELINE_NAMES``), default settings."""
     table = {"random_walk": RandomWalk, "garch": GarchFHS, "var": MacroVAR, "climatology": Climatology,
              "har": HarLogVix, "atkeson_ohanian": AtkesonOhanian}
-    assert set(table) == set(BASELINE_NAMES + OPT_IN_BASELINE_NAMES), "every baseline is in exactly one name list"
+    assert set(table) == set(BASELINE_NAMES), "every baseline is named in BASELINE_NAMES"
     unknown = [n for n in names if n not in table]
     if unknown:
         raise BacktestError(f"unknown baseline(s) {', '.join(unknown)} (known: {', '.join(table)})")

@@ -21,7 +21,8 @@ from foundation.atomic import write_text
 from forecaster.market.backtest import summary
 from forecaster.market.backtest.runner import GPT_MODEL, load_fan, load_scores
 
-COLORS = {"gpt": "#1f77b4", "random_walk": "#7f7f7f", "garch": "#d62728", "var": "#2ca02c", "climatology": "#9467bd"}
+COLORS = {"gpt": "#1f77b4", "random_walk": "#7f7f7f", "garch": "#d62728", "var": "#2ca02c", "climatology": "#9467bd",
+          "har": "#ff7f0e", "atkeson_ohanian": "#8c564b"}
 
 
 def _color(model: str) -> str:

@@ -48,6 +48,7 @@ from forecaster.market.backtest.baselines import BASELINE_NAMES, make_baselines
 from forecaster.market.backtest.scoring import realised_after, score_origin
 from forecaster.market.backtest.windows import BacktestError, origin_schedule
 from forecaster.market.forecast import Forecast, check_horizon
+from forecaster.market.inputs import yoy_index_levels
 from forecaster.market.run import PanelRun
 
 GPT_MODEL = "gpt"  # the model name of the GPT in scores and fans (the class is forecaster.core.model.GPT)
@@ -144,13 +145,15 @@ class GPTModel:
 
     name = GPT_MODEL
 
-    def __init__(self, pipe, sampling=None) -> None:
+    def __init__(self, pipe, sampling=None, index_levels: dict | None = None) -> None:
         self.pipe = pipe
         self.sampling = sampling
+        self.index_levels = index_levels  # the YoY series' monthly index observations (all vintages; predict
+        # reads only those released by the origin)
 
     def forecast(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
         fc = self.pipe.predict(panel, panel.index[-1], n_paths=n_paths, horizon=horizon, seed=seed,
-                               sampling=self.sampling)
+                               sampling=self.sampling, index_levels=self.index_levels)
         fc.meta["covers"] = list(fc.series)
         fc.meta["model"] = GPT_MODEL
         return fc
@@ -284,7 +287,7 @@ class Backtest:
         models = []
         run_dir = self.gpt_run_for(origin)
         if run_dir is not None:
-            models.append(GPTModel(self._pipe(run_dir), self.cfg.sampling()))
+            models.append(GPTModel(self._pipe(run_dir), self.cfg.sampling(), yoy_index_levels(self.builder)))
         return models + make_baselines(self.cfg.baselines)
 
     # -- the loop --------------------------------------------------------------------------

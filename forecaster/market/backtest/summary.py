@@ -145,7 +145,7 @@ def markdown_summary(scores: pd.DataFrame, key_series=KEY_SERIES, horizons=(21, 
     """The README table: CRPS and 80 % coverage per key series and model; skill over the best baseline (90 % CI)."""
     table = score_table(scores)
     skills = skill_table(scores, ref=ref) if skills is None else skills
-    models = list(dict.fromkeys(m for m in [ref, "random_walk", "garch", "var", "climatology"] if m in set(table["model"])))
+    models = list(dict.fromkeys(m for m in [ref, "random_walk", "garch", "var", "climatology", "har", "atkeson_ohanian"] if m in set(table["model"])))
     models += sorted(set(table["model"]) - set(models))
     lines = []
     hz = [h for h in horizons if h in set(table["horizon"])]
