@@ -81,8 +81,9 @@ def test_shapes_loss_and_slot_vocab_loss_equals_masked_loss():
     assert _model(n_features=0)(rows)[0].shape == (3, CTX, R, VOCAB)
 
 
-def test_cached_global_and_local_equal_the_full_forward_at_every_position():
-    m = _model()
+@pytest.mark.parametrize("local_state", ["first", "every"])
+def test_cached_global_and_local_equal_the_full_forward_at_every_position(local_state):
+    m = _model(local_state=local_state)
     B, T = 2, CTX + 1
     rows, feats = _rows(B, T), _feats(B, T)
     full, _ = m(rows, feats, targets=False)                            # (B, T-1, R, V)
@@ -96,7 +97,7 @@ def test_cached_global_and_local_equal_the_full_forward_at_every_position():
         lcache.reset()
         hs = [m.local_hidden(states[:, t], rows[:, t + 1, :0], lcache)]
         for s in range(R - 1):
-            hs.append(m.local_hidden(None, rows[:, t + 1, s:s + 1], lcache))
+            hs.append(m.local_hidden(states[:, t] if local_state == "every" else None, rows[:, t + 1, s:s + 1], lcache))
         logits = m.slot_logits(torch.cat(hs, dim=1))                   # (B, R, V)
         assert torch.allclose(logits, full[:, t], atol=1e-5), f"row {t + 1}"
 
@@ -121,10 +122,10 @@ def test_causal_at_both_levels():
 
 
 # -- sampler ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def sampler():
+@pytest.fixture(scope="module", params=["first", "every"])
+def sampler(request):
     torch.set_num_threads(1)
-    return DaySampler(_model(), _mask(), keep_rows=3, next_features=_next_features)
+    return DaySampler(_model(local_state=request.param), _mask(), keep_rows=3, next_features=_next_features)
 
 
 def _prompt(P: int):
@@ -265,10 +266,32 @@ def test_learns_the_within_row_dependence_corr_a_minus_b():
     assert corr < -0.9, corr
 
 
+def test_input_dropout_acts_in_training_only():
+    """Dropping past rows' slot embeddings and features: random in training, none when sampling."""
+    rows, feats = _rows(2, 5), _feats(2, 5)
+    plain, dropped = _model(), _model(input_dropout=0.5)
+    with torch.no_grad():
+        a, _ = plain(rows, feats)
+        b, _ = dropped(rows, feats)  # eval(): the same weights give the same logits
+        torch.testing.assert_close(a, b)
+        dropped.train()
+        c, _ = dropped(rows, feats)
+        d, _ = dropped(rows, feats)
+    assert not torch.allclose(a, c) and not torch.allclose(c, d)
+    # the state of a row depends on the slots kept: with every slot dropped, only position and features remain
+    m = _model(input_dropout=0.999999).train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        s1 = m.global_hidden(rows[:1, :3], feats[:1, :3] * 0)
+        s2 = m.global_hidden(_rows(1, 3, seed=9), feats[:1, :3] * 0)
+    torch.testing.assert_close(s1, s2)
+
+
 # -- config -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("bad", [dict(vocab_size=1), dict(row_len=0), dict(n_features=-1), dict(context_rows=1),
                                  dict(n_layer=0), dict(n_embd=30, n_head=4), dict(n_kv_head=3),
                                  dict(local_n_embd=10, local_n_head=4), dict(local_n_layer=0), dict(dropout=1.0),
+                                 dict(input_dropout=-0.1), dict(input_dropout=1.0), dict(local_state="all"),
                                  dict(bias="yes"), dict(n_layer=2.5), dict(context_rows=True),
                                  dict(n_layer=512, n_embd=1 << 16, n_head=1)])
 def test_config_bounds_are_user_errors(bad):

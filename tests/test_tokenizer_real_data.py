@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from forecaster.core.tokenizer import TableTokenizer
-from forecaster.market.tokenizer import market_specs
+from forecaster.market.tokenizer import DEFAULT_LEVELS, MAX_LEVELS, market_specs
 from forecaster.synthesis.tokenizer import tabformer_specs
 
 
@@ -23,7 +23,21 @@ def market_frame(shared_panel) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def market_tok(market_frame) -> TableTokenizer:
-    return TableTokenizer.fit(market_frame, market_specs(market_frame))
+    """The finest market tokenizer (``--bins 512``): the precision claims below are for it."""
+    return TableTokenizer.fit(market_frame, market_specs(market_frame, max_levels=MAX_LEVELS))
+
+
+def test_the_default_64_bins_round_trip_returns_within_a_few_basis_points(market_frame):
+    """The default (``--bins 64``): one token per series; S&P 500 returns within 5 bp on a typical day
+    (median); yield and unemployment changes still exact on their grid."""
+    tok = TableTokenizer.fit(market_frame, market_specs(market_frame))
+    rep = tok.report(market_frame)
+    assert (rep["tokens"] == 1).all() and (rep["clamped"] == 0).all()
+    returns = [c for c in market_frame if rep.loc[c, "codec"].startswith("float signed_log")]
+    assert all(tok.codec(c).vocab_size <= DEFAULT_LEVELS + 1 for c in returns)  # + the missing token
+    assert rep.loc["SPX", "median_error"] < 0.05
+    for name in ("UST10Y", "UST2Y", "BAA_SPREAD", "UNRATE"):
+        assert rep.loc[name, "max_error"] < 1e-9, name
 
 
 def test_market_frame_round_trips_within_bounds(market_tok, market_frame):

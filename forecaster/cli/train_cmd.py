@@ -61,8 +61,8 @@ def train(
     seed: int = typer.Option(None, "--seed", help="Seed of the weights, batches and dropout."),
     transform: list[str] = typer.Option(None, "--transform", help="Model a series with another transform than the "
                                         "default, e.g. VIX=level or CPI_YOY=diff (repeatable; recorded in run.json)."),
-    bins: int = typer.Option(None, "--bins", help="Most tokenizer bins per series (default: the market tokenizer's "
-                             "MAX_LEVELS); fewer bins give each more data."),
+    bins: int = typer.Option(None, "--bins", help="Most tokenizer bins per series, 2-512 (default 64); fewer bins "
+                             "give each more data, more give finer values."),
     threads: int = threads_option(None),
     progress: bool = ProgressOpt,
 ) -> None:

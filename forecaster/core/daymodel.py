@@ -72,6 +72,15 @@ class DayGPTConfig(JsonConfig):
     local_n_head: int = 2
     local_n_embd: int = 64
     dropout: float = 0.0
+    # training only: each past row's slot embeddings and feature values are dropped with this
+    # probability (the rest scaled up), so the global model cannot identify a day by its exact
+    # history and must learn what generalises (and leave within-day links to the local decoder)
+    input_dropout: float = 0.0
+    # the global state enters the local decoder at position 0 only ("first", as the RQ-Transformer),
+    # or also added to every slot through a projection of its own per slot ("every", as MEGABYTE
+    # gives each local position its own slice of the global output): each series' draw then reads
+    # the day's state directly instead of through the local attention
+    local_state: str = "first"
     bias: bool = False
 
     def __post_init__(self) -> None:
@@ -87,6 +96,9 @@ class DayGPTConfig(JsonConfig):
                 raise UserError(f"day model config: {width}={getattr(self, width)} is not divisible by "
                                 f"{heads}={getattr(self, heads)}")
         self.check_fraction("dropout")
+        self.check_fraction("input_dropout")
+        if self.local_state not in ("first", "every"):
+            raise UserError(f"day model config: local_state must be 'first' or 'every', got {self.local_state!r}")
         self.check_flag("bias")
         n = self.approx_params()
         if n > MAX_PARAMS:
@@ -175,6 +187,8 @@ class DayGPT(nn.Module):
             wte=nn.Embedding(config.vocab_size, config.local_n_embd),
             wse=nn.Embedding(config.row_len, config.local_n_embd),  # slot = local position
             drop=nn.Dropout(config.dropout),
+            **({"state_slots": nn.Linear(config.n_embd, config.row_len * config.local_n_embd, bias=config.bias)}
+               if config.local_state == "every" else {}),
             h=nn.ModuleList([Block(loc, i) for i in range(config.local_n_layer)]),
             ln_f=nn.LayerNorm(config.local_n_embd, bias=config.bias),
         ))
@@ -227,13 +241,21 @@ class DayGPT(nn.Module):
         pos = torch.arange(start, start + T, dtype=torch.long, device=rows.device)
         # the row's token embeddings summed without materialising (B, T, R, C): a re-prefill of
         # 200 paths x 128 rows x 22 slots would otherwise build a 288 MB tensor
-        x = F.embedding_bag(rows.reshape(B * T, R), self.glob.wte.weight, mode="sum").view(B, T, -1)
+        p = self.config.input_dropout if self.training else 0.0
+        weights = None
+        if p > 0:  # input dropout (training only): drop whole slot embeddings of the past rows
+            weights = (torch.rand(B * T, R, device=rows.device) >= p).to(self.glob.wte.weight.dtype) / (1 - p)
+        x = F.embedding_bag(rows.reshape(B * T, R), self.glob.wte.weight, mode="sum",
+                            per_sample_weights=weights).view(B, T, -1)
         x = x + self.glob.wpe(pos)                                        # (B, T, C)
         if self.feat_proj is not None:
             assert features is not None and features.shape == (B, T, self.config.n_features), (
                 f"features must be (B, T, {self.config.n_features}), got "
                 f"{None if features is None else tuple(features.shape)}")
-            x = x + self.feat_proj(features.to(x.dtype))
+            feats = features.to(x.dtype)
+            if p > 0:
+                feats = F.dropout(feats, p, training=True)
+            x = x + self.feat_proj(feats)
         x = self.glob.drop(x)
         for block in self.glob.h:
             x = block(x, kv_cache)
@@ -246,7 +268,9 @@ class DayGPT(nn.Module):
         Parameters
         ----------
         state : (N, n_embd) global states, the input of local position 0; required when the
-            local positions start at 0 (no cache, or an empty one), else None.
+            local positions start at 0 (no cache, or an empty one). With ``local_state="every"``
+            it is required at every call (each slot adds its own projection of it); otherwise
+            it is None after position 0.
         ids : (N, k) tokens of the row being predicted, the inputs of the next ``k``
             local positions (token ``s-1`` is the input of position ``s``).
         kv_cache : a local cache; positions start at ``kv_cache.pos``.
@@ -254,15 +278,20 @@ class DayGPT(nn.Module):
         Returns ``L = k + 1`` positions when starting at 0, else ``L = k``.
         """
         start = kv_cache.pos if kv_cache is not None else 0
+        every = self.config.local_state == "every"
         x = self.local.wte(ids)                                           # (N, k, Cl)
         if start == 0:
             assert state is not None, "local position 0 needs the global state"
             x = torch.cat([self.local.state_proj(state)[:, None, :], x], dim=1)  # (N, k+1, Cl)
         else:
-            assert state is None, "the global state enters at local position 0 only"
+            assert (state is not None) == every, ("the global state enters at every local position" if every
+                                                  else "the global state enters at local position 0 only")
         L = x.size(1)
         assert start + L <= self.config.row_len, f"local positions up to {start + L} exceed row_len"
         x = x + self.local.wse(torch.arange(start, start + L, device=ids.device))
+        if every:  # each slot's own projection of the day's state
+            slots = self.local.state_slots(state).view(state.size(0), self.config.row_len, -1)  # (N, R, Cl)
+            x = x + slots[:, start:start + L]
         x = self.local.drop(x)
         for block in self.local.h:
             x = block(x, kv_cache)

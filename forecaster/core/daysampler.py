@@ -73,6 +73,7 @@ class DaySampler:
         assert 1 <= self.keep_rows < cfg.context_rows, f"keep_rows must be in [1, {cfg.context_rows - 1}]"
         self.next_features = next_features
         self.step_mask = step_mask
+        self._every = cfg.local_state == "every"  # the local decoder reads the global state at every slot
 
     # -- shared pieces of both paths ---------------------------------------------------------
     def _draw(self, hidden: torch.Tensor, slot: int, cfg: SamplingConfig, generator: torch.Generator,
@@ -160,7 +161,7 @@ class DaySampler:
                 ids = self._draw(h, slot, cfg, generator, self._forced_at(forced, row, slot, N), rows[:, end, :slot])
                 rows[:, end, slot] = ids
                 if slot < R - 1:
-                    h = m.local_hidden(None, ids[:, None], lcache)[:, -1]
+                    h = m.local_hidden(state if self._every else None, ids[:, None], lcache)[:, -1]
             if progress is not None:
                 progress(row + 1)
             if row == n_rows - 1:

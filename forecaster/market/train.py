@@ -30,7 +30,7 @@ from forecaster.market.features import model_frame
 from forecaster.market.transforms import TRANSFORMS, YoyIndex, transforms_for
 from forecaster.market.inputs import InputNormalization, feature_names, features_for_history, yoy_index, yoy_index_levels
 from forecaster.market.run import data_source_spec
-from forecaster.market.tokenizer import MAX_LEVELS, market_specs
+from forecaster.market.tokenizer import DEFAULT_LEVELS, MAX_LEVELS, market_specs
 
 
 class TrainInputError(UserError):
@@ -65,7 +65,7 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
         rate whose index the data has is ``yoy_index`` (its index's monthly change on release
         days, ``forecaster.market.yoy``). run.json records every series' transform, and
         forecasts from the run use what it records.
-    bins : the most tokenizer bins per series (default ``market.tokenizer.MAX_LEVELS``).
+    bins : the most tokenizer bins per series (default ``market.tokenizer.DEFAULT_LEVELS``, 64).
     as_of : the data's as-of date (None: everything the source has). The tokenizer sees
         all of it; the weights never see a validation window.
     series : the series to model (default: the source's reference series). A series
@@ -100,7 +100,7 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
         frame = learnable_frame(frame, split, explicit=series is not None, log=say)
         if bins is not None and (isinstance(bins, bool) or not isinstance(bins, int) or not 2 <= bins <= MAX_LEVELS):
             raise TrainInputError(f"must be a whole number from 2 to {MAX_LEVELS}, got {bins!r}", param="bins")
-        tok = TableTokenizer.fit(frame, market_specs(frame, chosen, max_levels=bins or MAX_LEVELS))
+        tok = TableTokenizer.fit(frame, market_specs(frame, chosen, max_levels=bins or DEFAULT_LEVELS))
         day = model_kind(cfg.preset) == "day"
         feats = None
         if day:
@@ -116,7 +116,7 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
                     "series": list(frame.columns), "first_date": str(frame.index[0].date()),
                     "last_date": str(frame.index[-1].date()), "val_start": str(split.date()),
                     "transforms": {c: t.name for c, t in zip(frame.columns, transforms_for(frame.columns, chosen))},
-                    "release_frame": True, "bins": bins or MAX_LEVELS,
+                    "release_frame": True, "bins": bins or DEFAULT_LEVELS,
                     **(info or {})}
         if rank0 and run.latest() is None:  # a fresh run (a resumed one checks the fingerprint instead)
             run.save_tokenizer(tok)

@@ -60,12 +60,13 @@ PRESETS: dict[str, dict] = {
                      eval_every=50),
     # It overfits fast on the 1990-2017 panel (validation loss lowest near step 100 at dropout 0.1, then
     # rising while the training loss falls), so it is evaluated often and stopped early.
-    "day-small": dict(model="day", n_layer=4, n_head=4, n_kv_head=1, n_embd=128, local_n_layer=2, local_n_head=2,
-                      local_n_embd=64, dropout=0.2, context_rows=256, batch_size=16, max_steps=1000, lr=2e-3,
+    "day-small": dict(model="day", n_layer=4, n_head=4, n_kv_head=1, n_embd=128, local_n_layer=2, local_n_head=4,
+                      local_n_embd=128, local_state="every", dropout=0.2, input_dropout=0.25, context_rows=256,
+                      batch_size=16, max_steps=1000, lr=2e-3,
                       warmup_steps=50, eval_every=25, eval_windows=32, patience=4, max_minutes=30.0),
 }
 _MODEL_KEYS = ("model", "n_layer", "n_head", "n_kv_head", "n_embd", "dropout",
-               "local_n_layer", "local_n_head", "local_n_embd")
+               "local_n_layer", "local_n_head", "local_n_embd", "input_dropout", "local_state")
 MODEL_KINDS = ("flat", "day")
 
 
