@@ -107,3 +107,19 @@ def test_the_example_runs(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "P(VIX > 30" in out.stdout and "backtest of 2 origins" in out.stdout
     assert (tmp_path / "spx_fan.html").stat().st_size > 1000
+
+
+def test_the_stress_example_prints_the_responses(run, tmp_path):
+    """examples/stress_scenario.py (the README's stress example) on a tiny run: VIX pinned at 40, the rest respond."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, str(REPO / "examples" / "stress_scenario.py"), "--run", str(run),
+                          "--as-of", AS_OF, "--paths", "8", "--horizon", "60", "--png", str(tmp_path / "s.png")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = {line.split("|")[1].strip(): line for line in out.stdout.splitlines() if line.startswith("| ")}
+    assert {"VIX", "SPX", "WTI", "CORE_CPI_YOY"} <= set(rows)
+    vix_day20 = rows["VIX"].split("|")[4]  # "base / VIX 40 / response" at day 20
+    stressed = float(vix_day20.split("/")[1])
+    origin = float(ForecastPipeline.from_run(run).panel_builder().build(pd.Timestamp(AS_OF))["VIX"].iloc[-1])
+    assert abs(stressed - (40 - origin)) < 0.5  # VIX held at 40: its median change is 40 minus the origin's level
+    assert (tmp_path / "s.png").stat().st_size > 10_000

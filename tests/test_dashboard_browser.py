@@ -198,9 +198,10 @@ def test_scenario_run_compare_and_download(server, page, tmp_path, dims):
     assert "stress median" in _trace_names(page, "sc-cmp")
     stress = _trace_y(page, "sc-cmp", "stress median")
     # the shock is held on days 1-10: VIX is modeled as log changes, so day 1's jump from the
-    # origin's level is one token (within 0.5 %), and each later day steps back to 40
-    np.testing.assert_allclose(stress[:10], 40.0, rtol=0.005)
-    np.testing.assert_allclose(stress[1:10], 40.0, atol=0.01)
+    # origin's level is one token (within 5 % at 64 bins), and each later day steps back to 40
+    np.testing.assert_allclose(stress[:10], 40.0, rtol=0.05)
+    np.testing.assert_allclose(stress[1:10], 40.0, rtol=0.005)
+    np.testing.assert_allclose(stress[2:10], 40.0, atol=0.01)
     assert "40" in page.locator("#sc-delta").inner_text()
     _shot(page, "scenarios")
     with page.expect_download() as info:

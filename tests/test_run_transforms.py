@@ -18,6 +18,10 @@ from forecaster.market.forecast import Forecast
 from forecaster.market.pipeline import ForecastPipeline
 
 
+def _names(pipe) -> dict[str, str]:
+    return {c: t.name for c, t in zip(pipe.series, pipe.transforms)}
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("transforms")
@@ -37,23 +41,28 @@ def test_run_json_records_every_series_transform(runs):
 
 def test_vix_as_a_log_change_is_tokenized_and_forecast_as_one(runs, tmp_path):
     pipe = ForecastPipeline.from_run(runs / "catalog")
-    assert [t.name for t in pipe.transforms] == ["log_return", "log_return", "log_return", "yoy_index"]
+    assert _names(pipe) == {"SPX": "log_return", "VIX": "log_return", "WTI": "log_return", "CORE_CPI_YOY": "yoy_index"}
     assert pipe.tokenizer.specs["VIX"].transform == "signed_log"  # the returns' codec, not the level's log bins
     assert main(["forecast", "--run", str(runs / "catalog"), "--as-of", "2018-12-31", "--paths", "16", "--horizon", "20",
                  "--shock", "VIX:level=40:days=1-5", "--out", str(tmp_path / "fc"), "--no-progress"]) == 0
     fc = Forecast.load(tmp_path / "fc")
     vix = fc.column("VIX")
     assert (vix > 0).all() and np.isfinite(vix).all()  # integrated as log changes: never negative
-    np.testing.assert_allclose(vix[:, :5], 40.0, rtol=0.01)  # a level constraint becomes log changes
+    # a level constraint becomes log changes: day 1's jump is one token, within its bin's error
+    # ((1 + |r|) * expm1(width / 2) percent of the move r), and each later day steps back to 40
+    r = 100 * np.log(40.0 / float(fc.history["VIX"].iloc[-1]))
+    width = pipe.tokenizer.codec("VIX").width
+    np.testing.assert_allclose(vix[:, 0], 40.0, rtol=(1 + abs(r)) * np.expm1(width / 2) / 100 + 1e-9)
+    np.testing.assert_allclose(vix[:, 1:5], 40.0, rtol=0.01)
 
 
 def test_a_forecast_uses_the_runs_transforms_not_the_catalogs(runs, tmp_path):
     """Rewrite run.json as if the catalog had changed: the run's own record decides how it is decoded."""
     pipe = ForecastPipeline.from_run(runs / "vixlevel")
-    assert pipe.transforms[1].name == "level" and pipe.tokenizer.specs["VIX"].transform == "log"
+    assert _names(pipe)["VIX"] == "level" and pipe.tokenizer.specs["VIX"].transform == "log"
     info = json.loads((runs / "vixlevel" / "run.json").read_text())
     other = {**info, "transforms": {**info["transforms"], "VIX": "log_return"}}
-    assert ForecastPipeline(pipe.model, pipe.tokenizer, info=other).transforms[1].name == "log_return"
+    assert _names(ForecastPipeline(pipe.model, pipe.tokenizer, info=other))["VIX"] == "log_return"
 
 
 def test_a_run_from_before_the_record_is_read_with_the_rules_of_then(runs, tmp_path):
@@ -64,7 +73,7 @@ def test_a_run_from_before_the_record_is_read_with_the_rules_of_then(runs, tmp_p
     info.pop("transforms"), info.pop("release_frame")
     (old / "run.json").write_text(json.dumps(info))
     pipe = ForecastPipeline.from_run(old)
-    assert [t.name for t in pipe.transforms] == ["log_return", "level", "log_return", "diff"]  # the catalog's then
+    assert _names(pipe) == {"SPX": "log_return", "VIX": "level", "WTI": "log_return", "CORE_CPI_YOY": "diff"}  # then
     assert pipe.release_frame is False
     fc = pipe.predict(None, "2018-12-31", n_paths=4, horizon=30, seed=0)
     assert fc.meta["no_release_days"]["CORE_CPI_YOY"] >= 27 and not np.isnan(fc.paths).any()

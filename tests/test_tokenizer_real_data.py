@@ -29,15 +29,16 @@ def market_tok(market_frame) -> TableTokenizer:
 
 def test_the_default_64_bins_round_trip_returns_within_a_few_basis_points(market_frame):
     """The default (``--bins 64``): one token per series; S&P 500 returns within 5 bp on a typical day
-    (median); yield and unemployment changes still exact on their grid."""
+    (median); yield changes within about 1 bp (linear bins), unemployment changes exact (0.1 grid)."""
     tok = TableTokenizer.fit(market_frame, market_specs(market_frame))
     rep = tok.report(market_frame)
     assert (rep["tokens"] == 1).all() and (rep["clamped"] == 0).all()
     returns = [c for c in market_frame if rep.loc[c, "codec"].startswith("float signed_log")]
     assert all(tok.codec(c).vocab_size <= DEFAULT_LEVELS + 1 for c in returns)  # + the missing token
     assert rep.loc["SPX", "median_error"] < 0.05
-    for name in ("UST10Y", "UST2Y", "BAA_SPREAD", "UNRATE"):
-        assert rep.loc[name, "max_error"] < 1e-9, name
+    for name in ("UST10Y", "UST2Y", "BAA_SPREAD"):
+        assert rep.loc[name, "max_error"] <= 0.0112, name
+    assert rep.loc["UNRATE", "max_error"] < 1e-9
 
 
 def test_market_frame_round_trips_within_bounds(market_tok, market_frame):

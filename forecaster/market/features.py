@@ -38,7 +38,6 @@ __all__ = ["RELEASE_FREQUENCIES", "integrate", "model_frame", "release_days", "r
 
 RELEASE_FREQUENCIES = ("W", "M", "Q")  # series whose values arrive on release days only
 
-
 def release_series(columns: Sequence[str], transforms: Sequence[Transform]) -> list[str]:
     """The columns that take the "no release" token on days without a release: the weekly,
     monthly and quarterly series modeled as changes (a ``level`` series' value is its level)."""

@@ -91,9 +91,10 @@ def market_specs(frame: pd.DataFrame, transforms: dict[str, str] | None = None,
         column not in the catalog is treated as a level).
     transforms : {column: transform name} the frame was made with, where it is not the
         catalog's (a run's own choice).
-    max_levels : the most bins of a continuous column (default ``DEFAULT_LEVELS``, at most
-        ``MAX_LEVELS``; fewer give each bin more data, more give finer values). Columns on the
-        0.01 / 0.1 grid keep their exact grid.
+    max_levels : the most bins of a column (default ``DEFAULT_LEVELS``, at most ``MAX_LEVELS``;
+        fewer give each bin more data, more give finer values). A column on the 0.1 grid
+        (unemployment changes) keeps it exactly; one on the 0.01 grid (yield changes) keeps it
+        when it fits, else gets linear bins (at 64: about 2 bp wide for the 10-year yield).
     """
     specs: dict[str, ColumnSpec] = {}
     for name in frame.columns:
@@ -108,11 +109,13 @@ def market_specs(frame: pd.DataFrame, transforms: dict[str, str] | None = None,
             t_span = float(np.log(finite.max()) - np.log(finite.min()))
             base, digits = _one_digit(t_span, LOG_WIDTH, max_levels=max_levels)
             specs[name] = ColumnSpec(kind="float", transform="log", base=base, digits=digits, headroom=HEADROOM, nullable=True)
-        elif on_grid(x):
-            # an exact grid needs a bin per step (up to MAX_LEVELS whatever ``max_levels`` says: the
-            # data use few of them, so they do not thin it): the coarser 0.1 grid when the data lie
-            # on it and 0.01 steps would not fit one token (unemployment changes), else two digits
-            step = 10 * GRID if _n_steps(span, GRID) > MAX_LEVELS and on_grid(x, 10 * GRID) else GRID
+        elif on_grid(x) and (_n_steps(span, GRID) <= max_levels or max_levels >= MAX_LEVELS
+                             or (on_grid(x, 10 * GRID) and _n_steps(span, 10 * GRID) <= MAX_LEVELS)):
+            # an exact grid needs a bin per step: the 0.01 grid when it fits ``max_levels`` bins (or
+            # at 512, two digits beyond), the coarser 0.1 grid when the data lie on it (unemployment
+            # changes: few distinct values, exact up to MAX_LEVELS bins); else linear bins below
+            coarse = on_grid(x, 10 * GRID) and _n_steps(span, GRID) > min(max_levels, MAX_LEVELS)
+            step = 10 * GRID if coarse else GRID
             n_steps = _n_steps(span, step)
             base, digits = (n_steps, 1) if n_steps <= MAX_LEVELS else (math.ceil(math.sqrt(n_steps)), 2)
             specs[name] = ColumnSpec(kind="float", step=step, base=base, digits=digits, headroom=HEADROOM, nullable=True)

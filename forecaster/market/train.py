@@ -70,7 +70,8 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
         all of it; the weights never see a validation window.
     series : the series to model (default: the source's reference series). A series
         with no value before the validation start is left out with a note to ``log``
-        when ``series`` is None, and a ``TrainInputError`` when it names it.
+        when ``series`` is None, and a ``TrainInputError`` when it names it. Their order is
+        the row order: a scenario's forced series moves the series after it on the same day.
     start : the panel's first date.
     val_start : the first validation date (default: the most recent ``cfg.val_fraction`` of days).
     data : what run.json records as the data source (default: ``source`` as an absolute
