@@ -1,10 +1,13 @@
 """A VIX-40 stress scenario against the base forecast: what the other series do, in numbers and a picture.
 
+The scenario: VIX climbs to 40 over the first 10 business days (a geometric ramp from its
+level at the origin, as in February-March 2020) and stays at 40 for 10 more.
+
     python examples/stress_scenario.py --run runs/day-small --data tests/fixtures/shared_data.yaml \
         --as-of 2019-12-31 --paths 200 --png docs/images/stress-vix40.png
 
-Samples the base forecast and the same forecast with VIX held at 40 for 20 business days
-(the same seed: the paths differ only by the scenario), then prints, per series, the
+Samples the base forecast and the same forecast under the scenario (the same seed), then
+prints, per series, the
 median change from the origin at day 5, 20 and 60 in both, and their difference: the
 response the model gives to the shock. With ``--png`` it also draws the median and the
 10-90 % band of both for four series. This is the README's stress example.
@@ -57,7 +60,7 @@ def picture(base, stress, path: str) -> None:
         hist = base.history[name].iloc[-120:]
         fig.add_trace(go.Scatter(x=hist.index, y=hist.to_numpy(), line=dict(color="#444", width=1.2),
                                  name="history", showlegend=i == 0), row=r, col=c)
-        for fc, color, label in ((base, "31,119,180", "base"), (stress, "214,39,40", "VIX 40 for 20 days")):
+        for fc, color, label in ((base, "31,119,180", "base"), (stress, "214,39,40", "VIX to 40 in 10 days")):
             q10, q50, q90 = np.nanquantile(fc.column(name), [0.1, 0.5, 0.9], axis=0)
             fig.add_trace(go.Scatter(x=fc.dates, y=q90, line=dict(width=0), showlegend=False, hoverinfo="skip"),
                           row=r, col=c)
@@ -66,7 +69,8 @@ def picture(base, stress, path: str) -> None:
             fig.add_trace(go.Scatter(x=fc.dates, y=q50, line=dict(color=f"rgb({color})", width=2), name=label,
                                      showlegend=i == 0), row=r, col=c)
     fig.update_layout(template="plotly_white", height=620, width=1100, margin=dict(l=40, r=20, t=60, b=40),
-                      title=f"Base forecast and a VIX-40 stress from {base.as_of.date()} (median, 10-90 % band)",
+                      title=f"Base forecast and VIX rising to 40 in 10 days from {base.as_of.date()} "
+                            "(median, 10-90 % band)",
                       legend=dict(orientation="h", y=-0.08))
     fig.write_image(path)
 
@@ -83,12 +87,16 @@ def main() -> None:
     args = p.parse_args()
 
     pipe = ForecastPipeline.from_run(args.run)
-    shock = Scenario("vix-40", [constraint_from_dict({"series": "VIX", "level": 40, "days": "1-20"}, "--shock")])
     base = pipe.predict(args.data, args.as_of, n_paths=args.paths, horizon=args.horizon, seed=args.seed)
+    vix0 = float(base.history["VIX"].iloc[-1])
+    ramp = vix0 * (40 / vix0) ** (np.arange(1, 11) / 10)  # geometric: the same log change each day
+    path = [round(float(v), 4) for v in ramp] + [40.0] * 10
+    shock = Scenario("vix-40", [constraint_from_dict({"series": "VIX", "path": path, "days": "1-20"}, "--shock")])
     stress = pipe.predict(args.data, args.as_of, n_paths=args.paths, horizon=args.horizon, seed=args.seed,
                           scenario=shock)
-    print(f"run {args.run}, origin {base.as_of.date()}, {args.paths} paths, seed {args.seed}; "
-          "median change from the origin (prices in %, others in points)\n")
+    print(f"run {args.run}, origin {base.as_of.date()}, {args.paths} paths, seed {args.seed}; VIX {vix0:.1f} -> 40 "
+          f"over days 1-10, held to day 20; median change from the origin (prices in %, others in points); "
+          f"resampling: {stress.meta.get('scenario_resampling')}\n")
     print(table(base, stress))
     if args.png:
         picture(base, stress, args.png)

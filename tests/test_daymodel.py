@@ -265,6 +265,24 @@ def test_learns_the_within_row_dependence_corr_a_minus_b():
     corr = torch.corrcoef(torch.stack([a, b]))[0, 1].item()
     assert corr < -0.9, corr
 
+    # conditioning on a forced slot drawn *after* the one it determines: force B = level 1 (so A
+    # should be L - 2). Plain forcing cannot move A (drawn first); resampling by the forced
+    # token's probability makes A follow it.
+    forced = torch.full((12, 4), -1, dtype=torch.long)
+    forced[:, 2] = 3 + 2 * L + 1
+    prompt = make(1, 5, torch.Generator().manual_seed(5))[0]
+    plain = DaySampler(m, mask, keep_rows=4).sample(prompt, 200, 12, torch.Generator().manual_seed(1), forced=forced)
+    sampler = DaySampler(m, mask, keep_rows=4)
+    cond = sampler.sample(prompt, 200, 12, torch.Generator().manual_seed(1), forced=forced, resample=True)
+    assert (plain[..., 2] == forced[:, 2]).all() and (cond[..., 2] == forced[:, 2]).all()
+    hit_plain = (plain[..., 0] == 3 + L - 2).double().mean().item()
+    hit_cond = (cond[..., 0] == 3 + L - 2).double().mean().item()
+    assert hit_plain < 0.3 and hit_cond > 0.9, (hit_plain, hit_cond)
+    assert sampler.resampling["rows"] >= 1 and sampler.resampling["min_ess"] < 100
+    again = DaySampler(m, mask, keep_rows=4).sample(prompt, 200, 12, torch.Generator().manual_seed(1), forced=forced,
+                                                    resample=True)
+    assert torch.equal(cond, again)  # seeded: the resampling draws come from the generator
+
 
 def test_input_dropout_acts_in_training_only():
     """Dropping past rows' slot embeddings and features: random in training, none when sampling."""

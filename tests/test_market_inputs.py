@@ -197,3 +197,24 @@ def test_step_checks_its_input(shared_panel):
         state.step(row, "2019-12-31")
     out = state.step(row, "2020-01-02")
     assert out.shape == (3, len(state.names)) and (out[:, state.names.index("yoy_dropout.CPI_YOY.known")] == 0).all()
+
+
+def test_reordering_paths_carries_their_whole_state(shared_panel, index_levels, history):
+    """A scenario's resampling copies paths: after ``reorder([1, 1])`` both paths continue as path 1 did,
+    and the real-data path that was dropped leaves nothing behind."""
+    origin = "2019-12-31"
+    state = IncrementalFeatures.from_history(shared_panel, index_levels, n_paths=2, origin=origin)
+    start = shared_panel.index.get_indexer([pd.Timestamp(origin)])[0]
+    rng = np.random.default_rng(1)
+    fake = []
+    for k in range(start + 1, start + 40):
+        real = shared_panel.iloc[k].to_numpy(dtype=np.float64)
+        fake.append(real * (1 + 0.01 * rng.standard_normal(real.shape)))
+        state.step(np.stack([real, fake[-1]]), shared_panel.index[k])
+    state.reorder(np.array([1, 1]))
+    np.testing.assert_array_equal(state.last[0], state.last[1])
+    k = start + 40
+    real = shared_panel.iloc[k].to_numpy(dtype=np.float64)
+    out = state.step(np.stack([real, real]), shared_panel.index[k])
+    np.testing.assert_array_equal(out[0], out[1])  # the same history now: the same vector
+    assert np.abs(out[0] - history[k]).max() > 1e-3  # and it is not the real path's

@@ -20,6 +20,18 @@ The fast path (:meth:`DaySampler.sample`):
 4. when the global context is full it slides on a row boundary: every path keeps its own
    last ``keep_rows`` rows (and their features), re-prefilled as a batch.
 
+**Conditioning on forced tokens** (``resample=True``, what a stress scenario uses). A
+forced token only moves the slots drawn after it; the slots before it in the row (and
+the days before) were drawn without knowing it. So each path carries an importance
+weight, the model's probability of every forced token it was given (at the sampling
+temperature; "no release" calendar tokens, which are never drawable, do not count), and
+after a row with such tokens the paths are resampled (systematic resampling, one uniform
+from the generator) when the effective sample size falls below half the paths: paths
+whose day made the forced values likely are copied, the others dropped (sequential
+importance resampling). The callback's per-path state is reordered with them
+(``next_features.reorder(idx)``). The reference path does not resample: a test holds
+the two equal without it.
+
 :meth:`DaySampler.sample_reference` recomputes the whole window, global and local, for
 every token, with the same window schedule and the same random draws; a test holds the
 fast path to it token for token.
@@ -116,6 +128,40 @@ class DaySampler:
             forced = forced.to(self.device)
         return rows, feats, P, max(0, P - self.context_rows), forced
 
+    def _forced_logp(self, hidden: torch.Tensor, slot: int, cfg: SamplingConfig, forced: torch.Tensor,
+                     prefix: torch.Tensor) -> torch.Tensor | None:
+        """``(N,)`` log-probability of each path's forced id at ``slot`` under the model at the sampling
+        temperature (0 where nothing is forced); None when no forced id is drawable (e.g. "no release")."""
+        valid = self.valid_ids[slot]
+        col = self.vocab.index[slot, forced.clamp_min(0)]  # position among the valid ids, -1: not drawable
+        use = (forced >= 0) & (col >= 0)
+        if not bool(use.any()):
+            return None
+        logits = (hidden @ self.model.lm_head.weight.index_select(0, valid).T).double()
+        if self.step_mask is not None:
+            allowed = self.step_mask(prefix).to(logits.device).index_select(-1, valid)
+            logits = logits.masked_fill(~allowed, float("-inf"))
+        logp = torch.log_softmax(logits / max(cfg.temperature, 1e-6), dim=-1)
+        picked = logp.gather(1, col.clamp_min(0)[:, None]).squeeze(1)
+        return torch.where(use, picked, torch.zeros_like(picked))
+
+    @staticmethod
+    def _resample(logw: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor | None, float]:
+        """Systematic resampling of ``logw`` ``(N,)``: the kept path indices (None: weights even enough) and the ESS."""
+        n = logw.numel()
+        if not bool(torch.isfinite(logw).any()):
+            return None, 0.0
+        w = torch.exp(logw - logw[torch.isfinite(logw)].max())
+        w = torch.where(torch.isfinite(w), w, torch.zeros_like(w))
+        w = w / w.sum()
+        ess = float(1.0 / (w * w).sum())
+        u = torch.rand(1, generator=generator, dtype=torch.float64, device=w.device)
+        if ess >= n / 2:
+            return None, ess
+        points = (u + torch.arange(n, dtype=torch.float64, device=w.device)) / n
+        idx = torch.searchsorted(torch.cumsum(w, 0), points).clamp_max(n - 1)
+        return idx, ess
+
     @staticmethod
     def _forced_at(forced: torch.Tensor | None, row: int, slot: int, n: int) -> torch.Tensor | None:
         if forced is None:
@@ -131,7 +177,7 @@ class DaySampler:
     def sample(self, prompt: torch.Tensor, n_paths: int, n_rows: int, generator: torch.Generator,
                cfg: SamplingConfig | None = None, forced: torch.Tensor | None = None,
                progress: Callable[[int], None] | None = None, *,
-               features: torch.Tensor | None = None) -> torch.Tensor:
+               features: torch.Tensor | None = None, resample: bool = False) -> torch.Tensor:
         """Sample ``n_rows`` future rows for ``n_paths`` paths.
 
         Parameters
@@ -140,6 +186,8 @@ class DaySampler:
         features : (P, F) float features of the prompt rows (required when F > 0).
         forced : (n_rows, R) or (n_paths, n_rows, R) ids, -1 = sample freely.
         progress : called with the number of rows finished, after each row.
+        resample : condition the paths on the forced tokens by importance resampling (module
+            doc); ``self.resampling`` then says how often it resampled and the lowest ESS.
 
         Returns
         -------
@@ -153,15 +201,35 @@ class DaySampler:
         gcache = gcache.expand(N)
         state = state.expand(N, -1)                                       # (N, C)
         lcache = m.local_cache(N)
+        logw = torch.zeros(N, dtype=torch.float64, device=self.device)
+        self.resampling = {"rows": 0, "min_ess": float(N)}
         for row in range(n_rows):
             end = P + row                                                 # the row being drawn
             lcache.reset()
             h = m.local_hidden(state, rows[:, end, :0], lcache)[:, -1]    # local position 0, (N, Cl)
+            weighted = False
             for slot in range(R):
-                ids = self._draw(h, slot, cfg, generator, self._forced_at(forced, row, slot, N), rows[:, end, :slot])
+                f = self._forced_at(forced, row, slot, N)
+                if resample and f is not None and bool((f >= 0).any()):
+                    lp = self._forced_logp(h, slot, cfg, f, rows[:, end, :slot])
+                    if lp is not None:
+                        logw, weighted = logw + lp, True
+                ids = self._draw(h, slot, cfg, generator, f, rows[:, end, :slot])
                 rows[:, end, slot] = ids
                 if slot < R - 1:
                     h = m.local_hidden(state if self._every else None, ids[:, None], lcache)[:, -1]
+            if weighted:
+                idx, ess = self._resample(logw, generator)
+                self.resampling["min_ess"] = min(self.resampling["min_ess"], ess)
+                if idx is not None:  # copy the paths that made the forced tokens likely, with all their state
+                    rows, feats, state = rows[idx], feats[idx], state[idx]
+                    gcache.reorder(idx)
+                    if forced is not None and forced.dim() == 3:
+                        forced = forced[idx]
+                    if self.next_features is not None and hasattr(self.next_features, "reorder"):
+                        self.next_features.reorder(idx.cpu().numpy())
+                    logw = torch.zeros_like(logw)
+                    self.resampling["rows"] += 1
             if progress is not None:
                 progress(row + 1)
             if row == n_rows - 1:

@@ -161,6 +161,10 @@ class KVCache:
         new.pos = self.pos
         return new
 
+    def reorder(self, idx: torch.Tensor) -> None:
+        """Keep batch rows ``idx`` (a permutation with repeats, ``(B,)``), in place: paths resampled."""
+        self.kv = self.kv.index_select(2, idx.to(self.kv.device))
+
 
 class CausalSelfAttention(nn.Module):
 

@@ -132,6 +132,13 @@ class PathFeatures:
                 out[:, j] = t.integrate(self.origin[j], x)[:, 0]
         return out
 
+    def reorder(self, idx: np.ndarray) -> None:
+        """Keep paths ``idx`` (the sampler resampled them to condition on a scenario): all per-path state."""
+        self.levels, self.total = self.levels[idx], self.total[idx]
+        self.state.reorder(idx)
+        for paths in self.yoy.values():
+            paths.reorder(idx)
+
     def __call__(self, rows: torch.Tensor) -> torch.Tensor:
         """``rows`` (paths, k, R): the prompt and the rows sampled so far -> (paths, F) float32, the newest's vector."""
         assert rows.shape[1] == self.prompt_rows + self.days + 1, (

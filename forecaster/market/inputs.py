@@ -420,6 +420,15 @@ class IncrementalFeatures:
             blocks.append(np.zeros((n, 2)) if st is None else _dropout(st["ring"][:, 1], st["ring"][:, 0]))
         return np.concatenate(blocks, axis=1)
 
+    def reorder(self, idx: np.ndarray) -> None:
+        """Keep paths ``idx`` (resampled paths, repeats allowed): every per-path array of the state."""
+        self.prev, self.last_pos, self.last = self.prev[idx], self.last_pos[idx], self.last[idx]
+        self.ring, self.ring_ok = self.ring[idx], self.ring_ok[idx]
+        self.sums = {w: [a[idx] for a in v] for w, v in self.sums.items()}
+        for st in self.yoy.values():
+            if st is not None:
+                st["ring"] = st["ring"][idx]
+
     def step(self, levels: np.ndarray, date) -> np.ndarray:
         """Feed the levels of the day just sampled; returns its vector.
 

@@ -332,9 +332,13 @@ class ForecastPipeline:
         gen = make_generator(seed)
         if self.is_day:
             sampler, features, _ = self.day_sampling(panel, index_levels, last_levels, n_paths, dates, need)
+            conditioned = scenario is not None and bool(scenario.constraints)
             ids = sampler.sample(torch.from_numpy(prompt_ids), n_paths, horizon, gen, sampling, forced, progress,
-                                 features=None if features is None else torch.from_numpy(features))
+                                 features=None if features is None else torch.from_numpy(features),
+                                 resample=conditioned)
+            resampling = sampler.resampling if conditioned else None
         else:
+            resampling = None
             sampler = self._sampler_for(last_levels)
             ids = sampler.sample(torch.from_numpy(prompt_ids.reshape(-1)), n_paths, horizon, gen, sampling, forced,
                                  progress)
@@ -376,6 +380,9 @@ class ForecastPipeline:
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         meta["no_release_days"] = quiet  # per series: days forced to "no release" by the publication calendar
+        if resampling is not None:  # the day model conditions on the scenario by importance resampling
+            meta["scenario_resampling"] = {"days_resampled": int(resampling["rows"]),
+                                           "min_effective_paths": round(float(resampling["min_ess"]), 1)}
         if forced_values is not None:  # what was forced, in model units, for the record
             meta["forced_days"] = {c: int(forced_values[c].notna().sum()) for c in forced_values.columns}
         return Forecast(origin, dates, self.series, levels, panel.iloc[-history_days:].copy(), meta)

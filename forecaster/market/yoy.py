@@ -136,6 +136,11 @@ class YoyPaths:
             self.rate = np.where(released, step_rate(self.rate, values, drop), self.rate)
         return self.rate.copy()
 
+    def reorder(self, idx: np.ndarray) -> None:
+        """Keep paths ``idx`` (resampled paths, repeats allowed)."""
+        self.rate = self.rate[idx]
+        self.moms = [m[idx] for m in self.moms]
+
     def integrate(self, steps: np.ndarray) -> np.ndarray:
         """``steps`` (paths, horizon) -> rates (paths, horizon)."""
         return np.stack([self.step(steps[:, t]) for t in range(steps.shape[1])], axis=1)
