@@ -43,7 +43,7 @@ from typing import Callable
 import torch
 
 from forecaster.core.daymodel import DayGPT, SlotVocab
-from forecaster.core.sampler import SamplingConfig, draw_valid
+from forecaster.core.sampler import SamplingConfig, draw_valid, valid_logits
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -137,10 +137,7 @@ class DaySampler:
         use = (forced >= 0) & (col >= 0)
         if not bool(use.any()):
             return None
-        logits = (hidden @ self.model.lm_head.weight.index_select(0, valid).T).double()
-        if self.step_mask is not None:
-            allowed = self.step_mask(prefix).to(logits.device).index_select(-1, valid)
-            logits = logits.masked_fill(~allowed, float("-inf"))
+        logits = valid_logits(hidden, self.model.lm_head.weight, valid, self.step_mask, prefix)
         logp = torch.log_softmax(logits / max(cfg.temperature, 1e-6), dim=-1)
         picked = logp.gather(1, col.clamp_min(0)[:, None]).squeeze(1)
         return torch.where(use, picked, torch.zeros_like(picked))

@@ -99,6 +99,18 @@ def filter_logits(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
     return logits
 
 
+def valid_logits(hidden: torch.Tensor, head: torch.Tensor, valid: torch.Tensor,
+                 step_mask: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 prefix: torch.Tensor | None = None) -> torch.Tensor:
+    """``(B, n_valid)`` float64 logits of one slot's ``valid`` ids (rows of the output matrix ``head``)
+    from hidden states ``(B, C)``, with the step mask given the row's ``prefix`` at ``-inf``."""
+    logits = (hidden @ head.index_select(0, valid).T).double()  # (B, n_valid)
+    if step_mask is not None:
+        allowed = step_mask(prefix).to(logits.device).index_select(-1, valid)  # (B, n_valid)
+        logits = logits.masked_fill(~allowed, float("-inf"))
+    return logits
+
+
 def draw_valid(hidden: torch.Tensor, head: torch.Tensor, valid: torch.Tensor, cfg: SamplingConfig,
                generator: torch.Generator, forced: torch.Tensor | None = None,
                step_mask: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -110,10 +122,7 @@ def draw_valid(hidden: torch.Tensor, head: torch.Tensor, valid: torch.Tensor, cf
     One uniform is drawn per path and step whatever the settings, so a fast path and its
     full-recompute reference consume the generator alike. Both samplers (flat and day-level) draw here.
     """
-    logits = (hidden @ head.index_select(0, valid).T).double()  # (B, n_valid)
-    if step_mask is not None:
-        allowed = step_mask(prefix).to(logits.device).index_select(-1, valid)  # (B, n_valid)
-        logits = logits.masked_fill(~allowed, float("-inf"))
+    logits = valid_logits(hidden, head, valid, step_mask, prefix)
     u = torch.rand(logits.size(0), 1, generator=generator, dtype=torch.float64, device=logits.device)
     if cfg.temperature == 0:
         pick = logits.argmax(dim=-1)
