@@ -20,6 +20,7 @@ import numpy as np
 
 from forecaster import ForecastPipeline, Scenario
 from forecaster.market.scenario import constraint_from_dict
+from data_sources import catalog
 from forecaster.market.transforms import transform_of
 
 SHOWN = ("SPX", "XLK", "XLF", "VIX", "UST2Y", "UST10Y", "BAA_SPREAD", "WTI", "CORE_CPI_YOY")
@@ -27,11 +28,16 @@ PICTURE = ("SPX", "XLF", "UST2Y", "BAA_SPREAD")
 DAYS = (5, 20, 60)
 
 
+def in_percent(name: str) -> bool:
+    """Prices (log returns) change in %; mean-reverting levels (VIX, the catalog's ``stationary``) and rates in points."""
+    return transform_of(name).name == "log_return" and not catalog.get(name).stationary
+
+
 def median_change(fc, name: str, day: int) -> float:
     """Median change of ``name`` from the origin to ``day``: % for prices, points (pp) otherwise."""
     x = fc.column(name)[:, day - 1]
     origin = float(fc.history[name].iloc[-1])
-    if transform_of(name).name == "log_return" and name != "VIX":
+    if in_percent(name):
         return float(np.median(100 * (x / origin - 1)))
     return float(np.median(x - origin))
 
@@ -40,7 +46,7 @@ def table(base, stress) -> str:
     head = "| series | unit | " + " | ".join(f"day {d}: base / VIX 40 / response" for d in DAYS) + " |"
     lines = [head, "|" + "---|" * (2 + len(DAYS))]
     for name in [s for s in SHOWN if s in base.series]:
-        unit = "%" if transform_of(name).name == "log_return" and name != "VIX" else "pts"
+        unit = "%" if in_percent(name) else "pts"
         cells = []
         for d in DAYS:
             b, s = median_change(base, name, d), median_change(stress, name, d)

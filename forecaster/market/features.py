@@ -68,7 +68,7 @@ def model_frame(panel: pd.DataFrame, transforms: Sequence[Transform] | None = No
     transforms = transforms_for(panel.columns) if transforms is None else list(transforms)
     if len(transforms) != panel.shape[1]:
         raise ValueError(f"{len(transforms)} transforms for {panel.shape[1]} columns")
-    on = release_days(release_series(panel.columns, transforms), panel.index)
+    on = release_days(release_series(panel.columns, transforms), panel.index) if releases else {}
     out = {}
     for name, t in zip(panel.columns, transforms):
         if t.name == yoy.NAME:

@@ -87,6 +87,7 @@ class ForecastPipeline:
         self.transforms = transforms_for(self.series, self.info.get("transforms"))
         # release series are "no release" between releases (run.json "release_frame"; PanelRun: False for older runs)
         self.release_frame = bool(self.info.get("release_frame", True))
+        self._own_index: dict | None = None  # the run's own source's YoY index observations, read when first needed
         self.is_day = isinstance(model, DayGPT)
         if self.is_day:
             check_inputs(inputs, self.series, model.config.n_features)
@@ -124,7 +125,7 @@ class ForecastPipeline:
         wanted = [c for c in self.series if yoy.yoy_index(c) is not None]
         if self.run_dir is None or all(c in (index_levels or {}) for c in wanted):
             return index_levels
-        if not hasattr(self, "_own_index"):
+        if self._own_index is None:
             try:
                 self._own_index = yoy_index_levels(self.panel_builder())
             except Exception:  # the run's source is gone or unreadable: nothing to add

@@ -73,6 +73,25 @@ def on_grid(x: np.ndarray, step: float = GRID) -> bool:
     return bool(x.size) and bool(np.all(np.abs(x / step - np.round(x / step)) < 1e-6))
 
 
+def _grid_step(x: np.ndarray, span: float, max_levels: int) -> float | None:
+    """The exact grid a column is tokenized on, or None for linear bins.
+
+    An exact grid needs a bin per step. The coarser 0.1 grid when the data lie on it and the
+    0.01 grid would not fit (unemployment changes: few distinct values, exact up to
+    ``MAX_LEVELS`` bins); the 0.01 grid when it fits ``max_levels`` bins (at ``MAX_LEVELS``,
+    with two digits beyond); else None.
+    """
+    if not on_grid(x):
+        return None
+    fine = _n_steps(span, GRID)
+    coarse_fits = _n_steps(span, 10 * GRID) <= MAX_LEVELS or max_levels >= MAX_LEVELS
+    if on_grid(x, 10 * GRID) and coarse_fits and fine > min(max_levels, MAX_LEVELS):
+        return 10 * GRID
+    if fine <= max_levels or max_levels >= MAX_LEVELS:
+        return GRID
+    return None
+
+
 def _transform_of(name: str) -> str | None:
     return catalog.CATALOG[name].transform if name in catalog.CATALOG else None
 
@@ -109,13 +128,7 @@ def market_specs(frame: pd.DataFrame, transforms: dict[str, str] | None = None,
             t_span = float(np.log(finite.max()) - np.log(finite.min()))
             base, digits = _one_digit(t_span, LOG_WIDTH, max_levels=max_levels)
             specs[name] = ColumnSpec(kind="float", transform="log", base=base, digits=digits, headroom=HEADROOM, nullable=True)
-        elif on_grid(x) and (_n_steps(span, GRID) <= max_levels or max_levels >= MAX_LEVELS
-                             or (on_grid(x, 10 * GRID) and _n_steps(span, 10 * GRID) <= MAX_LEVELS)):
-            # an exact grid needs a bin per step: the 0.01 grid when it fits ``max_levels`` bins (or
-            # at 512, two digits beyond), the coarser 0.1 grid when the data lie on it (unemployment
-            # changes: few distinct values, exact up to MAX_LEVELS bins); else linear bins below
-            coarse = on_grid(x, 10 * GRID) and _n_steps(span, GRID) > min(max_levels, MAX_LEVELS)
-            step = 10 * GRID if coarse else GRID
+        elif (step := _grid_step(x, span, max_levels)) is not None:
             n_steps = _n_steps(span, step)
             base, digits = (n_steps, 1) if n_steps <= MAX_LEVELS else (math.ceil(math.sqrt(n_steps)), 2)
             specs[name] = ColumnSpec(kind="float", step=step, base=base, digits=digits, headroom=HEADROOM, nullable=True)

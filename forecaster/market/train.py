@@ -105,7 +105,7 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
         day = model_kind(cfg.preset) == "day"
         feats = None
         if day:
-            feats, inputs = row_inputs(panel[list(frame.columns)], builder, split, run.read_inputs()
+            feats, inputs = row_inputs(panel[list(frame.columns)], index_levels, split, run.read_inputs()
                                        if run.latest() is not None else None)
         segments = [panel_segment(tok.encode(frame), frame.index, feats)]  # (days, tokens_per_row)
         train_ds, val_ds, split = make_datasets(segments, cfg.context_rows, cfg.val_fraction, split, rows=day)
@@ -133,16 +133,17 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
                      progress=progress, valid_mask=tok.valid_mask() if day else None)
 
 
-def row_inputs(panel: pd.DataFrame, builder: PanelBuilder, split: pd.Timestamp,
+def row_inputs(panel: pd.DataFrame, index_levels: dict[str, pd.Series], split: pd.Timestamp,
                saved: dict | None = None) -> tuple[np.ndarray, dict]:
     """The day-level model's normalised input features ``(days, F)`` float32 and ``inputs.json``'s dict.
 
-    ``panel`` : the modeled series' levels (the model frame's days and columns). The
+    ``panel`` : the modeled series' levels (the model frame's days and columns);
+    ``index_levels`` : the YoY series' monthly index observations (``yoy_index_levels``). The
     normalisation is fitted on the days before the validation start ``split`` only, or
     taken from ``saved`` (a resumed run's ``inputs.json``, whose names must match).
     """
     names = feature_names(panel.columns)
-    raw = features_for_history(panel, yoy_index_levels(builder))  # (days, F), day d from data through d
+    raw = features_for_history(panel, index_levels)  # (days, F), day d from data through d
     if saved is not None:
         if list(saved.get("names", [])) != names:
             raise TrainInputError("the run's inputs.json names other input features than this panel gives; "
