@@ -16,6 +16,7 @@ import pandas as pd
 from forecaster.core.tokenizer.codec_base import ColumnCodec
 from forecaster.core.tokenizer.datetime_codec import DatetimeCodec
 from forecaster.core.tokenizer.discrete_codecs import CategoryCodec, IntCodec
+from forecaster.core.tokenizer.duration_codec import DurationCodec
 from forecaster.core.tokenizer.errors import SpecError
 from forecaster.core.tokenizer.float_codec import FloatCodec
 from forecaster.core.tokenizer.spec import ColumnSpec
@@ -25,6 +26,7 @@ CODECS: dict[str, type[ColumnCodec]] = {
     "int": IntCodec,
     "category": CategoryCodec,
     "datetime": DatetimeCodec,
+    "duration": DurationCodec,  # given explicitly (kind="duration"), never inferred
 }
 
 _FLOAT_ONLY = ("transform", "precision", "step", "anchor", "scale", "n_quantiles")
@@ -63,6 +65,8 @@ def fit_codec(name: str, column: pd.Series, spec: ColumnSpec | None = None) -> C
         stray = [f for f in _FLOAT_ONLY if getattr(spec, f) is not None]
         if stray:
             raise SpecError(f"column {name!r}: option(s) {stray} apply to float columns only, the column is {kind!r}")
+    if spec.bins is not None and kind != "duration":
+        raise SpecError(f"column {name!r}: option bins applies to duration columns only, the column is {kind!r}")
     if kind == "float" and not (pd.api.types.is_numeric_dtype(column.dtype) or column.isna().all()):
         raise SpecError(f"column {name!r}: kind 'float' needs a numeric column, got dtype {column.dtype}")
     return CODECS[kind].fit(column, spec, name)

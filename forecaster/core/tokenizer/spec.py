@@ -12,7 +12,7 @@ from typing import Any
 
 from forecaster.core.tokenizer.errors import SpecError
 
-KINDS = ("float", "int", "category", "datetime")
+KINDS = ("float", "int", "category", "datetime", "duration")
 DATETIME_PARTS = ("year", "month", "day", "hour", "minute", "second")
 TIMESTAMP_UNITS = ("D", "h", "m", "s")
 
@@ -51,6 +51,8 @@ class ColumnSpec:
         timestamp codec. Default: year, month, day, plus hour/minute/second when the fit
         data has them.
     unit : datetime timestamp only: ``"D" | "h" | "m" | "s"``; default ``"m"``.
+    bins : duration only (``kind="duration"``, minutes >= 0, see ``duration_codec``): the
+        number of log-spaced bins; default 64.
     """
 
     kind: str | None = None
@@ -66,6 +68,7 @@ class ColumnSpec:
     n_quantiles: int | None = None
     parts: tuple[str, ...] | None = None
     unit: str | None = None
+    bins: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in KINDS:
@@ -86,6 +89,8 @@ class ColumnSpec:
                 not self.parts or any(p not in DATETIME_PARTS for p in self.parts)
             ):
                 raise SpecError(f"datetime parts {self.parts} must be drawn from {DATETIME_PARTS} or be ('timestamp',)")
+        if self.bins is not None and (isinstance(self.bins, bool) or not isinstance(self.bins, int) or self.bins < 4):
+            raise SpecError(f"bins must be a whole number of at least 4, got {self.bins!r}")
         if self.unit is not None and self.unit not in TIMESTAMP_UNITS:
             raise SpecError(f"timestamp unit {self.unit!r}: use one of {', '.join(TIMESTAMP_UNITS)}")
 
