@@ -68,6 +68,7 @@ _COMMAND_MODULES = [
     "train_cmd",
     "forecast_cmd",
     "backtest_cmd",
+    "calibrate_cmd",
     "synth_cmd",
     "dashboard_cmd",
     "demo_cmd",

@@ -101,6 +101,7 @@ class RunDir:
     tokenizer = property(lambda self: self.path / "tokenizer.json")
     inputs = property(lambda self: self.path / "inputs.json")
     run_info = property(lambda self: self.path / "run.json")
+    calibration = property(lambda self: self.path / "calibration.json")  # forecaster.market.calibration
     metrics = property(lambda self: self.path / "metrics.jsonl")
     best_weights = property(lambda self: self.path / "best.safetensors")
     ckpt_root = property(lambda self: self.path / "checkpoint")

@@ -8,6 +8,11 @@ Each series' transform is named in the catalog (``data_sources.catalog``,
   missing, and the next return is taken against the last positive level.
 - ``diff``: ``x_t - x_{t-1}`` in the series' unit (percentage points for yields).
 - ``level``: ``x_t``.
+- ``shifted_log``: ``100 * log((x_t + 0.5) / (x_{t-1} + 0.5))`` (percent), the
+  displaced-lognormal rule for interest rates near zero: a yield's daily moves
+  shrink as it nears its floor, and no path goes below -0.5 % (the lowest US
+  Treasury yield on record is 0.00 %, the 3-month bill in December 2008). A run's
+  choice for yields (``--transform UST3M=shifted_log``).
 
 For lower-frequency series on the daily panel, ``log_return``/``diff`` are zero
 on days without a release and jump on release days, which is exactly what the
@@ -178,6 +183,40 @@ class LogReturn(Transform):
             return 100 * np.log(levels / origin_level)
 
 
+@dataclass(frozen=True)
+class ShiftedLog(Transform):
+    """Log change of the level plus ``SHIFT`` in percent, ``100 * log((x_t + s) / (x_{t-1} + s))``.
+
+    Levels must stay above ``-SHIFT``; a level at or below it has no log (NaN, as a
+    non-positive price has for ``log_return``).
+    """
+
+    name: ClassVar[str] = "shifted_log"
+    SHIFT: ClassVar[float] = 0.5  # percentage points: the floor a path can approach and never cross
+    neutral_level: ClassVar[float] = 1.0
+
+    def forward(self, levels) -> np.ndarray:
+        x = np.asarray(levels, dtype=np.float64) + self.SHIFT
+        x = np.where(x > 0, x, np.nan)
+        y = np.full_like(x, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y[1:] = 100.0 * np.log(x[1:] / x[:-1])
+        return y
+
+    def integrate(self, last_level, steps: np.ndarray, axis: int = -1) -> np.ndarray:
+        return (np.asarray(last_level) + self.SHIFT) * np.exp(np.nancumsum(steps, axis=axis) / 100.0) - self.SHIFT
+
+    def step(self, prev_level, value):
+        return (prev_level + self.SHIFT) * np.exp(value / 100.0) - self.SHIFT
+
+    def value_for_level(self, prev_level, level):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 100.0 * np.log((level + self.SHIFT) / (prev_level + self.SHIFT))
+
+    def change_from_origin(self, levels, origin_level):
+        return self.value_for_level(origin_level, levels)
+
+
 class IndexMissing(ValueError):
     """A ``yoy_index`` series was used without its index's monthly observations."""
 
@@ -199,8 +238,8 @@ class YoyIndex(Transform):
     forward = integrate = step = value_for_level = change_from_origin = _refuse
 
 
-#: every modeling transform by its name (``yoy_index`` is a run's choice; the catalog names the others)
-TRANSFORMS: dict[str, Transform] = {t.name: t for t in (Level(), Diff(), LogReturn(), YoyIndex())}
+#: every modeling transform by its name (``yoy_index`` and ``shifted_log`` are a run's choice; the catalog names the others)
+TRANSFORMS: dict[str, Transform] = {t.name: t for t in (Level(), Diff(), LogReturn(), ShiftedLog(), YoyIndex())}
 
 
 def get(name: str) -> Transform:
