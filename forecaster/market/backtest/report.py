@@ -2,8 +2,9 @@
 
 Figures are built by pure functions of the score and fan tables so they can be
 tested without writing a file: fan charts against the realised path at chosen
-origins, interval coverage by horizon, PIT histograms, and the GPT's CRPS skill by
-series with its bootstrap interval.
+origins, interval coverage by horizon, PIT histograms (pooled, and per horizon with
+the band a calibrated forecast stays in), and the GPT's CRPS skill by series with its
+bootstrap interval.
 """
 from __future__ import annotations
 
@@ -96,6 +97,41 @@ def pit_figure(scores: pd.DataFrame, series: list[str], min_horizon: int = 21, b
     return fig
 
 
+def pit_horizon_figure(pits: pd.DataFrame, series: list[str], model: str = GPT_MODEL,
+                       horizons=summary.CALIBRATION_HORIZONS) -> go.Figure:
+    """One model's PIT histogram per horizon (rows) and series (columns), from ``summary.pit_table``.
+
+    The grey band is where each bin of a calibrated forecast falls with probability 90 %
+    (``summary.pit_band``); the title of each panel gives the overlap-adjusted chi-square p-value.
+    """
+    t = pits[pits["model"] == model] if len(pits) else pits
+    hz = [h for h in horizons if len(t) and h in set(t["horizon"])]
+    bins = sorted(c for c in pits.columns if c.startswith("b") and c[1:].isdigit()) if len(pits) else []
+    titles = []
+    for h in hz:
+        for x in series:
+            r = t[(t["series"] == x) & (t["horizon"] == h)]
+            p = f", chi2 p {r.iloc[0]['p_chi2_adj']:.2g}" if len(r) and np.isfinite(r.iloc[0]["p_chi2_adj"]) else ""
+            titles.append(f"{x}, {h} d{p}")
+    fig = make_subplots(rows=max(1, len(hz)), cols=max(1, len(series)), shared_xaxes=True, subplot_titles=titles or None)
+    centres = (np.arange(len(bins)) + 0.5) / max(1, len(bins))
+    for i, h in enumerate(hz, start=1):
+        for j, x in enumerate(series, start=1):
+            r = t[(t["series"] == x) & (t["horizon"] == h)]
+            if r.empty or not np.isfinite(r.iloc[0]["band_lo"]):
+                continue
+            r = r.iloc[0]
+            fig.add_trace(go.Scatter(x=[0, 1, 1, 0], y=[r["band_lo"], r["band_lo"], r["band_hi"], r["band_hi"]],
+                                     fill="toself", fillcolor="rgba(0,0,0,0.12)", line=dict(width=0), hoverinfo="skip",
+                                     showlegend=False), row=i, col=j)
+            fig.add_trace(go.Bar(x=centres, y=[r[b] for b in bins], width=1.0 / len(bins), marker_color=_color(model),
+                                 showlegend=False, hovertext=f"n={int(r['n'])}"), row=i, col=j)
+            fig.add_hline(y=1.0, line=dict(dash="dash", color="black", width=1), row=i, col=j)
+    fig.update_layout(title=f"{model}: PIT histograms by horizon (density; uniform = 1; grey: 90% band of a calibrated "
+                            "forecast)", height=220 * max(1, len(hz)) + 60, margin=dict(l=40, r=10, t=70, b=30))
+    return fig
+
+
 def skill_figure(skills: pd.DataFrame) -> go.Figure:
     """GPT CRPS skill over the best baseline per series (bars per horizon) with the bootstrap interval."""
     s = skills[(skills["kind"] == "series") & skills["best"]] if len(skills) else skills
@@ -170,10 +206,18 @@ def build_report(out: str | Path, path: str | Path | None = None, key_series=sum
             parts.append(_div(fan_figure(fan, s, o, models=[m for m in best[s] if m in set(fan["model"])] or None)))
     parts.append("<h2>Coverage by horizon</h2>" + _div(coverage_figure(table, series)))
     parts.append("<h2>PIT histograms</h2>" + _div(pit_figure(scores, series)))
+    pits = summary.pit_table(scores)
+    if len(pits):
+        for m in [GPT_MODEL] + sorted(set(pits["model"]) - {GPT_MODEL}):
+            if m in set(pits["model"]):
+                parts.append(_div(pit_horizon_figure(pits, series, m)))
+    parts.append("<h2>Calibration by horizon (coverage with 90% block-bootstrap intervals, PIT tests)</h2>"
+                 + f"<pre>{html.escape(summary.calibration_markdown(scores, series, pits=pits))}</pre>")
     parts.append("<h2>All scores</h2>" + table.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
     reg = summary.regime_score_table(scores)
     if len(reg):
-        parts.append("<h2>Regimes (Brier, RPS)</h2>" + reg.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+        parts.append("<h2>Regimes (Brier, RPS)</h2>" + f"<pre>{html.escape(summary.regime_markdown(scores, table=reg))}</pre>"
+                     + reg.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
     en = summary.energy_table(scores)
     if len(en):
         parts.append("<h2>Energy score (standardized changes)</h2>" + en.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
