@@ -4,6 +4,11 @@
 
 Rerunning the same command on the same ``--out`` resumes: finished origins are not recomputed.
 An ``--out`` holding anything but a backtest is refused before any work.
+
+``--scheduler local:N`` runs the origins as Dask tasks on N local worker processes (one torch
+thread each, or ``--threads``), ``--scheduler tcp://HOST:PORT`` on a running Dask cluster whose
+workers see the same paths (docs/SCALING.md); the results are the serial run's. ``--device``
+is where the GPT samples.
 """
 from __future__ import annotations
 
@@ -11,10 +16,12 @@ from pathlib import Path
 
 import typer
 
+from foundation.cluster import SCHEDULER_HELP
 from foundation.errors import UserError
 from forecaster.cli.options import (
     ProgressOpt, TemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads, threads_option,
 )
+from forecaster.cli.forecast_cmd import DEVICE_HELP
 from forecaster.market.backtest.baselines import BASELINE_NAMES
 from forecaster.market.forecast import MAX_HORIZON, check_horizon
 
@@ -38,7 +45,9 @@ def backtest(
     temperature: float = TemperatureOpt,
     top_k: int = TopKOpt,
     top_p: float = TopPOpt,
-    threads: int = threads_option(None),
+    threads: int = threads_option(None, "with --scheduler: per task, default 1; else torch's own choice"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " With a tcp:// scheduler each worker resolves it."),
+    scheduler: str = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
     progress: bool = ProgressOpt,
 ) -> None:
     """Forecast from every origin with the GPT and the baselines, score against what happened, write tables and report.html."""
@@ -47,7 +56,14 @@ def backtest(
     from forecaster.market.backtest.runner import check_backtest_dir
     from forecaster.market.backtest.windows import get_window
 
+    from foundation.cluster import parse_scheduler
+    from forecaster.core.device import parse_device, resolve_device
+
     check_horizon(horizon)
+    parse_device(device)
+    sched = parse_scheduler(scheduler) if scheduler else None
+    if run is not None and (sched is None or sched.local):
+        resolve_device(device)  # this machine runs the GPT: an unusable GPU is refused before any work
     check_backtest_dir(out)  # before the panel is built; claimed when the loop starts
     if window:
         w = get_window(window)
@@ -59,14 +75,19 @@ def backtest(
         raise UserError(f"--last-origin {last.date()} is before --first-origin {first.date()}")
     if run is None and not data:
         raise UserError("give --run (the GPT to test) or at least --data for a baselines-only backtest")
-    set_threads(threads)
+    if sched is None:
+        set_threads(threads)
+    elif threads is not None and threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
     with progress_bar(progress, total=0, desc="origins", unit="origin") as bar:
         def begin(bt):
+            bt.set_execution(device, scheduler, threads)  # the API's backtest() takes no device/scheduler yet
             done = len(bt.done())
             cfg = bt.cfg
             typer.echo(f"{len(bt.origins)} origins {bt.origins[0].date()} .. {bt.origins[-1].date()} every {cfg.every}"
                        f"{f' ({done} done, resuming)' if done else ''}; {cfg.n_paths} paths x {cfg.horizon} days; "
-                       f"series {', '.join(cfg.series)}", err=True)
+                       f"series {', '.join(cfg.series)}"
+                       f"{f'; Dask scheduler {scheduler}' if scheduler else ''}", err=True)
             bar.reset(total=len(bt.origins))
 
         def step(origin, info):

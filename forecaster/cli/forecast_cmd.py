@@ -15,6 +15,10 @@ from forecaster.cli.options import (ProgressOpt, TemperatureOpt, TopKOpt, TopPOp
                                     threads_option)
 from forecaster.market.forecast import MAX_HORIZON, check_horizon, is_legacy_forecast
 
+# the --device of every command that samples (resolved by forecaster.core.device)
+DEVICE_HELP = ("Where the model samples: cpu, cuda, cuda:N, or auto (the first GPU that passes a test operation, "
+               "else the CPU). Same seed, same device: same paths.")
+
 
 def forecast(
     run: Path = typer.Option(..., "--run", help="Run directory made by `forecaster train`."),
@@ -31,11 +35,13 @@ def forecast(
     top_k: int = TopKOpt,
     top_p: float = TopPOpt,
     threads: int = threads_option(None),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     progress: bool = ProgressOpt,
 ) -> None:
     """Sample joint paths after the as-of date; write the forecast, quantiles, regimes and exports to --out."""
     from foundation.atomic import check_out_dir
     from forecaster.cli.data_cmd import parse_date
+    from forecaster.core.device import resolve_device
     from forecaster.core.sampler import SamplingConfig
     from forecaster.market.export import FORECAST_KIND, save_forecast_dir
     from forecaster.market.pipeline import ForecastPipeline
@@ -52,8 +58,9 @@ def forecast(
     if shock:
         extra = [parse_shock(s) for s in shock]
         scen = Scenario(scen.name if scen else "cli-shock", (scen.constraints if scen else []) + extra)
+    dev = resolve_device(device)  # an unusable GPU is refused before the model loads
     set_threads(threads)
-    pipe = ForecastPipeline.from_run(run)
+    pipe = ForecastPipeline.from_run(run, device=dev)
     builder = pipe.panel_builder(data)
 
     with progress_bar(progress, total=horizon, desc=f"sampling {paths} paths", unit="day") as bar:

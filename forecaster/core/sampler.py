@@ -217,6 +217,7 @@ class Sampler:
         """
         cfg = cfg or SamplingConfig()
         prompt = self._check(prompt, n_rows, forced)
+        forced = None if forced is None else forced.to(self.device)  # checked on the host, used on the device
         R, N = self.row_len, n_paths
         history = torch.empty(N, prompt.numel() + n_rows * R, dtype=torch.long, device=self.device)
         history[:, : prompt.numel()] = prompt
@@ -250,6 +251,7 @@ class Sampler:
         """Same output as ``sample`` for the same generator state, by full recomputation (slow)."""
         cfg = cfg or SamplingConfig()
         prompt = self._check(prompt, n_rows, forced)
+        forced = None if forced is None else forced.to(self.device)  # checked on the host, used on the device
         R, N = self.row_len, n_paths
         history = prompt[None, :].repeat(N, 1)
         start = 0  # first token of the current window

@@ -30,6 +30,7 @@ from forecaster.market.forecast import Forecast, ForecastError, check_horizon
 from forecaster.market.inputs import yoy_index_levels
 from forecaster.market.run import PanelRun
 from forecaster.core.daymodel import DayGPT
+from forecaster.core.device import Device, as_device, model_device
 from forecaster.core.daysampler import DaySampler
 from forecaster.core.model import GPT
 from forecaster.core.sampler import Sampler, SamplingConfig, make_generator
@@ -76,8 +77,11 @@ class ForecastPipeline:
     """
 
     def __init__(self, model: GPT | DayGPT, tokenizer: TableTokenizer, run_dir: str | Path | None = None,
-                 info: dict | None = None, model_hash: str | None = None, inputs: DayInputs | None = None) -> None:
-        self.model = model.eval()
+                 info: dict | None = None, model_hash: str | None = None, inputs: DayInputs | None = None,
+                 device: Device | str | None = None) -> None:
+        # device: where the model, its KV caches and the sampler's generator live (None: where the model is)
+        self.device = model_device(model) if device is None else as_device(device)
+        self.model = model.to(self.device.torch).eval()
         self.tokenizer = tokenizer
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.info = dict(info or {})
@@ -98,8 +102,11 @@ class ForecastPipeline:
             self.sampler = Sampler(model, torch.from_numpy(tokenizer.valid_mask()))
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, which: str = "best") -> "ForecastPipeline":
+    def from_run(cls, run_dir: str | Path, which: str = "best", device: Device | str | None = None
+                 ) -> "ForecastPipeline":
         """The pipeline of a trained run folder: its tokenizer, its ``which`` weights ("best" or "last"), its run.json.
+
+        ``device``: a resolved ``Device`` or a ``--device`` spec (``"auto"``, ``"cuda:0"``; None: the CPU).
 
         A folder that is not a trained run, or whose tokenizer is not the model's, is a ``CheckpointError``.
         """
@@ -107,7 +114,7 @@ class ForecastPipeline:
         tok = run.load_tokenizer()
         model = run.load_model(which, fingerprint=tok.fingerprint())
         inputs = read_inputs(run.path) if isinstance(model, DayGPT) else None
-        return cls(model, tok, run.path, run.info, run.best_weights_sha256(), inputs=inputs)
+        return cls(model, tok, run.path, run.info, run.best_weights_sha256(), inputs=inputs, device=device)
 
     def panel_builder(self, data: str | Path | None = None) -> PanelBuilder:
         """The run's panel builder (its data source, series and start), or the same on another ``data`` source."""
@@ -330,19 +337,21 @@ class ForecastPipeline:
         dates = business_days_after(panel.index[-1], horizon)
         forced, forced_values, quiet = self._forced_ids(scenario, last_levels, dates, drops)
 
-        gen = make_generator(seed)
-        if self.is_day:
-            sampler, features, _ = self.day_sampling(panel, index_levels, last_levels, n_paths, dates, need)
-            conditioned = scenario is not None and bool(scenario.constraints)
-            ids = sampler.sample(torch.from_numpy(prompt_ids), n_paths, horizon, gen, sampling, forced, progress,
-                                 features=None if features is None else torch.from_numpy(features),
-                                 resample=conditioned)
-            resampling = sampler.resampling if conditioned else None
-        else:
-            resampling = None
-            sampler = self._sampler_for(last_levels)
-            ids = sampler.sample(torch.from_numpy(prompt_ids.reshape(-1)), n_paths, horizon, gen, sampling, forced,
-                                 progress)
+        gen = make_generator(seed, self.device.torch)
+        with self.device.autocast():  # bf16 on GPUs that support it (core.device); a no-op on the CPU
+            if self.is_day:
+                sampler, features, _ = self.day_sampling(panel, index_levels, last_levels, n_paths, dates, need)
+                conditioned = scenario is not None and bool(scenario.constraints)
+                ids = sampler.sample(torch.from_numpy(prompt_ids), n_paths, horizon, gen, sampling, forced,
+                                     progress, features=None if features is None else torch.from_numpy(features),
+                                     resample=conditioned)
+                resampling = sampler.resampling if conditioned else None
+            else:
+                resampling = None
+                sampler = self._sampler_for(last_levels)
+                ids = sampler.sample(torch.from_numpy(prompt_ids.reshape(-1)), n_paths, horizon, gen, sampling,
+                                     forced, progress)
+        ids = ids.cpu()
         decoded = self.tokenizer.decode(ids.reshape(-1, ids.shape[-1]).numpy())
         steps = decoded[self.series].to_numpy(dtype=np.float64).reshape(n_paths, horizon, len(self.series))
         levels = integrate(np.array([last_levels[c] for c in self.series]), steps, self.transforms,
@@ -367,6 +376,8 @@ class ForecastPipeline:
             "model_sha256": self.model_hash,
             "tokenizer_fingerprint": self.tokenizer.fingerprint(),
             "seed": int(seed),
+            "device": str(self.device),  # the same seed on the same device gives the same paths
+            "precision": "bf16" if self.device.bf16 else "fp32",
             "n_paths": int(n_paths),
             "horizon": int(horizon),
             "sampling": vars(sampling or SamplingConfig()),

@@ -12,6 +12,15 @@ For each origin on the schedule:
 4. the scores (``metrics``) and the fan quantiles are written atomically to
    ``OUT/origins/<date>.parquet`` and ``<date>.fan.parquet``.
 
+Origins are independent (each has its own seed, ``origin_seed``, which depends on
+the date only), so with a Dask scheduler (``scheduler="local:N"`` or
+``"tcp://HOST:PORT"``, ``foundation.cluster``) each pending origin is one task:
+the worker builds the panel as of the origin, samples, scores and writes that
+origin's files, exactly what the serial loop does, so the files are the same
+(retrained runs are trained first, one after another, by the caller). Without a
+scheduler nothing changes. ``device`` (``"auto"``, ``"cpu"``, ``"cuda:0"``, see
+``forecaster.core.device``) is where the GPT samples; a worker resolves it itself.
+
 An origin whose score file exists is not recomputed, so an interrupted backtest
 resumes where it stopped; ``OUT/backtest.json`` holds the settings and a rerun
 with different settings on the same folder is refused. ``OUT`` is claimed with
@@ -196,7 +205,9 @@ class Backtest:
     builder : a ``PanelBuilder`` (default: from ``cfg.data`` or the run's data source).
     """
 
-    def __init__(self, cfg: BacktestConfig, out: str | Path, builder: PanelBuilder | None = None) -> None:
+    def __init__(self, cfg: BacktestConfig, out: str | Path, builder: PanelBuilder | None = None, *,
+                 device: str | None = None, scheduler: str | None = None, threads: int | None = None) -> None:
+        self.set_execution(device, scheduler, threads)
         self.cfg = cfg
         self.out = Path(out)
         self.run_info: dict = {}
@@ -218,6 +229,34 @@ class Backtest:
         self.full = builder.build()[cfg.series]
         self.origins = origin_schedule(self.full.index, cfg.start, cfg.end, cfg.every)
         self._pipes: dict[str, object] = {}
+
+    # -- where it runs ---------------------------------------------------------------------
+    def set_execution(self, device: str | None = None, scheduler: str | None = None,
+                      threads: int | None = None) -> None:
+        """Where the work runs; none of it changes a result on the same device.
+
+        device : the GPT's ``--device`` (None: the CPU). scheduler : ``local:N`` or
+        ``tcp://HOST:PORT`` (None: this process, origin after origin). threads : torch CPU
+        threads per Dask task (default 1: one core per worker); ignored without a scheduler.
+        Malformed values are refused here (``DeviceError``, ``SchedulerError``), before any work.
+        """
+        from foundation.cluster import parse_scheduler
+
+        if device is not None:
+            from forecaster.core.device import parse_device  # deferred: it imports torch
+
+            parse_device(device)
+        if scheduler is not None:
+            parse_scheduler(scheduler)
+        if threads is not None and threads < 1:
+            raise BacktestError(f"--threads must be at least 1, got {threads}")
+        self.device, self.scheduler, self.threads = device, scheduler, threads
+
+    def __getstate__(self) -> dict:
+        """What a Dask worker gets: everything but the loaded models (each worker loads its own)."""
+        state = dict(self.__dict__)
+        state["_pipes"] = {}
+        return state
 
     # -- files -----------------------------------------------------------------------------
     def origin_path(self, origin: pd.Timestamp, fan: bool = False) -> Path:
@@ -256,7 +295,7 @@ class Backtest:
         key = str(run_dir)
         if key not in self._pipes:
             self._pipes.clear()
-            self._pipes[key] = ForecastPipeline.from_run(run_dir)
+            self._pipes[key] = ForecastPipeline.from_run(run_dir, device=self.device)
         return self._pipes[key]
 
     def retrain_dates(self) -> list[pd.Timestamp]:
@@ -302,7 +341,7 @@ class Backtest:
         scores, fan = score_origin(forecasts, realised, panel, cfg.horizons, seed)
         scores.insert(0, "origin", origin)
         fan.insert(0, "origin", origin)
-        meta = {"origin": str(origin.date()), "errors": errors, "seconds": seconds,
+        meta = {"origin": str(origin.date()), "errors": errors, "seconds": seconds, "device": _gpt_device(forecasts),
                 "realised_days": int(realised["date"].notna().sum()),
                 "models": {k: {m: v for m, v in fc.meta.items()
                                if m in ("covers", "lags", "model_sha256", "run_dir")}
@@ -312,8 +351,12 @@ class Backtest:
         return scores
 
     def run(self, on_origin: Callable[[pd.Timestamp, dict], None] | None = None) -> pd.DataFrame:
-        """Run every origin not done yet (in order); returns all scores (finished origins read back)."""
+        """Run every origin not done yet (in order, or as Dask tasks with a scheduler); returns all scores
+        (finished origins read back). ``on_origin(origin, info)`` is called as each origin finishes."""
         self.prepare()
+        if self.scheduler is not None:
+            self._run_on_dask(on_origin)
+            return load_scores(self.out)
         for origin in self.origins:
             if self.origin_path(origin).exists():
                 if on_origin:
@@ -324,6 +367,52 @@ class Backtest:
             if on_origin:
                 on_origin(origin, {"skipped": False, "seconds": time.perf_counter() - t0})
         return load_scores(self.out)
+
+
+    def _run_on_dask(self, on_origin: Callable[[pd.Timestamp, dict], None] | None) -> None:
+        """Every pending origin as one task on ``self.scheduler``; ``on_origin`` as each completes."""
+        from foundation.cluster import dask_client
+
+        pending = []
+        for origin in self.origins:
+            if self.origin_path(origin).exists():
+                if on_origin:
+                    on_origin(origin, {"skipped": True})
+            else:
+                pending.append(origin)
+        if not pending:
+            return
+        for origin in pending:  # retraining (if any) here, in order: tasks only sample and score
+            self.gpt_run_for(origin)
+        with dask_client(self.scheduler) as client:
+            from distributed import as_completed
+
+            shared = client.scatter(self, broadcast=True, hash=False)  # sent once per worker, not per task
+            futures = {client.submit(_origin_task, shared, origin, self.threads or 1, pure=False,
+                                     key=f"origin-{origin.date()}-{id(self):x}"): origin for origin in pending}
+            try:
+                for future in as_completed(futures):
+                    seconds = future.result()  # a task's exception is raised here (the rest are cancelled)
+                    if on_origin:
+                        on_origin(futures[future], {"skipped": False, "seconds": seconds})
+            finally:
+                client.cancel(list(futures))
+
+
+def _origin_task(bt: Backtest, origin: pd.Timestamp, threads: int) -> float:
+    """One origin on a Dask worker (the serial loop's ``run_origin``, with ``threads`` torch threads); its seconds."""
+    from forecaster.core.device import torch_threads  # deferred: it imports torch
+
+    t0 = time.perf_counter()
+    with torch_threads(threads):
+        bt.run_origin(origin)
+    return time.perf_counter() - t0
+
+
+def _gpt_device(forecasts: dict[str, Forecast]) -> str | None:
+    """The device the GPT sampled on at this origin (None: no GPT forecast)."""
+    fc = forecasts.get(GPT_MODEL)
+    return None if fc is None else fc.meta.get("device")
 
 
 def load_scores(out: str | Path) -> pd.DataFrame:
