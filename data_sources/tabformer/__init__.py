@@ -7,11 +7,13 @@ and a typed table becomes the published bytes again:
 >>> table = read_tabformer("User0_credit_card_transactions.csv")          # doctest: +SKIP
 >>> table, bad = read_tabformer(path, on_error="skip")                     # doctest: +SKIP
 >>> for chunk in iter_tabformer(path): ...                                 # doctest: +SKIP
+>>> table = read_tabformer(path, scheduler="tcp://10.0.0.5:8786")          # doctest: +SKIP
 >>> write_tabformer_csv(table, "out.csv")                                  # doctest: +SKIP
 
 Modules: ``schema`` (columns, dtypes, ``error_flags``, ``sort_transactions``),
 ``convert`` (field rules), ``reader`` (chunked CPU reader), ``cudf_reader``
-(GPU reader for clean files), ``writer``.
+(GPU reader for clean files), ``dask_reader`` (chunks as Dask tasks: ``read_tabformer(path,
+scheduler="local:4")`` or the lazy ``tabformer_dataframe``), ``writer``.
 """
 from __future__ import annotations
 
@@ -34,10 +36,17 @@ from data_sources.tabformer.schema import (
 )
 from data_sources.tabformer.writer import write_tabformer_csv
 
+
+def tabformer_dataframe(path, **kwargs):
+    """The lazy ``dask.dataframe`` of a TabFormer file's typed rows (``dask_reader.tabformer_dataframe``)."""
+    from data_sources.tabformer.dask_reader import tabformer_dataframe as frame  # deferred: the distributed extra
+
+    return frame(path, **kwargs)
+
 __all__ = [
     "COLUMN_SOURCES", "DEFAULT_CHUNKSIZE", "KNOWN_ERROR_FLAGS", "PUBLISHED_COLUMNS", "TYPED_COLUMNS",
     "TYPED_DTYPES", "USE_CHIP", "TabformerChunk", "empty_table", "error_flag_columns", "error_flags",
-    "iter_tabformer", "read_tabformer", "sort_transactions", "write_tabformer_csv",
+    "iter_tabformer", "read_tabformer", "sort_transactions", "tabformer_dataframe", "write_tabformer_csv",
 ]
 
 log = logging.getLogger(__name__)
@@ -46,17 +55,18 @@ Engine = Literal["auto", "cpu", "cudf"]
 
 @overload
 def read_tabformer(path: str | Path, *, on_error: Literal["raise"] = "raise",
-                   chunksize: int = ..., progress: bool | None = ..., engine: Engine = ...) -> pd.DataFrame: ...
+                   chunksize: int = ..., progress: bool | None = ..., engine: Engine = ...,
+                   scheduler: str | None = ...) -> pd.DataFrame: ...
 
 
 @overload
 def read_tabformer(path: str | Path, *, on_error: Literal["skip"],
                    chunksize: int = ..., progress: bool | None = ...,
-                   engine: Engine = ...) -> tuple[pd.DataFrame, pd.DataFrame]: ...
+                   engine: Engine = ..., scheduler: str | None = ...) -> tuple[pd.DataFrame, pd.DataFrame]: ...
 
 
 def read_tabformer(path, *, on_error: OnError = "raise", chunksize: int = DEFAULT_CHUNKSIZE,
-                   progress: bool | None = None, engine: Engine = "auto"):
+                   progress: bool | None = None, engine: Engine = "auto", scheduler: str | None = None):
     """Read a whole TabFormer CSV file into one typed table (n_rows x 12, see ``schema``).
 
     on_error : "raise" (default) -> returns the table; the first bad line raises
@@ -70,11 +80,22 @@ def read_tabformer(path, *, on_error: OnError = "raise", chunksize: int = DEFAUL
     engine : "auto" uses cuDF when ``cudf_usable()`` and the file is clean,
         else the CPU; "cpu" never tries cuDF; "cudf" requires a usable cuDF
         (a file needing a report is still read on the CPU).
+    scheduler : read the chunks as Dask tasks (``"local:N"``, ``"tcp://HOST:PORT"``; the
+        ``distributed`` extra; ``dask_reader``): the same table, each chunk typed on a worker
+        (with cuDF where ``engine`` allows and the worker has a GPU). ``progress`` is ignored.
     """
     check_on_error(on_error)
     if engine not in ("auto", "cpu", "cudf"):
         raise ValueError(f"engine must be 'auto', 'cpu' or 'cudf', not {engine!r}")
     path = Path(path)
+    if scheduler is not None:
+        from data_sources.tabformer.dask_reader import read_dask  # deferred: the distributed extra
+
+        result = read_dask(path, scheduler, on_error=on_error, chunksize=chunksize, engine=engine)
+        if on_error == "skip" and len(result[1]):
+            log.warning("%s: skipped %d bad lines (%d bad fields); kept %d rows",
+                        path, result[1]["line"].nunique(), len(result[1]), len(result[0]))
+        return result
     if engine == "cudf" and not cudf_usable():
         raise DataError("engine='cudf' but cuDF is not usable on this machine (not installed, or "
                         "no working GPU); use engine='auto' or 'cpu'")

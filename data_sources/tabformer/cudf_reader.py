@@ -15,6 +15,7 @@ gets ``xd=cudf``.
 """
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from types import ModuleType
@@ -73,9 +74,14 @@ def _host_strings(s) -> pa.Array:
     return pc.cast(arr, pa.string())
 
 
-def read_clean(xd: ModuleType, path: Path, expected_rows: int) -> pd.DataFrame:
-    """Parse and type a TabFormer file with ``xd`` (cudf or pandas); _Unclean if it needs a report."""
-    raw = xd.read_csv(str(path), header=0, names=list(PUBLISHED_COLUMNS),
+def read_clean(xd: ModuleType, path: Path | io.BytesIO, expected_rows: int, header: bool = True) -> pd.DataFrame:
+    """Parse and type a TabFormer file with ``xd`` (cudf or pandas); _Unclean if it needs a report.
+
+    ``path`` may also be a buffer of whole lines without the header line (``header=False``):
+    one chunk of a file, as the Dask reader's tasks hold.
+    """
+    source = str(path) if isinstance(path, Path) else path
+    raw = xd.read_csv(source, header=0 if header else None, names=list(PUBLISHED_COLUMNS),
                       dtype={c: "str" for c in PUBLISHED_COLUMNS},
                       keep_default_na=False, na_filter=False, skip_blank_lines=False)
     _require(len(raw) == expected_rows, f"{len(raw)} rows parsed, {expected_rows} lines")
@@ -120,6 +126,20 @@ def read_clean(xd: ModuleType, path: Path, expected_rows: int) -> pd.DataFrame:
         "errors": nullable("Errors?"), "is_fraud": _host(raw["Is Fraud?"] == "Yes").astype(bool),
     }
     return assemble(parts)
+
+
+def read_lines_cudf(data: bytes, n_lines: int, xd: ModuleType | None = None) -> pd.DataFrame | None:
+    """The typed table of ``n_lines`` whole data lines (no header) parsed on the GPU, or None when the
+    CPU path must read them (a bad field, any failure): the chunk version of ``read_tabformer_cudf``."""
+    try:
+        if xd is None:
+            import cudf as xd  # noqa: PLC0415 - optional extra
+        return read_clean(xd, io.BytesIO(data), n_lines, header=False)
+    except _Unclean as exc:
+        log.info("a chunk needs the CPU reader's report (%s)", exc)
+    except Exception as exc:  # parser errors, device memory, driver: the CPU path decides
+        log.warning("cuDF read of a chunk failed (%s: %s); reading it on the CPU", type(exc).__name__, exc)
+    return None
 
 
 def read_tabformer_cudf(path: Path, xd: ModuleType | None = None) -> pd.DataFrame | None:
