@@ -15,9 +15,20 @@ Modeling transforms (applied by the forecaster, inverted when paths are decoded)
   (percentage points).
 - ``level``: the value itself, for VIX, inflation rates and unemployment, which
   are bounded and mean-reverting.
+
+Series a user declares (``data_sources.user_catalog``: a YAML file given with
+``--catalog`` or found beside the data file) extend the built-in entries in a
+``Catalog`` object. The data layer carries that object (a source's ``catalog``,
+the ``PanelBuilder``'s); the market code looks series up with ``get(name)``,
+which answers from the catalog made active with ``using(cat)`` (a context
+variable, restored on exit: nothing for a test to reset), else the built-in one.
+``CATALOG`` is a read-only view of the active catalog.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from data_sources.errors import CatalogError
@@ -62,8 +73,11 @@ class SeriesSpec:
     cboe: bool = False
     derived_from: tuple[str, ...] = ()
     notes: str = ""
-    positive: bool = False  # a level that cannot be zero or negative (VIX, unemployment)
+    positive: bool = False  # a level that cannot be zero or negative (VIX, unemployment): its codec is log
     stationary: bool = False  # a mean-reverting level: baselines model it in levels (climatology, the VAR)
+    calendar: str = "XNYS"  # the exchange calendar of its business days
+    revised: bool = False  # later estimates replace published values (GDP, payrolls): see ``vintages``
+    user: str | None = None  # the catalog file that declared it (None: built in)
 
     def __post_init__(self) -> None:
         assert self.frequency in FREQUENCIES, f"{self.name}: frequency {self.frequency!r}"
@@ -110,7 +124,7 @@ def _market(name, description, unit, transform, **kw) -> SeriesSpec:
     return SeriesSpec(name, description, unit, "D", _CLOSE, transform, "market", **kw)
 
 
-CATALOG: dict[str, SeriesSpec] = {
+BUILTIN_SPECS: dict[str, SeriesSpec] = {
     s.name: s
     for s in [
         _market("SPX", "S&P 500 index", "index points", "log_return", stooq="^spx", fred="SP500"),
@@ -146,20 +160,41 @@ CATALOG: dict[str, SeriesSpec] = {
         _market("XLP", "Consumer Staples Select Sector SPDR", "$", "log_return", stooq="xlp.us"),
         _market("XLRE", "Real Estate Select Sector SPDR", "$", "log_return", stooq="xlre.us"),
         _market("XLU", "Utilities Select Sector SPDR", "$", "log_return", stooq="xlu.us"),
-        SeriesSpec("CPI", "CPI-U all items, seasonally adjusted", "1982-84=100", "M", _CPI, "log_return", "macro", fred="CPIAUCSL"),
-        SeriesSpec("CORE_CPI", "CPI-U less food and energy, SA", "1982-84=100", "M", _CPI, "log_return", "macro", fred="CPILFESL"),
-        SeriesSpec("CPI_YOY", "CPI-U, year-over-year change", "%", "M", _CPI, "diff", "macro", derived_from=("CPI",), stationary=True),
+        SeriesSpec("CPI", "CPI-U all items, seasonally adjusted", "1982-84=100", "M", _CPI, "log_return", "macro", fred="CPIAUCSL", revised=True),
+        SeriesSpec("CORE_CPI", "CPI-U less food and energy, SA", "1982-84=100", "M", _CPI, "log_return", "macro", fred="CPILFESL", revised=True),
+        SeriesSpec("CPI_YOY", "CPI-U, year-over-year change", "%", "M", _CPI, "diff", "macro", derived_from=("CPI",), stationary=True, revised=True),
         SeriesSpec(
-            "CORE_CPI_YOY", "Core CPI, year-over-year change", "%", "M", _CPI, "diff", "macro", derived_from=("CORE_CPI",), stationary=True
+            "CORE_CPI_YOY", "Core CPI, year-over-year change", "%", "M", _CPI, "diff", "macro", derived_from=("CORE_CPI",), stationary=True,
+            revised=True,
         ),
-        SeriesSpec("UNRATE", "Civilian unemployment rate, SA", "%", "M", _JOBS, "diff", "macro", fred="UNRATE", positive=True, stationary=True),
-        SeriesSpec("M2", "M2 money stock, SA", "$bn", "M", _H6, "log_return", "macro", fred="M2SL"),
-        SeriesSpec("GDP", "Real GDP, chained 2017 dollars, SAAR", "$bn", "Q", _GDP, "log_return", "macro", fred="GDPC1"),
+        SeriesSpec("UNRATE", "Civilian unemployment rate, SA", "%", "M", _JOBS, "diff", "macro", fred="UNRATE", positive=True, stationary=True,
+                   revised=True),
+        SeriesSpec("M2", "M2 money stock, SA", "$bn", "M", _H6, "log_return", "macro", fred="M2SL", revised=True),
+        SeriesSpec("GDP", "Real GDP, chained 2017 dollars, SAAR", "$bn", "Q", _GDP, "log_return", "macro", fred="GDPC1", revised=True),
         SeriesSpec(
             "FED_BS", "Federal Reserve total assets (H.4.1, Wednesday level)", "$mn", "W", _H41, "log_return", "macro", fred="WALCL"
         ),
     ]
 }
+
+# Series of the reference Bloomberg export that the sources above do not carry (the Bloomberg
+# source's ticker map, ``data_sources.sources.bloomberg``, names them).
+_SECTOR = "S&P 500 {} sector index (Bloomberg {})"
+_BLOOMBERG_ONLY = [
+    _market("S5INFT", _SECTOR.format("Information Technology", "S5INFT"), "index points", "log_return"),
+    _market("S5FINL", _SECTOR.format("Financials", "S5FINL"), "index points", "log_return"),
+    _market("S5INDU", _SECTOR.format("Industrials", "S5INDU"), "index points", "log_return"),
+    _market("S5CONS", _SECTOR.format("Consumer Staples", "S5CONS"), "index points", "log_return"),
+    _market("S5RLST", _SECTOR.format("Real Estate", "S5RLST"), "index points", "log_return"),
+    _market("S5UTIL", _SECTOR.format("Utilities", "S5UTIL"), "index points", "log_return"),
+    _market("BCOM", "Bloomberg Commodity Index", "index points", "log_return"),
+    _market("CDX_IG", "Markit CDX North America Investment Grade 5y spread (Bloomberg IBOXUMAE)", "bp", "diff"),
+    # Bloomberg's monthly ratio of Fed assets (H.4.1) to nominal GDP; published with the month's
+    # last H.4.1 and the latest GDP estimate: 10 business days after the month is a late bound.
+    SeriesSpec("FED_BS_GDP", "Federal Reserve balance sheet, % of GDP (Bloomberg BSPGCPUS)", "% of GDP", "M",
+               ReleaseRule("business_days_after_end", days=10), "log_return", "macro", revised=True),
+]
+BUILTIN_SPECS.update({s.name: s for s in _BLOOMBERG_ONLY})
 
 # The reference panel: what `build_panel` returns by default, in this order.
 REFERENCE_SERIES: tuple[str, ...] = (
@@ -169,22 +204,112 @@ REFERENCE_SERIES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def get(name: str) -> SeriesSpec:
-    """The catalog entry for ``name``; a ``CatalogError`` naming the known series otherwise."""
-    try:
-        return CATALOG[name]
-    except KeyError:
+class Catalog(Mapping):
+    """An immutable set of series entries: the built-in ones plus those of user catalog files.
+
+    A ``Mapping`` of name -> ``SeriesSpec``; ``get`` raises a ``CatalogError`` naming the
+    known series (and, for a user catalog, its file) instead of returning ``None``.
+    """
+
+    def __init__(self, specs: Mapping[str, SeriesSpec], files: tuple[str, ...] = ()) -> None:
+        self._specs = dict(specs)
+        self.files = tuple(files)  # the user catalog files merged in, in order
+
+    def __getitem__(self, name: str) -> SeriesSpec:
+        return self._specs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __repr__(self) -> str:
+        return f"Catalog({len(self)} series{', files: ' + ', '.join(self.files) if self.files else ''})"
+
+    def get(self, name: str, default=None) -> SeriesSpec:  # type: ignore[override]
+        """The entry for ``name``; a ``CatalogError`` naming the known series otherwise."""
+        try:
+            return self._specs[name]
+        except (KeyError, TypeError):
+            pass
+        where = f" or in {', '.join(self.files)}" if self.files else ""
         raise CatalogError(
-            f"unknown series {name!r}: not in the catalog (known: {', '.join(sorted(CATALOG))})"
-        ) from None
+            f"unknown series {name!r}: not in the catalog{where} (known: {', '.join(sorted(self._specs))}); "
+            "declare it in a catalog file (--catalog FILE, see docs/DATA.md)"
+        )
+
+    @property
+    def user_series(self) -> list[str]:
+        """Names declared by user catalog files (not built in)."""
+        return [n for n, s in self._specs.items() if s.user is not None]
+
+    def extended(self, specs: Mapping[str, SeriesSpec], file: str) -> "Catalog":
+        """A new catalog with ``specs`` (declared in ``file``) added; a built-in name may not be redefined."""
+        clash = [n for n in specs if n in self._specs and self._specs[n] != specs[n]]
+        if clash:
+            owner = self._specs[clash[0]].user or "the built-in catalog"
+            raise CatalogError(f"{file}: series {clash[0]!r} is already defined by {owner}; choose another name")
+        return Catalog({**self._specs, **specs}, self.files + ((file,) if file not in self.files else ()))
+
+    def raw_inputs(self, names) -> list[str]:
+        """The non-derived series needed to build ``names`` (derived ones expanded), in order."""
+        out: list[str] = []
+        for name in names:
+            spec = self.get(name)
+            for raw in (spec.derived_from if spec.is_derived else (name,)):
+                if raw not in out:
+                    out.append(raw)
+        return out
+
+
+BUILTIN = Catalog(BUILTIN_SPECS)
+_ACTIVE: contextvars.ContextVar[Catalog] = contextvars.ContextVar("forecaster_catalog", default=BUILTIN)
+
+
+def active() -> Catalog:
+    """The catalog ``get`` answers from: the one of the innermost ``using``, else ``BUILTIN``."""
+    return _ACTIVE.get()
+
+
+@contextlib.contextmanager
+def using(cat: Catalog | None) -> Iterator[Catalog]:
+    """Make ``cat`` the active catalog inside the ``with`` block (``None``: keep the active one)."""
+    if cat is None:
+        yield active()
+        return
+    assert isinstance(cat, Catalog), f"using() takes a Catalog, got {type(cat).__name__}"
+    token = _ACTIVE.set(cat)
+    try:
+        yield cat
+    finally:
+        _ACTIVE.reset(token)
+
+
+class _ActiveView(Mapping):
+    """``CATALOG``: the active catalog as a read-only mapping (built in, or in a ``using`` block, with user series)."""
+
+    def __getitem__(self, name: str) -> SeriesSpec:
+        return active()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(active())
+
+    def __len__(self) -> int:
+        return len(active())
+
+    def __repr__(self) -> str:
+        return f"CATALOG -> {active()!r}"
+
+
+CATALOG: Mapping[str, SeriesSpec] = _ActiveView()
+
+
+def get(name: str) -> SeriesSpec:
+    """The active catalog's entry for ``name``; a ``CatalogError`` naming the known series otherwise."""
+    return active().get(name)
 
 
 def raw_inputs(names: list[str] | tuple[str, ...]) -> list[str]:
     """The non-derived series needed to build ``names`` (derived ones expanded), in order."""
-    out: list[str] = []
-    for name in names:
-        spec = get(name)
-        for raw in (spec.derived_from if spec.is_derived else (name,)):
-            if raw not in out:
-                out.append(raw)
-    return out
+    return active().raw_inputs(names)

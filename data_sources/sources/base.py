@@ -21,6 +21,19 @@ class Source(abc.ABC):
 
     #: Short name shown in summaries and stored in metadata ("fred", "csv:mapping.yaml", ...).
     name: str = "source"
+    #: The catalog its series are looked up in: the built-in one, or one with user series
+    #: (``open_source`` sets it; ``data_sources.user_catalog``).
+    catalog: catalog.Catalog = catalog.BUILTIN
+    #: Lines for people about what the source did to the data (columns moved to their release
+    #: dates, sentinels removed); ``forecaster data show`` prints them.
+    notes: tuple[str, ...] = ()
+    #: ``{series: data_sources.vintages.Vintages}``: real-time vintages of revised series.
+    vintages: dict = {}
+
+    def release_dates(self, series: str) -> "pd.Series | None":
+        """Release date of each observation of ``series`` when the source knows it (by period date), else None
+        (the catalog's rule applies)."""
+        return None
 
     @abc.abstractmethod
     def available(self) -> list[str]:
@@ -40,7 +53,7 @@ class Source(abc.ABC):
         Raises ``CatalogError`` for a name not in the catalog and ``DataError`` when this
         source has no such series.
         """
-        catalog.get(series)
+        self.catalog.get(series)
         if series not in self.available():
             raise DataError(
                 f"series {series!r} is not available from {self.name} "

@@ -16,9 +16,11 @@ By the catalog's modeling transform:
   -12.8 % .. +11.6 %) that is 0.015, so a quiet day's return is within 0.8 bp and
   a 5 % move within 5 bp (the error grows like ``1 + |r|``). Zero is an anchor and
   decodes exactly.
-- levels the catalog marks ``positive`` (VIX): ``log`` (for VIX about
+- levels the catalog marks ``positive`` (VIX modeled as a level): ``log`` (for VIX about
   0.3 % relative error, 0.07 points at 20), so no sampled path can ever show a zero
-  or negative VIX.
+  or negative VIX. The codec is the series' declared property: a zero in the data is
+  an error (``CodecError``), never a silent switch to linear bins; a positive series
+  modeled by its changes (unemployment as ``diff``) is never tokenized in logs.
 - columns whose values all lie on a 0.01 grid (yield, spread and unemployment
   differences in percentage points): ``step=0.01`` (or ``0.1`` where the data lie on
   that grid and 0.01 steps would need more than one token: unemployment, whose
@@ -41,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from data_sources import catalog
+from foundation.errors import UserError
 
 from forecaster.core.tokenizer.spec import ColumnSpec
 
@@ -100,6 +103,16 @@ def _positive(name: str) -> bool:
     return name in catalog.CATALOG and catalog.CATALOG[name].positive
 
 
+class CodecError(UserError):
+    """A column's data contradict its declared codec (a level declared positive holds a value <= 0)."""
+
+
+def _log_codec(name: str, transform: str | None) -> bool:
+    """Whether column ``name`` is tokenized in logs: a declared property of the series (a level the
+    catalog marks ``positive``), never inferred from the data's minimum."""
+    return transform == "level" and _positive(name)
+
+
 def market_specs(frame: pd.DataFrame, transforms: dict[str, str] | None = None,
                  max_levels: int = DEFAULT_LEVELS) -> dict[str, ColumnSpec]:
     """Specs for every column of a market model frame (see the module docstring).
@@ -120,11 +133,16 @@ def market_specs(frame: pd.DataFrame, transforms: dict[str, str] | None = None,
         x = frame[name].to_numpy(dtype=np.float64)
         finite = x[np.isfinite(x)]
         span = float(finite.max() - finite.min()) if finite.size else 0.0
-        if (transforms or {}).get(str(name), _transform_of(str(name))) == "log_return" and not on_grid(x):
+        transform = (transforms or {}).get(str(name), _transform_of(str(name)))
+        if transform == "log_return" and not on_grid(x):
             t_span = float(np.log1p(max(finite.max(), 0)) + np.log1p(max(-finite.min(), 0))) if finite.size else 0.0
             base, digits = _one_digit(t_span, RETURN_WIDTH, max_levels=max_levels)
             specs[name] = ColumnSpec(kind="float", transform="signed_log", scale=1.0, base=base, digits=digits, headroom=HEADROOM, nullable=True)
-        elif _positive(str(name)) and finite.size and finite.min() > 0:
+        elif _log_codec(str(name), transform) and finite.size:
+            if finite.min() <= 0:
+                where = frame.index[np.flatnonzero(np.isfinite(x) & (x <= 0))[0]]
+                raise CodecError(f"{name} is declared positive (log codec) but is {finite.min():g} at {where}; "
+                                 "fix the data, or declare it 'positive: false' in its catalog entry")
             t_span = float(np.log(finite.max()) - np.log(finite.min()))
             base, digits = _one_digit(t_span, LOG_WIDTH, max_levels=max_levels)
             specs[name] = ColumnSpec(kind="float", transform="log", base=base, digits=digits, headroom=HEADROOM, nullable=True)
