@@ -15,8 +15,13 @@ RSS is that phase's alone:
   ``write_tabformer_csv(chunk.table for chunk in iter_tabformer(...))``, checked
   byte for byte.
 
-Run:  python3 benchmarks/bench_tabformer_etl.py [--rows 2000000] [--chunksize 200000]
-The CPU path is measured (FORECASTER_USE_CUDF=0 is set for the phases).
+- dask   : (``--scheduler local:N`` or ``tcp://...``) ``read_tabformer(scheduler=...)``, the
+  chunks as Dask tasks on the CPU, checked equal to the serial read;
+- cudf   : (``--gpu``) ``read_tabformer(engine="cudf")`` on the GPU, checked equal to the CPU
+  read; it fails loudly where cuDF is not usable (``benchmarks/gpu_suite.sh`` runs it).
+
+Run:  python3 benchmarks/bench_tabformer_etl.py [--rows 2000000] [--chunksize 200000] [--scheduler local:2] [--gpu]
+The CPU phases run with FORECASTER_USE_CUDF=0.
 """
 from __future__ import annotations
 
@@ -51,7 +56,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def phase(name: str, path: Path, chunksize: int) -> dict:
+def phase(name: str, path: Path, chunksize: int, scheduler: str | None = None) -> dict:
     """Run one phase in this process; return its figures (wall and CPU seconds, peak RSS)."""
     from data_sources.tabformer import iter_tabformer, read_tabformer, write_tabformer_csv
 
@@ -67,6 +72,17 @@ def phase(name: str, path: Path, chunksize: int) -> dict:
     elif name == "write":
         out = write_tabformer_csv(table, path.with_name("written.csv"))
         rows = len(table)
+    elif name == "dask":
+        got = read_tabformer(path, chunksize=chunksize, engine="cpu", scheduler=scheduler)  # with local:N, the
+        rows = len(got)  # cluster's start is part of the time (a tcp:// scheduler is already running)
+    elif name == "cudf":
+        from data_sources.gpu import cudf_usable
+
+        if not cudf_usable():
+            raise SystemExit("cudf phase: cuDF is not usable here (the gpu extra and a working GPU are needed)")
+        t0, c0 = time.perf_counter(), time.process_time()  # the probe (CUDA context creation) is not timed
+        got = read_tabformer(path, engine="cudf", progress=False)
+        rows = len(got)
     elif name == "copy":  # streaming read -> write, chunk by chunk
         rows = 0
 
@@ -83,6 +99,9 @@ def phase(name: str, path: Path, chunksize: int) -> dict:
     if name in ("write", "copy"):
         extra["byte_identical"] = subprocess.run(["cmp", "-s", str(path), str(out)]).returncode == 0
         out.unlink()
+    if name in ("dask", "cudf"):  # against the serial CPU read (untimed)
+        extra["equal_to_cpu"] = bool(got.equals(read_tabformer(path, chunksize=chunksize, progress=False,
+                                                               engine="cpu")))
     return {"phase": name, "rows": rows, "seconds": round(seconds, 2),
             "cpu_seconds": round(cpu_seconds, 2), "rows_per_s": round(rows / seconds),
             "rows_per_cpu_s": round(rows / cpu_seconds), "peak_rss_mb": round(peak_rss_mb()),
@@ -94,10 +113,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--chunksize", type=int, default=200_000)  # the reader's default
     parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--scheduler", help="Also time the read as Dask tasks on this scheduler (local:N, tcp://...).")
+    parser.add_argument("--gpu", action="store_true", help="Also time the cuDF read (fails without a usable cuDF).")
+    parser.add_argument("--phases", default="stream,read,write,copy", help="CPU phases to run (comma-separated).")
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:  # child process
-        print(json.dumps(phase(args.phase, args.file, args.chunksize)))
+        print(json.dumps(phase(args.phase, args.file, args.chunksize, args.scheduler)))
         return
 
     with tempfile.TemporaryDirectory(prefix="bench_tabformer_") as tmp:
@@ -110,17 +132,25 @@ def main() -> None:
         print(f"cpu: {os.cpu_count()} cores visible, load average {load} (shared machine: compare "
               f"rows per CPU-second across runs), chunksize {args.chunksize:,}")
         env = {**os.environ, "FORECASTER_USE_CUDF": "0", "PYTHONPATH": str(REPO)}
-        for name in ("stream", "read", "write", "copy"):
-            proc = subprocess.run([sys.executable, __file__, "--phase", name, "--file", str(path),
-                                   "--chunksize", str(args.chunksize)],
-                                  env=env, capture_output=True, text=True, check=True)
+        phases = [p for p in args.phases.split(",") if p] + (["dask"] if args.scheduler else []) + \
+            (["cudf"] if args.gpu else [])
+        for name in phases:
+            cmd = [sys.executable, __file__, "--phase", name, "--file", str(path), "--chunksize", str(args.chunksize)]
+            if args.scheduler:
+                cmd += ["--scheduler", args.scheduler]
+            proc = subprocess.run(cmd, env={**env, "FORECASTER_USE_CUDF": "1"} if name == "cudf" else env,
+                                  capture_output=True, text=True)
+            if proc.returncode:
+                sys.exit(f"phase {name} failed:\n{proc.stderr[-2000:]}")
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             extra = f", byte-identical: {r['byte_identical']}" if "byte_identical" in r else ""
+            extra += f", equal to the CPU read: {r['equal_to_cpu']}" if "equal_to_cpu" in r else ""
             print(f"{name:6s}: {r['rows']:,} rows in {r['seconds']} s wall = {r['rows_per_s']:,} rows/s "
                   f"({size_mb / r['seconds']:.0f} MB/s); {r['cpu_seconds']} s CPU = "
                   f"{r['rows_per_cpu_s']:,} rows per CPU-second; peak RSS {r['peak_rss_mb']:,} MB "
                   f"(interpreter + imports {r['rss_before_mb']:,} MB){extra}")
-        print("gpu (cuDF): not yet measured (no GPU in this session)")
+        if not args.gpu:
+            print("gpu (cuDF): not measured in this run (--gpu; benchmarks/gpu_suite.sh)")
 
 
 if __name__ == "__main__":
