@@ -2,6 +2,7 @@
 
     python benchmarks/bench_oracle.py --out runs/oracle            # full: ~12 min training + backtests
     python benchmarks/bench_oracle.py --quick --out runs/oracle-quick   # smoke test, about a minute
+    python benchmarks/bench_oracle.py --out runs/oracle --every 5B --horizon 5 --name dense  # more origins, same run
 
 1. Simulates the two-regime market of ``forecaster/market/backtest/oracle.py`` (SPX,
    VIX, UST10Y on NYSE trading days 1990-2024, seed ``--seed``) and writes it as a
@@ -35,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from forecaster.market.backtest.oracle import SERIES, OracleBacktest, RegimeProcess, trading_days  # noqa: E402
+from forecaster.market.backtest import summary  # noqa: E402
 from forecaster.market.backtest.runner import BacktestConfig, load_scores  # noqa: E402
 
 TARGET = 1.10
@@ -64,27 +66,35 @@ def forecaster_cmd(*args: str) -> None:
 
 
 def ratio_table(scores: pd.DataFrame, oracle: pd.DataFrame, horizons) -> pd.DataFrame:
-    """Per series, horizon and model: origins, mean CRPS, oracle mean CRPS on the same origins, their ratio, 80 % coverage."""
+    """Per series, horizon and model: origins, mean CRPS, oracle mean CRPS on the same origins, their ratio with its 90 %
+    circular-block-bootstrap interval over origins (``summary.skill_ci``), 80 % coverage."""
     s = scores[(scores["kind"] == "series") & scores["name"].isin(SERIES) & scores["horizon"].isin(horizons)]
     o = oracle[(oracle["kind"] == "series") & (oracle["model"] == "oracle")][["origin", "name", "horizon", "crps", "cov80"]]
     m = s.merge(o, on=["origin", "name", "horizon"], suffixes=("", "_oracle"))
     m = m[np.isfinite(m["crps"]) & np.isfinite(m["crps_oracle"])]
-    g = m.groupby(["name", "horizon", "model"], sort=True)
-    t = g.agg(n=("crps", "size"), crps=("crps", "mean"), crps_oracle=("crps_oracle", "mean"), cov80=("cov80", "mean"),
-              cov80_oracle=("cov80_oracle", "mean")).reset_index()
-    t["ratio"] = t["crps"] / t["crps_oracle"]
-    return t.rename(columns={"name": "series"})
+    spacing = summary.origin_spacing(m["origin"])
+    rows = []
+    for (name, h, model), grp in m.groupby(["name", "horizon", "model"], sort=True):
+        grp = grp.sort_values("origin")
+        block = summary.block_length(int(h), spacing, len(grp))
+        skill, lo, hi = summary.skill_ci(grp["crps"].to_numpy(), grp["crps_oracle"].to_numpy(), block)
+        # ratio = mean(model) / mean(oracle) = 1 - skill over the oracle; its interval from the same block bootstrap
+        rows.append({"series": name, "horizon": int(h), "model": model, "n": len(grp), "crps": grp["crps"].mean(),
+                     "crps_oracle": grp["crps_oracle"].mean(), "ratio": 1.0 - skill, "ratio_low": 1.0 - hi,
+                     "ratio_high": 1.0 - lo, "cov80": grp["cov80"].mean(), "cov80_oracle": grp["cov80_oracle"].mean()})
+    return pd.DataFrame(rows)
 
 
 def ratio_markdown(t: pd.DataFrame) -> str:
     models = ["gpt"] + sorted(set(t["model"]) - {"gpt"})
     models = [m for m in models if m in set(t["model"])]
-    lines = ["| series | h | oracle CRPS (cov80) | " + " | ".join(f"{m} / oracle" for m in models) + " |",
+    lines = ["| series | h | oracle CRPS (cov80) | " + " | ".join(f"{m} / oracle [90% CI]" for m in models) + " |",
              "|" + "---|" * (3 + len(models))]
     for (s, h), u in t.groupby(["series", "horizon"], sort=True):
         u = u.set_index("model")
         first = u.iloc[0]
-        cells = [f"{u.loc[m, 'ratio']:.2f}" if m in u.index else "–" for m in models]
+        cells = [f"{u.loc[m, 'ratio']:.2f} [{u.loc[m, 'ratio_low']:.2f}, {u.loc[m, 'ratio_high']:.2f}]" if m in u.index else "–"
+                 for m in models]
         lines.append(f"| {s} | {h} | {first['crps_oracle']:.3g} ({100 * first['cov80_oracle']:.0f}%) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -96,8 +106,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="Seed of the simulated history.")
     parser.add_argument("--threads", default="1")
     parser.add_argument("--skip-gpt", action="store_true", help="Baselines and oracle only (no training).")
+    parser.add_argument("--every", help="Origin schedule instead of the preset's (e.g. 5B); with --name.")
+    parser.add_argument("--horizon", type=int, help="Business days ahead instead of the preset's; with --name.")
+    parser.add_argument("--name", default="", help="Suffix of the backtest, oracle and ratio outputs (another schedule "
+                        "on the same trained run: OUT/backtest-NAME, OUT/oracle-NAME).")
     args = parser.parse_args()
-    p = QUICK if args.quick else FULL
+    p = dict(QUICK if args.quick else FULL)
+    if (args.every or args.horizon) and not args.name:
+        parser.error("--every/--horizon need --name (the preset's backtest folder keeps the preset's settings)")
+    p.update({k: v for k, v in (("every", args.every), ("horizon", args.horizon)) if v})
+    suffix = f"-{args.name}" if args.name else ""
     out: Path = args.out
     process = RegimeProcess()
 
@@ -116,7 +134,7 @@ def main() -> None:
     bt_args = ["--data", str(panel_file), "--series", series, "--first-origin", p["first"], "--last-origin", p["last"],
                "--every", p["every"], "--paths", str(p["paths"]), "--horizon", str(p["horizon"]),
                "--baselines", p["baselines"], "--threads", args.threads, "--no-progress"]
-    bt_out = out / "backtest"
+    bt_out = out / f"backtest{suffix}"
     forecaster_cmd("backtest", *([] if args.skip_gpt else ["--run", str(run_dir)]), *bt_args, "--out", str(bt_out))
 
     # the oracle through the same loop, origins, seeds and horizons as the backtest just run
@@ -125,15 +143,16 @@ def main() -> None:
     cfg = BacktestConfig.from_dict(json.loads((bt_out / "backtest.json").read_text())["config"])
     cfg.run, cfg.baselines = None, []
     t0 = time.perf_counter()
-    OracleBacktest(cfg, out / "oracle", process).run()
+    OracleBacktest(cfg, out / f"oracle{suffix}", process).run()
     print(f"oracle: {time.perf_counter() - t0:.0f} s", flush=True)
 
-    table = ratio_table(load_scores(bt_out), load_scores(out / "oracle"), cfg.horizons)
-    with open(out / "oracle_ratios.csv.tmp", "w") as fh:
+    table = ratio_table(load_scores(bt_out), load_scores(out / f"oracle{suffix}"), cfg.horizons)
+    stem = out / f"oracle_ratios{suffix}"
+    with open(f"{stem}.csv.tmp", "w") as fh:
         table.to_csv(fh, index=False, float_format="%.6g")
-    os.replace(out / "oracle_ratios.csv.tmp", out / "oracle_ratios.csv")
+    os.replace(f"{stem}.csv.tmp", f"{stem}.csv")
     text = ratio_markdown(table)
-    (out / "oracle_ratios.md").write_text(text)
+    Path(f"{stem}.md").write_text(text)
     print(text)
     gpt = table[(table["model"] == "gpt") & (table["horizon"] <= 63)]
     if len(gpt):

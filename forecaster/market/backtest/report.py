@@ -122,13 +122,13 @@ def pit_horizon_figure(pits: pd.DataFrame, series: list[str], model: str = GPT_M
                 continue
             r = r.iloc[0]
             fig.add_trace(go.Scatter(x=[0, 1, 1, 0], y=[r["band_lo"], r["band_lo"], r["band_hi"], r["band_hi"]],
-                                     fill="toself", fillcolor="rgba(0,0,0,0.12)", line=dict(width=0), hoverinfo="skip",
+                                     mode="lines", fill="toself", fillcolor="rgba(0,0,0,0.15)", line=dict(width=0), hoverinfo="skip",
                                      showlegend=False), row=i, col=j)
             fig.add_trace(go.Bar(x=centres, y=[r[b] for b in bins], width=1.0 / len(bins), marker_color=_color(model),
-                                 showlegend=False, hovertext=f"n={int(r['n'])}"), row=i, col=j)
+                                 opacity=0.75, showlegend=False, hovertext=f"n={int(r['n'])}"), row=i, col=j)
             fig.add_hline(y=1.0, line=dict(dash="dash", color="black", width=1), row=i, col=j)
-    fig.update_layout(title=f"{model}: PIT histograms by horizon (density; uniform = 1; grey: 90% band of a calibrated "
-                            "forecast)", height=220 * max(1, len(hz)) + 60, margin=dict(l=40, r=10, t=70, b=30))
+    fig.update_layout(title=f"{model}: PIT by horizon (uniform = 1; grey: 90% band if calibrated)",
+                      height=220 * max(1, len(hz)) + 60, margin=dict(l=40, r=10, t=70, b=30))
     return fig
 
 

@@ -301,6 +301,12 @@ def _models_in(models, ref: str) -> list[str]:
     return [m for m in order if m in present] + sorted(present - set(order))
 
 
+def _horizons_in(present, horizons) -> list[int]:
+    """The wanted ``horizons`` that were scored; all scored horizons if none of them was (a short backtest)."""
+    present = sorted(set(int(h) for h in present))
+    return [h for h in horizons if h in present] or present
+
+
 def calibration_markdown(scores: pd.DataFrame, key_series=KEY_SERIES, horizons=CALIBRATION_HORIZONS, ref: str = "gpt",
                          coverage: pd.DataFrame | None = None, pits: pd.DataFrame | None = None) -> str:
     """Per key series, horizon and model: 50 % and 80 % coverage (80 % with its 90 % CI), the PIT test, bins outside the band."""
@@ -312,8 +318,9 @@ def calibration_markdown(scores: pd.DataFrame, key_series=KEY_SERIES, horizons=C
              f"PIT bins outside the {CI_LEVEL:.0%} band (of {PIT_BINS}) |", "|---|---|---|---|---|---|---|---|---|"]
     c = coverage.set_index(["series", "horizon", "model"])
     p = pits.set_index(["series", "horizon", "model"]) if len(pits) else None
+    hz = _horizons_in(coverage["horizon"], horizons)
     for s in [k for k in key_series if k in set(coverage["series"])]:
-        for h in [h for h in horizons if h in set(coverage["horizon"])]:
+        for h in hz:
             for m in _models_in(coverage[(coverage["series"] == s) & (coverage["horizon"] == h)]["model"], ref):
                 r = c.loc[(s, h, m)]
                 q = p.loc[(s, h, m)] if p is not None and (s, h, m) in p.index else None
@@ -333,8 +340,9 @@ def regime_markdown(scores: pd.DataFrame, horizons=CALIBRATION_HORIZONS, ref: st
         return ""
     models = _models_in(table["model"], ref)
     lines = ["| regime | h | " + " | ".join(f"{m} Brier / RPS" for m in models) + " |", "|" + "---|" * (2 + len(models))]
+    hz = _horizons_in(table["horizon"], horizons)
     for (regime, h), grp in table.groupby(["regime", "horizon"], sort=True):
-        if h not in horizons:
+        if h not in hz:
             continue
         g = grp.set_index("model")
         cells = [f"{g.loc[m, 'brier']:.3f} / {g.loc[m, 'rps']:.3f}" if m in g.index else "–" for m in models]
