@@ -10,9 +10,10 @@ import pytest
 from data_sources.errors import DataError
 from foundation.errors import UserError
 from data_sources.tabformer import PUBLISHED_COLUMNS, TYPED_COLUMNS
+from forecaster.synthesis.clock import next_times
 from forecaster.synthesis.documents import (
-    MODEL_COLUMNS, SynthesisInputError, card_segments, fit_tokenizer, read_table, split_by_card,
-    split_segments, write_table,
+    FEATURE_NAMES, ROW_COLUMNS, SynthesisInputError, card_rows, card_segments, fit_tokenizer, order_cards,
+    read_table, row_features, split_by_card, split_segments, write_table,
 )
 
 
@@ -40,14 +41,40 @@ def test_split_fraction_out_of_range_is_a_user_error(sample):
 
 def test_tokenizer_round_trip_on_the_real_sample(sample):
     tok = fit_tokenizer(sample)
-    assert tok.columns == list(MODEL_COLUMNS) and "user" not in tok.columns
-    back = tok.decode(tok.encode(sample[list(MODEL_COLUMNS)]))
-    for col in MODEL_COLUMNS:
-        a, b = sample[col].reset_index(drop=True), back[col]
+    assert tok.columns == list(ROW_COLUMNS) and "user" not in tok.columns and "timestamp" not in tok.columns
+    rows = card_rows(sample)
+    ids = tok.encode(rows)
+    back = tok.decode(ids)
+    for col in ROW_COLUMNS:
+        a, b = rows[col].reset_index(drop=True), back[col]
         if col == "amount":
             np.testing.assert_allclose(b.to_numpy(float), a.to_numpy(float), atol=1e-9)  # cent grid: exact
+        elif col == "gap":  # log bins: the real gap lies in the bin its id names
+            lo, hi = tok.codec("gap").bin_bounds(ids[:, tok.column_slots("gap").start] - tok.column_vocab("gap").start)
+            first = a.isna().to_numpy()
+            assert first.sum() == 5 and b.isna().to_numpy().tolist() == first.tolist()  # one first row per card
+            assert np.all((lo[~first] <= a[~first]) & (a[~first] < hi[~first]))
         else:
             assert (a.astype(object).fillna("NA").astype(str) == b.astype(object).fillna("NA").astype(str)).all(), col
+    # the clock rebuilds every timestamp from the previous one, the gap's bin and the time of day
+    t = order_cards(sample)["timestamp"].to_numpy().astype("datetime64[m]").astype(np.int64)
+    gap_ids = ids[:, tok.column_slots("gap").start] - tok.column_vocab("gap").start
+    lo, hi = tok.codec("gap").bin_bounds(gap_ids)
+    value = tok.codec("gap").values[np.minimum(gap_ids, tok.codec("gap").n_bins - 1)]
+    nxt = ~rows["gap"].isna().to_numpy()
+    rebuilt = next_times(t[:-1][nxt[1:]], lo[nxt], hi[nxt], value[nxt],
+                         rows["hour"].to_numpy()[nxt] * 60 + rows["minute"].to_numpy()[nxt])
+    err_days = np.abs(rebuilt - t[nxt]) / 1440
+    assert (rebuilt >= t[:-1][nxt[1:]]).all() and (rebuilt % 1440 == t[nxt] % 1440).all()
+    assert np.mean(err_days == 0) > 0.8 and err_days.max() <= 0.2 * (hi[nxt] / 1440).max()
+
+
+def test_row_features(sample):
+    ts = sample["timestamp"].to_numpy()[:50]
+    f = row_features(ts, np.full(50, 1440.0))
+    assert f.shape == (50, len(FEATURE_NAMES)) and f.dtype == np.float32
+    assert (f[:, :7].argmax(axis=1) == sample["timestamp"].dt.day_of_week.to_numpy()[:50]).all()
+    assert np.allclose(f[:, 9], np.log(2.0))  # one day since the previous transaction
 
 
 def test_card_segments_are_per_card_and_time_ordered(sample):
@@ -56,7 +83,7 @@ def test_card_segments_are_per_card_and_time_ordered(sample):
     assert sorted(len(s.tokens) for s in segs) == sorted(sample.groupby("card").size().tolist())
     for s in segs:
         assert (np.diff(s.times.astype("int64")) >= 0).all()
-        assert s.tokens.shape[1] == tok.tokens_per_row
+        assert s.tokens.shape[1] == tok.tokens_per_row and s.features.shape == (len(s.tokens), len(FEATURE_NAMES))
     tr, va = split_segments(segs, 0.1)
     assert sum(len(s.tokens) for s in tr) + sum(len(s.tokens) for s in va) == len(sample)
     assert all(a.times[-1] <= b.times[0] for a, b in zip(tr, va))

@@ -1,51 +1,83 @@
-"""Row-constrained sampling: even an untrained model only writes rows that decode to valid transactions."""
+"""Day-level sampling of card histories: even an untrained model writes valid rows, in time order by construction."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from forecaster.core.model import GPT
-from forecaster.core.sampler import Sampler
-from forecaster.synthesis.documents import MODEL_COLUMNS, fit_tokenizer, read_table
-from forecaster.synthesis.generate import ConditionError, _row_constrained_sampler, parse_condition
-from forecaster.core.tokenizer import DecodeError
-from forecaster.core.training.config import model_config_for
+from forecaster.synthesis.clock import next_times, window_minutes
+from forecaster.synthesis.documents import card_rows, read_table
+from forecaster.synthesis.generate import ConditionError, Synthesizer, parse_condition
+from forecaster.synthesis.privacy import near_copy_keys
+from forecaster.synthesis.train import train_synthesizer
 
 
 @pytest.fixture(scope="module")
-def tok_and_model(shared_data: Path):
+def untrained(shared_data: Path, tmp_path_factory) -> Synthesizer:
+    """A day-tiny run after one step, its output layer zeroed: every valid id about equally likely
+    (the worst case for validity and order)."""
     table = read_table(shared_data / "tabformer" / "User0_credit_card_transactions.csv").iloc[:3000]
-    tok = fit_tokenizer(table)
-    torch.manual_seed(0)
-    model = GPT(model_config_for("tiny", tok.vocab_size, tok.tokens_per_row, 4)).eval()
-    with torch.no_grad():  # flat logits: every valid id about equally likely, the worst case for validity
-        model.lm_head.weight.mul_(0.0)
-    prompt = torch.from_numpy(tok.encode(table[list(MODEL_COLUMNS)].iloc[:2]).reshape(-1))
-    return tok, model, prompt
+    run = tmp_path_factory.mktemp("synth") / "run"
+    train_synthesizer(table, run, "day-tiny", max_steps=1, eval_every=1, progress=False)
+    syn = Synthesizer(run, which="last")
+    with torch.no_grad():
+        syn.model.lm_head.weight.mul_(0.0)
+    return syn
 
 
-def test_untrained_model_rows_always_decode(tok_and_model):
-    tok, model, prompt = tok_and_model
-    ids = _row_constrained_sampler(model, tok).sample(prompt, 16, 25, torch.Generator().manual_seed(1))
-    frame = tok.decode(ids.reshape(-1, tok.tokens_per_row).numpy())  # errors="raise"
-    assert len(frame) == 16 * 25
+def test_untrained_model_histories_are_ordered_and_valid(untrained):
+    table, stats = untrained.generate(300, rows_per_history=30, seed=1, batch_paths=4)
+    assert len(table) == 300 and stats.histories == 10 and stats.out_of_order_rows == 0
+    for _, h in table.groupby("user", sort=False):  # in the order sampled: nothing was sorted
+        assert (h["timestamp"].diff().dropna() >= pd.Timedelta(0)).all()
+        assert h["card"].nunique() == 1
     for col in ("card", "timestamp", "amount", "use_chip", "merchant_name", "merchant_city", "mcc", "is_fraud"):
-        assert frame[col].notna().all(), col  # no "unknown" category, no missing where the data has none
+        assert table[col].notna().all(), col  # no "unknown" category, no missing where the data has none
+    # the gap drawn is the gap written: re-encoding each history gives back gap bins whose range holds it
+    rows = card_rows(table)
+    gaps = rows["gap"].to_numpy()
+    assert np.isnan(gaps[0]) and np.nanmin(gaps) >= 0
 
 
-def test_the_static_mask_alone_is_not_enough(tok_and_model):
-    """The same draw without the per-prefix mask writes impossible rows: the test above can fail."""
-    tok, model, prompt = tok_and_model
-    ids = Sampler(model, torch.from_numpy(tok.valid_mask())).sample(prompt, 16, 25, torch.Generator().manual_seed(1))
-    flat = ids.reshape(-1, tok.tokens_per_row).numpy()
-    try:
-        frame = tok.decode(flat)
-    except DecodeError:
-        return  # an impossible date or a half-missing value
-    # decodable, but with "unknown" categories (missing values): just as invalid as a transaction
-    assert frame[["merchant_name", "merchant_city", "mcc"]].isna().any().any()
+def test_time_of_day_stays_inside_the_gap_bin():
+    prev = np.array([0, 1439, 600, 100])       # minutes since 1970: 00:00, 23:59, 10:00, 01:40
+    lo, hi = np.array([5, 1, 1440, 0]), np.array([6, 3, 2880, 1])
+    value = np.array([5.0, 2.0, 2000.0, 0.0])
+    tod = np.array([5, 1, 9 * 60, 100])         # 00:05, 00:01 (next day), 09:00 (day 2: day 1 is before 10:00 + 1 d), same minute
+    t = next_times(prev, lo, hi, value, tod)
+    assert t.tolist() == [5, 1441, 2 * 1440 + 540, 100]
+    assert np.all(t - prev >= lo) and np.all(t - prev < hi)
+    win = window_minutes(prev, lo, hi)
+    assert win[np.arange(4), t % 1440].all()
+    assert win[0].sum() == 1 and win[2].all()  # a day-wide bin allows every time of day
+
+
+def test_conditions_are_forced_in_every_row(untrained):
+    table, _ = untrained.generate(40, rows_per_history=20, seed=2,
+                                  conditions={"use_chip": "Online Transaction", "merchant_state": "CA"})
+    assert (table["use_chip"] == "Online Transaction").all() and (table["merchant_state"] == "CA").all()
+    with pytest.raises(ConditionError, match="never occurs"):  # the first 3,000 rows hold no fraud
+        untrained.generate(5, conditions={"is_fraud": True})
+    with pytest.raises(ConditionError, match="never occurs"):
+        untrained.generate(5, conditions={"merchant_state": "Atlantis"})
+
+
+def test_dedupe_drops_near_copies(untrained):
+    first, _ = untrained.generate(120, rows_per_history=30, seed=3)
+    keys = near_copy_keys(first.iloc[::6])  # pretend every sixth row is a training row
+    table, stats = untrained.generate(120, rows_per_history=30, seed=3, dedupe=keys)
+    assert stats.near_copies_dropped > 0
+    assert not np.isin(near_copy_keys(table), keys).any()
+    assert len(table) == 120 and table.groupby("user").size().eq(30).all()
+
+
+def test_same_seed_same_rows(untrained):
+    a, _ = untrained.generate(50, rows_per_history=25, seed=5)
+    b, _ = untrained.generate(50, rows_per_history=25, seed=5)
+    pd.testing.assert_frame_equal(a, b)
 
 
 def test_parse_condition():

@@ -1,9 +1,11 @@
 """`forecaster synth`: train a synthesizer on credit-card transactions, generate, evaluate.
 
     forecaster synth split    --data FILE --train TRAIN.csv --holdout HOLDOUT.csv [--fraction 0.8]
-    forecaster synth train    --data TRAIN.csv --out RUN_DIR [--preset tiny|small|base] [--max-minutes M]
+    forecaster synth train    --data TRAIN.csv --out RUN_DIR [--preset day-small|day-tiny] [--max-minutes M]
     forecaster synth generate --run RUN_DIR --rows N|--histories H --out FILE.csv|FILE.parquet [--condition is_fraud=Yes ...]
+                              [--dedupe-against TRAIN.csv]
     forecaster synth evaluate --real HOLDOUT.csv --synthetic FILE --train TRAIN.csv --out DIR [--run RUN_DIR]
+    forecaster synth export-model --run RUN_DIR --out MODEL_DIR
 
 Input files are TabFormer CSVs (the published format) or typed Parquet tables;
 ``--skip-bad-rows`` leaves malformed CSV lines out instead of stopping. See
@@ -51,10 +53,11 @@ def split_cmd(
 def train_cmd(
     data: Path = typer.Option(..., "--data", help="Training transactions: TabFormer CSV or typed Parquet."),
     out: Path = typer.Option(..., "--out", help="Run directory (created; an existing checkpoint there is resumed)."),
-    preset: str = typer.Option("small", "--preset", help="Model size: tiny (tests), small (CPU), base (one GPU)."),
+    preset: str = typer.Option("day-small", "--preset", help="Day-level model size: day-small (CPU), day-tiny (tests); "
+                               "tiny/small name the same."),
     max_minutes: float = typer.Option(None, "--max-minutes", help="Wall-clock budget; stops with a checkpoint (rerun to continue)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Optimizer steps (default: the preset's)."),
-    context_rows: int = typer.Option(None, "--context-rows", help="Transactions per training window (default: the preset's)."),
+    context_rows: int = typer.Option(None, "--context-rows", help="Transactions of a card the model reads per window (default: the preset's)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Windows per optimizer step."),
     lr: float = typer.Option(None, "--lr", help="Peak learning rate."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Latest fraction of every card's rows used for validation (default 0.1)."),
@@ -64,7 +67,7 @@ def train_cmd(
     skip_bad_rows: bool = SkipOpt,
     progress: bool = ProgressOpt,
 ) -> None:
-    """Train the GPT on windows of consecutive transactions of each card."""
+    """Train the day-level GPT on windows of consecutive transactions of each card (a transaction per row)."""
     from forecaster.synthesis.documents import read_table
     from forecaster.synthesis.train import train_synthesizer
     from forecaster.core.run import RunDir, check_run_target
@@ -98,7 +101,9 @@ def generate_cmd(
     top_k: int = TopKOpt,
     top_p: float = TopPOpt,
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler: the same seed gives the same rows."),
-    batch_paths: int = typer.Option(64, "--batch-paths", help="Histories sampled together."),
+    batch_paths: int = typer.Option(256, "--batch-paths", help="Histories sampled together (one model step for all)."),
+    dedupe_against: Path = typer.Option(None, "--dedupe-against", help="The training transactions: drop every generated row "
+                                        "equal to one of them in every column but the time (near-copies)."),
     which: str = typer.Option("best", "--weights", help="best (lowest validation loss) or last."),
     threads: int = ThreadsOpt,
     skip_bad_rows: bool = SkipOpt,
@@ -125,15 +130,24 @@ def generate_cmd(
     set_threads(threads)
     conditions = dict(parse_condition(c) for c in (condition or []))
     ctx = read_table(context, skip_bad_rows) if context is not None else None
+    dedupe = None
+    if dedupe_against is not None:
+        from forecaster.synthesis.privacy import near_copy_keys
+
+        if ctx is not None:
+            raise UserError("--dedupe-against applies to new histories; leave it out with --context")
+        dedupe = near_copy_keys(read_table(dedupe_against, skip_bad_rows))
     synth_model = Synthesizer(run, which=which)
     # with --context, --rows is per card: the total is known once the cards are
     with progress_bar(progress, total=rows if ctx is None else None, desc="generating", unit="row") as bar:
         table, stats = synth_model.generate(rows, rows_per_history=rows_per_history, conditions=conditions,
                                             context=ctx, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
-                                            batch_paths=batch_paths, progress=lambda done: bar.update(done - bar.n))
+                                            batch_paths=batch_paths, dedupe=dedupe,
+                                            progress=lambda done: bar.update(done - bar.n))
     write_table(table, out)
+    dropped = f"; {stats.near_copies_dropped} near-copies of training rows dropped" if dedupe is not None else ""
     typer.echo(f"{stats.rows:,} rows in {stats.histories} histories -> {out} ({stats.seconds:.1f} s, "
-               f"{stats.rows_per_s:,.0f} rows/s; {stats.reordered_rows} rows reordered by time)", err=True)
+               f"{stats.rows_per_s:,.0f} rows/s; {stats.out_of_order_rows} rows out of time order{dropped})", err=True)
 
 
 @synth.command("evaluate")
@@ -142,9 +156,10 @@ def evaluate_cmd(
     synthetic: Path = typer.Option(..., "--synthetic", help="Synthetic transactions to judge."),
     out: Path = typer.Option(..., "--out", help="Output folder: report.json, summary.csv, report.html, samples. It must be "
                              "new, empty or a previous evaluation (replaced atomically); anything else is refused."),
-    train: Path = typer.Option(None, "--train", help="The model's training transactions: copies are checked against them (default: --real)."),
+    train: Path = typer.Option(None, "--train", help="The model's training transactions: copies, distances and the SDMetrics "
+                               "scores are measured against them. Without it privacy is NOT assessed (measured against --real)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the subsamples and the fraud classifiers."),
-    dcr_rows: int = typer.Option(2000, "--dcr-rows", help="Synthetic rows used for distance-to-closest-record."),
+    dcr_rows: int = typer.Option(1000, "--dcr-rows", help="Synthetic (and held-out) rows used for distance-to-closest-record."),
     utility_extra: Path = typer.Option(None, "--utility-extra", help="More synthetic rows (e.g. generated with --condition is_fraud=Yes) used only to train the synthetic fraud classifier."),
     run: Path = typer.Option(None, "--run", help="The `synth train` run that generated --synthetic (recorded in "
                              "report.json, where the dashboard finds it to generate more)."),
@@ -157,6 +172,9 @@ def evaluate_cmd(
     from forecaster.synthesis.report import check_report_dir, markdown_table, write_report
 
     check_report_dir(out)  # before reading anything; the folder is published when the report is complete
+    if train is None:
+        typer.echo("WARNING: no --train: privacy (copies, DCR, near-copies) is measured against the held-out rows "
+                   "--real, NOT the training rows; no privacy target is assessed. Give --train TRAIN.csv.", err=True)
     if run is not None and not run.is_dir():
         raise UserError(f"--run {run}: no such run folder")
     # three steps; the metrics are the long one
@@ -181,7 +199,23 @@ def evaluate_cmd(
     if report["coarse"]["exact_copy_flagged"]:
         typer.echo(f"WARNING: {report['coarse']['exact_copy_rate']:.2%} of the synthetic rows are exact copies of "
                    "training rows; do not share this table", err=True)
+    if train is None:
+        typer.echo("WARNING: privacy not assessed (no --train)", err=True)
     typer.echo(f"report in {out}", err=True)
+
+
+@synth.command("export-model")
+def export_model_cmd(
+    run: Path = typer.Option(..., "--run", help="Run directory of `forecaster synth train`."),
+    out: Path = typer.Option(..., "--out", help="New folder for the model to share (must not exist, or be empty)."),
+    which: str = typer.Option("best", "--weights", help="best (lowest validation loss) or last."),
+) -> None:
+    """Write only what generation needs (weights, tokenizer, aggregate start statistics): no checkpoints,
+    optimizer state, metrics, training file path or per-card counts. `synth generate --run MODEL_DIR` samples from it."""
+    from forecaster.synthesis.export import export_model
+
+    manifest = export_model(run, out, which=which)
+    typer.echo(f"{len(manifest['files'])} files -> {out} ({', '.join(sorted(manifest['files']))})", err=True)
 
 
 def register(root: typer.Typer) -> None:

@@ -1,15 +1,20 @@
-"""Credit-card documents: typed TabFormer tables <-> per-card token segments.
+"""Credit-card documents: typed TabFormer tables <-> per-card rows of the day-level model.
 
-A *document* is the whole history of one (user, card), ordered by time. The GPT
-is trained on windows of ``context_rows`` consecutive rows of one document (see
-``training.windows``), so every row is predicted from the previous rows of the
-same card. Which columns are tokenized, and how (``synthesis_specs``):
+A *document* is the whole history of one (user, card), ordered by time; a
+transaction is one row of the day-level GPT (``forecaster.core.daymodel``), so a
+card's history is the global model's sequence. Time is a sampled quantity: each
+row carries the time since the card's previous transaction (``gap``, a log-binned
+duration, missing for a card's first row) and its time of day; the date follows
+by adding the gaps up, so a sampled history is in time order by construction.
+Which columns are tokenized, and how (``ROW_COLUMNS``, ``synthesis_specs``):
 
 ==============  ====================================================================
 column          codec
 ==============  ====================================================================
 card            category (the card index within its user: 0..8)
-timestamp       datetime parts year, month, day, hour, minute (one token each)
+gap             duration: minutes since the card's previous transaction, log bins
+                (exact minutes below 8, then ~19% wide, to the fitted maximum)
+hour, minute    category: the time of day (it must agree with the gap's bin)
 amount          float on the cent grid, base 100 (exact round trip; refunds < 0)
 use_chip        category
 merchant_name   category (an identifier, not a number)
@@ -20,6 +25,10 @@ mcc             category
 errors          category (the raw flag combination), missing token = no error
 is_fraud        category
 ==============  ====================================================================
+
+Every row also gives the model input features (never predicted, ``row_features``):
+weekday, hour of day, days since the card's previous transaction, and the date as
+years since 2000 (chip cards came in 2015: the period matters).
 
 ``user`` is *not* tokenized: a synthetic history gets a fresh synthetic user id
 (``SYNTHETIC_USER_BASE`` + history number), so no real customer id is ever
@@ -39,7 +48,7 @@ from foundation.atomic import atomic_path
 from data_sources.tabformer import TYPED_COLUMNS, TYPED_DTYPES, read_tabformer, sort_transactions, write_tabformer_csv
 from forecaster.core.tokenizer import ColumnSpec, TableTokenizer
 from forecaster.synthesis.tokenizer import tabformer_specs
-from forecaster.core.training.windows import Segment, WindowDataset, document_segments
+from forecaster.core.training.windows import RowWindowDataset, Segment
 
 #: typed columns the GPT writes, in row order (``user`` is assigned, not sampled)
 MODEL_COLUMNS: tuple[str, ...] = tuple(c for c in TYPED_COLUMNS if c != "user")
@@ -53,15 +62,76 @@ class SynthesisInputError(UserError):
     """A table for synthesis is unusable (wrong columns, no rows, unknown file type)."""
 
 
-def synthesis_specs(table: pd.DataFrame) -> dict[str, ColumnSpec]:
-    """Column specs for ``MODEL_COLUMNS`` (the shared TabFormer defaults; ``user`` left out)."""
-    return tabformer_specs(table[list(MODEL_COLUMNS)])
+#: the tokenized columns of a row, in slot order (``gap``, ``hour``, ``minute`` replace ``timestamp``)
+ROW_COLUMNS: tuple[str, ...] = ("card", "gap", "hour", "minute", "amount", "use_chip", "merchant_name",
+                                "merchant_city", "merchant_state", "zip", "mcc", "errors", "is_fraud")
+#: log bins of the gap codec
+GAP_BINS = 96
+#: names of the per-row input features (``row_features``)
+FEATURE_NAMES: tuple[str, ...] = tuple(f"weekday_{d}" for d in range(7)) + (
+    "hour_sin", "hour_cos", "log1p_gap_days", "years_since_2000")
+MINUTE = np.timedelta64(1, "m")
+
+
+def synthesis_specs(rows: pd.DataFrame) -> dict[str, ColumnSpec]:
+    """Column specs of ``ROW_COLUMNS``: the shared TabFormer defaults, a duration for ``gap``, categories for the clock."""
+    specs = tabformer_specs(rows.drop(columns=["gap", "hour", "minute"]))
+    specs["gap"] = ColumnSpec(kind="duration", bins=GAP_BINS, nullable=True)
+    specs["hour"] = ColumnSpec(kind="category")
+    specs["minute"] = ColumnSpec(kind="category")
+    return specs
+
+
+def order_cards(table: pd.DataFrame) -> pd.DataFrame:
+    """The table ordered by (user, card, time), the order of ``card_rows`` (stable for equal times)."""
+    return table.sort_values(["user", "card", "timestamp"], kind="stable").reset_index(drop=True)
+
+
+def card_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The model's view of a typed table ordered by ``order_cards``: ``ROW_COLUMNS`` with ``gap`` in minutes.
+
+    ``gap`` is missing on a card's first row; ``hour`` and ``minute`` are int64.
+    """
+    check_table(table)
+    t = order_cards(table)
+    ts = t["timestamp"].to_numpy().astype("datetime64[m]")
+    keys = document_keys(t)
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    gap = np.r_[0.0, (np.diff(ts) / MINUTE).astype(np.float64)]
+    gap[first] = np.nan
+    out = {c: t[c] for c in ROW_COLUMNS if c in t.columns}
+    out["gap"] = gap
+    out["hour"] = t["timestamp"].dt.hour.astype("int64").to_numpy()
+    out["minute"] = t["timestamp"].dt.minute.astype("int64").to_numpy()
+    return pd.DataFrame({c: out[c] for c in ROW_COLUMNS})
+
+
+def row_features(times: np.ndarray, gap_minutes: np.ndarray) -> np.ndarray:
+    """Input features ``(rows, len(FEATURE_NAMES))`` float32 of rows at ``times`` (datetime64) after ``gap_minutes``.
+
+    Weekday one-hot, hour of day as a point on the circle, ``log1p`` of the days since the
+    card's previous transaction (0 on a first row, ``gap`` missing), years since 2000 / 10.
+    """
+    t = np.asarray(times).astype("datetime64[m]")
+    minutes = t.astype(np.int64)
+    days = minutes // 1440
+    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
+    hour = (minutes % 1440) / 60.0
+    gap = np.nan_to_num(np.asarray(gap_minutes, dtype=np.float64), nan=0.0)
+    years = (days - 10957) / 365.25  # 10957 = days from 1970 to 2000-01-01
+    out = np.zeros((len(t), len(FEATURE_NAMES)), dtype=np.float32)
+    out[np.arange(len(t)), weekday] = 1.0
+    out[:, 7] = np.sin(2 * np.pi * hour / 24)
+    out[:, 8] = np.cos(2 * np.pi * hour / 24)
+    out[:, 9] = np.log1p(gap / 1440.0)
+    out[:, 10] = years / 10.0
+    return out
 
 
 def fit_tokenizer(table: pd.DataFrame) -> TableTokenizer:
-    """The shared ``TableTokenizer`` fitted on the model columns of a typed table."""
-    check_table(table)
-    return TableTokenizer.fit(table[list(MODEL_COLUMNS)], synthesis_specs(table))
+    """The shared ``TableTokenizer`` fitted on the rows of a typed table (``card_rows``)."""
+    rows = card_rows(table)
+    return TableTokenizer.fit(rows, synthesis_specs(rows))
 
 
 def document_keys(table: pd.DataFrame) -> np.ndarray:
@@ -70,10 +140,15 @@ def document_keys(table: pd.DataFrame) -> np.ndarray:
 
 
 def card_segments(tok: TableTokenizer, table: pd.DataFrame) -> list[Segment]:
-    """One token segment per (user, card), rows ordered by time: list of ``(rows, tokens_per_row)``."""
-    check_table(table)
-    ids = tok.encode(table[list(MODEL_COLUMNS)])
-    return document_segments(ids, table["timestamp"].to_numpy(), document_keys(table))
+    """One segment per (user, card), rows in time order, with their input features ``(rows, F)``."""
+    t = order_cards(table)
+    rows = card_rows(t)
+    ids = tok.encode(rows)
+    feats = row_features(t["timestamp"].to_numpy(), rows["gap"].to_numpy())
+    keys = document_keys(t)
+    bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
+    times = t["timestamp"].to_numpy().astype("datetime64[ns]")
+    return [Segment(ids[a:b].astype(np.int64), times[a:b], feats[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def split_segments(segments: list[Segment], val_fraction: float) -> tuple[list[Segment], list[Segment]]:
@@ -83,26 +158,28 @@ def split_segments(segments: list[Segment], val_fraction: float) -> tuple[list[S
     for s in segments:
         k = int(round(len(s.tokens) * (1.0 - val_fraction)))
         if k > 0:
-            train.append(Segment(s.tokens[:k], s.times[:k]))
+            train.append(s.rows(0, k))
         if k < len(s.tokens):
-            val.append(Segment(s.tokens[k:], s.times[k:]))
+            val.append(s.rows(k, len(s.tokens)))
     return train, val
 
 
-def window_datasets(segments: list[Segment], context_rows: int, val_fraction: float) -> tuple[WindowDataset, WindowDataset]:
-    """Training and validation windows, split per card (the latest ``val_fraction`` of each card validates).
+def window_datasets(segments: list[Segment], context_rows: int,
+                    val_fraction: float) -> tuple[RowWindowDataset, RowWindowDataset]:
+    """Training and validation windows of ``context_rows + 1`` rows, split per card (the latest ``val_fraction``
+    of each card validates).
 
     A per-card cut rather than one global date: cards span different years (one
     card of the reference sample has 26 rows, all in 2008-2009), and a global
     date would leave some cards out of training entirely.
     """
     train, val = split_segments(segments, val_fraction)
-    train_ds, val_ds = WindowDataset(train, context_rows), WindowDataset(val, context_rows)
+    train_ds, val_ds = RowWindowDataset(train, context_rows), RowWindowDataset(val, context_rows)
     if len(train_ds) == 0:
-        raise SynthesisInputError(f"no card has {context_rows} training rows; use more data or a smaller preset")
+        raise SynthesisInputError(f"no card has {context_rows + 1} training rows; use more data or fewer --context-rows")
     if len(val_ds) == 0:
-        raise SynthesisInputError(f"no card has {context_rows} validation rows in its latest {val_fraction:.0%}; "
-                                  "use more data or a larger validation fraction")
+        raise SynthesisInputError(f"no card has {context_rows + 1} validation rows in its latest {val_fraction:.0%}; "
+                                  "use more data, a larger validation fraction or fewer --context-rows")
     return train_ds, val_ds
 
 

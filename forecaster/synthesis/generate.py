@@ -1,25 +1,32 @@
-"""Generate synthetic credit-card histories from a trained synthesis run.
+"""Generate synthetic credit-card histories from a trained synthesis run (the day-level model).
 
 ``Synthesizer(run_dir).generate(...)`` returns a typed TabFormer table (the
 columns and dtypes of ``data_sources.tabformer``), one synthetic card history per
-sampled path:
+sampled path, many paths per step (``DaySampler``: one global step and one short
+local pass per transaction):
 
-- **unconditional**: every path starts from a neutral seed row built from the
+- **unconditional**: every path starts from one neutral seed row built from the
   run's aggregate statistics (modes, median amount), with its card index and the
-  year/month of its first row drawn from the training (card, month) counts
-  (forced tokens; the card token stays forced in every row: one card per history). The first ``burn_in`` rows (default: one context window) are sampled
-  and thrown away, so the kept rows are conditioned only on the model's own rows;
+  month its clock starts in drawn from the training frequencies (systematic
+  sampling); the card token stays forced in every row (one card per history). The
+  first ``burn_in`` rows are sampled and thrown away, so the kept rows are
+  conditioned only on the model's own rows;
 - **fixed column values** (``conditions={"is_fraud": True, "merchant_state":
   "CA"}``): the column's tokens are forced in every row, the other columns are
   sampled given them;
 - **continuation** (``context=table``): for every (user, card) of ``context``
   its latest rows are the prompt and ``rows`` new rows follow, with the same
-  user and card ids.
+  user and card ids, the clock going on from the card's last transaction.
 
-Every token is drawn among the ids valid at its slot (constrained decoding), so
-every row decodes; the rows of a history are finally ordered by time (the count
-of rows that had to move is reported). Synthetic users get ids from
-``SYNTHETIC_USER_BASE`` up.
+Time is sampled, not sorted: each row draws the gap since the previous row, then a
+time of day inside that gap's bin (``clock.PathClock``), so a history is in time
+order by construction. Every token is drawn among the ids valid at its slot and
+the tokenizer's per-prefix mask (constrained decoding), so every row decodes.
+Synthetic users get ids from ``SYNTHETIC_USER_BASE`` up.
+
+``dedupe`` (``privacy.near_copy_keys`` of the training rows) drops the rows that
+equal a training row in every column but the time; each history samples a quarter
+more rows than asked to make up for them (see docs/SYNTHESIS.md, privacy by design).
 """
 from __future__ import annotations
 
@@ -37,23 +44,26 @@ import torch
 from foundation.errors import UserError
 from data_sources.tabformer import TYPED_COLUMNS, TYPED_DTYPES
 from forecaster.core.run import RunDir
-from forecaster.core.sampler import Sampler, SamplingConfig, make_generator
+from forecaster.core.daymodel import DayGPT
+from forecaster.core.daysampler import DaySampler
+from forecaster.core.sampler import SamplingConfig, make_generator
 from forecaster.core.tokenizer import CategoryCodec
 from forecaster.synthesis.documents import (
-    KEY_FACTOR, MODEL_COLUMNS, SYNTHETIC_USER_BASE, SynthesisInputError, check_table, document_keys,
+    KEY_FACTOR, MODEL_COLUMNS, ROW_COLUMNS, SYNTHETIC_USER_BASE, SynthesisInputError, card_rows, check_table,
+    document_keys, order_cards, row_features,
 )
-from forecaster.synthesis.train import SYNTHESIS_FILE
+from forecaster.synthesis.clock import PathClock
+from forecaster.synthesis.privacy import near_copy_keys
+from forecaster.synthesis.train import SYNTHESIS_FILE, VERSION
 
 
-def _row_constrained_sampler(model, tok):
-    """A ``Sampler`` whose draws also obey ``tok.constrained_mask`` (rows that always decode).
+def _row_mask(tok):
+    """``(static (R, V) bool, step_mask)``: the per-slot ids a synthetic row may hold and the per-prefix mask.
 
-    The shared sampler constrains each slot to its static valid ids (here without
-    the categories' "unknown" ids); the sampler's ``step_mask`` hook adds the
-    tokenizer's per-prefix mask, given the ids already drawn in the row (canonical
-    missing values, real dates: no 31 April).
+    A category's "unknown" id decodes to a missing value: never a value a synthetic
+    row may have, so it is removed from both. The step mask adds the tokenizer's
+    ``constrained_mask`` (canonical missing values) given the ids already drawn.
     """
-    # a category's "unknown" id decodes to a missing value: never a value a synthetic row may have
     static = tok.valid_mask()
     unknown = np.zeros(tok.vocab_size, dtype=bool)
     for name, codec in zip(tok.columns, tok.codecs):
@@ -66,7 +76,7 @@ def _row_constrained_sampler(model, tok):
     def step_mask(prefix: torch.Tensor) -> torch.Tensor:  # (B, k) ids of the row so far -> (B, V)
         return torch.from_numpy(tok.constrained_mask(prefix.cpu().numpy())) & keep
 
-    return Sampler(model, torch.from_numpy(static), step_mask=step_mask)
+    return static, step_mask
 
 
 class ConditionError(UserError):
@@ -85,7 +95,8 @@ class GenerationStats:
     rows: int = 0
     histories: int = 0
     sampled_rows: int = 0          # kept + burn-in rows
-    reordered_rows: int = 0        # sampled rows earlier than the row before them (then ordered by time)
+    out_of_order_rows: int = 0     # rows earlier than the row before them in their history (0 by construction)
+    near_copies_dropped: int = 0   # rows dropped as near-copies of training rows (``dedupe``)
     seconds: float = 0.0
     rows_per_s: float = 0.0
     conditions: dict = field(default_factory=dict)
@@ -116,7 +127,7 @@ def parse_condition(text: str) -> tuple[str, object]:
 
 
 class Synthesizer:
-    """A trained synthesis run, ready to sample. ``which``: "best" or "last" weights."""
+    """A trained synthesis run (or an exported model folder), ready to sample. ``which``: "best" or "last" weights."""
 
     def __init__(self, run_dir: str | Path, which: str = "best") -> None:
         run = RunDir(run_dir)
@@ -127,15 +138,23 @@ class Synthesizer:
         self.run_dir = run.path
         self.tok = run.load_tokenizer()
         self.meta = json.loads((run.path / SYNTHESIS_FILE).read_text())
+        if self.meta.get("version") != VERSION or list(self.tok.columns) != list(ROW_COLUMNS):
+            raise SynthesisInputError(f"{run.path} is a synthesis run of an older format (calendar parts, flat "
+                                      "model); retrain it with `forecaster synth train`")
         self.model = run.load_model(which, fingerprint=self.tok.fingerprint())
+        assert isinstance(self.model, DayGPT), "a synthesis run of this version holds a day-level model"
         self.row_len = self.tok.tokens_per_row
-        self.window_rows = self.model.config.block_size // self.row_len
+        self.context_rows = self.model.config.context_rows
+        self.static, self.base_mask = _row_mask(self.tok)
 
     # -- pieces ----------------------------------------------------------------------------------
-    def _typed(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Decoded model columns -> the typed dtypes of ``data_sources.tabformer``."""
+    def _typed(self, frame: pd.DataFrame, times: np.ndarray) -> pd.DataFrame:
+        """Decoded rows + their timestamps (datetime64[m]) -> the typed columns of ``data_sources.tabformer``."""
         out = {}
         for col in MODEL_COLUMNS:
+            if col == "timestamp":
+                out[col] = pd.Series(times.astype("datetime64[ns]")).astype(TYPED_DTYPES[col]).to_numpy()
+                continue
             s = frame[col]
             if col == "is_fraud":
                 out[col] = s.astype(str).str.lower().isin(["true", "yes"]).to_numpy()
@@ -145,87 +164,99 @@ class Synthesizer:
                 out[col] = s.astype(TYPED_DTYPES[col])
         return pd.DataFrame(out)
 
-    def seed_rows(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
-        """``n`` neutral typed rows: (card, month) drawn from the training counts, modes elsewhere.
-
-        The (card, month) pairs are drawn by systematic sampling (one uniform offset,
-        then evenly spaced points of the cumulative distribution), so even a few
-        histories cover the cards in proportion, each in the months it was used.
-        """
+    def start_points(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` (card, start minute) pairs: cards and months drawn by systematic sampling from the
+        training frequencies (one uniform offset, evenly spaced points of each cumulative
+        distribution, shuffled), so even a few histories cover both in proportion; a uniform
+        day of the month, noon."""
         st = self.meta["seed"]
-        keys = list(st["card_months"])
-        counts = np.array(list(st["card_months"].values()), float)
-        cdf = np.cumsum(counts) / counts.sum()
-        points = (rng.random() + np.arange(n)) / n
-        picks = np.minimum(np.searchsorted(cdf, points, side="right"), len(keys) - 1)
-        picks = picks[rng.permutation(n)]
-        cards = np.array([int(keys[i].split("|")[0]) for i in picks], dtype=np.int64)
-        month = pd.PeriodIndex([keys[i].split("|")[1] for i in picks], freq="M")
-        days = rng.integers(0, month.days_in_month.to_numpy())
-        ts = month.to_timestamp().to_numpy() + days.astype("timedelta64[D]") + np.timedelta64(12, "h")
-        data = {"card": cards, "timestamp": ts}
-        for col, value in st["modes"].items():
-            data[col] = [value] * n
-        frame = pd.DataFrame(data)
-        frame["user"] = 0
-        return frame
 
-    def _encode_rows(self, frame: pd.DataFrame) -> np.ndarray:
-        """(rows, tokens_per_row) ids of typed rows; model columns only."""
-        frame = frame.copy()
-        for col in MODEL_COLUMNS:
-            if col in TYPED_DTYPES and col != "timestamp":
+        def systematic(counts: dict) -> np.ndarray:
+            keys = list(counts)
+            cdf = np.cumsum(np.array(list(counts.values()), float))
+            cdf /= cdf[-1]
+            picks = np.minimum(np.searchsorted(cdf, (rng.random() + np.arange(n)) / n, side="right"), len(keys) - 1)
+            return np.array(keys, dtype=object)[picks[rng.permutation(n)]]
+
+        cards = systematic(st["cards"]).astype(np.int64)
+        month = pd.PeriodIndex(list(systematic(st["months"])), freq="M")
+        days = rng.integers(0, month.days_in_month.to_numpy())
+        start = month.to_timestamp().to_numpy().astype("datetime64[m]") + days.astype("timedelta64[D]") \
+            + np.timedelta64(12, "h")
+        return cards, start.astype(np.int64)
+
+    def seed_frame(self, card: int = 0) -> pd.DataFrame:
+        """One neutral row of ``ROW_COLUMNS``: the modes, the median amount, no previous transaction, noon."""
+        st = self.meta["seed"]
+        row = {"card": [card], "gap": [np.nan], "hour": [12], "minute": [0]}
+        for col, value in st["modes"].items():
+            row[col] = [value]
+        frame = pd.DataFrame(row)
+        for col in ROW_COLUMNS:
+            if col in TYPED_DTYPES:
                 frame[col] = frame[col].astype(TYPED_DTYPES[col])
-        frame["timestamp"] = pd.to_datetime(frame["timestamp"])
-        return self.tok.encode(frame[list(MODEL_COLUMNS)])
+        return frame[list(ROW_COLUMNS)]
 
     def condition_ids(self, conditions: dict[str, object]) -> np.ndarray:
         """(tokens_per_row,) ids with the conditioned columns' tokens, -1 elsewhere."""
         forced = np.full(self.row_len, -1, dtype=np.int64)
         if not conditions:
             return forced
-        row = self.seed_rows(1, np.random.default_rng(0))
+        row = self.seed_frame()
         for col, value in conditions.items():
             if col not in CONDITION_COLUMNS:
                 raise ConditionError(f"cannot condition on {col!r}; use one of {', '.join(CONDITION_COLUMNS)}")
-            row[col] = [value]
-        ids, clamped = self.tok.encode_with_report(
-            row.astype({c: TYPED_DTYPES[c] for c in conditions})[list(MODEL_COLUMNS)])
+            row[col] = pd.Series([value]).astype(TYPED_DTYPES[col])
+        ids, clamped = self.tok.encode_with_report(row)
         for col, value in conditions.items():
-            if clamped.get(col):
+            if clamped.get(col) or ids[0, self.tok.column_slots(col)][0] not in np.flatnonzero(
+                    self.static[self.tok.column_slots(col).start]):
                 known = list(getattr(self.tok.codec(col), "categories", []))[:8]
                 raise ConditionError(f"{col}={value!r} never occurs in the training data of {self.run_dir}; "
                                      f"known values include {known}")
             forced[self.tok.column_slots(col)] = ids[0, self.tok.column_slots(col)]
         return forced
 
-    def _sample(self, prompt: np.ndarray, forced: np.ndarray, n_paths: int, n_rows: int, seed: int,
-                sampling: SamplingConfig) -> np.ndarray:
-        """(n_paths, n_rows, tokens_per_row) ids after a (rows, tokens_per_row) prompt."""
-        sampler = _row_constrained_sampler(self.model, self.tok)
-        gen = make_generator(seed)
-        out = sampler.sample(torch.from_numpy(prompt.reshape(-1)), n_paths, n_rows, gen, sampling,
-                             forced=torch.from_numpy(forced))
-        return out.numpy()
+    def sample_paths(self, prompt: np.ndarray, prompt_times: np.ndarray, start: np.ndarray, forced: np.ndarray,
+                     n_rows: int, seed: int, sampling: SamplingConfig) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``n_rows`` rows after a prompt for ``len(start)`` paths.
 
-    def _decode_histories(self, ids: np.ndarray, users: np.ndarray, cards: np.ndarray | None) -> tuple[pd.DataFrame, int]:
-        """(paths, rows, T) ids -> one typed table, histories ordered by time; and the rows moved."""
+        Parameters
+        ----------
+        prompt : (P, R) ids shared by every path; ``prompt_times`` (P,) int64 minutes of its rows.
+        start : (N,) int64 minutes each path's clock starts from (its first row follows it).
+        forced : (N, n_rows, R) ids, -1 = free.
+
+        Returns
+        -------
+        ids (N, n_rows, R) int64 and times (N, n_rows) int64 minutes since 1970, non-decreasing per path.
+        """
+        n = len(start)
+        clock = PathClock(self.tok, self.base_mask, start, prompt_rows=len(prompt))
+        gap = self.tok.decode(prompt)["gap"].to_numpy(dtype=np.float64)
+        feats = row_features(np.asarray(prompt_times).astype("datetime64[m]"), gap)
+        sampler = DaySampler(self.model, torch.from_numpy(self.static), keep_rows=max(1, self.context_rows // 2),
+                             next_features=clock.features, step_mask=clock)
+        ids = sampler.sample(torch.from_numpy(prompt), n, n_rows, make_generator(seed), sampling,
+                             forced=torch.from_numpy(forced), features=torch.from_numpy(feats)).numpy()
+        if len(clock.times) < n_rows:  # the sampler gives no features after the last row: finish the clock
+            clock.advance(ids[:, n_rows - 1])
+        return ids, np.stack(clock.times, axis=1)
+
+    def _table(self, ids: np.ndarray, times: np.ndarray, users: np.ndarray, cards: np.ndarray | None) -> pd.DataFrame:
+        """(paths, rows, R) ids and (paths, rows) minutes -> one typed table, path by path (no re-sorting)."""
         n_paths, n_rows, _ = ids.shape
-        frame = self._typed(self.tok.decode(ids.reshape(-1, self.row_len)))
+        frame = self._typed(self.tok.decode(ids.reshape(-1, self.row_len)), times.reshape(-1).astype("datetime64[m]"))
         frame.insert(0, "user", np.repeat(users, n_rows).astype(TYPED_DTYPES["user"]))
         if cards is not None:
             frame["card"] = np.repeat(cards, n_rows).astype(TYPED_DTYPES["card"])
-        path = np.repeat(np.arange(n_paths), n_rows)
-        ts = frame["timestamp"].to_numpy().reshape(n_paths, n_rows)
-        moved = int((np.diff(ts, axis=1) < np.timedelta64(0, "ns")).sum())  # rows earlier than the row before
-        order = np.lexsort((frame["timestamp"].to_numpy(), path))
-        frame = frame.iloc[order].reset_index(drop=True)
-        return frame[list(TYPED_COLUMNS)], moved
+        return frame[list(TYPED_COLUMNS)]
 
     # -- public ------------------------------------------------------------------------------------
     def generate(self, rows: int, *, rows_per_history: int = 200, conditions: dict[str, object] | None = None,
                  context: pd.DataFrame | None = None, seed: int = 0, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None, burn_in: int | None = None, batch_paths: int = 64,
+                 top_k: int | None = None, top_p: float | None = None, burn_in: int | None = None,
+                 batch_paths: int = 256, dedupe: np.ndarray | None = None,
                  progress: Callable[[int], None] | None = None) -> tuple[pd.DataFrame, GenerationStats]:
         """Sample synthetic transactions.
 
@@ -236,22 +267,30 @@ class Synthesizer:
         rows_per_history : rows of one synthetic card history (unconditional mode).
         conditions : {column: typed value} fixed in every row (see ``parse_condition``).
         context : typed table whose cards are continued (their ids are kept).
-        burn_in : rows sampled after the seed row and dropped (default: the context window).
-        batch_paths : histories sampled together (memory ~ batch_paths x context).
+        burn_in : rows sampled after the seed row and dropped (default 16).
+        batch_paths : histories sampled together (one model step covers all of them).
+        dedupe : near-copy keys of the training rows (``privacy.near_copy_keys``): a kept
+            row equal to a training row in every column but the time is dropped (the
+            history goes on from the next row, still in order; a quarter more rows are
+            sampled per history to make up for them; counted in the stats).
         progress : called with the number of rows kept so far.
 
         Returns
         -------
-        (table, stats): a typed TabFormer table ordered by user, card, time; and ``GenerationStats``.
+        (table, stats): a typed TabFormer table, history by history, each in time order as
+        sampled; and ``GenerationStats``.
         """
         if rows < 1:
             raise SynthesisInputError(f"rows must be at least 1, got {rows}")
         sampling = SamplingConfig(temperature, top_k, top_p)
         if rows_per_history < 1:
             raise SynthesisInputError(f"rows per history must be at least 1, got {rows_per_history}")
+        if batch_paths < 1:
+            raise SynthesisInputError(f"batch paths must be at least 1, got {batch_paths}")
         rows_per_history = min(rows_per_history, rows)
         conditions = dict(conditions or {})
         forced_row = self.condition_ids(conditions)
+        card_sl = self.tok.column_slots("card")
         t0 = time.perf_counter()
         stats = GenerationStats(conditions={k: (None if v is None else str(v)) for k, v in conditions.items()})
         tables = []
@@ -259,45 +298,49 @@ class Synthesizer:
             check_table(context)
             keys = document_keys(context)
             for i, key in enumerate(pd.unique(keys)):
-                hist = context[keys == key].sort_values("timestamp", kind="stable")
-                prompt = self._encode_rows(hist.tail(self.window_rows - 1))
-                forced = np.broadcast_to(forced_row, (rows, self.row_len)).copy()
-                card_sl = self.tok.column_slots("card")
-                known = prompt[-1, card_sl] != self.tok.column_vocab("card").start + self.tok.codec("card").unknown_id
-                if forced_row[card_sl][0] < 0 and known.all():  # the card of the context stays the card
-                    forced[:, card_sl] = prompt[-1, card_sl]
-                ids = self._sample(prompt, forced, 1, rows, seed + i, sampling)
-                table, moved = self._decode_histories(ids, np.array([key // KEY_FACTOR]), np.array([key % KEY_FACTOR]))
-                tables.append(table)
-                stats.reordered_rows += moved
+                hist = order_cards(context[keys == key]).tail(self.context_rows)
+                prompt = self.tok.encode(card_rows(hist))
+                prompt_times = hist["timestamp"].to_numpy().astype("datetime64[m]").astype(np.int64)
+                forced = np.broadcast_to(forced_row, (1, rows, self.row_len)).copy()
+                if forced_row[card_sl][0] < 0 and bool(self.static[card_sl.start, prompt[-1, card_sl][0]]):
+                    forced[:, :, card_sl] = prompt[-1, card_sl]  # the card of the context stays the card
+                ids, times = self.sample_paths(prompt, prompt_times, prompt_times[-1:], forced, rows, seed + i,
+                                               sampling)
+                tables.append(self._table(ids, times, np.array([key // KEY_FACTOR]), np.array([key % KEY_FACTOR])))
+                stats.out_of_order_rows += int((np.diff(times, axis=1) < 0).sum())
                 stats.histories += 1
                 stats.sampled_rows += rows
                 if progress is not None:
                     progress(sum(len(t) for t in tables))
         else:
-            burn = self.window_rows if burn_in is None else int(burn_in)
+            burn = 16 if burn_in is None else int(burn_in)
             n_hist = math.ceil(rows / rows_per_history)
             rng = np.random.default_rng(seed)
-            prompt = self._encode_rows(self.seed_rows(1, rng))
+            prompt = self.tok.encode(self.seed_frame())
             done = 0
             for b0 in range(0, n_hist, batch_paths):
                 n_paths = min(batch_paths, n_hist - b0)
-                n_total = burn + rows_per_history
+                n_keep = rows_per_history + (math.ceil(rows_per_history / 4) if dedupe is not None else 0)
+                n_total = burn + n_keep
+                cards, start = self.start_points(n_paths, rng)
+                card_ids = self.tok.encode(pd.DataFrame({**self.seed_frame().iloc[[0] * n_paths].reset_index(drop=True),
+                                                         "card": pd.Series(cards).astype(TYPED_DTYPES["card"])}))
                 forced = np.broadcast_to(forced_row, (n_paths, n_total, self.row_len)).copy()
-                # each path's first row: its own card and month, so paths start apart like real cards
-                starts = self._encode_rows(self.seed_rows(n_paths, rng))
-                card_sl = self.tok.column_slots("card")
-                ts_sl = self.tok.column_slots("timestamp")
-                first = slice(ts_sl.start, ts_sl.start + 2)  # year, month
                 # one card per history: its card token is forced in every row (a condition on card wins)
                 forced[:, :, card_sl] = np.where(forced[:, :, card_sl] >= 0, forced[:, :, card_sl],
-                                                 starts[:, None, card_sl])
-                forced[:, 0, first] = starts[:, first]
-                ids = self._sample(prompt, forced, n_paths, n_total, seed + 1 + b0, sampling)[:, burn:]
+                                                 card_ids[:, None, card_sl])
+                ids, times = self.sample_paths(prompt, start[:1], start, forced, n_total, seed + 1 + b0, sampling)
+                ids, times = ids[:, burn:], times[:, burn:]
                 users = SYNTHETIC_USER_BASE + np.arange(b0, b0 + n_paths)
-                table, moved = self._decode_histories(ids, users, None)
+                table = self._table(ids, times, users, None)
+                stats.out_of_order_rows += int((np.diff(times, axis=1) < 0).sum())
+                if dedupe is not None:
+                    keep = ~np.isin(near_copy_keys(table), dedupe)
+                    stats.near_copies_dropped += int((~keep).sum())
+                    table = table[keep]
+                    table = table[table.groupby("user", sort=False).cumcount() < rows_per_history]
+                    table = table.reset_index(drop=True)
                 tables.append(table)
-                stats.reordered_rows += moved
                 stats.histories += n_paths
                 stats.sampled_rows += n_paths * n_total
                 done += len(table)

@@ -3,6 +3,8 @@
 exact copies
     ``exact_copy_rate``: share of synthetic rows equal, in every column but the
     user id, to a training row (flagged above ``COPY_FLAG_RATE``);
+    ``near_copy_rate``: the same in every column but the user id and the time (the
+    privacy target: no more frequent than among real held-out rows);
     ``self_duplicate_rate``: share of synthetic rows equal to an earlier synthetic row.
 distance to closest record (DCR)
     Gower distance over amount, time of day and the categorical columns (the
@@ -31,6 +33,10 @@ COPY_FLAG_RATE = 0.001
 COPY_COLUMNS: tuple[str, ...] = tuple(c for c in TYPED_COLUMNS if c != "user")
 
 
+#: what a near-copy must match: every column but the user id and the time
+NEAR_COPY_COLUMNS: tuple[str, ...] = tuple(c for c in COPY_COLUMNS if c != "timestamp")
+
+
 def _row_keys(table: pd.DataFrame, columns) -> pd.Series:
     """One hashable key per row over ``columns`` (missing values compare equal)."""
     return pd.util.hash_pandas_object(table[list(columns)].astype(object).fillna(MISSING).astype(str), index=False)
@@ -41,6 +47,16 @@ def exact_copy_rate(train: pd.DataFrame, synthetic: pd.DataFrame, columns=COPY_C
     if len(synthetic) == 0:
         return 0.0
     return float(np.isin(_row_keys(synthetic, columns).to_numpy(), _row_keys(train, columns).to_numpy()).mean())
+
+
+def near_copy_keys(table: pd.DataFrame) -> np.ndarray:
+    """(rows,) uint64 hash of each row over ``NEAR_COPY_COLUMNS`` (what generation's ``dedupe`` compares)."""
+    return _row_keys(table, NEAR_COPY_COLUMNS).to_numpy()
+
+
+def near_copy_rate(train: pd.DataFrame, synthetic: pd.DataFrame) -> float:
+    """Share of ``synthetic`` rows equal to a ``train`` row in every column but the user id and the time."""
+    return exact_copy_rate(train, synthetic, NEAR_COPY_COLUMNS)
 
 
 def self_duplicate_rate(table: pd.DataFrame, columns=COPY_COLUMNS) -> float:

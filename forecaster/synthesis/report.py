@@ -53,6 +53,8 @@ def markdown_table(report: dict) -> str:
         if isinstance(v, bool):
             return "yes" if v else "**no**"
         if isinstance(v, float):
+            if v != 0 and abs(v) < 0.001:
+                return f"{v:.2e}"  # small distances keep their digits
             return f"{v:.4f}" if abs(v) < 10 else f"{v:,.0f}"
         return str(v)
 

@@ -1,12 +1,19 @@
-"""Train the GPT on credit-card documents: table -> tokenizer -> per-card windows -> engine.
+"""Train the day-level GPT on credit-card documents: table -> tokenizer -> per-card row windows -> engine.
+
+A transaction is one row of the global model and a card's history its sequence
+(``documents``); a window is ``context_rows + 1`` consecutive transactions of one
+card with their input features. Only day-level presets (``day-tiny``, ``day-small``)
+apply.
 
 The run directory is the one of ``forecaster train`` (``forecaster.core.run.RunDir``)
 plus ``tokenizer.json`` and ``synthesis.json``: the columns the model writes and
-the *aggregate* statistics generation starts from (how often each card index
-occurs, how many transactions fall in each month, the most common value of each
-column). No real transaction is stored in the run directory; the model weights
-and the tokenizer's category lists (merchant ids, cities, zips) are of course
-derived from the training data, so treat the run directory as confidential.
+the *aggregate* statistics generation starts from (the share of transactions of
+each card index, of each month, the most common value of each column). No real
+transaction is stored in the run directory; but it holds per-card aggregates (the
+card counts; for a one-user sample these are that person's), optimizer
+checkpoints, the metrics history and the training file's path, and the
+tokenizer's category lists (merchant ids, cities, zips seen in training): treat it
+as confidential and share ``synth export-model``'s folder instead (``export``).
 """
 from __future__ import annotations
 
@@ -19,15 +26,18 @@ import pandas as pd
 from foundation.atomic import write_text
 from forecaster.core.run import RunDir, check_run_target
 from forecaster.core.tokenizer import TableTokenizer
-from forecaster.core.training.config import TrainConfig, model_config_for
+from forecaster.core.training.config import TrainConfig, model_config_for, model_kind
 from forecaster.core.training.engine import train as run_training
 from forecaster.synthesis.documents import (
-    MODEL_COLUMNS, SynthesisInputError, card_segments, check_table, fit_tokenizer, window_datasets,
+    FEATURE_NAMES, MODEL_COLUMNS, ROW_COLUMNS, SynthesisInputError, card_segments, check_table, fit_tokenizer,
+    window_datasets,
 )
 
+#: synthesis has one model kind, the day-level one: the flat presets' names stand for their day-level peers
+PRESET_ALIASES = {"tiny": "day-tiny", "small": "day-small"}
 SYNTHESIS_FILE = "synthesis.json"  # beside the RunDir layout (forecaster.core.run)
 FORMAT = "forecaster-synthesis"
-VERSION = 1
+VERSION = 2  # 2: the day-level model, gaps and time of day instead of calendar parts
 
 
 @dataclass
@@ -47,16 +57,14 @@ class SynthTrainResult:
 
 
 def seed_statistics(table: pd.DataFrame) -> dict:
-    """Aggregates that generation starts from: card frequencies, monthly counts, per-column modes.
+    """Aggregates that generation starts from: card and month frequencies, per-column modes.
 
-    Returns a JSON-able dict: ``cards`` {card: count}, ``months`` {"YYYY-MM": count},
-    ``card_months`` {"card|YYYY-MM": count} (a card's first row is drawn from these),
+    Returns a JSON-able dict: ``cards`` {card: count}, ``months`` {"YYYY-MM": count}
+    (a history's card and the month it starts in are drawn from these, independently),
     ``modes`` {column: most common value as text or number, None for missing}.
     """
     cards = table["card"].astype("int64").value_counts().sort_index()
     months = table["timestamp"].dt.to_period("M").astype(str).value_counts().sort_index()
-    joint = (table["card"].astype("int64").astype(str) + "|" + table["timestamp"].dt.to_period("M").astype(str))
-    joint = joint.value_counts().sort_index()
     modes: dict = {}
     for col in MODEL_COLUMNS:
         if col in ("card", "timestamp"):
@@ -68,11 +76,10 @@ def seed_statistics(table: pd.DataFrame) -> dict:
         value = counts.index[0]
         modes[col] = None if pd.isna(value) else (value.item() if hasattr(value, "item") else value)
     return {"cards": {str(k): int(v) for k, v in cards.items()},
-            "card_months": {str(k): int(v) for k, v in joint.items()},
             "months": {str(k): int(v) for k, v in months.items()}, "modes": modes}
 
 
-def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "small", *,
+def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "day-small", *,
                       max_minutes: float | None = None, max_steps: int | None = None,
                       context_rows: int | None = None, batch_size: int | None = None, lr: float | None = None,
                       val_fraction: float | None = None, seed: int | None = None, patience: int | None = None,
@@ -87,6 +94,10 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "s
     the whole call: a second process training into it is refused, naming the PID.
     """
     check_table(table)
+    preset = PRESET_ALIASES.get(preset, preset)
+    if model_kind(preset) != "day":
+        raise SynthesisInputError(f"preset {preset!r} is a flat model; synthesis trains the day-level model "
+                                  "(a transaction per row): use --preset day-small (or day-tiny for tests)")
     cfg = TrainConfig.from_preset(preset, max_minutes=max_minutes, max_steps=max_steps, context_rows=context_rows,
                                   batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
                                   patience=patience, eval_every=eval_every)
@@ -108,10 +119,12 @@ def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress
         tok = saved
     segments = card_segments(tok, table)
     train_ds, val_ds = window_datasets(segments, cfg.context_rows, cfg.val_fraction)
-    mcfg = model_config_for(preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows)
+    mcfg = model_config_for(preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows,
+                            n_features=len(FEATURE_NAMES))
     if not run.tokenizer.exists():
         run.save_tokenizer(tok)
-    meta = {"format": FORMAT, "version": VERSION, "columns": list(MODEL_COLUMNS),
+    meta = {"format": FORMAT, "version": VERSION, "columns": list(MODEL_COLUMNS), "row_columns": list(ROW_COLUMNS),
+            "features": list(FEATURE_NAMES),
             "documents": len(segments), "rows": int(len(table)),
             "first_date": str(table["timestamp"].min()), "last_date": str(table["timestamp"].max()),
             "seed": seed_statistics(table)}
@@ -119,10 +132,10 @@ def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress
         write_text(run_dir / SYNTHESIS_FILE, json.dumps(meta, indent=2, sort_keys=True))
     if log is not None:
         log(f"{len(table):,} transactions in {len(segments)} card histories -> {tok.tokens_per_row} tokens/row, "
-            f"vocabulary {tok.vocab_size:,}; windows of {cfg.context_rows} rows; "
+            f"vocabulary {tok.vocab_size:,}, {len(FEATURE_NAMES)} input features/row; windows of {cfg.context_rows} + 1 rows; "
             f"{len(train_ds):,} training and {len(val_ds):,} validation windows (latest {cfg.val_fraction:.0%} of each card)")
     run_info = {"source": "tabformer-synthesis", "documents": len(segments), **(info or {})}
     res = run_training(mcfg, cfg, train_ds, val_ds, run_dir, info=run_info, fingerprint=tok.fingerprint(),
-                       progress=progress)
+                       progress=progress, valid_mask=tok.valid_mask())
     return SynthTrainResult(run_dir, res.step, res.train_loss, res.val_loss, res.best_val_loss, res.reason,
                             len(train_ds), len(val_ds), tok.tokens_per_row, tok.vocab_size)

@@ -6,6 +6,11 @@ precision; ``utility_ratio = AUC(synthetic) / AUC(real)``. Frauds are rare (0.1%
 the sample), so a synthetic sample of realistic size may hold none; the caller may
 add synthetic rows (e.g. generated with the condition ``is_fraud=Yes``) to the
 synthetic classifier's training rows only (``evaluate(utility_extra=...)``).
+
+``use_chip_metrics``: a second, balanced task: predict how the card was used (chip,
+swipe, online) from the rest of the row (amount, time, date, merchant, place, MCC,
+errors, card); accuracy on the held-out rows of a classifier trained on synthetic
+rows, against one trained on the real training rows (``use_chip_ratio``).
 """
 from __future__ import annotations
 
@@ -54,4 +59,38 @@ def utility_metrics(train_f: pd.DataFrame, real_f: pd.DataFrame, syn_f: pd.DataF
         out[f"auc_{name}"] = float(roc_auc_score(yt, p))
         out[f"ap_{name}"] = float(average_precision_score(yt, p))
     out["utility_ratio"] = float(out["auc_synthetic"] / out["auc_real"]) if out.get("auc_real") else math.nan
+    return out
+
+
+_CHIP_CATS = ["card", "merchant_name", "merchant_city", "merchant_state", "zip", "mcc", "errors", "weekday"]
+
+
+def _chip_xy(f: pd.DataFrame, cats: dict[str, pd.Index], classes: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    x = [f["amount"].to_numpy(), f["time_of_day"].to_numpy(), f["date"].to_numpy()]
+    for c in _CHIP_CATS:
+        x.append(cats[c].get_indexer(f[c]).astype(float))
+    x = np.stack(x, axis=1)
+    x[:, 3:][x[:, 3:] == -1] = np.nan  # a value unseen in training is "missing"
+    return x, classes.get_indexer(f["use_chip"])
+
+
+def use_chip_metrics(train_f: pd.DataFrame, real_f: pd.DataFrame, syn_f: pd.DataFrame, seed: int = 0) -> dict:
+    """Accuracy on the held-out rows of a use-chip classifier trained on synthetic vs on real training rows."""
+    classes = pd.Index(sorted(set(real_f["use_chip"]) | set(train_f["use_chip"]) | set(syn_f["use_chip"])))
+    out: dict = {"test_rows": int(len(real_f))}
+    for name, f in (("real", train_f), ("synthetic", syn_f)):
+        cats = {c: pd.Index(pd.unique(f[c])[:250]) for c in _CHIP_CATS}
+        x, y = _chip_xy(f, cats, classes)
+        xt, yt = _chip_xy(real_f, cats, classes)
+        if len(np.unique(y)) < 2:
+            out[f"accuracy_{name}"] = float((yt == y[0]).mean()) if len(y) else 0.0
+            continue
+        clf = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1,
+                                             categorical_features=list(range(3, 3 + len(_CHIP_CATS))),
+                                             random_state=seed)
+        with threadpool_limits(1):
+            clf.fit(x, y)
+            out[f"accuracy_{name}"] = float((clf.predict(xt) == yt).mean())
+    out["majority_class_accuracy"] = float(pd.Series(real_f["use_chip"]).value_counts(normalize=True).iloc[0])
+    out["use_chip_ratio"] = float(out["accuracy_synthetic"] / out["accuracy_real"]) if out["accuracy_real"] else math.nan
     return out
