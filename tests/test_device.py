@@ -125,3 +125,13 @@ def test_same_seed_same_device_same_paths(run_dir, shared_mapping):
     np.testing.assert_array_equal(a.paths, b.paths)
     assert not np.allclose(a.paths, c.paths, equal_nan=True)  # the test can fail: another seed, other paths
     assert a.meta["device"] == "cpu" and a.meta["precision"] == "fp32"
+
+
+def test_cli_forecast_records_the_device(run_dir, shared_mapping, tmp_path):
+    import json
+
+    out = tmp_path / "fc"
+    assert main(["forecast", "--run", str(run_dir), "--as-of", AS_OF, "--paths", "4", "--horizon", "5",
+                 "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    meta = json.loads((out / "forecast.json").read_text())["meta"]
+    assert meta["device"] == "cpu" and meta["precision"] == "fp32"
