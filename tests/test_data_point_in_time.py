@@ -83,6 +83,7 @@ def test_changing_data_after_d_does_not_change_the_panel_as_of_d(tmp_path, share
         changed += int(later.sum())
         frame.to_csv(dst, index=False)
     doc["folder"] = str(altered)
+    doc["accept_outliers"] = True  # the garbage is deliberate (it would be refused as an outlier otherwise)
     mapping = tmp_path / "altered.yaml"
     mapping.write_text(yaml.safe_dump(doc))
     assert changed > 10_000

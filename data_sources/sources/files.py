@@ -7,6 +7,12 @@ Mapping file (YAML)::
       SPX:    {file: spx/spx_d.csv, value: Close, frequency: D}
       UST10Y: {file: rates/DGS10.csv, frequency: D}          # date/value columns found by name
       CPI:    {file: macro/CPIAUCSL.csv, date: date, value: value, frequency: M}
+      GDP:    {file: eu/gdp.csv, dayfirst: true, decimal: ","}       # reading options for one file
+
+Reading options (``parsing.ReadOptions``: ``dayfirst``, ``date_format``, ``decimal``,
+``delimiter``, ``accept_outliers``, ``weekend_rows``) can be set at the top of the mapping
+file for every file, or in one series' entry; the entry wins, and either wins over the
+same option given on the command line.
 
 Wide panel file (CSV or Parquet): a date column and one column per catalog series,
 each cell an observation at the series' native frequency (blank, ``.``, or a
@@ -28,8 +34,12 @@ import yaml
 from data_sources import catalog
 from data_sources.errors import CatalogError, DataError
 from data_sources.parsing import (
+    DEFAULT_READ,
+    ReadOptions,
+    SeriesChecks,
     check_data_file,
     clean_series,
+    detect_decimal,
     find_date_column,
     parse_dates,
     parse_numbers,
@@ -42,13 +52,21 @@ from data_sources.sources.base import Source
 
 ALIGNED_MARKER = "# forecaster-panel: aligned"
 PARQUET_META_KEY = b"forecaster"
-_ENTRY_KEYS = {"file", "date", "value", "frequency", "sentinel"}
+_ENTRY_KEYS = {"file", "date", "value", "frequency", "sentinel", *ReadOptions.keys()}
+
+
+def series_checks(name: str) -> SeriesChecks:
+    """The read-time checks for a series, from its catalog entry (none for a name the catalog lacks)."""
+    try:
+        return SeriesChecks.of(catalog.get(name))
+    except CatalogError:
+        return SeriesChecks()
 
 
 class CsvFolderSource(Source):
     """Series from CSV files in a folder, one file per series, as described by a YAML mapping."""
 
-    def __init__(self, mapping: str | Path, today: pd.Timestamp | None = None) -> None:
+    def __init__(self, mapping: str | Path, today: pd.Timestamp | None = None, options: ReadOptions = DEFAULT_READ) -> None:
         self.mapping_path = Path(mapping)
         self.name = f"csv:{self.mapping_path.name}"
         self.today = today
@@ -66,6 +84,8 @@ class CsvFolderSource(Source):
         folder = Path(doc.get("folder", "."))
         self.folder = folder if folder.is_absolute() else (self.mapping_path.parent / folder).resolve()
         self.entries: dict[str, dict] = {}
+        self.options: dict[str, ReadOptions] = {}
+        defaults = options.updated({k: doc[k] for k in ReadOptions.keys() if k in doc}, f"{self.mapping_path}: ")
         for series, entry in doc["series"].items():
             where = f"{self.mapping_path}: series {series!r}"
             if series not in catalog.CATALOG:
@@ -137,13 +157,16 @@ class WidePanelSource(Source):
             )
         if not columns:
             raise DataError(f"{origin}: no series columns besides the date")
-        self.series = {c: clean_series(dates, v, c, f"{origin}, column {c}", today) for c, v in columns.items()}
+        self.series = {
+            c: clean_series(dates, v, c, f"{origin}, column {c}", today, lines=lines, options=options, checks=series_checks(c))
+            for c, v in columns.items()
+        }
         if self.aligned:
             panel = pd.DataFrame({c: pd.Series(v, index=dates) for c, v in columns.items()})
             panel.index = pd.DatetimeIndex(dates, name="date")
             self.panel = panel.sort_index(kind="stable")
 
-    def _read_parquet(self, origin: str) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
+    def _read_parquet(self, origin: str, options: ReadOptions, today) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
         try:
             table = pq.read_table(self.path)
         except Exception as exc:  # pyarrow raises several types for a bad file
@@ -157,7 +180,9 @@ class WidePanelSource(Source):
         dcol = next((lowered[n] for n in ("date", "observation_date", "timestamp") if n in lowered), None)
         if dcol is None:
             raise DataError(f"{origin}: no date column or date index (columns: {', '.join(map(str, frame.columns))})")
-        dates = parse_dates(frame[dcol].astype(str), origin)
+        raw = frame[dcol].astype(str)
+        raw.index = pd.RangeIndex(1, len(raw) + 1, name="row")
+        dates = parse_dates(raw, origin, options, today)
         return frame.drop(columns=[dcol]), dates
 
     def available(self) -> list[str]:
