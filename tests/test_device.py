@@ -135,3 +135,19 @@ def test_cli_forecast_records_the_device(run_dir, shared_mapping, tmp_path):
                  "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
     meta = json.loads((out / "forecast.json").read_text())["meta"]
     assert meta["device"] == "cpu" and meta["precision"] == "fp32"
+
+
+def test_bf16_autocast_sampling_runs_on_the_cpu(run_dir, shared_mapping):
+    """The bf16 path a GPU takes (autocast around sampling, an fp32 KV cache fed bf16 keys, float64 draws),
+    exercised with the CPU's autocast: no dtype error, finite paths, same seed same paths."""
+    from data_sources.panel import PanelBuilder
+    from forecaster.core.device import Device
+    from forecaster.market.scenario import Scenario, parse_shock
+
+    builder = PanelBuilder(str(shared_mapping), series=SERIES.split(","), start="2008-01-01")
+    pipe = ForecastPipeline.from_run(run_dir, device=Device(torch.device("cpu"), True, "test: CPU autocast"))
+    shock = Scenario("vix", [parse_shock("VIX:level=40:days=1-3")])
+    a = pipe.predict(builder, AS_OF, n_paths=8, horizon=12, seed=5, scenario=shock)
+    b = pipe.predict(builder, AS_OF, n_paths=8, horizon=12, seed=5, scenario=shock)
+    assert a.meta["precision"] == "bf16" and np.isfinite(a.paths).all()
+    np.testing.assert_array_equal(a.paths, b.paths)
