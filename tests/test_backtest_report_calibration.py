@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from forecaster.market.backtest import metrics, summary
-from forecaster.market.backtest.report import pit_horizon_figure
+from forecaster.market.backtest.report import coverage_figure, pit_horizon_figure
 
 N_ORIGINS = 300
 MEMBERS = 200
@@ -113,3 +113,13 @@ def test_pit_horizon_figure_draws_the_table(scores):
     np.testing.assert_allclose(bars[1].y, [row[f"b{k:02d}"] for k in range(1, 11)])
     assert max(bands[1].y) == pytest.approx(row["band_hi"])
     assert "chi2 p" in fig.layout.annotations[1].text
+
+
+def test_coverage_figure_shows_the_bootstrap_intervals(scores):
+    cov = summary.coverage_table(scores)
+    fig = coverage_figure(cov, ["VIX"])
+    narrow80 = [t for t in fig.data if t.name == "narrow" and t.yaxis == "y2"][0]  # row 2: the 80 % intervals
+    row = cov[(cov["model"] == "narrow")].sort_values("horizon")
+    np.testing.assert_allclose(narrow80.y, row["cov80"])
+    np.testing.assert_allclose(np.asarray(narrow80.y) + np.asarray(narrow80.error_y.array), row["cov80_high"])
+    np.testing.assert_allclose(np.asarray(narrow80.y) - np.asarray(narrow80.error_y.arrayminus), row["cov80_low"])

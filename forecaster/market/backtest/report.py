@@ -58,17 +58,25 @@ def fan_figure(fan: pd.DataFrame, series: str, origin, models=None) -> go.Figure
 
 
 def coverage_figure(table: pd.DataFrame, series: list[str]) -> go.Figure:
-    """Coverage of the central 50/80/90 % intervals by horizon (rows: level; columns: series), nominal dashed."""
+    """Coverage of the central 50/80/90 % intervals by horizon (rows: level; columns: series), nominal dashed.
+
+    ``table``: ``summary.coverage_table`` (error bars: its 90 % block-bootstrap intervals) or ``summary.score_table``.
+    """
     levels = (50, 80, 90)
     fig = make_subplots(rows=len(levels), cols=len(series), shared_xaxes=True, shared_yaxes=True,
                         subplot_titles=[f"{s}: {lv}%" for lv in levels for s in series])
+    shown: set[str] = set()  # each model once in the legend, wherever it first appears
     for i, lv in enumerate(levels, start=1):
         for j, s in enumerate(series, start=1):
             t = table[table["series"] == s]
             for m in t["model"].unique():
                 u = t[t["model"] == m].sort_values("horizon")
+                err = (dict(type="data", symmetric=False, array=u[f"cov{lv}_high"] - u[f"cov{lv}"],
+                            arrayminus=u[f"cov{lv}"] - u[f"cov{lv}_low"], thickness=1, width=2)
+                       if f"cov{lv}_low" in u.columns else None)
                 fig.add_trace(go.Scatter(x=u["horizon"], y=u[f"cov{lv}"], mode="lines+markers", line=dict(color=_color(m)),
-                                         name=m, legendgroup=m, showlegend=(i == 1 and j == 1)), row=i, col=j)
+                                         error_y=err, name=m, legendgroup=m, showlegend=m not in shown), row=i, col=j)
+                shown.add(m)
             fig.add_hline(y=lv / 100, line=dict(dash="dash", color="black", width=1), row=i, col=j)
     fig.update_xaxes(type="log")
     fig.update_layout(title="Interval coverage by horizon (business days, log scale)", height=260 * len(levels),
@@ -204,7 +212,8 @@ def build_report(out: str | Path, path: str | Path | None = None, key_series=sum
             best[s] = [GPT_MODEL] + ([sk.iloc[-1]["baseline"]] if len(sk) else [])
         for s in series:
             parts.append(_div(fan_figure(fan, s, o, models=[m for m in best[s] if m in set(fan["model"])] or None)))
-    parts.append("<h2>Coverage by horizon</h2>" + _div(coverage_figure(table, series)))
+    parts.append("<h2>Coverage by horizon (90% block-bootstrap intervals)</h2>"
+                 + _div(coverage_figure(summary.coverage_table(scores), series)))
     parts.append("<h2>PIT histograms</h2>" + _div(pit_figure(scores, series)))
     pits = summary.pit_table(scores)
     if len(pits):
