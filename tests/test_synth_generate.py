@@ -1,6 +1,7 @@
 """Day-level sampling of card histories: even an untrained model writes valid rows, in time order by construction."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from foundation.atomic import MARKER
 from forecaster.synthesis.clock import next_times, window_minutes
 from forecaster.synthesis.documents import card_rows, read_table
 from forecaster.synthesis.generate import ConditionError, Synthesizer, parse_condition
@@ -87,3 +89,26 @@ def test_parse_condition():
     for bad in ("is_fraud", "amount=3", "mcc=abc", "is_fraud=maybe"):
         with pytest.raises(ConditionError):
             parse_condition(bad)
+
+
+def test_export_model_holds_only_what_generation_needs(untrained, tmp_path, capsys):
+    from forecaster.cli import main
+
+    out = tmp_path / "model"
+    assert main(["synth", "export-model", "--run", str(untrained.run_dir), "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    files = {"best.safetensors", "model_config.json", "tokenizer.json", "run.json", "synthesis.json"}
+    assert names == files | {"manifest.json", MARKER}  # no checkpoint, optimizer state or metrics
+    meta = json.loads((out / "synthesis.json").read_text())
+    assert set(meta) <= {"format", "version", "columns", "row_columns", "features", "seed", "exported"}
+    assert set(meta["seed"]) == {"cards", "months", "modes"}
+    assert all(round(v / 0.05, 6) == round(v / 0.05) for v in meta["seed"]["cards"].values())  # coarse shares
+    assert set(json.loads((out / "run.json").read_text())) == {"model", "tokenizer_fingerprint"}  # no data path
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["files"]) == files
+    table, stats = Synthesizer(out).generate(60, rows_per_history=30, seed=4)
+    assert len(table) == 60 and stats.out_of_order_rows == 0
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    assert main(["synth", "export-model", "--run", str(untrained.run_dir), "--out", str(tmp_path / "mine")]) == 2
+    assert "not a synth-model" in capsys.readouterr().err

@@ -121,6 +121,12 @@ def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress
     train_ds, val_ds = window_datasets(segments, cfg.context_rows, cfg.val_fraction)
     mcfg = model_config_for(preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows,
                             n_features=len(FEATURE_NAMES))
+    if run.model_config.exists():  # a resumed run keeps the shape it was built with (presets may change)
+        saved_cfg = run.read_model_config()
+        if (saved_cfg.vocab_size, saved_cfg.row_len, saved_cfg.n_features) != (mcfg.vocab_size, mcfg.row_len,
+                                                                               mcfg.n_features):
+            raise SynthesisInputError(f"{run_dir} holds a model for other data; use a new --out directory")
+        mcfg = saved_cfg
     if not run.tokenizer.exists():
         run.save_tokenizer(tok)
     meta = {"format": FORMAT, "version": VERSION, "columns": list(MODEL_COLUMNS), "row_columns": list(ROW_COLUMNS),
