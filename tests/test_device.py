@@ -89,20 +89,6 @@ def test_without_a_gpu_the_real_probe_reports_and_cuda_is_refused():
         resolve_device("cuda")
 
 
-def test_cli_refuses_an_unusable_device_in_one_line(tmp_path, capsys):
-    base = ["--run", str(tmp_path / "no-run"), "--as-of", AS_OF, "--out", str(tmp_path / "fc")]
-    for spec, message in (("gpu", "is not a device"), ("cuda:99", "GPU")):
-        assert main(["forecast", *base, "--device", spec]) == 2
-        err = capsys.readouterr().err.strip()
-        assert err.startswith("error: --device") and message in err and len(err.splitlines()) == 1, err
-    assert not (tmp_path / "fc").exists()
-    bt = ["backtest", "--run", str(tmp_path / "no-run"), "--window", "2018-2021", "--out", str(tmp_path / "bt")]
-    assert main([*bt, "--device", "cuda:99"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: --device cuda:99") and len(err.splitlines()) == 1, err
-    assert not (tmp_path / "bt").exists()
-
-
 @pytest.fixture(scope="module", params=["tiny", "day-tiny"])
 def run_dir(request, tmp_path_factory, shared_mapping):
     out = tmp_path_factory.mktemp("devrun") / request.param
@@ -151,3 +137,17 @@ def test_bf16_autocast_sampling_runs_on_the_cpu(run_dir, shared_mapping):
     b = pipe.predict(builder, AS_OF, n_paths=8, horizon=12, seed=5, scenario=shock)
     assert a.meta["precision"] == "bf16" and np.isfinite(a.paths).all()
     np.testing.assert_array_equal(a.paths, b.paths)
+
+
+def test_cli_refuses_an_unusable_device_in_one_line(run_dir, tmp_path, capsys):
+    base = ["--run", str(run_dir), "--as-of", AS_OF, "--out", str(tmp_path / "fc")]
+    for spec, message in (("gpu", "is not a device"), ("cuda:99", "GPU")):
+        assert main(["forecast", *base, "--device", spec]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --device") and message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "fc").exists()
+    bt = ["backtest", "--run", str(run_dir), "--window", "2018-2021", "--out", str(tmp_path / "bt")]
+    assert main([*bt, "--device", "cuda:99"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --device cuda:99") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "bt").exists()
