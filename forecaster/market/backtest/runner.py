@@ -203,6 +203,8 @@ class Backtest:
     ----------
     cfg : the settings; out : the output folder (created).
     builder : a ``PanelBuilder`` (default: from ``cfg.data`` or the run's data source).
+    device, scheduler, threads : where it runs (``set_execution``): the GPT's ``--device``, a Dask
+        ``--scheduler`` (``local:N``, ``tcp://HOST:PORT``) and torch threads per Dask task.
     """
 
     def __init__(self, cfg: BacktestConfig, out: str | Path, builder: PanelBuilder | None = None, *,
