@@ -24,6 +24,7 @@ sorted array by binary search.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -41,18 +42,21 @@ def _sessions(calendar: str, end_year: int) -> np.ndarray:
     """All sessions of ``calendar`` through ``end_year``-12-31, as sorted ``datetime64[D]``."""
     import exchange_calendars as xcals
 
-    try:
-        cls = type(xcals.get_calendar(calendar))
-    except xcals.errors.InvalidCalendarName:
-        raise DataError(
-            f"unknown exchange calendar {calendar!r} (for example XNYS, XLON, XTKS, CMES, 24/7; "
-            "exchange_calendars.get_calendar_names() lists them all)"
-        ) from None
-    start = max(FIRST_SESSION_FLOOR, cls.bound_min() or FIRST_SESSION_FLOOR)
-    end = pd.Timestamp(f"{end_year}-12-31")
-    if cls.bound_max() is not None:
-        end = min(end, cls.bound_max())
-    cal = xcals.get_calendar(calendar, start=start, end=end)
+    with warnings.catch_warnings():  # the library's own use of pandas APIs that pandas 4 changes
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            cls = type(xcals.get_calendar(calendar))
+        except xcals.errors.InvalidCalendarName:
+            raise DataError(
+                f"unknown exchange calendar {calendar!r} (for example XNYS, XLON, XTKS, CMES, 24/7; "
+                "exchange_calendars.get_calendar_names() lists them all)"
+            ) from None
+        start = max(FIRST_SESSION_FLOOR, cls.bound_min() or FIRST_SESSION_FLOOR)
+        end = pd.Timestamp(f"{end_year}-12-31")
+        if cls.bound_max() is not None:
+            end = min(end, cls.bound_max())
+        cal = xcals.get_calendar(calendar, start=start, end=end)
     return np.asarray(cal.sessions.to_numpy(), dtype="datetime64[D]")
 
 

@@ -243,7 +243,7 @@ def read_csv_text(
     frame.index = pd.RangeIndex(skip + 2, skip + 2 + len(frame), name="line")
     frame = frame.fillna("")
     if len(frame):
-        blank = (frame.iloc[:, 0] == "").to_numpy()
+        blank = (frame.iloc[:, 0] == "").to_numpy(copy=True)
         if blank.any():  # blank lines (kept so the line numbers count them): drop them now
             blank[blank] = (frame[blank] == "").all(axis=1).to_numpy()
             frame = frame[~blank]
@@ -446,7 +446,7 @@ def detect_decimal(cells: dict[str, pd.Series], origin: str, options: ReadOption
         if not has_comma.any():
             continue
         if comma_at is None:
-            hit = has_comma & text.str.match(_COMMA_DECIMAL)
+            hit = has_comma & text.str.match(_COMMA_DECIMAL) & ~text.str.match(_AMBIGUOUS_COMMA)
             if hit.any():
                 comma_at = (column, raw, int(np.argmax(hit.to_numpy())))
         if ambiguous_at is None:

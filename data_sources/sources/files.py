@@ -101,6 +101,7 @@ class CsvFolderSource(Source):
             if entry.get("frequency", expected) != expected:
                 raise DataError(f"{where}: frequency {entry['frequency']!r} does not match the catalog's {expected!r}")
             self.entries[series] = entry
+            self.options[series] = defaults.updated({k: entry[k] for k in ReadOptions.keys() if k in entry}, f"{where}: ")
 
     def available(self) -> list[str]:
         return list(self.entries)
@@ -120,13 +121,21 @@ class CsvFolderSource(Source):
             series_id=catalog.get(series).fred,
             sentinel=entry.get("sentinel"),
             today=self.today,
+            options=self.options[series],
+            checks=series_checks(series),
         )
 
 
 class WidePanelSource(Source):
     """A single wide file: a date column and one column per catalog series."""
 
-    def __init__(self, path: str | Path, sentinel: float | None = -1e9, today: pd.Timestamp | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        sentinel: float | None = -1e9,
+        today: pd.Timestamp | None = None,
+        options: ReadOptions = DEFAULT_READ,
+    ) -> None:
         self.path = Path(path)
         self.name = f"panel:{self.path.name}"
         self.sentinel = sentinel
@@ -139,12 +148,16 @@ class WidePanelSource(Source):
                     self.aligned = fh.readline().strip() == ALIGNED_MARKER
             except OSError as exc:
                 raise unreadable(self.path, "panel file", exc) from None
-            frame = read_csv_text(self.path, origin)
+            frame = read_csv_text(self.path, origin, options)
             dcol = find_date_column(frame, origin)
-            dates = parse_dates(frame[dcol], origin)
-            columns = {c: parse_numbers(frame[c], origin, c, sentinel) for c in frame.columns if c != dcol}
+            dates = parse_dates(frame[dcol], origin, options, today)
+            cells = {c: frame[c] for c in frame.columns if c != dcol}
+            decimal = detect_decimal(cells, origin, options)
+            columns = {c: parse_numbers(raw, origin, c, sentinel, decimal) for c, raw in cells.items()}
+            lines = frame.index
         else:
-            frame, dates = self._read_parquet(origin)
+            frame, dates = self._read_parquet(origin, options, today)
+            lines = pd.RangeIndex(1, len(frame) + 1, name="row")
             columns = {c: frame[c].to_numpy(dtype=np.float64, na_value=np.nan, copy=True) for c in frame.columns}
             if sentinel is not None:
                 for values in columns.values():

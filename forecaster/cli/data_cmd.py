@@ -6,7 +6,17 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
-from forecaster.cli.options import ProgressOpt, progress_bar
+from forecaster.cli.options import (
+    AcceptOutliersOpt,
+    DateFormatOpt,
+    DayfirstOpt,
+    DecimalOpt,
+    DelimiterOpt,
+    ProgressOpt,
+    WeekendRowsOpt,
+    progress_bar,
+    read_options,
+)
 
 app = typer.Typer(help="Fetch, inspect and export the point-in-time market/macro panel.", no_args_is_help=True)
 
@@ -36,10 +46,11 @@ def parse_date(value: str | None, option: str):
 
 
 def build(data: str, as_of: str | None, start: str | None, series: str | None, store: Path | None = None,
-          progress: bool = False):
+          progress: bool = False, read=None):
     """The panel for the common data options (used by other commands too).
 
-    ``start`` is ``--panel-start``; ``progress`` draws a bar over the series as the source reads them.
+    ``start`` is ``--panel-start``; ``progress`` draws a bar over the series as the source reads them;
+    ``read``: the reading flags' ``ReadOptions`` (``read_options``) for a mapping or panel file.
     """
     from data_sources.panel import PanelBuilder
     from data_sources.sources import open_source
@@ -51,7 +62,9 @@ def build(data: str, as_of: str | None, start: str | None, series: str | None, s
             raise UserError(f"no panel in the store ({data}); run `forecaster data fetch` first")
     names = [s.strip() for s in series.split(",") if s.strip()] if series else None
     first = parse_date(start, "--panel-start")
-    source = open_source(data)
+    if read is not None and data in ("embedded", "online", "store"):
+        raise UserError(f"the reading options (--dayfirst, --decimal, ...) apply to data files, not --data {data}")
+    source = open_source(data) if read is None else open_source(data, options=read)
     with progress_bar(progress, desc="reading series", unit="series") as bar:  # the reads happen here
         builder = PanelBuilder(_ReadProgress(source, bar), series=names, start=first)
     builder.source = source  # every read is done: the builder keeps the source itself
@@ -80,6 +93,12 @@ def show(
     as_of: str = typer.Option(None, "--as-of", help=f"Show the panel {AS_OF_HELP}"),
     start: str = PanelStartOpt,
     series: str = SeriesOpt,
+    dayfirst: bool = DayfirstOpt,
+    date_format: str = DateFormatOpt,
+    decimal: str = DecimalOpt,
+    delimiter: str = DelimiterOpt,
+    accept_outliers: bool = AcceptOutliersOpt,
+    weekend_rows: str = WeekendRowsOpt,
 ) -> None:
     """Print a summary of the panel: series, first/last date with a value, count, missing, publication rule."""
     from rich.console import Console
@@ -87,7 +106,8 @@ def show(
 
     from data_sources.panel import summary
 
-    builder, panel = build(data, as_of, start, series)
+    read = read_options(dayfirst, date_format, decimal, delimiter, accept_outliers, weekend_rows)
+    builder, panel = build(data, as_of, start, series, read=read)
     table = Table(
         title=f"Panel from {builder.source.name}: {len(panel):,} business days, "
         f"{panel.index[0].date()} .. {panel.index[-1].date()}"
@@ -113,6 +133,12 @@ def fetch(
     start: str = PanelStartOpt,
     series: str = SeriesOpt,
     progress: bool = ProgressOpt,
+    dayfirst: bool = DayfirstOpt,
+    date_format: str = DateFormatOpt,
+    decimal: str = DecimalOpt,
+    delimiter: str = DelimiterOpt,
+    accept_outliers: bool = AcceptOutliersOpt,
+    weekend_rows: str = WeekendRowsOpt,
 ) -> None:
     """Download (or read) every series, then save raw series and the aligned panel into the store.
 
@@ -122,7 +148,8 @@ def fetch(
 
     target = Store(store or DEFAULT_STORE)
     target.check_writable()  # a --store that is not a store is refused before the downloads
-    builder, panel = build(data, None, start, series, store, progress=progress)
+    read = read_options(dayfirst, date_format, decimal, delimiter, accept_outliers, weekend_rows)
+    builder, panel = build(data, None, start, series, store, progress=progress, read=read)
     path = target.save_fetch(builder.raw, panel, builder.source.name, builder.source.describe)
     typer.echo(f"saved {len(builder.raw)} raw series and the panel ({len(panel):,} rows x {panel.shape[1]} series) to {target.root}")
     typer.echo(f"use it with: --data {path}")
@@ -136,6 +163,12 @@ def export(
     as_of: str = AsOfOpt,
     start: str = PanelStartOpt,
     series: str = SeriesOpt,
+    dayfirst: bool = DayfirstOpt,
+    date_format: str = DateFormatOpt,
+    decimal: str = DecimalOpt,
+    delimiter: str = DelimiterOpt,
+    accept_outliers: bool = AcceptOutliersOpt,
+    weekend_rows: str = WeekendRowsOpt,
 ) -> None:
     """Write the aligned panel to a Parquet or CSV file (atomically). The file can be read back with --data."""
     from foundation.atomic import atomic_path, check_file_target
@@ -146,7 +179,8 @@ def export(
     suffix = out.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise UserError(f"--out {out}: use a .parquet or .csv file name")
-    _, panel = build(data, as_of, start, series)
+    read = read_options(dayfirst, date_format, decimal, delimiter, accept_outliers, weekend_rows)
+    _, panel = build(data, as_of, start, series, read=read)
     if suffix == ".parquet":
         write_parquet(panel, out, panel_meta(panel))
     else:

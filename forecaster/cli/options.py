@@ -45,3 +45,27 @@ def progress_bar(progress: bool, **kwargs):
     from tqdm import tqdm
 
     return tqdm(disable=bar_disable(progress), **kwargs)
+
+# How data files are read where they cannot tell by themselves (data_sources.parsing.ReadOptions).
+# A mapping file's own settings (at its top, or per series) win over these.
+DayfirstOpt = typer.Option(None, "--dayfirst/--monthfirst", help="Numeric dates in the data files are day first "
+                           "(02/01/2020 = 2 January) or month first (default: inferred from a day above 12; a file that reads both ways is refused).")
+DateFormatOpt = typer.Option(None, "--date-format", help="strftime format of the files' dates, e.g. '%d/%m/%Y' (overrides --dayfirst).")
+DecimalOpt = typer.Option(None, "--decimal", help="Decimal separator of the files' numbers, ',' or '.' (default: detected; a file that could be either is refused).")
+DelimiterOpt = typer.Option(None, "--delimiter", help="Field delimiter of the files: ',', ';' or 'tab' (default: sniffed).")
+AcceptOutliersOpt = typer.Option(False, "--accept-outliers", help="Keep values whose change is beyond 50 robust standard deviations "
+                                 "of the series' changes (default: refused, naming the file, line and date).")
+WeekendRowsOpt = typer.Option(None, "--weekend-rows", help="Rows of a daily market series dated on a Saturday or Sunday: "
+                              "error (default), roll (to the next weekday, whose own row wins) or drop.")
+
+
+def read_options(dayfirst: bool | None, date_format: str | None, decimal: str | None, delimiter: str | None,
+                 accept_outliers: bool, weekend_rows: str | None):
+    """The ``ReadOptions`` the reading flags ask for, or ``None`` when none is given (a bad value: a one-line error)."""
+    from data_sources.parsing import ReadOptions
+
+    given = {"dayfirst": dayfirst, "date_format": date_format, "decimal": decimal, "delimiter": delimiter,
+             "accept_outliers": accept_outliers or None, "weekend_rows": weekend_rows}
+    if all(v is None for v in given.values()):
+        return None
+    return ReadOptions().updated(given, "command line: ")
