@@ -115,3 +115,31 @@ def test_cli_fetch_into_store_and_failed_fetch_keeps_store(server, tmp_path, mon
     assert {p: p.read_bytes() for p in store.rglob("*.parquet")} == snapshot
     assert not list(store.rglob("*.tmp"))
     server.fail_next.clear()
+
+
+def test_a_short_cboe_download_reads_us_dates_without_a_day_above_12():
+    """CBOE writes MM/DD/YYYY: two January days (no field above 12) are 2 and 3 January, never refused as ambiguous."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = b"DATE,OPEN,HIGH,LOW,CLOSE\n01/02/2024,13.2,14.2,13.0,13.2\n01/03/2024,13.5,14.4,13.3,14.0\n"
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/VIX_History.csv"
+        vix = CboeSource(url, HttpClient(**FAST)).read("VIX")["VIX"]
+    finally:
+        srv.shutdown()
+    assert list(vix.index) == [pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-03")]
+    assert list(vix) == [13.2, 14.0]

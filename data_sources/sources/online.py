@@ -25,7 +25,7 @@ from urllib3.util.retry import Retry
 
 from data_sources import catalog
 from data_sources.errors import DataError, SourceError
-from data_sources.parsing import read_series_csv
+from data_sources.parsing import ReadOptions, read_series_csv
 from data_sources.sources.base import Source
 
 FRED_URL = "https://fred.stlouisfed.org/graph/fredgraph.csv"
@@ -267,7 +267,9 @@ class CboeSource(Source):
 
     def _read(self, series: str) -> pd.Series:
         body = self.client.get(self.vix_url, None, f"{series} (CBOE)")
-        return read_series_csv(body, series, f"{series} from {self.vix_url}", value_col="CLOSE")
+        # CBOE writes US dates (MM/DD/YYYY): a short download with no day above 12 is not ambiguous to us
+        return read_series_csv(body, series, f"{series} from {self.vix_url}", value_col="CLOSE",
+                               options=ReadOptions(dayfirst=False))
 
 
 class OnlineSource(Source):
