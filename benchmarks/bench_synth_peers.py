@@ -3,8 +3,8 @@
 Sets (each ``--rows`` rows, default 4,000):
 
 - ``product``: ``Synthesizer(--run).generate`` (histories of ``--rows-per-history`` rows),
-  with the sampling settings given (``--temperature``; ``--dedupe`` drops near-copies of
-  training rows);
+  once per ``--product`` configuration (temperature, de-duplication against the training
+  rows, its amount tolerance);
 - ``SDV GaussianCopula``, ``SDV CTGAN`` (``--ctgan-epochs``), ``SDV PAR``
   (``--par-epochs``, sequences = cards in time order), fitted on the training rows'
   SDMetrics view (``sdm.sdv_view``; optional: ``pip install -e ".[peers]"``; a peer that
@@ -21,7 +21,8 @@ fitting time. Writes a JSON file and the Markdown table; ``--doc docs/SYNTHESIS.
 replaces the table between the ``<!-- peers-table -->`` markers there.
 
 Run:  python3 benchmarks/bench_synth_peers.py --run RUN --train TRAIN.csv --holdout HOLDOUT.csv
-          [--rows 4000] [--peers gaussian_copula,ctgan,par] [--json out.json] [--doc docs/SYNTHESIS.md]
+          [--rows 4000] [--product T=1.0,dedupe ...] [--peers gaussian_copula,ctgan,par | --peers-json OLD.json]
+          [--json out.json] [--doc docs/SYNTHESIS.md]
 """
 from __future__ import annotations
 
@@ -145,8 +146,9 @@ def markdown(results: list[dict], note: str) -> str:
     lines = ["| set | column shapes | pair trends | median DCR | near-copies | use-chip acc. (held-out) | "
              "ordered histories | gap 1-KS | 200-row span, days | rows/s |", "|---" * 10 + "|"]
     for r in results:
+        pct = "—" if r["near_copy_rate"] is None else f"{r['near_copy_rate']:.2%}"
         lines.append(f"| {r['set']} | {f(r['column_shapes'])} | {f(r['column_pair_trends'])} | {f(r['dcr_median'], '.4f')} "
-                     f"| {f(r['near_copy_rate'], '.2%')} | {f(r['use_chip_accuracy'], '.2f')} | "
+                     f"| {pct} | {f(r['use_chip_accuracy'], '.2f')} | "
                      f"{f(r['ordered_share'], '.2f')} | {f(r['gap_ks_complement'], '.2f')} | "
                      f"{f(r['span_days_median'], '.0f')} | {f(r['rows_per_s'], ',.0f')} |")
     return "\n".join(lines) + "\n\n" + note
@@ -159,9 +161,11 @@ def main() -> None:
     ap.add_argument("--holdout", type=Path, required=True)
     ap.add_argument("--rows", type=int, default=4000)
     ap.add_argument("--rows-per-history", type=int, default=200)
-    ap.add_argument("--temperature", type=float, default=1.0)
-    ap.add_argument("--top-p", type=float, default=None)
-    ap.add_argument("--dedupe", action="store_true", help="drop near-copies of training rows from the product's set")
+    ap.add_argument("--product", action="append", default=None,
+                    help="a product configuration, repeatable: T=1.0[,dedupe][,tol=DOLLARS][,extra=0.25] "
+                         "(temperature; near-copy de-duplication against the training rows; amount tolerance; "
+                         "extra rows sampled per history); default T=1.0,dedupe")
+    ap.add_argument("--peers-json", type=Path, help="reuse the peer rows of an earlier run's --json (no refit)")
     ap.add_argument("--peers", default="gaussian_copula,ctgan,par", help="comma-separated, or 'none'")
     ap.add_argument("--ctgan-epochs", type=int, default=10)
     ap.add_argument("--par-epochs", type=int, default=16)
@@ -180,7 +184,7 @@ def main() -> None:
     from forecaster.synthesis.documents import read_table
     from forecaster.synthesis.features import features
     from forecaster.synthesis.generate import Synthesizer
-    from forecaster.synthesis.privacy import near_copy_keys
+    from forecaster.synthesis.privacy import NearCopyIndex
 
     train, holdout = read_table(args.train), read_table(args.holdout)
     views = {"train": sdm.sdv_view(train), "holdout": sdm.sdv_view(holdout), "train_f": features(train),
@@ -188,18 +192,24 @@ def main() -> None:
     results = []
     synth = Synthesizer(args.run)
     synth.generate(20, rows_per_history=10, seed=99)  # warm-up
-    t0 = time.perf_counter()
-    table, stats = synth.generate(args.rows, rows_per_history=args.rows_per_history, seed=args.seed,
-                                  temperature=args.temperature, top_p=args.top_p,
-                                  dedupe=near_copy_keys(train) if args.dedupe else None)
-    gen_s = time.perf_counter() - t0
-    label = f"product (T={args.temperature:g}{', top-p ' + str(args.top_p) if args.top_p else ''}" \
-            f"{', dedupe' if args.dedupe else ''})"
-    results.append(score(label, table, train, holdout, views, gen_s, args))
-    results[-1]["generation"] = stats.to_dict()
-    print(json.dumps({k: v for k, v in results[-1].items() if k != "per_column"}), flush=True)
-    peers = [] if args.peers == "none" else args.peers.split(",")
+    index = NearCopyIndex(train)
+    for spec in args.product or ["T=1.0,dedupe"]:
+        opts = dict(p.split("=", 1) if "=" in p else (p, "1") for p in spec.split(","))
+        temp, dedupe = float(opts.get("T", 1.0)), "dedupe" in opts
+        tol, extra = float(opts.get("tol", 0.0)), float(opts.get("extra", 0.25))
+        t0 = time.perf_counter()
+        table, stats = synth.generate(args.rows, rows_per_history=args.rows_per_history, seed=args.seed,
+                                      temperature=temp, dedupe=index if dedupe else None, dedupe_tolerance=tol,
+                                      dedupe_extra=extra)
+        gen_s = time.perf_counter() - t0
+        label = f"product (T={temp:g}{', dedupe' if dedupe else ''}{f' ±${tol:g}' if tol else ''})"
+        results.append(score(label, table, train, holdout, views, gen_s, args))
+        results[-1]["generation"] = stats.to_dict()
+        print(json.dumps({k: v for k, v in results[-1].items() if k != "per_column"}), flush=True)
+    peers = [] if args.peers == "none" or args.peers_json else args.peers.split(",")
     notes = []
+    if args.peers_json:  # peer rows of an earlier run, same data and metrics
+        results += [r for r in json.loads(args.peers_json.read_text())["results"] if r["set"].startswith("SDV")]
     for name in peers:
         try:
             view, secs = fit_peer(name, views["train"], args.rows, args)

@@ -13,7 +13,7 @@ from foundation.atomic import MARKER
 from forecaster.synthesis.clock import next_times, window_minutes
 from forecaster.synthesis.documents import card_rows, read_table
 from forecaster.synthesis.generate import ConditionError, Synthesizer, parse_condition
-from forecaster.synthesis.privacy import near_copy_keys
+from forecaster.synthesis.privacy import NearCopyIndex, near_copy_keys
 from forecaster.synthesis.train import train_synthesizer
 
 
@@ -69,11 +69,19 @@ def test_conditions_are_forced_in_every_row(untrained):
 
 def test_dedupe_drops_near_copies(untrained):
     first, _ = untrained.generate(120, rows_per_history=30, seed=3)
-    keys = near_copy_keys(first.iloc[::6])  # pretend every sixth row is a training row
-    table, stats = untrained.generate(120, rows_per_history=30, seed=3, dedupe=keys)
-    assert stats.near_copies_dropped > 0
-    assert not np.isin(near_copy_keys(table), keys).any()
+    fake_train = first.iloc[::6]  # pretend every sixth row is a training row
+    index = NearCopyIndex(fake_train)
+    table, stats = untrained.generate(120, rows_per_history=30, seed=3, dedupe=index)
+    assert stats.near_copies_dropped > 0 and stats.out_of_order_rows == 0
+    assert not np.isin(near_copy_keys(table), near_copy_keys(fake_train)).any()
     assert len(table) == 120 and table.groupby("user").size().eq(30).all()
+    for _, h in table.groupby("user", sort=False):  # the later rows moved back by whole days: still in order
+        assert (h["timestamp"].diff().dropna() >= pd.Timedelta(0)).all()
+    # with a tolerance, rows whose amount is near a training row's (the rest equal) go too
+    near = fake_train.assign(amount=fake_train["amount"] + 0.5)
+    assert not NearCopyIndex(near).close(fake_train).any() and NearCopyIndex(near).close(fake_train, 0.5).all()
+    loose, _ = untrained.generate(120, rows_per_history=30, seed=3, dedupe=NearCopyIndex(near), dedupe_tolerance=1.0)
+    assert not NearCopyIndex(near).close(loose, 1.0).any()
 
 
 def test_same_seed_same_rows(untrained):

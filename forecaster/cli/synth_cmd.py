@@ -104,6 +104,10 @@ def generate_cmd(
     batch_paths: int = typer.Option(256, "--batch-paths", help="Histories sampled together (one model step for all)."),
     dedupe_against: Path = typer.Option(None, "--dedupe-against", help="The training transactions: drop every generated row "
                                         "equal to one of them in every column but the time (near-copies)."),
+    dedupe_tolerance: float = typer.Option(0.0, "--dedupe-tolerance", help="With --dedupe-against: also drop rows whose "
+                                           "amount is within this many dollars of such a training row's."),
+    dedupe_extra: float = typer.Option(0.25, "--dedupe-extra", help="With --dedupe-against: sample this fraction more rows "
+                                       "per history to make up for the dropped ones."),
     which: str = typer.Option("best", "--weights", help="best (lowest validation loss) or last."),
     threads: int = ThreadsOpt,
     skip_bad_rows: bool = SkipOpt,
@@ -132,17 +136,20 @@ def generate_cmd(
     ctx = read_table(context, skip_bad_rows) if context is not None else None
     dedupe = None
     if dedupe_against is not None:
-        from forecaster.synthesis.privacy import near_copy_keys
+        from forecaster.synthesis.privacy import NearCopyIndex
 
         if ctx is not None:
             raise UserError("--dedupe-against applies to new histories; leave it out with --context")
-        dedupe = near_copy_keys(read_table(dedupe_against, skip_bad_rows))
+        if dedupe_tolerance < 0 or not 0 <= dedupe_extra <= 10:
+            raise UserError("--dedupe-tolerance must be >= 0 dollars and --dedupe-extra from 0 to 10")
+        dedupe = NearCopyIndex(read_table(dedupe_against, skip_bad_rows))
     synth_model = Synthesizer(run, which=which)
     # with --context, --rows is per card: the total is known once the cards are
     with progress_bar(progress, total=rows if ctx is None else None, desc="generating", unit="row") as bar:
         table, stats = synth_model.generate(rows, rows_per_history=rows_per_history, conditions=conditions,
                                             context=ctx, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
-                                            batch_paths=batch_paths, dedupe=dedupe,
+                                            batch_paths=batch_paths, dedupe=dedupe, dedupe_tolerance=dedupe_tolerance,
+                                            dedupe_extra=dedupe_extra,
                                             progress=lambda done: bar.update(done - bar.n))
     write_table(table, out)
     dropped = f"; {stats.near_copies_dropped} near-copies of training rows dropped" if dedupe is not None else ""

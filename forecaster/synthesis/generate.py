@@ -24,9 +24,11 @@ order by construction. Every token is drawn among the ids valid at its slot and
 the tokenizer's per-prefix mask (constrained decoding), so every row decodes.
 Synthetic users get ids from ``SYNTHETIC_USER_BASE`` up.
 
-``dedupe`` (``privacy.near_copy_keys`` of the training rows) drops the rows that
-equal a training row in every column but the time; each history samples a quarter
-more rows than asked to make up for them (see docs/SYNTHESIS.md, privacy by design).
+``dedupe`` (a ``privacy.NearCopyIndex`` of the training rows) drops the rows that
+equal a training row in every column but the time (with ``dedupe_tolerance``: and an
+amount within that many dollars); a dropped row takes the whole days of its gap
+with it, so the history's pace and order stay; each history samples more rows than
+asked to make up for them (see docs/SYNTHESIS.md, privacy by design).
 """
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ from forecaster.synthesis.documents import (
     document_keys, order_cards, row_features,
 )
 from forecaster.synthesis.clock import PathClock
-from forecaster.synthesis.privacy import near_copy_keys
+from forecaster.synthesis.privacy import NearCopyIndex
 from forecaster.synthesis.train import SYNTHESIS_FILE, VERSION
 
 
@@ -256,7 +258,8 @@ class Synthesizer:
     def generate(self, rows: int, *, rows_per_history: int = 200, conditions: dict[str, object] | None = None,
                  context: pd.DataFrame | None = None, seed: int = 0, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, burn_in: int | None = None,
-                 batch_paths: int = 256, dedupe: np.ndarray | None = None,
+                 batch_paths: int = 256, dedupe: NearCopyIndex | None = None, dedupe_tolerance: float = 0.0,
+                 dedupe_extra: float = 0.25,
                  progress: Callable[[int], None] | None = None) -> tuple[pd.DataFrame, GenerationStats]:
         """Sample synthetic transactions.
 
@@ -269,10 +272,11 @@ class Synthesizer:
         context : typed table whose cards are continued (their ids are kept).
         burn_in : rows sampled after the seed row and dropped (default 16).
         batch_paths : histories sampled together (one model step covers all of them).
-        dedupe : near-copy keys of the training rows (``privacy.near_copy_keys``): a kept
-            row equal to a training row in every column but the time is dropped (the
-            history goes on from the next row, still in order; a quarter more rows are
-            sampled per history to make up for them; counted in the stats).
+        dedupe : the training rows (``privacy.NearCopyIndex``): a row equal to one of them in
+            every column but the time, with an amount within ``dedupe_tolerance`` dollars, is
+            dropped, and the later rows of its history move back by the whole days of its gap
+            (times of day and order kept); ``dedupe_extra`` more rows per history are sampled
+            to make up for them (a history may end shorter; counted in the stats).
         progress : called with the number of rows kept so far.
 
         Returns
@@ -320,7 +324,7 @@ class Synthesizer:
             done = 0
             for b0 in range(0, n_hist, batch_paths):
                 n_paths = min(batch_paths, n_hist - b0)
-                n_keep = rows_per_history + (math.ceil(rows_per_history / 4) if dedupe is not None else 0)
+                n_keep = rows_per_history + (math.ceil(rows_per_history * dedupe_extra) if dedupe is not None else 0)
                 n_total = burn + n_keep
                 cards, start = self.start_points(n_paths, rng)
                 card_ids = self.tok.encode(pd.DataFrame({**self.seed_frame().iloc[[0] * n_paths].reset_index(drop=True),
@@ -330,14 +334,18 @@ class Synthesizer:
                 forced[:, :, card_sl] = np.where(forced[:, :, card_sl] >= 0, forced[:, :, card_sl],
                                                  card_ids[:, None, card_sl])
                 ids, times = self.sample_paths(prompt, start[:1], start, forced, n_total, seed + 1 + b0, sampling)
+                prev = times[:, burn - 1:burn] if burn > 0 else start[:, None]
                 ids, times = ids[:, burn:], times[:, burn:]
                 users = SYNTHETIC_USER_BASE + np.arange(b0, b0 + n_paths)
                 table = self._table(ids, times, users, None)
                 stats.out_of_order_rows += int((np.diff(times, axis=1) < 0).sum())
                 if dedupe is not None:
-                    keep = ~np.isin(near_copy_keys(table), dedupe)
-                    stats.near_copies_dropped += int((~keep).sum())
-                    table = table[keep]
+                    drop = dedupe.close(table, dedupe_tolerance).reshape(n_paths, -1)
+                    stats.near_copies_dropped += int(drop.sum())
+                    gaps = np.diff(np.concatenate([prev, times], axis=1), axis=1)  # (N, n) minutes since the row before
+                    shift = np.cumsum(np.where(drop, gaps // 1440 * 1440, 0), axis=1)  # whole days only
+                    table["timestamp"] = (times - shift).reshape(-1).astype("datetime64[m]").astype("datetime64[ns]")
+                    table = table[~drop.reshape(-1)]
                     table = table[table.groupby("user", sort=False).cumcount() < rows_per_history]
                     table = table.reset_index(drop=True)
                 tables.append(table)

@@ -54,6 +54,39 @@ def near_copy_keys(table: pd.DataFrame) -> np.ndarray:
     return _row_keys(table, NEAR_COPY_COLUMNS).to_numpy()
 
 
+class NearCopyIndex:
+    """The training rows, for "is this row (nearly) a training row?" at generation time.
+
+    A row is *close* to the training rows when some training row equals it in every
+    column but the user id, the time and the amount, with an amount within ``tolerance``
+    dollars (``tolerance=0``: a near-copy, equal in every column but the time).
+    """
+
+    def __init__(self, train: pd.DataFrame) -> None:
+        keys = _row_keys(train, [c for c in NEAR_COPY_COLUMNS if c != "amount"]).to_numpy()
+        amounts = train["amount"].to_numpy(dtype=np.float64)
+        order = np.lexsort((amounts, keys))
+        self.keys, self.amounts = keys[order], amounts[order]
+
+    def amount_distance(self, table: pd.DataFrame) -> np.ndarray:
+        """(rows,) dollars to the nearest amount among training rows equal in every other column but the time
+        (``inf`` where there is none)."""
+        q = _row_keys(table, [c for c in NEAR_COPY_COLUMNS if c != "amount"]).to_numpy()
+        a = table["amount"].to_numpy(dtype=np.float64)
+        lo = np.searchsorted(self.keys, q, side="left")
+        hi = np.searchsorted(self.keys, q, side="right")
+        out = np.full(len(q), np.inf)
+        for i in np.flatnonzero(hi > lo):  # rows whose other columns occur in training
+            seg = self.amounts[lo[i]:hi[i]]
+            j = np.searchsorted(seg, a[i])
+            out[i] = np.abs(seg[max(j - 1, 0):j + 1] - a[i]).min()
+        return out
+
+    def close(self, table: pd.DataFrame, tolerance: float = 0.0) -> np.ndarray:
+        """(rows,) bool: within ``tolerance`` dollars of a training row equal in every other column but the time."""
+        return self.amount_distance(table) <= tolerance + 1e-9
+
+
 def near_copy_rate(train: pd.DataFrame, synthetic: pd.DataFrame) -> float:
     """Share of ``synthetic`` rows equal to a ``train`` row in every column but the user id and the time."""
     return exact_copy_rate(train, synthetic, NEAR_COPY_COLUMNS)
