@@ -80,7 +80,10 @@ def ticker_key(column: str) -> str:
 
 def is_bloomberg_export(path: str | Path) -> bool:
     """True when a wide file's columns are Bloomberg tickers (a mapped ticker that is not itself a
-    catalog name, or a yellow key), so ``--data FILE`` reads it with this source."""
+    catalog name, or a yellow key), so ``--data FILE`` reads it with this source. Only a regular
+    file is looked into (a FIFO or device is left to the panel reader, which refuses it)."""
+    if not Path(path).is_file():
+        return False
     columns = _header(Path(path))
     for col in columns:
         words = str(col).upper().split()
@@ -92,6 +95,8 @@ def is_bloomberg_export(path: str | Path) -> bool:
 
 def is_bloomberg_description(path: str | Path) -> bool:
     """True for a YAML file with a top-level ``bloomberg:`` key (see module doc)."""
+    if not Path(path).is_file():
+        return False
     try:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):

@@ -86,11 +86,11 @@ def block_indices(n_obs: int, n_paths: int, horizon: int, block: int, rng: np.ra
 
 def random_walk_transforms(columns) -> list[Transform]:
     """How each series walks: its modeling transform, with ``level`` series walking in differences,
-    or in log returns when the level is an index (VIX)."""
+    or in log returns when the catalog declares the level positive (VIX, a user's positive level)."""
     out = []
     for name, t in zip(columns, transforms_for(columns)):
         if not t.models_changes:
-            t = TRANSFORMS["log_return" if catalog.get(name).unit == "index points" else "diff"]
+            t = TRANSFORMS["log_return" if catalog.get(name).positive else "diff"]
         out.append(t)
     return out
 
