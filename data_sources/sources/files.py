@@ -164,9 +164,12 @@ class WidePanelSource(Source):
                     values[np.isclose(values, sentinel, rtol=1e-9, atol=0.0)] = np.nan
         unknown = [c for c in columns if c not in catalog.CATALOG]
         if unknown:
+            from data_sources.user_catalog import snippet
+
             raise CatalogError(
-                f"{origin}: column(s) {', '.join(unknown)} are not catalog series "
-                f"(known: {', '.join(sorted(catalog.CATALOG))}); rename or drop them"
+                f"{origin}: column(s) {', '.join(unknown)} are not catalog series; declare them in "
+                f"{self.path.with_name('catalog.yaml')} (found beside the file) or a --catalog FILE, "
+                f"or rename or drop them; the YAML to add: {snippet(unknown)}"
             )
         if not columns:
             raise DataError(f"{origin}: no series columns besides the date")

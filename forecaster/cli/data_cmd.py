@@ -29,6 +29,8 @@ DataOpt = typer.Option("embedded", "--data", help=DATA_HELP)
 AS_OF_HELP = "as it was known at the close of this date (YYYY-MM-DD): no later publication or revision is used."
 AsOfOpt = typer.Option(None, "--as-of", help=f"Use the panel {AS_OF_HELP}")
 PanelStartOpt = typer.Option("1990-01-01", "--panel-start", help="First date of the panel (YYYY-MM-DD).")
+CatalogOpt = typer.Option(None, "--catalog", help="A catalog file (YAML) declaring series the built-in catalog lacks "
+                          "(default: catalog.yaml or <data stem>.catalog.yaml beside the data file; see docs/DATA.md).")
 SeriesOpt = typer.Option(None, "--series", help="Comma-separated series names (default: every reference series the source has).")
 StoreOpt = typer.Option(None, "--store", help="Store folder (default ~/.cache/forecaster/store).")
 
@@ -46,11 +48,13 @@ def parse_date(value: str | None, option: str):
 
 
 def build(data: str, as_of: str | None, start: str | None, series: str | None, store: Path | None = None,
-          progress: bool = False, read=None):
+          progress: bool = False, read=None, catalog: Path | None = None):
     """The panel for the common data options (used by other commands too).
 
     ``start`` is ``--panel-start``; ``progress`` draws a bar over the series as the source reads them;
-    ``read``: the reading flags' ``ReadOptions`` (``read_options``) for a mapping or panel file.
+    ``read``: the reading flags' ``ReadOptions`` (``read_options``) for a mapping or panel file;
+    ``catalog``: ``--catalog`` (the builder's ``catalog`` then holds its series; run the work that
+    follows inside ``catalog_scope(builder)``).
     """
     from data_sources.panel import PanelBuilder
     from data_sources.sources import open_source
@@ -64,11 +68,32 @@ def build(data: str, as_of: str | None, start: str | None, series: str | None, s
     first = parse_date(start, "--panel-start")
     if read is not None and data in ("embedded", "online", "store"):
         raise UserError(f"the reading options (--dayfirst, --decimal, ...) apply to data files, not --data {data}")
-    source = open_source(data) if read is None else open_source(data, options=read)
+    source = open_source(data, catalog=catalog) if read is None else open_source(data, catalog=catalog, options=read)
     with progress_bar(progress, desc="reading series", unit="series") as bar:  # the reads happen here
         builder = PanelBuilder(_ReadProgress(source, bar), series=names, start=first)
     builder.source = source  # every read is done: the builder keeps the source itself
     return builder, builder.build(parse_date(as_of, "--as-of"))
+
+
+def catalog_scope(builder_or_catalog):
+    """``with catalog_scope(builder):`` the builder's catalog (with its user series) is the one
+    ``data_sources.catalog.get`` answers from, for the model, forecasts and backtests that follow."""
+    from data_sources import catalog
+
+    cat = getattr(builder_or_catalog, "catalog", builder_or_catalog)
+    return catalog.using(cat)
+
+
+def catalog_for_run(catalog_file: Path | None, data: str | None = None, run: Path | None = None):
+    """The catalog of a command that reads a run (``--catalog``, else the one beside ``--data`` or
+    the run's data file)."""
+    from data_sources.user_catalog import catalog_for
+
+    if data is None and run is not None:
+        from forecaster.market.run import PanelRun
+
+        data = PanelRun(run).data
+    return catalog_for(data, explicit=catalog_file)
 
 
 class _ReadProgress:
@@ -99,15 +124,20 @@ def show(
     delimiter: str = DelimiterOpt,
     accept_outliers: bool = AcceptOutliersOpt,
     weekend_rows: str = WeekendRowsOpt,
+    catalog: Path = CatalogOpt,
 ) -> None:
-    """Print a summary of the panel: series, first/last date with a value, count, missing, publication rule."""
+    """Print a summary of the panel: series, first/last date with a value, count, missing, publication rule.
+
+    Then what the source did to the data (a Bloomberg export's columns moved to their release dates),
+    the vintages in use, and the series whose values may include revisions published later.
+    """
     from rich.console import Console
     from rich.table import Table
 
     from data_sources.panel import summary
 
     read = read_options(dayfirst, date_format, decimal, delimiter, accept_outliers, weekend_rows)
-    builder, panel = build(data, as_of, start, series, read=read)
+    builder, panel = build(data, as_of, start, series, read=read, catalog=catalog)
     table = Table(
         title=f"Panel from {builder.source.name}: {len(panel):,} business days, "
         f"{panel.index[0].date()} .. {panel.index[-1].date()}"
@@ -116,7 +146,7 @@ def show(
     for col, justify in [("series", "left"), ("unit", "left"), ("freq", "center"), ("first", "left"), ("last", "left"),
                          ("count", "right"), ("missing", "right"), ("last value", "right"), ("published", "left")]:
         table.add_column(col, justify=justify)
-    for row in summary(panel).itertuples():
+    for row in summary(panel, builder.catalog).itertuples():
         table.add_row(
             row.series, row.unit, row.freq,
             str(row.first.date()) if row.first == row.first else "-",
@@ -124,6 +154,23 @@ def show(
             f"{row.count:,}", f"{row.missing:,}", f"{row.last_value:,.2f}", row.published,
         )  # fmt: skip
     Console(width=160).print(table)
+    for line in show_notes(builder):
+        typer.echo(line)
+
+
+def show_notes(builder) -> list[str]:
+    """The lines `data show` prints under its table: source notes, user catalogs, vintages, revisions."""
+    lines = [f"note: {n}" for n in getattr(builder.source, "notes", ())]
+    if builder.catalog.files:
+        user = [s for s in builder.series if builder.catalog[s].user is not None and builder.catalog[s].user in builder.catalog.files]
+        lines.append(f"catalog: {', '.join(builder.catalog.files)}" + (f" (series {', '.join(user)})" if user else ""))
+    for name, vint in builder.vintages.items():
+        lines.append(f"vintages: {vint.note(name)}")
+    revisable = builder.revisable()
+    if revisable:
+        lines.append(f"revisions: {', '.join(revisable)} may contain revisions published after the date shown "
+                     "(no vintage file; latest estimates, not first releases; see docs/DATA.md)")
+    return lines
 
 
 @app.command()
@@ -169,6 +216,7 @@ def export(
     delimiter: str = DelimiterOpt,
     accept_outliers: bool = AcceptOutliersOpt,
     weekend_rows: str = WeekendRowsOpt,
+    catalog: Path = CatalogOpt,
 ) -> None:
     """Write the aligned panel to a Parquet or CSV file (atomically). The file can be read back with --data."""
     from foundation.atomic import atomic_path, check_file_target
@@ -180,7 +228,7 @@ def export(
     if suffix not in (".parquet", ".csv"):
         raise UserError(f"--out {out}: use a .parquet or .csv file name")
     read = read_options(dayfirst, date_format, decimal, delimiter, accept_outliers, weekend_rows)
-    _, panel = build(data, as_of, start, series, read=read)
+    _, panel = build(data, as_of, start, series, read=read, catalog=catalog)
     if suffix == ".parquet":
         write_parquet(panel, out, panel_meta(panel))
     else:

@@ -22,7 +22,7 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
-from forecaster.cli.data_cmd import AsOfOpt, DataOpt, PanelStartOpt, SeriesOpt
+from forecaster.cli.data_cmd import AsOfOpt, CatalogOpt, DataOpt, PanelStartOpt, SeriesOpt
 from forecaster.cli.options import ProgressOpt, set_threads, threads_option
 
 
@@ -65,9 +65,10 @@ def train(
                              "give each more data, more give finer values."),
     threads: int = threads_option(None),
     progress: bool = ProgressOpt,
+    catalog: Path = CatalogOpt,
 ) -> None:
     """Train the GPT on windows of consecutive days of the model frame (validation = the most recent period)."""
-    from forecaster.cli.data_cmd import build, parse_date
+    from forecaster.cli.data_cmd import build, catalog_scope, parse_date
     from forecaster.core.run import RunDir, check_run_target, is_main_process
     from forecaster.core.training.config import TrainConfig
     from forecaster.market.run import data_source_spec
@@ -87,12 +88,13 @@ def train(
         chosen[name.strip()] = value.strip()
     set_threads(threads)
     with RunDir(run_dir).lock_if_main():  # a held folder is refused before any data is read
-        builder, _ = build(data, as_of, start, series)
+        builder, _ = build(data, as_of, start, series, catalog=catalog)
         try:
-            res = train_panel_run(builder, run_dir, cfg, as_of=parse_date(as_of, "--as-of"),
-                                  series=builder.series if series else None, start=builder.start, val_start=split,
-                                  data=data_source_spec(data), progress=progress, log=lambda text: typer.echo(text, err=True),
-                                  transforms=chosen or None, bins=bins)
+            with catalog_scope(builder):  # the user series of --catalog (or catalog.yaml beside the data)
+                res = train_panel_run(builder, run_dir, cfg, as_of=parse_date(as_of, "--as-of"),
+                                      series=builder.series if series else None, start=builder.start, val_start=split,
+                                      data=data_source_spec(data), progress=progress,
+                                      log=lambda text: typer.echo(text, err=True), transforms=chosen or None, bins=bins)
         except TrainInputError as exc:
             if exc.param in OPTIONS:
                 raise TrainInputError(exc.message_for(OPTIONS[exc.param])) from None
