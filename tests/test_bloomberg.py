@@ -143,3 +143,14 @@ def test_an_unknown_ticker_is_refused_with_the_yaml_to_add(export, tmp_path):
     message = str(err.value)
     assert "\n" not in message and "ZZTOP Index" in message and "ticker map" in message
     assert "series: {ZZTOP: {description:" in message
+
+
+def test_data_show_says_what_was_moved_and_what_may_be_revised(export, capsys):
+    from forecaster.cli import main
+
+    path, _ = export
+    assert main(["data", "show", "--data", str(path), "--delimiter", ","]) == 0  # reading options reach the source
+    out = capsys.readouterr().out
+    assert "Panel from bloomberg:bloomberg_export.csv" in out
+    assert "note: moved period-stamped values to their release dates: CORE_CPI_YOY (CPUPXYOY Index: day 15 of month M+1" in out
+    assert "revisions: CORE_CPI_YOY, GDP may contain revisions" in out

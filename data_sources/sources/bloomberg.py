@@ -36,8 +36,8 @@ import yaml
 
 from data_sources import catalog
 from data_sources.errors import CatalogError, DataError
-from data_sources.parsing import (check_data_file, clean_series, find_date_column, parse_dates, parse_numbers,
-                                  read_csv_text)
+from data_sources.parsing import (DEFAULT_READ, ReadOptions, SeriesChecks, check_data_file, clean_series,
+                                  detect_decimal, find_date_column, parse_dates, parse_numbers, read_csv_text)
 from data_sources.sources.base import Source
 
 #: Bloomberg ticker (without the yellow key) -> catalog series.
@@ -132,11 +132,14 @@ class BloombergSource(Source):
     sentinel : the "no value" fill (default ``-1E+09``; ``None``: none).
     stamped : ``period`` (values on their period's date, Bloomberg's default) or ``release``.
     tickers : extra ``{ticker: series}`` entries over ``TICKERS``.
+    options : how the file is read (``parsing.ReadOptions``: decimal comma, day-first dates, ...).
+    Daily columns get the catalog's read-time checks (weekend rows, outliers, positivity), as in
+    any panel file.
     """
 
     def __init__(self, path: str | Path, sentinel: float | None = DEFAULT_SENTINEL, stamped: str = "period",
                  tickers: dict[str, str] | None = None, today: pd.Timestamp | None = None,
-                 origin: str | None = None) -> None:
+                 origin: str | None = None, options: ReadOptions = DEFAULT_READ) -> None:
         self.path = Path(path)
         self.name = f"bloomberg:{self.path.name}"
         if stamped not in STAMPS:
@@ -146,7 +149,8 @@ class BloombergSource(Source):
         self.catalog = catalog.active()
         where = str(self.path)
         check_data_file(self.path, what="Bloomberg export")
-        dates, columns = self._read_columns(where)
+        self.options = options
+        dates, columns, lines = self._read_columns(where, today)
         mapping = {**TICKERS, **{ticker_key(k): v for k, v in (tickers or {}).items()}}
         self.columns: dict[str, str] = {}  # series -> the file's column
         unknown = []
@@ -178,7 +182,8 @@ class BloombergSource(Source):
         for name, col in self.columns.items():
             spec = self.catalog.get(name)
             origin_col = f"{where}, column {col!r}"
-            values = clean_series(dates, columns[col], name, origin_col, today)
+            checks = SeriesChecks.of(spec) if spec.frequency == "D" else None  # a filled-forward macro column has no daily changes to screen
+            values = clean_series(dates, columns[col], name, origin_col, today, lines=lines, options=options, checks=checks)
             if spec.frequency == "D":
                 self.series[name] = values
                 continue
@@ -219,14 +224,18 @@ class BloombergSource(Source):
         src.name = f"bloomberg:{path.name}"
         return src
 
-    def _read_columns(self, where: str) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray]]:
+    def _read_columns(self, where: str, today) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray], pd.Index]:
+        """Dates, the float64 values of every column (sentinel and ``#N/A`` cells NaN), and each row's line."""
         if self.path.suffix.lower() in (".parquet", ".pq"):
             frame = pd.read_parquet(self.path)
+            lines = pd.RangeIndex(1, len(frame) + 1, name="row")
             if isinstance(frame.index, pd.DatetimeIndex):
                 dates = pd.DatetimeIndex(frame.index)
             else:
                 dcol = find_date_column(frame.astype(str), where)
-                dates = parse_dates(frame[dcol].astype(str), where)
+                raw = frame[dcol].astype(str)
+                raw.index = lines
+                dates = parse_dates(raw, where, self.options, today)
                 frame = frame.drop(columns=[dcol])
             columns = {}
             for c in frame.columns:
@@ -234,12 +243,14 @@ class BloombergSource(Source):
                 if self.sentinel is not None:
                     values[np.isclose(values, self.sentinel, rtol=1e-9, atol=0.0)] = np.nan
                 columns[str(c)] = values
-            return dates, columns
-        frame = read_csv_text(self.path, where)
+            return dates, columns, lines
+        frame = read_csv_text(self.path, where, self.options)
         dcol = find_date_column(frame, where)
-        dates = parse_dates(frame[dcol], where)
+        dates = parse_dates(frame[dcol], where, self.options, today)
         cells = {c: frame[c].replace({"#N/A N/A": "", "#N/A": ""}) for c in frame.columns if c != dcol}
-        return dates, {c: parse_numbers(v, where, c, self.sentinel) for c, v in cells.items()}
+        decimal = detect_decimal(cells, where, self.options)
+        columns = {c: parse_numbers(v, where, c, self.sentinel, decimal) for c, v in cells.items()}
+        return dates, columns, frame.index
 
     def available(self) -> list[str]:
         return list(self.series)
