@@ -170,6 +170,30 @@ def parse_release(value, frequency: str, at: str) -> ReleaseRule:
     return ReleaseRule(kind, **params)
 
 
+def to_yaml(specs) -> str:
+    """A catalog file declaring ``specs`` (``SeriesSpec``s), which ``load_catalog`` reads back to equal specs
+    (except ``user``, the file they are then read from). For a panel export or a run folder."""
+    doc = {}
+    for spec in specs:
+        rule = spec.release
+        if rule.kind == "same_day" and not rule.overrides:
+            release: object = "same_day"
+        else:
+            release = {"kind": rule.kind}
+            for key in _RULE_KEYS[rule.kind]:
+                value = getattr(rule, key)
+                release[key] = list(value) if key == "dates" else value
+            if rule.overrides:
+                release["overrides"] = dict(rule.overrides)
+        entry = {"description": spec.description, "unit": spec.unit, "frequency": spec.frequency,
+                 "transform": spec.transform, "positive": spec.positive, "stationary": spec.stationary,
+                 "group": spec.group, "calendar": spec.calendar, "revised": spec.revised, "release": release}
+        if spec.notes:
+            entry["notes"] = spec.notes
+        doc[spec.name] = entry
+    return yaml.safe_dump({"series": doc}, sort_keys=False, allow_unicode=True)
+
+
 def snippet(names, frequency: str = "D") -> str:
     """The catalog YAML to add for undeclared columns ``names``, on one line (YAML flow style, so a
     one-line error can carry it; edit the values, see docs/DATA.md)."""

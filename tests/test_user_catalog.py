@@ -161,3 +161,22 @@ def test_a_user_series_goes_through_train_forecast_backtest_export_dashboard(use
     assert "MYSERIES" in [o["value"] for o in opts] and msg is None
     fig, rows, meta, msg = forecast.draw("MYSERIES", 0, 250, "mine", "base")
     assert msg is None and any(t.name == "MYSERIES median" for t in fig.data)
+
+
+def test_catalog_yaml_round_trips_and_an_exported_panel_reads_back(user_panel, tmp_path, capsys):
+    import dataclasses
+
+    from data_sources.user_catalog import to_yaml
+
+    cat = load_catalog(user_panel.with_name("catalog.yaml"))
+    path = tmp_path / "again.yaml"
+    path.write_text(to_yaml([cat["MYSERIES"], cat["MYMACRO"]]))
+    again = load_catalog(path)
+    for name in ("MYSERIES", "MYMACRO"):
+        assert again[name] == dataclasses.replace(cat[name], user=str(path))
+    out = tmp_path / "exported.parquet"
+    assert main(["data", "export", "--data", str(user_panel), "--out", str(out)]) == 0
+    assert "wrote the catalog of MYSERIES, MYMACRO" in capsys.readouterr().out
+    back = PanelBuilder(str(out)).build()
+    original = PanelBuilder(str(user_panel)).build()
+    pd.testing.assert_frame_equal(back, original, check_freq=False)

@@ -228,7 +228,7 @@ def export(
     if suffix not in (".parquet", ".csv"):
         raise UserError(f"--out {out}: use a .parquet or .csv file name")
     read = read_options(dayfirst, date_format, decimal, delimiter, accept_outliers, weekend_rows)
-    _, panel = build(data, as_of, start, series, read=read, catalog=catalog)
+    builder, panel = build(data, as_of, start, series, read=read, catalog=catalog)
     if suffix == ".parquet":
         write_parquet(panel, out, panel_meta(panel))
     else:
@@ -237,6 +237,14 @@ def export(
                 fh.write(ALIGNED_MARKER + "\n")
                 panel.to_csv(fh, index_label="date", float_format="%.10g")
     typer.echo(f"wrote {len(panel):,} rows x {panel.shape[1]} series to {out}")
+    user = [builder.catalog[s] for s in panel.columns if builder.catalog[s].user is not None]
+    if user:  # the file is read back with --data only with its series declared: beside it, found by name
+        from foundation.atomic import write_text
+        from data_sources.user_catalog import to_yaml
+
+        beside = out.with_name(f"{out.stem}.catalog.yaml")
+        write_text(beside, to_yaml(user))
+        typer.echo(f"wrote the catalog of {', '.join(s.name for s in user)} to {beside}")
 
 
 def register(root: typer.Typer) -> None:
