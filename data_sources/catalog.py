@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -245,12 +246,15 @@ class Catalog(Mapping):
         return [n for n, s in self._specs.items() if s.user is not None]
 
     def extended(self, specs: Mapping[str, SeriesSpec], file: str) -> "Catalog":
-        """A new catalog with ``specs`` (declared in ``file``) added; a built-in name may not be redefined."""
-        clash = [n for n in specs if n in self._specs and self._specs[n] != specs[n]]
+        """A new catalog with ``specs`` (declared in ``file``) added; a name may not be redefined differently
+        (the same definition in two files, e.g. a run's copy and the original, is one series)."""
+        same = lambda a, b: dataclasses.replace(a, user=None) == dataclasses.replace(b, user=None)  # noqa: E731
+        clash = [n for n in specs if n in self._specs and (self._specs[n].user is None or not same(self._specs[n], specs[n]))]
         if clash:
             owner = self._specs[clash[0]].user or "the built-in catalog"
             raise CatalogError(f"{file}: series {clash[0]!r} is already defined by {owner}; choose another name")
-        return Catalog({**self._specs, **specs}, self.files + ((file,) if file not in self.files else ()))
+        new = {n: s for n, s in specs.items() if n not in self._specs}
+        return Catalog({**self._specs, **new}, self.files + ((file,) if file not in self.files else ()))
 
     def raw_inputs(self, names) -> list[str]:
         """The non-derived series needed to build ``names`` (derived ones expanded), in order."""

@@ -180,3 +180,20 @@ def test_catalog_yaml_round_trips_and_an_exported_panel_reads_back(user_panel, t
     back = PanelBuilder(str(out)).build()
     original = PanelBuilder(str(user_panel)).build()
     pd.testing.assert_frame_equal(back, original, check_freq=False)
+
+
+def test_the_same_definition_in_two_files_is_one_series_a_different_one_is_refused(tmp_path):
+    a, b, c = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "c.yaml"
+    a.write_text(CATALOG_YAML)
+    b.write_text(CATALOG_YAML)
+    c.write_text(CATALOG_YAML.replace("transform: log_return", "transform: diff"))
+    both = load_catalog(b, load_catalog(a))
+    assert both["MYSERIES"].user == str(a) and both.files == (str(a), str(b))
+    with pytest.raises(CatalogError, match=f"{c}: series 'MYSERIES' is already defined by {a}"):
+        load_catalog(c, load_catalog(a))
+
+
+def test_the_tokenizer_report_uses_the_declared_transform(user_panel, capsys):
+    assert main(["tokenizer", "report", "--data", str(user_panel)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "MYSERIES" in line)
+    assert "signed_log" in row  # a log_return series; undeclared it would be binned as a level

@@ -85,15 +85,19 @@ def catalog_scope(builder_or_catalog):
 
 
 def catalog_for_run(catalog_file: Path | None, data: str | None = None, run: Path | None = None):
-    """The catalog of a command that reads a run (``--catalog``, else the one beside ``--data`` or
-    the run's data file)."""
-    from data_sources.user_catalog import catalog_for
+    """The catalog of a command that reads a run: the run folder's own ``catalog.yaml`` (where a run
+    records its user series), ``--catalog``, and the one beside ``--data`` or the run's data file."""
+    from data_sources.catalog import active
+    from data_sources.user_catalog import catalog_for, load_catalog
 
+    base = active()
+    if run is not None and (Path(run) / "catalog.yaml").is_file():
+        base = load_catalog(Path(run) / "catalog.yaml", base)
     if data is None and run is not None:
         from forecaster.market.run import PanelRun
 
         data = PanelRun(run).data
-    return catalog_for(data, explicit=catalog_file)
+    return catalog_for(data, explicit=catalog_file, base=base)
 
 
 class _ReadProgress:

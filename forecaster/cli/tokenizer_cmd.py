@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from forecaster.cli.data_cmd import AsOfOpt, DataOpt, PanelStartOpt, SeriesOpt
+from forecaster.cli.data_cmd import AsOfOpt, CatalogOpt, DataOpt, PanelStartOpt, SeriesOpt
 
 app = typer.Typer(help="Fit and inspect the tabular tokenizer of the market panel.", no_args_is_help=True)
 
@@ -21,6 +21,7 @@ def report(
     start: str = PanelStartOpt,
     series: str = SeriesOpt,
     save: Path = typer.Option(None, "--save", help="Also write the fitted tokenizer here (JSON)."),
+    catalog: Path = CatalogOpt,
 ) -> None:
     """Fit the market tokenizer on the model frame of the panel and print its precision report.
 
@@ -29,14 +30,15 @@ def report(
     from rich.console import Console
     from rich.table import Table
 
-    from forecaster.cli.data_cmd import build
+    from forecaster.cli.data_cmd import build, catalog_scope
     from forecaster.market.features import model_frame
     from forecaster.core.tokenizer import TableTokenizer
     from forecaster.market.tokenizer import market_specs
 
-    builder, panel = build(data, as_of, start, series)
-    frame = model_frame(panel)
-    tok = TableTokenizer.fit(frame, market_specs(frame))
+    builder, panel = build(data, as_of, start, series, catalog=catalog)
+    with catalog_scope(builder):  # user series: their declared transforms and codecs
+        frame = model_frame(panel)
+        tok = TableTokenizer.fit(frame, market_specs(frame))
     rep = tok.report(frame)
     table = Table(
         title=f"Tokenizer for the model frame of {builder.source.name}: {len(frame):,} rows, "
