@@ -38,7 +38,7 @@ class ReleaseRule:
       - ``nth_weekday``: the ``n``-th ``weekday`` (0 = Monday) on or after day ``min_day``
         of the month ``months_after`` months after the period.
       - ``quarter_end_plus``: ``days`` calendar days after the quarter ends.
-      - ``business_days_after_end``: the ``days``-th NYSE business day after the period ends
+      - ``business_days_after_end``: the ``days``-th business day (of ``calendar``) after the period ends
         (a monthly value: its month's last day; quarterly: the quarter's; weekly, daily:
         the period date itself); ``days=0``: the period end itself.
       - ``next_weekday``: the first ``weekday`` (0 = Monday) strictly after the period ends,
@@ -59,6 +59,7 @@ class ReleaseRule:
     overrides: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     dates: tuple[str, ...] = ()
     frequency: str = "M"  # the period length ``business_days_after_end`` and ``dates`` measure the end by
+    calendar: str = "XNYS"  # the exchange calendar ``business_days_after_end`` counts business days on
 
     def __post_init__(self) -> None:
         assert self.kind in KINDS, f"unknown release rule kind {self.kind!r}"
@@ -107,7 +108,7 @@ class ReleaseRule:
             quarter_end = (periods.to_period("Q") + 1).to_timestamp() - pd.Timedelta(days=1)
             out = quarter_end + pd.Timedelta(days=self.days)
         elif self.kind == "business_days_after_end":
-            out = _business_days_after(period_end(periods, self.frequency), self.days)
+            out = _business_days_after(period_end(periods, self.frequency), self.days, self.calendar)
         elif self.kind == "next_weekday":
             end = period_end(periods, self.frequency)
             shift = (self.weekday - end.day_of_week.to_numpy() - 1) % 7 + 1
@@ -134,12 +135,12 @@ def period_end(periods: pd.DatetimeIndex, frequency: str) -> pd.DatetimeIndex:
     return periods
 
 
-def _business_days_after(days: pd.DatetimeIndex, n: int) -> pd.DatetimeIndex:
-    """The ``n``-th NYSE business day after each of ``days`` (``n=0``: the day itself)."""
+def _business_days_after(days: pd.DatetimeIndex, n: int, calendar: str = "XNYS") -> pd.DatetimeIndex:
+    """The ``n``-th business day of ``calendar`` after each of ``days`` (``n=0``: the day itself)."""
     from data_sources.calendar import business_days_after
 
     if n == 0 or not len(days):
         return days
     unique = days.unique()
-    table = {d: business_days_after(d, n)[-1] for d in unique}
+    table = {d: business_days_after(d, n, calendar)[-1] for d in unique}
     return pd.DatetimeIndex([table[d] for d in days])

@@ -124,11 +124,13 @@ def parse_entry(name: str, entry, where: str) -> SeriesSpec:
     group = _choice(entry.get("group", "market" if freq == "D" else "macro"), ("market", "macro"), f"{at}: group")
     if "release" not in entry and freq not in _DEFAULT_RULE:
         raise CatalogError(f"{at}: a {freq} series needs 'release:' (when each period's value is published)")
-    release = parse_release(entry.get("release", _DEFAULT_RULE.get(freq)), freq, f"{at}: release")
-    flags = {k: _flag(entry.get(k, False), f"{at}: {k}") for k in ("positive", "stationary", "revised")}
     calendar = entry.get("calendar", "XNYS")
     if not isinstance(calendar, str) or not calendar:
         raise CatalogError(f"{at}: calendar must be an exchange code such as XNYS")
+    if calendar != "XNYS":
+        _check_calendar(calendar, f"{at}: calendar")
+    release = parse_release(entry.get("release", _DEFAULT_RULE.get(freq)), freq, f"{at}: release", calendar)
+    flags = {k: _flag(entry.get(k, False), f"{at}: {k}") for k in ("positive", "stationary", "revised")}
     for key in ("description", "unit", "notes"):
         if key in entry and not isinstance(entry[key], str):
             raise CatalogError(f"{at}: {key} must be text")
@@ -136,10 +138,10 @@ def parse_entry(name: str, entry, where: str) -> SeriesSpec:
                       notes=entry.get("notes", ""), calendar=calendar, user=where, **flags)
 
 
-def parse_release(value, frequency: str, at: str) -> ReleaseRule:
-    """A ``release:`` value (``same_day`` or ``{kind: ..., ...}``) as a ``ReleaseRule``."""
+def parse_release(value, frequency: str, at: str, calendar: str = "XNYS") -> ReleaseRule:
+    """A ``release:`` value (``same_day`` or ``{kind: ..., ...}``) as a ``ReleaseRule`` (business days on ``calendar``)."""
     if value == "same_day":
-        return ReleaseRule("same_day")
+        return ReleaseRule("same_day", frequency=frequency, calendar=calendar)
     if not isinstance(value, dict) or "kind" not in value:
         raise CatalogError(f"{at}: write same_day or a mapping with 'kind' (one of {', '.join(KINDS)})")
     kind = _choice(value["kind"], KINDS, f"{at}: kind")
@@ -147,7 +149,7 @@ def parse_release(value, frequency: str, at: str) -> ReleaseRule:
     unknown = set(value) - allowed
     if unknown:
         raise CatalogError(f"{at}: unknown key {sorted(unknown)[0]!r} for kind {kind} (allowed: {', '.join(sorted(allowed))})")
-    params: dict = {"frequency": frequency}
+    params: dict = {"frequency": frequency, "calendar": calendar}
     for key in ("days", "day", "n", "min_day", "months_after"):
         if key in value:
             v = value[key]
@@ -200,6 +202,16 @@ def snippet(names, frequency: str = "D") -> str:
     entry = (f"{{description: ..., unit: ..., frequency: {frequency}, transform: log_return, positive: true, "
              "release: same_day}")
     return "series: {" + ", ".join(f"{n}: {entry}" for n in names) + "}"
+
+
+def _check_calendar(name: str, at: str) -> None:
+    from data_sources.calendar import business_days_after
+    from data_sources.errors import DataError
+
+    try:
+        business_days_after("2020-01-01", 1, name)
+    except DataError as exc:
+        raise CatalogError(f"{at}: {exc}") from None
 
 
 def _choice(value, allowed, at: str) -> str:

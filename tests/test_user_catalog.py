@@ -197,3 +197,22 @@ def test_the_tokenizer_report_uses_the_declared_transform(user_panel, capsys):
     assert main(["tokenizer", "report", "--data", str(user_panel)]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if "MYSERIES" in line)
     assert "signed_log" in row  # a log_return series; undeclared it would be binned as a level
+
+
+def test_business_days_count_on_the_series_calendar(tmp_path):
+    path = tmp_path / "cat.yaml"
+    path.write_text("series:\n"
+                    "  NY: {description: a, unit: b, frequency: M, transform: diff, release: {kind: business_days_after_end, days: 1}}\n"
+                    "  LDN: {description: a, unit: b, frequency: M, transform: diff, calendar: XLON,\n"
+                    "        release: {kind: business_days_after_end, days: 1}}\n")
+    cat = load_catalog(path)
+    march = pd.DatetimeIndex(["2024-03-01"])  # ends Sunday 31st; London is closed on Easter Monday, New York is not
+    assert cat["NY"].release.release_dates(march)[0] == pd.Timestamp("2024-04-01")
+    assert cat["LDN"].release.release_dates(march)[0] == pd.Timestamp("2024-04-02")
+    path.write_text("series:\n  NY: {description: a, unit: b, frequency: M, transform: diff, "
+                    "release: {kind: business_days_after_end, days: 6}}\n")
+    dec = pd.DatetimeIndex(["2024-12-01"])  # 6 NYSE days after Dec 31: Jan 2, 3, 6, 7, 8, (closed on the 9th) 10
+    assert load_catalog(path)["NY"].release.release_dates(dec)[0] == pd.Timestamp("2025-01-10")
+    path.write_text("series:\n  LDN: {description: a, unit: b, frequency: D, transform: diff, calendar: XXXX}\n")
+    with pytest.raises(CatalogError, match="calendar: unknown exchange calendar 'XXXX'"):
+        load_catalog(path)
