@@ -64,22 +64,28 @@ class NearCopyIndex:
 
     def __init__(self, train: pd.DataFrame) -> None:
         keys = _row_keys(train, [c for c in NEAR_COPY_COLUMNS if c != "amount"]).to_numpy()
-        amounts = train["amount"].to_numpy(dtype=np.float64)
-        order = np.lexsort((amounts, keys))
-        self.keys, self.amounts = keys[order], amounts[order]
+        self.unique = np.unique(keys)
+        # one sortable int64 per row: the key's rank, then the amount in cents (|amount| < $1M)
+        self.comp = np.sort(self._composite(np.searchsorted(self.unique, keys), train["amount"].to_numpy()))
+
+    @staticmethod
+    def _composite(rank: np.ndarray, amount: np.ndarray) -> np.ndarray:
+        cents = np.round((np.asarray(amount, dtype=np.float64) + 1e6) * 100).astype(np.int64)
+        return rank.astype(np.int64) * 10**9 + cents
 
     def amount_distance(self, table: pd.DataFrame) -> np.ndarray:
         """(rows,) dollars to the nearest amount among training rows equal in every other column but the time
         (``inf`` where there is none)."""
         q = _row_keys(table, [c for c in NEAR_COPY_COLUMNS if c != "amount"]).to_numpy()
-        a = table["amount"].to_numpy(dtype=np.float64)
-        lo = np.searchsorted(self.keys, q, side="left")
-        hi = np.searchsorted(self.keys, q, side="right")
+        rank = np.clip(np.searchsorted(self.unique, q), 0, max(len(self.unique) - 1, 0))
+        seen = (self.unique[rank] == q) if len(self.unique) else np.zeros(len(q), bool)
+        comp = self._composite(rank, table["amount"].to_numpy())
+        j = np.searchsorted(self.comp, comp)
         out = np.full(len(q), np.inf)
-        for i in np.flatnonzero(hi > lo):  # rows whose other columns occur in training
-            seg = self.amounts[lo[i]:hi[i]]
-            j = np.searchsorted(seg, a[i])
-            out[i] = np.abs(seg[max(j - 1, 0):j + 1] - a[i]).min()
+        for nb in (np.clip(j - 1, 0, len(self.comp) - 1), np.clip(j, 0, len(self.comp) - 1)):
+            other = self.comp[nb]
+            same = seen & (other // 10**9 == rank)
+            out = np.where(same, np.minimum(out, np.abs(other - comp) / 100.0), out)
         return out
 
     def close(self, table: pd.DataFrame, tolerance: float = 0.0) -> np.ndarray:
