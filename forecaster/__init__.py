@@ -29,6 +29,7 @@ _API = {
     "train": "forecaster.market.api",
     "backtest": "forecaster.market.api",
     "BacktestResult": "forecaster.market.api",
+    "calibrate": "forecaster.market.calibration",
     "UserError": "foundation.errors",
 }
 

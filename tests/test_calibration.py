@@ -54,7 +54,8 @@ def test_the_choice_cannot_see_past_the_validation_window(run, frame, tmp_path):
 
     after = frame.copy()
     later = after.index > end
-    after.loc[later] = after.loc[later] * 1.7 + 3.0  # every value after the window, wildly different
+    # every value after the window, far from what happened (a smooth ramp: no jump for the outlier check)
+    after.loc[later] = after.loc[later].mul(np.linspace(1.0, 1.8, int(later.sum())), axis=0)
     moved = calibrate(run_dir, _write(after, tmp_path / "after.csv"), save=False, **KW)
     assert moved.temperature == base.temperature
     assert moved.scores == base.scores and moved.by_series == base.by_series
@@ -85,6 +86,16 @@ def test_forecasts_sample_at_the_recorded_temperature_and_backtests_start_after_
     with pytest.raises(CalibrationError, match="look-ahead"):
         check_test_origins(run_dir, cal.validation_end)
     check_test_origins(run_dir, pd.Timestamp(cal.validation_end) + pd.offsets.BDay(1))
+
+    # a backtest of the run samples at the calibrated temperature, and may not start inside the window
+    out = tmp_path / "bt"
+    assert main(["backtest", "--run", str(run_dir), "--data", data, "--first-origin", "2016-01-29",
+                 "--last-origin", "2016-01-29", "--paths", "4", "--horizon", "5", "--baselines", "random_walk",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "backtest.json").read_text())["config"]["temperature"] == cal.temperature
+    assert main(["backtest", "--run", str(run_dir), "--data", data, "--first-origin", cal.origins[-1],
+                 "--last-origin", "2016-01-29", "--paths", "4", "--horizon", "5", "--baselines", "random_walk",
+                 "--out", str(tmp_path / "bt2"), "--no-progress"]) == 2
 
 
 def test_bad_calibration_requests_are_one_line_errors(run, capsys):

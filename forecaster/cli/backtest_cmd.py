@@ -19,7 +19,7 @@ import typer
 from foundation.cluster import SCHEDULER_HELP
 from foundation.errors import UserError
 from forecaster.cli.options import (
-    ProgressOpt, TemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads, threads_option,
+    ProgressOpt, RunTemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads, threads_option,
 )
 from forecaster.cli.forecast_cmd import DEVICE_HELP
 from forecaster.market.backtest.baselines import BASELINE_NAMES
@@ -37,12 +37,14 @@ def backtest(
     paths: int = typer.Option(100, "--paths", help="Paths per forecast, for the GPT and every baseline."),
     horizon: int = typer.Option(250, "--horizon", help=f"Business days ahead (1 to {MAX_HORIZON}, i.e. 10 years)."),
     data: str = typer.Option(None, "--data", help="Data source (default: the run's)."),
+    catalog: Path = typer.Option(None, "--catalog", help="Catalog file of the user series (default: the one beside "
+                                 "the data file)."),
     series: str = typer.Option(None, "--series", help="Comma-separated series (default: the run's)."),
     baselines: str = typer.Option(",".join(BASELINE_NAMES), "--baselines", help="Comma-separated baselines."),
     retrain_every: int = typer.Option(0, "--retrain-every", help="Retrain the GPT every K months on an expanding window (0: use --run as trained; it must end before the first origin)."),
     retrain_steps: int = typer.Option(None, "--retrain-steps", help="Optimizer steps per retraining (default: the run's)."),
     seed: int = typer.Option(0, "--seed", help="Base seed (each origin's seed depends on it and the date)."),
-    temperature: float = TemperatureOpt,
+    temperature: float = RunTemperatureOpt,
     top_k: int = TopKOpt,
     top_p: float = TopPOpt,
     threads: int = threads_option(None, "with --scheduler: per task, default 1; else torch's own choice"),
@@ -79,7 +81,10 @@ def backtest(
         set_threads(threads)
     elif threads is not None and threads < 1:
         raise UserError(f"--threads must be at least 1, got {threads}")
-    with progress_bar(progress, total=0, desc="origins", unit="origin") as bar:
+    from forecaster.cli.data_cmd import catalog_for_run, catalog_scope
+
+    user_catalog = catalog_for_run(catalog, data, run)  # user series (a Dask worker process does not see it)
+    with catalog_scope(user_catalog), progress_bar(progress, total=0, desc="origins", unit="origin") as bar:
         def begin(bt):
             bt.set_execution(device, scheduler, threads)  # the API's backtest() takes no device/scheduler yet
             done = len(bt.done())

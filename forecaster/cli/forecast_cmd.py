@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
-from forecaster.cli.options import (ProgressOpt, TemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads,
+from forecaster.cli.options import (ProgressOpt, RunTemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads,
                                     threads_option)
 from forecaster.market.forecast import MAX_HORIZON, check_horizon, is_legacy_forecast
 
@@ -31,7 +31,9 @@ def forecast(
     shock: list[str] = typer.Option(None, "--shock", help="A constraint such as VIX:level=40:days=1-20 or WTI:change_pct=50:days=1-60 (repeatable)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler: the same seed gives the same paths."),
     data: str = typer.Option(None, "--data", help="Data source (default: the one the run was trained on)."),
-    temperature: float = TemperatureOpt,
+    catalog: Path = typer.Option(None, "--catalog", help="Catalog file of the run's user series (default: the one "
+                                 "beside the data file)."),
+    temperature: float = RunTemperatureOpt,
     top_k: int = TopKOpt,
     top_p: float = TopPOpt,
     threads: int = threads_option(None),
@@ -53,26 +55,32 @@ def forecast(
     check_out_dir(out, FORECAST_KIND, legacy=is_legacy_forecast)  # before any work; checked again on publishing
     if paths < 1:
         raise UserError(f"--paths must be at least 1, got {paths}")
-    sampling = SamplingConfig(temperature, top_k, top_p)  # refused before the model is loaded
-    scen = load_scenario(scenario) if scenario else None
-    if shock:
-        extra = [parse_shock(s) for s in shock]
-        scen = Scenario(scen.name if scen else "cli-shock", (scen.constraints if scen else []) + extra)
+    # refused before the model is loaded; without --temperature the pipeline takes the run's calibrated one
+    SamplingConfig(1.0 if temperature is None else temperature, top_k, top_p)
+    from forecaster.cli.data_cmd import catalog_for_run, catalog_scope
+
+    user_catalog = catalog_for_run(catalog, data, run)  # the run's user series, if any
+    with catalog_scope(user_catalog):  # a scenario may constrain them
+        scen = load_scenario(scenario) if scenario else None
+        if shock:
+            extra = [parse_shock(s) for s in shock]
+            scen = Scenario(scen.name if scen else "cli-shock", (scen.constraints if scen else []) + extra)
     dev = resolve_device(device)  # an unusable GPU is refused before the model loads
     set_threads(threads)
-    pipe = ForecastPipeline.from_run(run, device=dev)
-    builder = pipe.panel_builder(data)
+    with catalog_scope(user_catalog):
+        pipe = ForecastPipeline.from_run(run, device=dev)
+        builder = pipe.panel_builder(data)
 
-    with progress_bar(progress, total=horizon, desc=f"sampling {paths} paths", unit="day") as bar:
-        fc = pipe.predict(builder, origin, paths, horizon, seed, scen, sampling,
-                          progress=lambda done: bar.update(done - bar.n))
-    for warning in fc.meta.get("warnings", []):
-        typer.echo(f"warning: {warning}", err=True)
-    save_forecast_dir(fc, out)
-    typer.echo(f"{paths} paths x {horizon} days after {fc.as_of.date()} -> {out}")
-    table = regime_table(fc)
-    if len(table):
-        typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        with progress_bar(progress, total=horizon, desc=f"sampling {paths} paths", unit="day") as bar:
+            fc = pipe.predict(builder, origin, paths, horizon, seed, scen, temperature=temperature, top_k=top_k,
+                              top_p=top_p, progress=lambda done: bar.update(done - bar.n))
+        for warning in fc.meta.get("warnings", []):
+            typer.echo(f"warning: {warning}", err=True)
+        save_forecast_dir(fc, out)
+        typer.echo(f"{paths} paths x {horizon} days after {fc.as_of.date()} -> {out}")
+        table = regime_table(fc)
+        if len(table):
+            typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
 
 
 def export(

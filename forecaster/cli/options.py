@@ -14,6 +14,7 @@ from foundation.errors import UserError
 THREADS_HELP = "Torch CPU threads"
 
 TemperatureOpt = typer.Option(1.0, "--temperature", help="Sampling temperature (1 = the model's distribution, 0 = the most likely token).")
+RunTemperatureOpt = typer.Option(None, "--temperature", help="Sampling temperature (default: the run's calibrated one, `forecaster calibrate`, else 1; 1 = the model's distribution, 0 = the most likely token).")
 TopKOpt = typer.Option(None, "--top-k", help="Sample only among the k most likely tokens (default off).")
 TopPOpt = typer.Option(None, "--top-p", help="Nucleus sampling: only the smallest set of tokens with this much probability (default off).")
 ProgressOpt = typer.Option(True, "--progress/--no-progress", help="Show progress bars on stderr (never when stderr is not a terminal).")
@@ -45,6 +46,7 @@ def progress_bar(progress: bool, **kwargs):
     from tqdm import tqdm
 
     return tqdm(disable=bar_disable(progress), **kwargs)
+
 
 # How data files are read where they cannot tell by themselves (data_sources.parsing.ReadOptions).
 # A mapping file's own settings (at its top, or per series) win over these.

@@ -70,7 +70,7 @@ class BacktestResult:
 def backtest(run: str | Path | None, out: str | Path, *, window: str | None = None, start=None, end=None,
              every: str | None = None, n_paths: int = 100, horizon: int = 250, data: str | None = None,
              series: list[str] | None = None, baselines: list[str] | None = None, retrain_every: int = 0,
-             retrain_steps: int | None = None, seed: int = 0, temperature: float = 1.0,
+             retrain_steps: int | None = None, seed: int = 0, temperature: float | None = None,
              top_k: int | None = None, top_p: float | None = None,
              on_origin: Callable[[pd.Timestamp, dict], None] | None = None,
              on_start: Callable[[Backtest], None] | None = None) -> BacktestResult:

@@ -92,6 +92,8 @@ class ForecastPipeline:
         # release series are "no release" between releases (run.json "release_frame"; PanelRun: False for older runs)
         self.release_frame = bool(self.info.get("release_frame", True))
         self._own_index: dict | None = None  # the run's own source's YoY index observations, read when first needed
+        # the run's calibrated sampling temperature (forecaster.market.calibration), the default of predict
+        self.calibration = None
         self.is_day = isinstance(model, DayGPT)
         if self.is_day:
             check_inputs(inputs, self.series, model.config.n_features)
@@ -114,7 +116,11 @@ class ForecastPipeline:
         tok = run.load_tokenizer()
         model = run.load_model(which, fingerprint=tok.fingerprint())
         inputs = read_inputs(run.path) if isinstance(model, DayGPT) else None
-        return cls(model, tok, run.path, run.info, run.best_weights_sha256(), inputs=inputs, device=device)
+        pipe = cls(model, tok, run.path, run.info, run.best_weights_sha256(), inputs=inputs, device=device)
+        from forecaster.market.calibration import load_calibration  # deferred: it imports the backtest runner
+
+        pipe.calibration = load_calibration(run.path)
+        return pipe
 
     def panel_builder(self, data: str | Path | None = None) -> PanelBuilder:
         """The run's panel builder (its data source, series and start), or the same on another ``data`` source."""
@@ -300,8 +306,11 @@ class ForecastPipeline:
         """
         if sampling is not None and (temperature, top_k, top_p) != (None, None, None):
             raise ForecastError("give either sampling or temperature/top_k/top_p, not both")
+        calibrated = sampling is None and temperature is None and self.calibration is not None
         if sampling is None:
-            sampling = SamplingConfig(1.0 if temperature is None else temperature, top_k, top_p)
+            if temperature is None:  # the run's calibrated temperature, else 1
+                temperature = self.calibration.temperature if self.calibration is not None else 1.0
+            sampling = SamplingConfig(temperature, top_k, top_p)
         if data is None or isinstance(data, (str, Path)):
             data = self.panel_builder(data)
         check_horizon(horizon)
@@ -381,6 +390,10 @@ class ForecastPipeline:
             "n_paths": int(n_paths),
             "horizon": int(horizon),
             "sampling": vars(sampling or SamplingConfig()),
+            # where the temperature came from: the run's calibration window, or None (given, or the default 1)
+            "calibration": ({"temperature": self.calibration.temperature,
+                             "validation": [self.calibration.validation_start, self.calibration.validation_end]}
+                            if calibrated else None),
             "scenario": scenario.to_dict() if scenario else None,
             "prompt_days": int(need),
             **data_used,

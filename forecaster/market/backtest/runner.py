@@ -94,7 +94,9 @@ class BacktestConfig:
     baselines : baseline names; retrain_every : months between retrainings (0: the run as it is).
     retrain_steps : optimizer steps per retraining (default: the run's).
     panel_start : first panel date.
-    temperature, top_k, top_p : the GPT's sampling settings (``SamplingConfig``).
+    temperature, top_k, top_p : the GPT's sampling settings (``SamplingConfig``); a temperature of
+        None is the run's calibrated one (``forecaster calibrate``), else 1, resolved (and saved) when
+        the backtest is set up.
     """
 
     start: str
@@ -112,7 +114,7 @@ class BacktestConfig:
     retrain_every: int = 0
     retrain_steps: int | None = None
     panel_start: str = "1990-01-01"
-    temperature: float = 1.0
+    temperature: float | None = None
     top_k: int | None = None
     top_p: float | None = None
 
@@ -130,7 +132,7 @@ class BacktestConfig:
         """The GPT's ``SamplingConfig`` (a ``SamplingError`` for settings that cannot be used)."""
         from forecaster.core.sampler import SamplingConfig  # deferred: it imports torch; baselines-only backtests never load it
 
-        return SamplingConfig(self.temperature, self.top_k, self.top_p)
+        return SamplingConfig(1.0 if self.temperature is None else self.temperature, self.top_k, self.top_p)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -213,9 +215,16 @@ class Backtest:
         self.cfg = cfg
         self.out = Path(out)
         self.run_info: dict = {}
+        self.calibration = None  # the run's (forecaster.market.calibration), when it has one
         run = PanelRun(cfg.run) if cfg.run is not None else None
         if run is not None:
             self.run_info = run.info
+            from forecaster.market.calibration import load_calibration  # deferred: it imports this module
+
+            calibration = load_calibration(run.path)
+            if cfg.temperature is None:  # the run's calibrated temperature, recorded in backtest.json
+                cfg.temperature = calibration.temperature if calibration is not None else 1.0
+            self.calibration = calibration
             if cfg.series is None:
                 cfg.series = list(self.run_info["series"])
         if builder is None:
@@ -230,6 +239,10 @@ class Backtest:
             cfg.series = list(builder.series)
         self.full = builder.build()[cfg.series]
         self.origins = origin_schedule(self.full.index, cfg.start, cfg.end, cfg.every)
+        if run is not None and len(self.origins):
+            from forecaster.market.calibration import check_test_origins
+
+            check_test_origins(run.path, self.origins[0])  # the calibration must not have seen a test origin
         self._pipes: dict[str, object] = {}
 
     # -- where it runs ---------------------------------------------------------------------
