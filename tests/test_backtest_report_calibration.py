@@ -123,3 +123,10 @@ def test_coverage_figure_shows_the_bootstrap_intervals(scores):
     np.testing.assert_allclose(narrow80.y, row["cov80"])
     np.testing.assert_allclose(np.asarray(narrow80.y) + np.asarray(narrow80.error_y.array), row["cov80_high"])
     np.testing.assert_allclose(np.asarray(narrow80.y) - np.asarray(narrow80.error_y.arrayminus), row["cov80_low"])
+
+
+def test_a_backtest_without_regime_or_energy_scores_still_writes_its_summary(scores, tmp_path):
+    """One user series (no VIX, no core CPI, no group): the score table has no brier/rps/es columns at all."""
+    tables = summary.write_summary(tmp_path, scores.assign(name="MYSERIES"))
+    assert tables["regimes"].empty and tables["energy"].empty
+    assert len(tables["coverage"]) == 6 and (tmp_path / "summary.md").exists()

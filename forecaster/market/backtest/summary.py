@@ -106,6 +106,8 @@ def score_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 def regime_score_table(scores: pd.DataFrame) -> pd.DataFrame:
     """Per model, regime set and horizon: mean Brier score, RPS and probability given to what happened."""
+    if "rps" not in scores.columns:  # no regime series (VIX, core CPI YoY) among the scored ones
+        return pd.DataFrame(columns=["regime", "horizon", "model", "n", "brier", "rps", "p_obs"])
     s = scores[(scores["kind"] == "regime") & np.isfinite(scores["rps"])]
     out = s.groupby(["name", "horizon", "model"], sort=False).agg(
         n=("rps", "size"), brier=("brier", "mean"), rps=("rps", "mean"), p_obs=("p_obs", "mean"))
@@ -114,6 +116,8 @@ def regime_score_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 def energy_table(scores: pd.DataFrame) -> pd.DataFrame:
     """Per series group, horizon and model: mean energy score (standardized changes)."""
+    if "es" not in scores.columns:  # one series: no group to score jointly
+        return pd.DataFrame(columns=["group", "horizon", "model", "n", "es"])
     s = scores[(scores["kind"] == "energy") & np.isfinite(scores["es"])]
     out = s.groupby(["name", "horizon", "model"], sort=False).agg(n=("es", "size"), es=("es", "mean"))
     return out.reset_index().rename(columns={"name": "group"}).sort_values(["group", "horizon", "model"], kind="stable")
