@@ -152,6 +152,19 @@ def test_a_user_series_goes_through_train_forecast_backtest_export_dashboard(use
     assert len(mine) == 4 * 10 and np.isfinite(mine).all() and (mine > 0).all()
     assert set(long["series"]) == {"SPX", "VIX", "MYSERIES", "MYMACRO"}
 
+    # the run records its user series: the Python API forecasts from it outside any catalog scope, even
+    # from a copy of the panel that has no catalog file beside it
+    assert "MYSERIES" in (run / "catalog.yaml").read_text()
+    import shutil
+
+    from forecaster.market.pipeline import ForecastPipeline
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(user_panel, bare / user_panel.name)
+    fc = ForecastPipeline.from_run(run).predict(str(bare / user_panel.name), "2019-06-28", n_paths=4, horizon=10)
+    assert np.isfinite(fc.column("MYSERIES")).all()
+
     from dashboard.app import create_app
 
     create_app(root)

@@ -102,6 +102,7 @@ class RunDir:
     inputs = property(lambda self: self.path / "inputs.json")
     run_info = property(lambda self: self.path / "run.json")
     calibration = property(lambda self: self.path / "calibration.json")  # forecaster.market.calibration
+    catalog_file = property(lambda self: self.path / "catalog.yaml")  # the run's user series (data_sources.user_catalog)
     metrics = property(lambda self: self.path / "metrics.jsonl")
     best_weights = property(lambda self: self.path / "best.safetensors")
     ckpt_root = property(lambda self: self.path / "checkpoint")

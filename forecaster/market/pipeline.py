@@ -12,6 +12,7 @@ the origin, then one per sampled day from ``day_inputs.PathFeatures``).
 """
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -64,6 +65,20 @@ def _release_transform(name: str, drops: np.ndarray) -> Callable[[int], yoy.AtRe
     return at
 
 
+def _in_run_catalog(method):
+    """Run ``method`` with the run's user series in the active catalog (``data_sources.catalog.using``):
+    the run folder's ``catalog.yaml``, else the catalog of a ``PanelBuilder`` given as the data."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        cat = self.catalog
+        data = args[0] if args else kwargs.get("data")
+        if cat is None and isinstance(data, PanelBuilder):
+            cat = getattr(data, "catalog", None)
+        with catalog.using(cat):
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 class ForecastPipeline:
     """Model + tokenizer + sampler for one run directory.
 
@@ -94,6 +109,7 @@ class ForecastPipeline:
         self._own_index: dict | None = None  # the run's own source's YoY index observations, read when first needed
         # the run's calibrated sampling temperature (forecaster.market.calibration), the default of predict
         self.calibration = None
+        self.catalog = None  # the run's user series (its catalog.yaml), active while it forecasts
         self.is_day = isinstance(model, DayGPT)
         if self.is_day:
             check_inputs(inputs, self.series, model.config.n_features)
@@ -120,6 +136,10 @@ class ForecastPipeline:
         from forecaster.market.calibration import load_calibration  # deferred: it imports the backtest runner
 
         pipe.calibration = load_calibration(run.path)
+        if run.catalog_file.is_file():  # user series the run was trained on
+            from data_sources.user_catalog import load_catalog
+
+            pipe.catalog = load_catalog(run.catalog_file, catalog.active())
         return pipe
 
     def panel_builder(self, data: str | Path | None = None) -> PanelBuilder:
@@ -257,6 +277,7 @@ class ForecastPipeline:
                            force_mask=self._force_mask()), features, callback)
 
     # -- the job ---------------------------------------------------------------------------
+    @_in_run_catalog
     def predict(
         self,
         data: pd.DataFrame | PanelBuilder | str | None = None,

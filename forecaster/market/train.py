@@ -13,13 +13,16 @@ so that sampling rebuilds exactly these inputs.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from data_sources import catalog
 from data_sources.panel import DEFAULT_START, PanelBuilder
+from foundation.atomic import write_text
 from foundation.errors import UserError
 from forecaster.core.run import RunDir, check_run_target, is_main_process
 from forecaster.core.tokenizer import TableTokenizer
@@ -85,8 +88,9 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
     run = RunDir(check_run_target(out, "out"))
     rank0 = is_main_process()
     say = log if (log is not None and rank0) else (lambda _text: None)
-    with run.lock_if_main():  # refused before reading any data
+    with run.lock_if_main(), contextlib.ExitStack() as scope:  # refused before reading any data
         builder = source if isinstance(source, PanelBuilder) else PanelBuilder(source, series=series, start=start)
+        scope.enter_context(catalog.using(getattr(builder, "catalog", None)))  # its user series, while training
         as_of = pd.Timestamp(as_of) if as_of is not None else None
         panel = builder.build(as_of)
         if series is not None:
@@ -121,6 +125,7 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
                     **(info or {})}
         if rank0 and run.latest() is None:  # a fresh run (a resumed one checks the fingerprint instead)
             run.save_tokenizer(tok)
+            _write_user_catalog(run, builder, frame.columns)
             if day:
                 run.write_inputs(inputs)
         shape = (f"{feats.shape[1]} input features/row, windows of {cfg.context_rows} + 1 rows" if day else
@@ -155,6 +160,18 @@ def row_inputs(panel: pd.DataFrame, index_levels: dict[str, pd.Series], split: p
             raise TrainInputError(f"no training day before the validation start {split.date()}", param="val_start")
         norm = InputNormalization.fit(raw, panel.index, names, train_days[-1])
     return norm.apply(raw).astype(np.float32), {"names": names, "normalization": norm.to_dict()}
+
+
+def _write_user_catalog(run: RunDir, builder: PanelBuilder, columns) -> None:
+    """Record the user series among ``columns`` in the run folder (``catalog.yaml``), so a forecast,
+    a backtest or the Python API reads them without the catalog file that declared them."""
+    from data_sources.user_catalog import to_yaml
+
+    cat = getattr(builder, "catalog", None)
+    user = set(cat.user_series) if cat is not None else set()
+    specs = [cat[c] for c in map(str, columns) if c in user]
+    if specs:
+        write_text(run.catalog_file, to_yaml(specs))
 
 
 def _chosen_transforms(transforms: dict[str, str] | None, columns, index_levels: dict | None = None) -> dict[str, str]:

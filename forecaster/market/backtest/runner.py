@@ -346,7 +346,14 @@ class Backtest:
 
     # -- the loop --------------------------------------------------------------------------
     def run_origin(self, origin: pd.Timestamp) -> pd.DataFrame:
-        """Forecast, score and write one origin; returns its scores."""
+        """Forecast, score and write one origin; returns its scores. The builder's catalog (user series)
+        is the active one meanwhile, in this process or a Dask worker's."""
+        from data_sources import catalog
+
+        with catalog.using(getattr(self.builder, "catalog", None)):
+            return self._run_origin(origin)
+
+    def _run_origin(self, origin: pd.Timestamp) -> pd.DataFrame:
         cfg = self.cfg
         panel = self.builder.build(origin)[cfg.series]
         assert panel.index[-1] == origin, f"the panel as of {origin.date()} ends on {panel.index[-1].date()}"
