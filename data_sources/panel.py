@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from data_sources import catalog
+from data_sources.calendar import business_days_between, is_business_day
 from data_sources import catalog as catalog_mod  # ``catalog`` is also a parameter name below
 from data_sources.errors import DataError
 from data_sources.parsing import to_days
@@ -245,8 +246,15 @@ class PanelBuilder:
                 return pd.DatetimeIndex([], name="date")
             lo = min(i[0] for i in spans)
             hi = as_of if as_of is not None else max(i[-1] for i in spans) + pd.offsets.MonthEnd(2)
-            days = pd.bdate_range(lo, min(hi, pd.Timestamp.today().normalize()))
+            days = business_days_between(lo, min(hi, pd.Timestamp.today().normalize()))
         days = days[days.day_of_week < 5]
+        # NYSE sessions only: an index that prints on an exchange holiday (Cboe's VIX on 2022-07-04) adds no row,
+        # so the history's calendar is the one forecasts step on (data_sources.calendar)
+        if len(days):
+            try:
+                days = days[is_business_day(days)]
+            except DataError:  # days before the first session list (1885): kept as the data has them
+                pass
         if self.start is not None:
             days = days[days >= self.start]
         if as_of is not None:

@@ -90,7 +90,7 @@ def test_unsorted_input_is_sorted(tmp_path, shared_data):
 
 
 def test_wide_panel_with_bloomberg_sentinel(tmp_path):
-    days = pd.bdate_range("2020-01-01", periods=6)
+    days = pd.bdate_range("2020-01-02", periods=6)  # NYSE sessions (2020-01-01 is a holiday: no panel row)
     frame = pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "SPX": [3200, 3210, -1e9, 3230, 3240, 3250], "VIX": [12.0, 13, 14, -1.0e9, 15, 16]})
     path = tmp_path / "bbg.csv"
     frame.iloc[::-1].to_csv(path, index=False)  # descending, as exports often are
@@ -126,3 +126,12 @@ def test_mapping_with_unknown_series_is_refused(tmp_path):
     path.write_text(yaml.safe_dump({"folder": ".", "series": {"SPY": {"file": "x.csv"}}}))
     with pytest.raises(CatalogError, match="SPY"):
         PanelBuilder(str(path))
+
+
+def test_the_panel_has_no_row_on_an_exchange_closure(shared_panel):
+    """Cboe prints VIX on some NYSE holidays (2022-07-04); the panel's days are NYSE sessions, as the forecast's are."""
+    from data_sources.calendar import is_business_day
+
+    assert is_business_day(shared_panel.index).all()
+    for closed in ("2004-06-11", "2018-12-05", "2022-07-04", "2025-01-09"):
+        assert pd.Timestamp(closed) not in shared_panel.index
