@@ -86,7 +86,6 @@ def backtest(
     user_catalog = catalog_for_run(catalog, data, run)  # user series (a Dask worker process does not see it)
     with catalog_scope(user_catalog), progress_bar(progress, total=0, desc="origins", unit="origin") as bar:
         def begin(bt):
-            bt.set_execution(device, scheduler, threads)  # the API's backtest() takes no device/scheduler yet
             done = len(bt.done())
             cfg = bt.cfg
             typer.echo(f"{len(bt.origins)} origins {bt.origins[0].date()} .. {bt.origins[-1].date()} every {cfg.every}"
@@ -104,7 +103,7 @@ def backtest(
             series=[s.strip() for s in series.split(",") if s.strip()] if series else None,
             baselines=[b.strip() for b in baselines.split(",") if b.strip()], retrain_every=retrain_every,
             retrain_steps=retrain_steps, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
-            on_origin=step, on_start=begin)
+            on_origin=step, on_start=begin, device=device, scheduler=scheduler, threads=threads)
     if result.errors:
         typer.echo(f"warning: a model failed at {len(result.errors)} origin(s) (see report.html); first: "
                    f"{next(iter(result.errors.items()))}", err=True)

@@ -73,12 +73,15 @@ def backtest(run: str | Path | None, out: str | Path, *, window: str | None = No
              retrain_steps: int | None = None, seed: int = 0, temperature: float | None = None,
              top_k: int | None = None, top_p: float | None = None,
              on_origin: Callable[[pd.Timestamp, dict], None] | None = None,
-             on_start: Callable[[Backtest], None] | None = None) -> BacktestResult:
+             on_start: Callable[[Backtest], None] | None = None, device: str | None = None,
+             scheduler: str | None = None, threads: int | None = None) -> BacktestResult:
     """Backtest the run (``None``: baselines only, on ``data``) from every origin of ``window`` or ``start``..``end``.
 
     Writes per-origin scores, summary tables and ``report.html`` into ``out``; rerunning on the
     same ``out`` resumes. ``on_start`` sees the prepared ``Backtest`` (its origins, what is done);
-    ``on_origin(origin, info)`` is called after each origin.
+    ``on_origin(origin, info)`` is called after each origin. ``device`` (``"auto"``, ``"cuda:0"``),
+    ``scheduler`` (``"local:N"``, ``"tcp://HOST:PORT"``) and ``threads`` say where it runs
+    (``Backtest.set_execution``; docs/SCALING.md): they never change a result on the same device.
     """
     if window:
         w = get_window(window)
@@ -94,7 +97,7 @@ def backtest(run: str | Path | None, out: str | Path, *, window: str | None = No
                          n_paths=n_paths, horizon=horizon, seed=seed, retrain_every=retrain_every,
                          retrain_steps=retrain_steps, temperature=temperature, top_k=top_k, top_p=top_p, **kw)
     t0 = time.perf_counter()
-    bt = Backtest(cfg, out)
+    bt = Backtest(cfg, out, device=device, scheduler=scheduler, threads=threads)
     if on_start is not None:
         on_start(bt)
     scores = bt.run(on_origin=on_origin)
