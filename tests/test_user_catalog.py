@@ -165,15 +165,22 @@ def test_a_user_series_goes_through_train_forecast_backtest_export_dashboard(use
     fc = ForecastPipeline.from_run(run).predict(str(bare / user_panel.name), "2019-06-28", n_paths=4, horizon=10)
     assert np.isfinite(fc.column("MYSERIES")).all()
 
+    import dash._get_app as dash_context
+
     from dashboard.app import create_app
 
-    create_app(root)
+    app = create_app(root)
     from dashboard.pages import forecast  # pages register themselves once the app exists
 
-    opts, value, msg = forecast.pick_forecast("base", "mine", None)
-    assert "MYSERIES" in [o["value"] for o in opts] and msg is None
-    fig, rows, meta, msg = forecast.draw("MYSERIES", 0, 250, "mine", "base")
-    assert msg is None and any(t.name == "MYSERIES median" for t in fig.data)
+    # the callbacks read the runs folder of the app in context: an earlier test's dispatch may have left its own
+    token = dash_context.app_context.set(app)
+    try:
+        opts, value, msg = forecast.pick_forecast("base", "mine", None)
+        assert "MYSERIES" in [o["value"] for o in opts] and msg is None
+        fig, rows, meta, msg = forecast.draw("MYSERIES", 0, 250, "mine", "base")
+        assert msg is None and any(t.name == "MYSERIES median" for t in fig.data)
+    finally:
+        dash_context.app_context.reset(token)
 
 
 def test_catalog_yaml_round_trips_and_an_exported_panel_reads_back(user_panel, tmp_path, capsys):
