@@ -60,3 +60,9 @@ def shared_builder(shared_mapping: Path):
 def shared_panel(shared_builder):
     """The full real point-in-time panel (business days from 1990, 21 reference series)."""
     return shared_builder.build()
+
+
+@pytest.fixture(scope="session")
+def tabformer_csv(shared_data: Path) -> Path:
+    """The shared TabFormer sample: 19,963 real transactions of one user (../shared/data/tabformer)."""
+    return shared_data / "tabformer" / "User0_credit_card_transactions.csv"

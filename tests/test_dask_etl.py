@@ -23,13 +23,8 @@ CHUNK = 3_000
 
 
 @pytest.fixture(scope="module")
-def sample_path(shared_data: Path) -> Path:
-    return shared_data / "tabformer" / "User0_credit_card_transactions.csv"
-
-
-@pytest.fixture(scope="module")
-def sample(sample_path: Path) -> pd.DataFrame:
-    return read_tabformer(sample_path, progress=False, engine="cpu")
+def sample(tabformer_csv: Path) -> pd.DataFrame:
+    return read_tabformer(tabformer_csv, progress=False, engine="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +35,10 @@ def scheduler():
 
 
 @pytest.fixture
-def bad_file(sample_path: Path, tmp_path: Path) -> Path:
+def bad_file(tabformer_csv: Path, tmp_path: Path) -> Path:
     """40 sample rows with a truncated row (line 5), a bad amount (line 27) and a bad fraud label (line 38),
     no final newline: in chunks of 10 lines, three chunks hold a bad line and the last is short."""
-    with open(sample_path, encoding="utf-8") as fh:
+    with open(tabformer_csv, encoding="utf-8") as fh:
         lines = [next(fh).rstrip("\n") for _ in range(41)]
     lines[4] = lines[4][:17]
     lines[26] = lines[26].replace("$", "$x", 1)
@@ -53,8 +48,8 @@ def bad_file(sample_path: Path, tmp_path: Path) -> Path:
     return path
 
 
-def test_spans_are_the_serial_readers_chunks(sample_path: Path, bad_file: Path):
-    for path, size in ((sample_path, CHUNK), (bad_file, 10), (bad_file, 1)):
+def test_spans_are_the_serial_readers_chunks(tabformer_csv: Path, bad_file: Path):
+    for path, size in ((tabformer_csv, CHUNK), (bad_file, 10), (bad_file, 1)):
         spans = line_spans(path, size)
         chunks = list(iter_tabformer(path, chunksize=size, on_error="skip", progress=False))
         assert [(s.first_line, s.n_lines) for s in spans] == [(c.first_line, c.n_lines) for c in chunks]
@@ -62,12 +57,12 @@ def test_spans_are_the_serial_readers_chunks(sample_path: Path, bad_file: Path):
 
 
 @pytest.mark.slow
-def test_chunked_etl_on_a_local_cluster_is_byte_equal_to_the_pandas_path(sample_path, sample, tmp_path):
-    table = read_tabformer(sample_path, chunksize=CHUNK, engine="cpu", scheduler="local:2")
+def test_chunked_etl_on_a_local_cluster_is_byte_equal_to_the_pandas_path(tabformer_csv, sample, tmp_path):
+    table = read_tabformer(tabformer_csv, chunksize=CHUNK, engine="cpu", scheduler="local:2")
     pd.testing.assert_frame_equal(table, sample)  # dtypes, RangeIndex, every value
     out = write_tabformer_csv(table, tmp_path / "dask.csv")
     assert out.read_bytes() == write_tabformer_csv(sample, tmp_path / "pandas.csv").read_bytes()
-    assert out.read_bytes() == sample_path.read_bytes()  # and the published bytes
+    assert out.read_bytes() == tabformer_csv.read_bytes()  # and the published bytes
 
 
 def test_bad_lines_raise_and_skip_as_the_serial_reader(bad_file: Path, scheduler: str):
@@ -83,9 +78,9 @@ def test_bad_lines_raise_and_skip_as_the_serial_reader(bad_file: Path, scheduler
     pd.testing.assert_frame_equal(table, want_table)
 
 
-def test_lazy_dataframe_has_one_partition_per_chunk(sample_path: Path, sample: pd.DataFrame, scheduler: str):
-    frame = tabformer_dataframe(sample_path, chunksize=CHUNK, engine="cpu")
-    assert frame.npartitions == len(line_spans(sample_path, CHUNK)) == 7
+def test_lazy_dataframe_has_one_partition_per_chunk(tabformer_csv: Path, sample: pd.DataFrame, scheduler: str):
+    frame = tabformer_dataframe(tabformer_csv, chunksize=CHUNK, engine="cpu")
+    assert frame.npartitions == len(line_spans(tabformer_csv, CHUNK)) == 7
     assert list(frame.columns) == list(sample.columns)
     with distributed.Client(scheduler):
         fraud = frame.groupby("card")["is_fraud"].sum().compute().sort_index()  # runs on the workers
@@ -94,22 +89,22 @@ def test_lazy_dataframe_has_one_partition_per_chunk(sample_path: Path, sample: p
     pd.testing.assert_frame_equal(whole, sample)
 
 
-def test_the_gpu_chunk_reader_with_pandas_gives_the_cpu_chunks(sample_path: Path, bad_file: Path):
+def test_the_gpu_chunk_reader_with_pandas_gives_the_cpu_chunks(tabformer_csv: Path, bad_file: Path):
     """What a worker with cuDF runs per chunk (pandas standing in): the CPU reader's table, or None for a report."""
-    with open(sample_path, "rb") as fh:
-        for span in line_spans(sample_path, 7_000):
+    with open(tabformer_csv, "rb") as fh:
+        for span in line_spans(tabformer_csv, 7_000):
             fh.seek(span.offset)
             data = fh.read(span.length)
             gpu = read_lines_cudf(data, span.n_lines, xd=pd)
-            pd.testing.assert_frame_equal(gpu, read_chunk(data, span.first_line, span.n_lines, sample_path).table)
+            pd.testing.assert_frame_equal(gpu, read_chunk(data, span.first_line, span.n_lines, tabformer_csv).table)
     first = line_spans(bad_file, 10)[0]
     with open(bad_file, "rb") as fh:
         fh.seek(first.offset)
         assert read_lines_cudf(fh.read(first.length), first.n_lines, xd=pd) is None  # the CPU reports line 5
 
 
-def test_malformed_scheduler_is_a_one_line_error(sample_path: Path):
+def test_malformed_scheduler_is_a_one_line_error(tabformer_csv: Path):
     from foundation.cluster import SchedulerError
 
     with pytest.raises(SchedulerError, match="is not a scheduler; use local:N"):
-        read_tabformer(sample_path, scheduler="dask://nowhere")
+        read_tabformer(tabformer_csv, scheduler="dask://nowhere")

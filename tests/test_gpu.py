@@ -88,32 +88,27 @@ def test_cli_forecast_and_backtest_on_the_gpu(run_dir, tmp_path, shared_mapping)
     assert len(metas) == 2 and all(m["device"] == "cuda:0" for m in metas)
 
 
-@pytest.fixture(scope="module")
-def sample_path(shared_data: Path) -> Path:
-    return shared_data / "tabformer" / "User0_credit_card_transactions.csv"
-
-
-def test_cudf_etl_equals_the_pandas_path(sample_path: Path, tmp_path: Path):
+def test_cudf_etl_equals_the_pandas_path(tabformer_csv: Path, tmp_path: Path):
     from data_sources.gpu import cudf_usable
     from data_sources.tabformer import read_tabformer, write_tabformer_csv
 
     if not cudf_usable():
         pytest.skip("cuDF is not installed (the gpu extra) or not usable")
-    cpu = read_tabformer(sample_path, engine="cpu", progress=False)
-    gpu = read_tabformer(sample_path, engine="cudf", progress=False)
+    cpu = read_tabformer(tabformer_csv, engine="cpu", progress=False)
+    gpu = read_tabformer(tabformer_csv, engine="cudf", progress=False)
     pd.testing.assert_frame_equal(gpu, cpu)
     pytest.importorskip("distributed")
-    chunked = read_tabformer(sample_path, engine="cudf", chunksize=3_000, scheduler="local:1")
+    chunked = read_tabformer(tabformer_csv, engine="cudf", chunksize=3_000, scheduler="local:1")
     pd.testing.assert_frame_equal(chunked, cpu)
-    assert write_tabformer_csv(chunked, tmp_path / "t.csv").read_bytes() == sample_path.read_bytes()
+    assert write_tabformer_csv(chunked, tmp_path / "t.csv").read_bytes() == tabformer_csv.read_bytes()
 
 
-def test_dask_cudf_partitions(sample_path: Path):
+def test_dask_cudf_partitions(tabformer_csv: Path):
     from data_sources.gpu import cudf_usable
     from data_sources.tabformer import tabformer_dataframe
 
     pytest.importorskip("dask_cudf")
     if not cudf_usable():
         pytest.skip("cuDF is not usable")
-    frame = tabformer_dataframe(sample_path, chunksize=5_000, engine="cudf", backend="cudf")
+    frame = tabformer_dataframe(tabformer_csv, chunksize=5_000, engine="cudf", backend="cudf")
     assert int(frame["is_fraud"].sum().compute()) == 27

@@ -30,18 +30,13 @@ N_SAMPLE = 19_963
 
 
 @pytest.fixture(scope="module")
-def sample_path(shared_data: Path) -> Path:
-    return shared_data / "tabformer" / "User0_credit_card_transactions.csv"
+def sample(tabformer_csv: Path) -> pd.DataFrame:
+    return read_tabformer(tabformer_csv, progress=False, engine="cpu")
 
 
-@pytest.fixture(scope="module")
-def sample(sample_path: Path) -> pd.DataFrame:
-    return read_tabformer(sample_path, progress=False, engine="cpu")
-
-
-def sample_lines(sample_path: Path, n: int) -> list[str]:
+def sample_lines(tabformer_csv: Path, n: int) -> list[str]:
     """Header plus the first n data lines of the sample, without line ends."""
-    with open(sample_path, encoding="utf-8") as fh:
+    with open(tabformer_csv, encoding="utf-8") as fh:
         return [next(fh).rstrip("\n") for _ in range(n + 1)]
 
 
@@ -82,18 +77,18 @@ def test_sample_known_rows(sample: pd.DataFrame):
     assert len(two) == 1 and two["timestamp"].iloc[0] == pd.Timestamp("2003-12-28 12:54")
 
 
-def test_round_trip_is_byte_exact(sample: pd.DataFrame, sample_path: Path, tmp_path: Path):
+def test_round_trip_is_byte_exact(sample: pd.DataFrame, tabformer_csv: Path, tmp_path: Path):
     out = write_tabformer_csv(sample, tmp_path / "out.csv")
-    assert out.read_bytes() == sample_path.read_bytes()
+    assert out.read_bytes() == tabformer_csv.read_bytes()
     assert list(tmp_path.iterdir()) == [out], "no temporary file left behind"
 
 
-def test_chunked_read_equals_whole_read(sample: pd.DataFrame, sample_path: Path):
-    chunks = list(iter_tabformer(sample_path, chunksize=5_000, progress=False))
+def test_chunked_read_equals_whole_read(sample: pd.DataFrame, tabformer_csv: Path):
+    chunks = list(iter_tabformer(tabformer_csv, chunksize=5_000, progress=False))
     assert [c.first_line for c in chunks] == [2, 5_002, 10_002, 15_002]
     assert [c.n_lines for c in chunks] == [5_000, 5_000, 5_000, 4_963]
     pd.testing.assert_frame_equal(pd.concat([c.table for c in chunks], ignore_index=True), sample)
-    odd = read_tabformer(sample_path, chunksize=777, progress=False, engine="cpu")
+    odd = read_tabformer(tabformer_csv, chunksize=777, progress=False, engine="cpu")
     pd.testing.assert_frame_equal(odd, sample)
 
 
@@ -114,14 +109,14 @@ def test_line_chunks_cut_whole_lines(text: bytes, chunksize: int, block: int):
     assert [first for first, _, _ in chunks] == [2 + chunksize * i for i in range(len(chunks))]
 
 
-def test_crlf_line_ends_read_the_same(sample: pd.DataFrame, sample_path: Path, tmp_path: Path):
+def test_crlf_line_ends_read_the_same(sample: pd.DataFrame, tabformer_csv: Path, tmp_path: Path):
     path = tmp_path / "crlf.csv"
-    path.write_bytes(sample_path.read_bytes().replace(b"\n", b"\r\n"))
+    path.write_bytes(tabformer_csv.read_bytes().replace(b"\n", b"\r\n"))
     pd.testing.assert_frame_equal(read_tabformer(path, progress=False), sample)
 
 
-def test_progress_bar_goes_to_stderr(sample_path: Path, capsys):
-    read_tabformer(sample_path, progress=True, engine="cpu")
+def test_progress_bar_goes_to_stderr(tabformer_csv: Path, capsys):
+    read_tabformer(tabformer_csv, progress=True, engine="cpu")
     captured = capsys.readouterr()
     assert captured.out == "" and "User0_credit_card_transactions.csv" in captured.err
 
@@ -152,9 +147,9 @@ def test_sort_transactions_is_stable(sample: pd.DataFrame):
 # --- bad input ---------------------------------------------------------------------------------
 
 @pytest.fixture
-def bad_file(sample_path: Path, tmp_path: Path) -> Path:
+def bad_file(tabformer_csv: Path, tmp_path: Path) -> Path:
     """20 sample rows with a truncated row (line 5), a bad amount (7), a bad fraud label (12)."""
-    lines = sample_lines(sample_path, 20)
+    lines = sample_lines(tabformer_csv, 20)
     lines[4] = lines[4][:17]  # "0,0,2002,9,2,17:4"
     lines[6] = lines[6].replace("$", "$x", 1)
     lines[11] = lines[11].rsplit(",", 1)[0] + ",Maybe"
@@ -172,7 +167,7 @@ def test_bad_rows_raise_with_line_column_value(bad_file: Path):
 
 
 @pytest.mark.parametrize("chunksize", [3, 1_000])
-def test_bad_rows_skipped_and_reported(bad_file: Path, sample_path: Path, sample: pd.DataFrame,
+def test_bad_rows_skipped_and_reported(bad_file: Path, tabformer_csv: Path, sample: pd.DataFrame,
                                        chunksize: int):
     table, bad = read_tabformer(bad_file, on_error="skip", chunksize=chunksize, progress=False)
     assert bad["line"].tolist() == [5, 7, 12]
@@ -184,16 +179,16 @@ def test_bad_rows_skipped_and_reported(bad_file: Path, sample_path: Path, sample
     pd.testing.assert_frame_equal(table, sample.iloc[kept].reset_index(drop=True))
 
 
-def test_first_bad_value_raises_when_no_malformed_row(sample_path: Path, tmp_path: Path):
-    lines = sample_lines(sample_path, 5)
+def test_first_bad_value_raises_when_no_malformed_row(tabformer_csv: Path, tmp_path: Path):
+    lines = sample_lines(tabformer_csv, 5)
     lines[3] = lines[3].replace(",No", ",Maybe")
     path = write_lines(tmp_path / "fraud.csv", lines)
     with pytest.raises(DataError, match=r"line 4, column 'Is Fraud\?': unknown fraud label.*'Maybe'"):
         read_tabformer(path, progress=False)
 
 
-def test_truncated_file_last_line(sample_path: Path, tmp_path: Path):
-    text = sample_path.read_bytes()[:5_000]  # cuts a row in the middle, no final newline
+def test_truncated_file_last_line(tabformer_csv: Path, tmp_path: Path):
+    text = tabformer_csv.read_bytes()[:5_000]  # cuts a row in the middle, no final newline
     path = tmp_path / "cut.csv"
     path.write_bytes(text)
     n_lines = text.count(b"\n")  # header + complete rows
@@ -214,8 +209,8 @@ def test_truncated_file_last_line(sample_path: Path, tmp_path: Path):
     (lambda ln: ln.replace("3527213246127876953", "99999999999999999999"), "Merchant Name",
      "out of range"),
 ])
-def test_each_field_rule(sample_path: Path, tmp_path: Path, edit, column, reason):
-    lines = sample_lines(sample_path, 3)
+def test_each_field_rule(tabformer_csv: Path, tmp_path: Path, edit, column, reason):
+    lines = sample_lines(tabformer_csv, 3)
     lines[1] = edit(lines[1])
     table, bad = read_tabformer(write_lines(tmp_path / "one.csv", lines), on_error="skip", progress=False)
     assert len(table) == 2
@@ -223,8 +218,8 @@ def test_each_field_rule(sample_path: Path, tmp_path: Path, edit, column, reason
     assert reason in bad["reason"].iloc[0]
 
 
-def test_non_utf8_line_is_reported(sample_path: Path, tmp_path: Path):
-    lines = [ln.encode() for ln in sample_lines(sample_path, 4)]
+def test_non_utf8_line_is_reported(tabformer_csv: Path, tmp_path: Path):
+    lines = [ln.encode() for ln in sample_lines(tabformer_csv, 4)]
     lines[3] = lines[3].replace(b"Monterey", b"Monter\xe9y")
     path = tmp_path / "latin1.csv"
     path.write_bytes(b"\n".join(lines) + b"\n")
@@ -266,9 +261,9 @@ def test_writer_refuses_missing_values_and_keeps_old_file(sample: pd.DataFrame, 
     assert target.read_text() == "old"
 
 
-def test_writer_streams_chunks(sample: pd.DataFrame, sample_path: Path, tmp_path: Path):
+def test_writer_streams_chunks(sample: pd.DataFrame, tabformer_csv: Path, tmp_path: Path):
     chunks = (sample.iloc[i: i + 6_000] for i in range(0, len(sample), 6_000))
-    assert write_tabformer_csv(chunks, tmp_path / "o.csv").read_bytes() == sample_path.read_bytes()
+    assert write_tabformer_csv(chunks, tmp_path / "o.csv").read_bytes() == tabformer_csv.read_bytes()
 
 
 texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\r\n"),
@@ -332,18 +327,18 @@ def test_cudf_probe(monkeypatch):
         cudf_usable.cache_clear()
 
 
-def test_engine_cudf_without_gpu_is_a_clear_error(sample_path: Path, monkeypatch):
+def test_engine_cudf_without_gpu_is_a_clear_error(tabformer_csv: Path, monkeypatch):
     monkeypatch.setattr(tabformer, "cudf_usable", lambda: False)
     with pytest.raises(DataError, match="cuDF is not usable"):
-        read_tabformer(sample_path, engine="cudf", progress=False)
+        read_tabformer(tabformer_csv, engine="cudf", progress=False)
 
 
-def test_cudf_reader_logic_with_pandas(sample: pd.DataFrame, sample_path: Path, bad_file: Path):
-    pd.testing.assert_frame_equal(read_tabformer_cudf(sample_path, xd=pd), sample)
+def test_cudf_reader_logic_with_pandas(sample: pd.DataFrame, tabformer_csv: Path, bad_file: Path):
+    pd.testing.assert_frame_equal(read_tabformer_cudf(tabformer_csv, xd=pd), sample)
     assert read_tabformer_cudf(bad_file, xd=pd) is None, "a file needing a report goes to the CPU"
 
 
-def test_gpu_dispatch_falls_back_to_cpu_report(sample: pd.DataFrame, sample_path: Path,
+def test_gpu_dispatch_falls_back_to_cpu_report(sample: pd.DataFrame, tabformer_csv: Path,
                                               bad_file: Path, monkeypatch):
     """With 'cuDF' usable (pandas standing in), clean files take the GPU path, bad ones the CPU's."""
     calls = []
@@ -351,9 +346,9 @@ def test_gpu_dispatch_falls_back_to_cpu_report(sample: pd.DataFrame, sample_path
     monkeypatch.setattr(tabformer, "cudf_usable", lambda: True)
     monkeypatch.setattr(tabformer, "read_tabformer_cudf",
                         lambda path: calls.append(path) or real(path, xd=pd))
-    pd.testing.assert_frame_equal(read_tabformer(sample_path, progress=False), sample)
+    pd.testing.assert_frame_equal(read_tabformer(tabformer_csv, progress=False), sample)
     with pytest.raises(DataError, match="line 5"):
         read_tabformer(bad_file, progress=False)
     _, bad = read_tabformer(bad_file, on_error="skip", progress=False)
     assert bad["line"].tolist() == [5, 7, 12]
-    assert calls == [sample_path, bad_file, bad_file]
+    assert calls == [tabformer_csv, bad_file, bad_file]
