@@ -209,18 +209,24 @@ def pit_histogram(pit: np.ndarray, bins: int = PIT_BINS, block: int = 1) -> dict
     return out
 
 
+def _series_cells(scores: pd.DataFrame):
+    """Each (series, horizon, model) of the series scores, sorted: ``(name, horizon, model, rows by origin,
+    block length)``, the block length that of the bootstrap and the overlap adjustment (``block_length``)."""
+    s = scores[scores["kind"] == "series"]
+    if s.empty:
+        return
+    spacing = origin_spacing(s["origin"])
+    for (name, h, model), grp in s.groupby(["name", "horizon", "model"], sort=True):
+        yield name, int(h), model, grp.sort_values("origin"), block_length(int(h), spacing, grp["origin"].nunique())
+
+
 def pit_table(scores: pd.DataFrame, bins: int = PIT_BINS) -> pd.DataFrame:
     """Per model, series and horizon: the PIT histogram (columns ``b01..`` densities) and its tests (``pit_histogram``)."""
-    s = scores[(scores["kind"] == "series")]
-    if s.empty:
-        return pd.DataFrame()
-    spacing = origin_spacing(s["origin"])
     rows = []
-    for (name, h, model), grp in s.groupby(["name", "horizon", "model"], sort=True):
-        block = block_length(int(h), spacing, grp["origin"].nunique())
+    for name, h, model, grp, block in _series_cells(scores):
         r = pit_histogram(grp["pit"].to_numpy(dtype=np.float64), bins, block)
         density = r.pop("density")
-        rows.append({"series": name, "horizon": int(h), "model": model, "block": block, **r,
+        rows.append({"series": name, "horizon": h, "model": model, "block": block, **r,
                      **{f"b{k + 1:02d}": density[k] for k in range(bins)}})
     return pd.DataFrame(rows)
 
@@ -230,15 +236,9 @@ def coverage_table(scores: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 
     Columns: series, horizon, model, n, block, and for each level ``covLL``, ``covLL_low``, ``covLL_high``.
     """
-    s = scores[(scores["kind"] == "series")]
-    if s.empty:
-        return pd.DataFrame()
-    spacing = origin_spacing(s["origin"])
     rows = []
-    for (name, h, model), grp in s.groupby(["name", "horizon", "model"], sort=True):
-        grp = grp.sort_values("origin")
-        block = block_length(int(h), spacing, len(grp))
-        row = {"series": name, "horizon": int(h), "model": model, "block": block,
+    for name, h, model, grp, block in _series_cells(scores):
+        row = {"series": name, "horizon": h, "model": model, "block": block,
                "n": int(np.isfinite(grp["cov80"]).sum())}
         for lv in (50, 80, 90):
             m, lo, hi = mean_ci(grp[f"cov{lv}"].to_numpy(dtype=np.float64), block, seed)
