@@ -213,7 +213,8 @@ def calibrate(run_dir, data: str | None = None, validation_start=None, validatio
         if progress:
             progress(f"origin {origin.date()} ({k + 1}/{len(origins)})")
     crps = {t: pd.concat(f).set_index(["origin", "series", "horizon"])["crps"] for t, f in frames.items()}
-    crps = {t: c[np.isfinite(crps[1.0])] for t, c in crps.items()}
+    scored = np.isfinite(crps[1.0])  # cells the reference scores (same index for every candidate)
+    crps = {t: c[scored] for t, c in crps.items()}
     scores, by_series = relative_scores(crps)
     cal = Calibration(choose(scores), str(start.date()), str(end.date()), [str(o.date()) for o in origins],
                       n_paths, seed, [int(h) for h in horizons], {f"{t:g}": v for t, v in scores.items()},
