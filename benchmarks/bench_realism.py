@@ -17,10 +17,15 @@ has H changes. How each fact is summarised over paths:
 - correlations, VIX change std and lag-1 autocorrelation: pooled over paths (all
   within-path daily changes of all paths, lag pairs inside one path); history: all
   days since 1990 (pairwise complete);
-- release days (days on which a monthly or quarterly series changes): per path, the
+- release days (days on which a monthly or quarterly series publishes a new value, from
+  its publication calendar: 12 a year for a monthly series, 4 for GDP), per 250 days;
+  history: the median 250-day block of the real panel's release days. On a path, a
+  release day is a day on which it may change; "changes off a release day" counts the
+  days on which any path moves a release series between its releases (target 0);
+- change days (days on which a monthly or quarterly series changes): per path, the
   median path, scaled to 250 days; history: the median 250-day block. A release that
   repeats the last value is no change: unemployment is unchanged in about a quarter
-  of months, so its history is 9, not 12;
+  of months, so its history is 9, not 12, and the target is history +- 1;
 - drift: the annualised log growth (252 days a year) of the median and of the mean
   SPX path from the origin; history: 252 x the mean daily log return;
 - floors: the share of paths whose minimum goes below the floor; history: the share
@@ -47,6 +52,7 @@ import pandas as pd
 
 from data_sources import catalog
 from forecaster import ForecastPipeline
+from forecaster.market.features import release_days as calendar_release_days
 from forecaster.market.run import PanelRun
 from forecaster.market.transforms import Transform, get as get_transform, transform_of
 
@@ -163,7 +169,8 @@ def _corr_facts(changes: dict[str, np.ndarray], market: list[str]) -> dict[str, 
     return facts
 
 
-def realism_facts(paths: np.ndarray, series: Sequence[str], origin: np.ndarray) -> dict[str, float]:
+def realism_facts(paths: np.ndarray, series: Sequence[str], origin: np.ndarray,
+                  dates: Sequence | None = None) -> dict[str, float]:
     """The realism facts of sampled paths (see the module doc for each summary).
 
     Parameters
@@ -171,12 +178,15 @@ def realism_facts(paths: np.ndarray, series: Sequence[str], origin: np.ndarray) 
     paths : (paths, horizon, series) levels, as ``Forecast.paths``.
     series : the names along the last axis.
     origin : (series,) levels on the origin day (the last row of ``Forecast.history``).
+    dates : the paths' business days (``Forecast.dates``); with them, the release facts.
 
     Returns
     -------
     fact key -> value: ``mean_abs_corr`` (over the market series' pairs), ``corr:A:B``,
-    ``vix_change_std``, ``vix_lag1_autocorr``, ``release_days:NAME`` (median path, per
-    ``BLOCK_DAYS`` days), ``spx_drift_median`` / ``spx_drift_mean`` (% per year),
+    ``vix_change_std``, ``vix_lag1_autocorr``, ``change_days:NAME`` (median path, per
+    ``BLOCK_DAYS`` days), with ``dates`` also ``release_days:NAME`` (its calendar's release
+    days, per ``BLOCK_DAYS``) and ``off_release_changes`` (days x paths on which a release
+    series changes on a day without a release, all release series), ``spx_drift_median`` / ``spx_drift_mean`` (% per year),
     ``floor:NAME`` (% of paths below ``FLOOR``), ``nan_cells``. Facts of series that are
     not there are left out.
     """
@@ -186,8 +196,17 @@ def realism_facts(paths: np.ndarray, series: Sequence[str], origin: np.ndarray) 
     changes = {s: ch[:, :, j] for j, s in enumerate(series)}  # each (paths, horizon)
     facts = _corr_facts(changes, market_series(series))
     horizon = paths.shape[1]
-    for s in release_series(series):  # per BLOCK_DAYS days, so a shorter horizon keeps the same target
-        facts[f"release_days:{s}"] = float(np.median(change_days(changes[s]))) * BLOCK_DAYS / horizon
+    names = release_series(series)
+    for s in names:  # per BLOCK_DAYS days, so a shorter horizon keeps the same target
+        facts[f"change_days:{s}"] = float(np.median(change_days(changes[s]))) * BLOCK_DAYS / horizon
+    if dates is not None and names:
+        assert len(dates) == horizon, f"{len(dates)} dates for a horizon of {horizon} days"
+        on = calendar_release_days(names, dates)
+        off = 0
+        for s in names:
+            facts[f"release_days:{s}"] = float(on[s].sum()) * BLOCK_DAYS / horizon
+            off += int(change_days(changes[s][:, ~on[s]]).sum())
+        facts["off_release_changes"] = float(off)
     if "SPX" in series:
         j = series.index("SPX")
         end = paths[:, -1, j]
@@ -210,8 +229,9 @@ def history_facts(panel: pd.DataFrame, start: str = HISTORY_START, block: int = 
 
     Returns
     -------
-    The keys of ``realism_facts`` (without ``nan_cells``). Release days: the median over the
-    blocks in which the series has no missing change; drift: 252 x the mean daily SPX log
+    The keys of ``realism_facts`` (without ``nan_cells`` and ``off_release_changes``). Change
+    days: the median over the blocks in which the series has no missing change; release days:
+    the median over all blocks of the publication calendar's release days; drift: 252 x the mean daily SPX log
     return (% per year); floors: % of blocks whose minimum is below ``FLOOR``.
     """
     panel = panel.loc[panel.index >= pd.Timestamp(start)]
@@ -219,10 +239,14 @@ def history_facts(panel: pd.DataFrame, start: str = HISTORY_START, block: int = 
     ch = history_changes(panel)
     changes = {s: ch[s].to_numpy()[None, 1:] for s in series}  # each (1, days - 1)
     facts = _corr_facts(changes, market_series(series))
-    for s in release_series(series):
+    names = release_series(series)
+    on = calendar_release_days(names, panel.index[1:]) if names else {}
+    for s in names:
         b = blocks(changes[s][0], block)
         b = b[np.isfinite(b).all(axis=1)]
-        facts[f"release_days:{s}"] = float(np.median(change_days(b))) if len(b) else float("nan")
+        facts[f"change_days:{s}"] = float(np.median(change_days(b))) if len(b) else float("nan")
+        r = blocks(on[s].astype(np.float64), block)
+        facts[f"release_days:{s}"] = float(np.median(r.sum(axis=1))) if len(r) else float("nan")
     if "SPX" in series:
         facts["spx_drift_median"] = facts["spx_drift_mean"] = float(DAYS_PER_YEAR * np.nanmean(changes["SPX"]))
     for s in FLOOR_SERIES:
@@ -261,10 +285,16 @@ def facts_table(series: Sequence[str]) -> list[Fact]:
         rows.append(Fact("vix_change_std", "VIX daily change std", "0.7-1.4 x history",
                          lambda v, h: 0.7 <= v / h <= 1.4, relative=True))
         rows.append(Fact("vix_lag1_autocorr", "VIX lag-1 autocorr of changes", ">= -0.2", lambda v, h: v >= -0.2))
-    for name in release_series(series):
+    names = release_series(series)
+    for name in names:
         n = releases_per_block(name)
-        rows.append(Fact(f"release_days:{name}", f"{name} change days / {BLOCK_DAYS}", f"{n} +- 1",
+        rows.append(Fact(f"release_days:{name}", f"{name} release days / {BLOCK_DAYS}", f"{n} +- 1",
                          lambda v, h, n=n: abs(v - n) <= 1, digits=1))
+        rows.append(Fact(f"change_days:{name}", f"{name} change days / {BLOCK_DAYS}", "history +- 1",
+                         lambda v, h: abs(v - h) <= 1, digits=1))
+    if names:
+        rows.append(Fact("off_release_changes", "changes off a release day (all paths)", "0",
+                         lambda v, h: v == 0, digits=0))
     if "SPX" in s:
         for which in ("median", "mean"):
             rows.append(Fact(f"spx_drift_{which}", f"SPX drift, {which} path (%/yr)", "history +- 6",
@@ -353,7 +383,7 @@ def main() -> None:
             fc = pipe.predict(builder, as_of=origin, n_paths=args.paths, horizon=args.horizon, seed=args.seed)
             wall = time.perf_counter() - t0
             origin_levels = fc.history[fc.series].iloc[-1].to_numpy(dtype=np.float64)
-            results[f"{name} @ {fc.as_of.date()}"] = realism_facts(fc.paths, fc.series, origin_levels)
+            results[f"{name} @ {fc.as_of.date()}"] = realism_facts(fc.paths, fc.series, origin_levels, fc.dates)
             after = trained is not None and fc.as_of > trained
             print(f"  origin {fc.as_of.date()}: {args.paths} paths x {args.horizon} days sampled in {wall:.0f} s"
                   + ("; after the training data (panel as of the origin: no look-ahead, out of the training period)"

@@ -89,10 +89,11 @@ def test_release_days_drift_floors_and_nan_cells(br):
     levels, series, origin = constructed_paths()
     levels[:3, 100, 3] = -1.0  # three paths take UST3M through the floor for one day
     facts = br.realism_facts(levels, series, origin)
-    assert facts["release_days:CPI_YOY"] == 12
-    assert facts["release_days:GDP"] == 4
+    assert facts["change_days:CPI_YOY"] == 12
+    assert facts["change_days:GDP"] == 4
+    assert "release_days:CPI_YOY" not in facts  # the calendar's facts need the paths' dates
     half = br.realism_facts(levels[:, :125], series, origin)  # 6 changes in 125 days: 12 per 250
-    assert half["release_days:CPI_YOY"] == 12
+    assert half["change_days:CPI_YOY"] == 12
     assert facts["floor:UST3M"] == pytest.approx(15.0)  # 3 of 20 paths
     assert facts["floor:UST2Y"] == 0.0
     assert facts["nan_cells"] == 0
@@ -135,7 +136,7 @@ def test_history_facts_on_a_constructed_panel(br):
     early = pd.DataFrame({"SPX": [1.0], "UST3M": [-5.0], "CPI_YOY": [9.0]}, index=[pd.Timestamp("1980-01-02")])
     facts = br.history_facts(pd.concat([early, panel]))  # days before 1990 are not history
     assert facts["spx_drift_median"] == pytest.approx(0.04 * 252)
-    assert facts["release_days:CPI_YOY"] == 10
+    assert facts["change_days:CPI_YOY"] == 10
     assert facts["floor:UST3M"] == pytest.approx(25.0)
 
 
@@ -147,6 +148,10 @@ def test_history_facts_of_the_real_panel(br, shared_mapping):
     assert facts["corr:SPX:XLK"] > 0.8
     assert facts["corr:SPX:VIX"] < -0.6
     assert facts["corr:UST2Y:UST10Y"] > 0.7
+    assert facts["change_days:CPI_YOY"] == 12
+    assert facts["change_days:GDP"] == 4
+    # the calendar's release days: 12 a year for a monthly series, 4 for GDP; unemployment
+    # is released 12 times a year but unchanged in about a quarter of months
     assert facts["release_days:CPI_YOY"] == 12
     assert facts["release_days:GDP"] == 4
     assert facts["floor:UST3M"] == 0.0
@@ -160,7 +165,8 @@ def test_table_has_a_verdict_per_target_and_history_alongside(br):
     rows = br.facts_table(SERIES)
     keys = [r.key for r in rows]
     assert keys[:2] == ["mean_abs_corr", "corr:SPX:XLK"] and keys[-1] == "nan_cells"
-    assert "release_days:CPI_YOY" in keys and "release_days:GDP" in keys
+    assert "release_days:CPI_YOY" in keys and "release_days:GDP" in keys and "change_days:GDP" in keys
+    assert "off_release_changes" in keys
     by_key = {r.key: r for r in rows}
     assert br.verdict(by_key["mean_abs_corr"], facts["mean_abs_corr"], 0.2) == "PASS"  # 0.4 >= 0.75 x 0.2
     assert br.verdict(by_key["vix_change_std"], 0.5, 2.0) == "FAIL"  # 0.25 x history
@@ -168,9 +174,34 @@ def test_table_has_a_verdict_per_target_and_history_alongside(br):
     assert br.verdict(by_key["corr:SPX:UST10Y"], 0.0, 0.2) == ""  # no target
     assert br.verdict(by_key["spx_drift_median"], 15.6, 7.1) == "FAIL"
     assert br.verdict(by_key["floor:UST3M"], 15.0, 0.0) == "FAIL"
+    assert br.verdict(by_key["change_days:CPI_YOY"], 8.0, 9.0) == "PASS"  # within 1 of history
+    assert br.verdict(by_key["change_days:CPI_YOY"], 12.0, 9.0) == "FAIL"
+    assert br.verdict(by_key["release_days:CPI_YOY"], 12.0, 12.0) == "PASS"
+    assert br.verdict(by_key["off_release_changes"], 1.0, None) == "FAIL"
+
     text = br.markdown(rows, history, {"run @ 2019-12-31": facts})
     lines = text.splitlines()
     assert len(lines) == 2 + len(rows)
     assert "| mean \\|corr\\| of market changes | 0.20 | >= 0.75 x history | 0.40 (2.00x) PASS |" in lines
     recs = br.records(rows, history, {"a": facts, "b": facts})
     assert len(recs) == 2 * len(rows) and {r["verdict"] for r in recs} >= {"PASS", "FAIL", ""}
+
+
+def test_release_days_come_from_the_calendar_and_changes_off_them_are_counted(br):
+    from forecaster.market.features import release_days
+
+    levels, series, origin = constructed_paths()
+    dates = pd.bdate_range("2019-01-02", periods=H)
+    on = release_days(["CPI_YOY", "GDP"], dates)
+    for j, name in ((6, "CPI_YOY"), (7, "GDP")):  # changes on the calendar's release days only
+        steps = np.where(on[name], 0.1, 0.0)
+        levels[:, :, j] = origin[j] + np.cumsum(np.tile(steps, (P, 1)), axis=1)
+    facts = br.realism_facts(levels, series, origin, dates)
+    assert facts["release_days:CPI_YOY"] == pytest.approx(on["CPI_YOY"].sum())
+    assert 11 <= facts["release_days:CPI_YOY"] <= 13 and 3 <= facts["release_days:GDP"] <= 5
+    assert facts["off_release_changes"] == 0
+    assert facts["change_days:CPI_YOY"] == facts["release_days:CPI_YOY"]
+    off = int(np.flatnonzero(~on["CPI_YOY"])[3])
+    levels[:2, off:, 6] += 0.05  # two paths move CPI on a day without a release
+    assert br.realism_facts(levels, series, origin, dates)["off_release_changes"] == 2
+
