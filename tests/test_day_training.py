@@ -236,6 +236,27 @@ def test_cli_trains_a_day_preset(tmp_path, capsys):
     assert RunDir(out).model_kind() == "day" and (out / "inputs.json").exists()
 
 
+def test_model_options_change_the_preset_shape_and_are_recorded(tmp_path, capsys):
+    opts = {"state_dropout": 0.5, "local_n_embd": 48}
+    mcfg = model_config_for("day-tiny", VOCAB, ROW, 8, n_features=N_FEAT, options=opts)
+    assert (mcfg.state_dropout, mcfg.local_n_embd, mcfg.n_embd) == (0.5, 48, 32)  # the rest is the preset's
+    with pytest.raises(ConfigError, match="not a key of the flat model"):
+        model_config_for("tiny", VOCAB, ROW, 4, options={"state_dropout": 0.5})
+    with pytest.raises(ConfigError, match="not a model shape key"):
+        TrainConfig.from_preset("day-tiny", model_options={"lr": 0.1})
+    out = tmp_path / "run"
+    code = main(["train", "--data", "embedded", "--out", str(out), "--preset", "day-tiny", "--max-steps", "2",
+                 "--eval-every", "2", "--no-progress", "--model-option", "state_dropout=0.5",
+                 "--model-option", "local_n_embd=48"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(RunDir(out).train_config.read_text())["model_options"] == opts
+    model = load_model(out)
+    assert (model.config.state_dropout, model.config.local_n_embd) == (0.5, 48)
+    assert main(["train", "--data", "embedded", "--out", str(tmp_path / "bad"), "--preset", "day-tiny",
+                 "--model-option", "state_dropout"]) == 2
+    assert "write KEY=VALUE" in capsys.readouterr().err
+
+
 # -- DeepSpeed (slow: see tests/test_deepspeed.py) ---------------------------------------------------
 
 @pytest.mark.slow

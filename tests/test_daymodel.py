@@ -305,11 +305,35 @@ def test_input_dropout_acts_in_training_only():
     torch.testing.assert_close(s1, s2)
 
 
+def test_state_dropout_acts_in_training_only_and_leaves_the_row_to_its_own_slots():
+    """A row whose global state is dropped is predicted from its earlier slots alone."""
+    rows, feats = _rows(2, 5), _feats(2, 5)
+    plain, dropped = _model(), _model(state_dropout=0.5)
+    with torch.no_grad():
+        a, _ = plain(rows, feats)
+        b, _ = dropped(rows, feats)  # eval(): no state is dropped
+        torch.testing.assert_close(a, b)
+    # every state dropped (and no other dropout): logits do not depend on the history at all
+    m = _model(state_dropout=0.999999).train()
+    other = rows.clone()
+    other[:, :1] = _rows(2, 1, seed=7)  # another first day (never a target) and other features: other states
+    with torch.no_grad():
+        c, _ = m(rows, feats)
+        d, _ = m(other, feats * 0 + 1)
+    torch.testing.assert_close(c, d)
+    # and the local decoder still reads the row's own slots: the last slots' logits depend on the first
+    changed = rows.clone()
+    changed[:, 1:, 0] = 3 + (rows[:, 1:, 0] - 3 + 1) % 5  # another valid id of slot 0
+    with torch.no_grad():
+        e, _ = m(changed, feats)
+    assert not torch.allclose(c[..., 1:, :], e[..., 1:, :])
+
+
 # -- config -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("bad", [dict(vocab_size=1), dict(row_len=0), dict(n_features=-1), dict(context_rows=1),
                                  dict(n_layer=0), dict(n_embd=30, n_head=4), dict(n_kv_head=3),
                                  dict(local_n_embd=10, local_n_head=4), dict(local_n_layer=0), dict(dropout=1.0),
-                                 dict(input_dropout=-0.1), dict(input_dropout=1.0), dict(local_state="all"),
+                                 dict(input_dropout=-0.1), dict(input_dropout=1.0), dict(state_dropout=1.0), dict(local_state="all"),
                                  dict(bias="yes"), dict(n_layer=2.5), dict(context_rows=True),
                                  dict(n_layer=512, n_embd=1 << 16, n_head=1)])
 def test_config_bounds_are_user_errors(bad):

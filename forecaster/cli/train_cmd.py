@@ -61,6 +61,8 @@ def train(
     seed: int = typer.Option(None, "--seed", help="Seed of the weights, batches and dropout."),
     transform: list[str] = typer.Option(None, "--transform", help="Model a series with another transform than the "
                                         "default, e.g. VIX=level or CPI_YOY=diff (repeatable; recorded in run.json)."),
+    model_option: list[str] = typer.Option(None, "--model-option", help="Change one key of the preset's model shape, "
+                                           "e.g. state_dropout=0.5 or local_n_embd=96 (repeatable; in train_config.json)."),
     bins: int = typer.Option(None, "--bins", help="Most tokenizer bins per series, 2-512 (default 64); fewer bins "
                              "give each more data, more give finer values."),
     threads: int = threads_option(None),
@@ -70,14 +72,15 @@ def train(
     """Train the GPT on windows of consecutive days of the model frame (validation = the most recent period)."""
     from forecaster.cli.data_cmd import build, catalog_scope, parse_date
     from forecaster.core.run import RunDir, check_run_target, is_main_process
-    from forecaster.core.training.config import TrainConfig
+    from forecaster.core.training.config import TrainConfig, parse_model_option
     from forecaster.market.run import data_source_spec
     from forecaster.market.train import TrainInputError, train_panel_run
 
     cfg = TrainConfig.from_preset(
         preset, engine=engine, max_minutes=max_minutes, max_steps=max_steps, context_rows=context_rows,
         batch_size=batch_size, grad_accum=grad_accum, lr=lr, eval_every=eval_every, log_every=log_every, patience=patience,
-        val_fraction=val_fraction, zero_stage=zero_stage, precision=precision, seed=seed)
+        val_fraction=val_fraction, zero_stage=zero_stage, precision=precision, seed=seed,
+        model_options=dict(parse_model_option(o) for o in model_option or []) or None)
     run_dir = check_run_target(out)
     split = parse_date(val_start, "--val-start")
     chosen = {}

@@ -76,6 +76,10 @@ class DayGPTConfig(JsonConfig):
     # probability (the rest scaled up), so the global model cannot identify a day by its exact
     # history and must learn what generalises (and leave within-day links to the local decoder)
     input_dropout: float = 0.0
+    # training only: the local decoder gets no global state (zeros) for a row with this probability,
+    # so it must learn the within-day joint distribution of the series (SPX with XLK and VIX) from
+    # the row's own earlier slots instead of reading each series' move off a memorised day's state
+    state_dropout: float = 0.0
     # the global state enters the local decoder at position 0 only ("first", as the RQ-Transformer),
     # or also added to every slot through a projection of its own per slot ("every", as MEGABYTE
     # gives each local position its own slice of the global output): each series' draw then reads
@@ -97,6 +101,7 @@ class DayGPTConfig(JsonConfig):
                                 f"{heads}={getattr(self, heads)}")
         self.check_fraction("dropout")
         self.check_fraction("input_dropout")
+        self.check_fraction("state_dropout")
         if self.local_state not in ("first", "every"):
             raise UserError(f"day model config: local_state must be 'first' or 'every', got {self.local_state!r}")
         self.check_flag("bias")
@@ -327,9 +332,12 @@ class DayGPT(nn.Module):
         B, T, R = rows.shape
         assert T >= 2, "a window needs at least two rows (one input, one target)"
         feats = features[:, :-1] if features is not None else None
-        state = self.global_hidden(rows[:, :-1], feats)                   # (B, T-1, C)
+        state = self.global_hidden(rows[:, :-1], feats).reshape(B * (T - 1), -1)  # (B * (T-1), C)
+        q = self.config.state_dropout if self.training else 0.0
+        if q > 0:  # state dropout (training only): some rows are drawn from their own slots alone
+            state = state * (torch.rand(state.size(0), 1, device=state.device) >= q).to(state.dtype)
         nxt = rows[:, 1:]                                                 # (B, T-1, R)
-        h = self.local_hidden(state.reshape(B * (T - 1), -1), nxt[..., :-1].reshape(B * (T - 1), R - 1))
+        h = self.local_hidden(state, nxt[..., :-1].reshape(B * (T - 1), R - 1))
         logits = self.slot_logits(h, vocab).view(B, T - 1, R, -1)         # (B, T-1, R, V or K)
         loss = None
         if targets:

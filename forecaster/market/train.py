@@ -114,7 +114,7 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
         segments = [panel_segment(tok.encode(frame), frame.index, feats)]  # (days, tokens_per_row)
         train_ds, val_ds, split = make_datasets(segments, cfg.context_rows, cfg.val_fraction, split, rows=day)
         mcfg = model_config_for(cfg.preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows,
-                                **({"n_features": feats.shape[1]} if day else {}))
+                                **({"n_features": feats.shape[1]} if day else {}), options=cfg.model_options)
         run_info = {"data": data or _data_spec(source), "source": builder.source.name,
                     "as_of": str(as_of.date()) if as_of is not None else None,
                     "start": str(pd.Timestamp(start).date()) if start is not None else None,

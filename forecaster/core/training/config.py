@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from foundation.errors import UserError
 from foundation.dataclass_io import dataclass_from_dict
@@ -67,7 +67,7 @@ PRESETS: dict[str, dict] = {
                       warmup_steps=50, eval_every=25, eval_windows=32, patience=4, max_minutes=30.0),
 }
 _MODEL_KEYS = ("model", "n_layer", "n_head", "n_kv_head", "n_embd", "dropout",
-               "local_n_layer", "local_n_head", "local_n_embd", "input_dropout", "local_state")
+               "local_n_layer", "local_n_head", "local_n_embd", "input_dropout", "local_state", "state_dropout")
 MODEL_KINDS = ("flat", "day")
 
 
@@ -102,6 +102,8 @@ class TrainConfig:
     precision: str = "auto"          # "auto" (bf16 on a GPU that supports it, else fp32), "fp32", "bf16"
     val_fraction: float = 0.1        # the most recent fraction of the rows is validation
     max_minutes: float | None = None  # wall-clock budget; stops cleanly with a checkpoint
+    # the model shape's keys changed from the preset's, e.g. {"state_dropout": 0.5} (``--model-option``)
+    model_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.engine not in ("torch", "deepspeed"):
@@ -116,6 +118,14 @@ class TrainConfig:
                      "eval_windows", "log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not isinstance(self.model_options, dict):
+            raise ConfigError(f"model_options must be a mapping of model keys to values, got {self.model_options!r}")
+        for key, value in self.model_options.items():
+            if key not in _MODEL_KEYS or key == "model":
+                raise ConfigError(f"model option {key!r} is not a model shape key; choose from "
+                                  f"{', '.join(k for k in _MODEL_KEYS if k != 'model')}")
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ConfigError(f"model option {key}={value!r} must be a number or a word")
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then cosine to min_lr."""
@@ -164,15 +174,36 @@ def model_kind(preset: str) -> str:
     return PRESETS[preset].get("model", "flat")
 
 
+def parse_model_option(text: str) -> tuple[str, int | float | str]:
+    """``"KEY=VALUE"`` (``--model-option``) -> (key, int, float or word); the key is checked by ``TrainConfig``."""
+    key, sep, value = text.partition("=")
+    key, value = key.strip(), value.strip()
+    if not sep or not key or not value:
+        raise ConfigError(f"--model-option {text!r}: write KEY=VALUE, e.g. state_dropout=0.5")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
+
+
 def model_config_for(preset: str, vocab_size: int, row_len: int, context_rows: int,
-                     n_features: int = 0) -> GPTConfig | DayGPTConfig:
+                     n_features: int = 0, options: dict | None = None) -> GPTConfig | DayGPTConfig:
     """The model config of ``preset`` for a tokenizer (vocab, tokens per row) and a context in rows.
 
     A ``GPTConfig`` (``block_size = context_rows * row_len``) for a flat preset; a
     ``DayGPTConfig`` with ``n_features`` per-row input features for a day preset.
+    ``options``: shape keys that replace the preset's (``TrainConfig.model_options``); a key
+    the model kind does not have is refused by its config.
     """
     kind = model_kind(preset)
     shape = {k: PRESETS[preset][k] for k in _MODEL_KEYS if k in PRESETS[preset] and k != "model"}
+    shape.update(options or {})
+    known = {f.name for f in dataclasses.fields(DayGPTConfig if kind == "day" else GPTConfig)}
+    for key in shape:
+        if key not in known:
+            raise ConfigError(f"model option {key!r} is not a key of the {kind} model (preset {preset!r})")
     if kind == "day":
         return DayGPTConfig(vocab_size=vocab_size, row_len=row_len, n_features=n_features,
                             context_rows=context_rows, **shape)
