@@ -3,13 +3,15 @@
     forecaster synth split    --data FILE --train TRAIN.csv --holdout HOLDOUT.csv [--fraction 0.8]
     forecaster synth train    --data TRAIN.csv --out RUN_DIR [--preset day-small|day-tiny] [--max-minutes M]
     forecaster synth generate --run RUN_DIR --rows N|--histories H --out FILE.csv|FILE.parquet [--condition is_fraud=Yes ...]
-                              [--dedupe-against TRAIN.csv]
+                              [--dedupe-against TRAIN.csv] [--device auto|cpu|cuda[:N]] [--scheduler local:N|tcp://HOST:PORT]
     forecaster synth evaluate --real HOLDOUT.csv --synthetic FILE --train TRAIN.csv --out DIR [--run RUN_DIR]
     forecaster synth export-model --run RUN_DIR --out MODEL_DIR
 
 Input files are TabFormer CSVs (the published format) or typed Parquet tables;
 ``--skip-bad-rows`` leaves malformed CSV lines out instead of stopping. See
-docs/SYNTHESIS.md.
+docs/SYNTHESIS.md. ``--device`` is where the model trains or samples; ``generate
+--scheduler`` samples the blocks of ``--batch-paths`` histories as Dask tasks, with the
+serial command's output (docs/SCALING.md).
 """
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from pathlib import Path
 
 import typer
 
+from foundation.cluster import SCHEDULER_HELP
 from foundation.errors import UserError
+from forecaster.cli.forecast_cmd import DEVICE_HELP
 from forecaster.cli.options import ProgressOpt, TemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads, threads_option
 
 synth = typer.Typer(help="Synthetic credit-card transactions: train, generate, evaluate.", no_args_is_help=True)
@@ -64,14 +68,19 @@ def train_cmd(
     eval_every: int = typer.Option(None, "--eval-every", help="Validation loss every N steps."),
     seed: int = typer.Option(None, "--seed", help="Seed of the weights and batches."),
     threads: int = ThreadsOpt,
+    device: str = typer.Option("auto", "--device", help="Where the model trains: cpu, cuda, cuda:N, or auto (the first "
+                               "GPU that passes a test operation, else the CPU). bf16 on GPUs that support it."),
     skip_bad_rows: bool = SkipOpt,
     progress: bool = ProgressOpt,
 ) -> None:
     """Train the day-level GPT on windows of consecutive transactions of each card (a transaction per row)."""
+    from forecaster.core.device import resolve_device
     from forecaster.synthesis.documents import read_table
-    from forecaster.synthesis.train import train_synthesizer
+    from forecaster.synthesis.train import on_device, train_synthesizer
     from forecaster.core.run import RunDir, check_run_target
 
+    dev = resolve_device(device)  # an unusable GPU is refused before the data is read
+    on_device(dev)  # and a CPU run the engine cannot honour
     set_threads(threads)
     check_run_target(out)
     with RunDir(out).lock():  # refused at once, before reading the data, when another process trains there
@@ -80,7 +89,8 @@ def train_cmd(
             res = train_synthesizer(table, out, preset, max_minutes=max_minutes, max_steps=max_steps,
                                     context_rows=context_rows, batch_size=batch_size, lr=lr,
                                     val_fraction=val_fraction, eval_every=eval_every, seed=seed, progress=progress,
-                                    info={"data": str(Path(data).resolve())}, log=lambda m: typer.echo(m, err=True))
+                                    info={"data": str(Path(data).resolve())}, log=lambda m: typer.echo(m, err=True),
+                                    device=dev)
         except KeyboardInterrupt as exc:
             raise SynthInterrupted(f"{exc or 'interrupted'}; rerun the same command to resume") from None
     typer.echo(f"{res.reason}: {res.steps} steps, train loss {res.train_loss:.4f}, validation loss "
@@ -101,7 +111,10 @@ def generate_cmd(
     top_k: int = TopKOpt,
     top_p: float = TopPOpt,
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler: the same seed gives the same rows."),
-    batch_paths: int = typer.Option(256, "--batch-paths", help="Histories sampled together (one model step for all)."),
+    batch_paths: int = typer.Option(256, "--batch-paths", help="Histories (with --context: cards) per block: a block is "
+                                    "sampled in one batch (one model step for all) and is one Dask task; its histories "
+                                    "are seeded by --seed and the block's number, so the output depends on --seed and "
+                                    "--batch-paths only, not on --scheduler."),
     dedupe_against: Path = typer.Option(None, "--dedupe-against", help="The training transactions: drop every generated row "
                                         "equal to one of them in every column but the time (near-copies)."),
     dedupe_tolerance: float = typer.Option(0.0, "--dedupe-tolerance", help="With --dedupe-against: also drop rows whose "
@@ -109,12 +122,17 @@ def generate_cmd(
     dedupe_extra: float = typer.Option(0.25, "--dedupe-extra", help="With --dedupe-against: sample this fraction more rows "
                                        "per history to make up for the dropped ones."),
     which: str = typer.Option("best", "--weights", help="best (lowest validation loss) or last."),
-    threads: int = ThreadsOpt,
+    threads: int = threads_option(1, "with --scheduler: per task; 1 is fastest on a shared, loaded CPU"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " With a tcp:// scheduler each worker resolves it."),
+    scheduler: str = typer.Option(None, "--scheduler", help=SCHEDULER_HELP + " The run folder must be on storage "
+                                  "every worker sees, at the same path."),
     skip_bad_rows: bool = SkipOpt,
     progress: bool = ProgressOpt,
 ) -> None:
     """Sample synthetic transactions (every row valid by construction) and write them."""
     from foundation.atomic import check_file_target
+    from foundation.cluster import parse_scheduler
+    from forecaster.core.device import parse_device, resolve_device
     from forecaster.synthesis.documents import SynthesisInputError, read_table, write_table
     from forecaster.core.sampler import SamplingConfig
     from forecaster.synthesis.generate import Synthesizer, parse_condition
@@ -131,7 +149,15 @@ def generate_cmd(
         if histories < 1:
             raise UserError(f"--histories must be at least 1, got {histories}")
         rows = histories * rows_per_history
-    set_threads(threads)
+    parse_device(device)
+    sched = parse_scheduler(scheduler) if scheduler else None
+    dev = device
+    if sched is None or sched.local:
+        dev = resolve_device(device)  # this machine samples: an unusable GPU is refused before the model loads
+    if sched is None:
+        set_threads(threads)
+    elif threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
     conditions = dict(parse_condition(c) for c in (condition or []))
     ctx = read_table(context, skip_bad_rows) if context is not None else None
     dedupe = None
@@ -143,18 +169,20 @@ def generate_cmd(
         if dedupe_tolerance < 0 or not 0 <= dedupe_extra <= 10:
             raise UserError("--dedupe-tolerance must be >= 0 dollars and --dedupe-extra from 0 to 10")
         dedupe = NearCopyIndex(read_table(dedupe_against, skip_bad_rows))
-    synth_model = Synthesizer(run, which=which)
+    synth_model = Synthesizer(run, which=which, device=dev)
     # with --context, --rows is per card: the total is known once the cards are
     with progress_bar(progress, total=rows if ctx is None else None, desc="generating", unit="row") as bar:
         table, stats = synth_model.generate(rows, rows_per_history=rows_per_history, conditions=conditions,
                                             context=ctx, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
                                             batch_paths=batch_paths, dedupe=dedupe, dedupe_tolerance=dedupe_tolerance,
-                                            dedupe_extra=dedupe_extra,
-                                            progress=lambda done: bar.update(done - bar.n))
+                                            dedupe_extra=dedupe_extra, scheduler=scheduler, threads=threads,
+                                            progress=lambda done: bar.update(done - bar.n),
+                                            log=lambda m: typer.echo(m, err=True))
     write_table(table, out)
     dropped = f"; {stats.near_copies_dropped} near-copies of training rows dropped" if dedupe is not None else ""
     typer.echo(f"{stats.rows:,} rows in {stats.histories} histories -> {out} ({stats.seconds:.1f} s, "
-               f"{stats.rows_per_s:,.0f} rows/s; {stats.out_of_order_rows} rows out of time order{dropped})", err=True)
+               f"{stats.rows_per_s:,.0f} rows/s on {stats.device}; {stats.out_of_order_rows} rows out of time "
+               f"order{dropped})", err=True)
 
 
 @synth.command("evaluate")

@@ -29,9 +29,23 @@ equal a training row in every column but the time (with ``dedupe_tolerance``: an
 amount within that many dollars); a dropped row takes the whole days of its gap
 with it, so the history's pace and order stay; each history samples more rows than
 asked to make up for them (see docs/SYNTHESIS.md, privacy by design).
+
+**Blocks.** New histories are cut into blocks of ``batch_paths`` (default 256): a
+block is sampled in one batch, and its start points and sampler are seeded from
+``(seed, block index)`` only (``block_seed``), so a block is the same table whoever
+samples it. Without a scheduler the blocks run one after another here; with one
+(``scheduler="local:2"`` or ``"tcp://HOST:PORT"``, ``forecaster.synthesis.distributed``)
+each block is a Dask task; either way the table is the blocks in order, the same
+table (same seed, same ``batch_paths``, same device).
+
+**Device.** ``Synthesizer(run, device="auto"|"cpu"|"cuda[:N]")`` samples there
+(``forecaster.core.device``: the model, its KV caches and the generator; bf16 autocast
+on GPUs that support it); the spec is resolved on the first sampling, so a client that
+only hands blocks to Dask workers never needs the GPU its workers use.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -45,6 +59,7 @@ import torch
 
 from foundation.errors import UserError
 from data_sources.tabformer import TYPED_COLUMNS, TYPED_DTYPES
+from forecaster.core.device import Device, as_device, parse_device
 from forecaster.core.run import RunDir
 from forecaster.core.daymodel import DayGPT
 from forecaster.core.daysampler import DaySampler
@@ -90,9 +105,12 @@ CONDITION_COLUMNS: tuple[str, ...] = ("card", "use_chip", "merchant_name", "merc
                                       "zip", "mcc", "errors", "is_fraud")
 
 
+DEFAULT_BLOCK = 256  # histories per block (``batch_paths``): one batch, one Dask task
+
+
 @dataclass
 class GenerationStats:
-    """What one ``generate`` call did; ``rows_per_s`` counts kept rows over the sampling wall time."""
+    """What one ``generate`` call (or one block) did; ``rows_per_s`` counts kept rows over the wall time."""
 
     rows: int = 0
     histories: int = 0
@@ -102,9 +120,63 @@ class GenerationStats:
     seconds: float = 0.0
     rows_per_s: float = 0.0
     conditions: dict = field(default_factory=dict)
+    blocks: int = 0                # blocks sampled (``batch_paths`` histories each)
+    device: str = ""               # where they were sampled ("cpu", "cuda:0"; several: comma-separated)
+
+    def add(self, block: "GenerationStats") -> None:
+        """Count a block's rows, histories and drops in; its device joins the list."""
+        for name in ("rows", "histories", "sampled_rows", "out_of_order_rows", "near_copies_dropped", "blocks"):
+            setattr(self, name, getattr(self, name) + getattr(block, name))
+        devices = [d for d in self.device.split(", ") if d]
+        if block.device and block.device not in devices:
+            self.device = ", ".join(devices + [block.device])
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One unit of generation: a batch, and one Dask task with a scheduler.
+
+    New histories: ``n`` histories numbered from ``first`` (users ``SYNTHETIC_USER_BASE + first``
+    on), seeded by ``block_seed(seed, index)``. Continuation: the context cards ``first ..
+    first + n - 1`` (their rows in ``context``), card ``i`` seeded ``seed + i``.
+    """
+
+    index: int
+    first: int
+    n: int
+    context: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class GenerationPlan:
+    """The checked arguments of one ``generate`` call, shared by all its blocks (``Synthesizer.plan``)."""
+
+    rows: int                  # total rows (new histories) or new rows per card (continuation)
+    rows_per_history: int
+    forced_row: np.ndarray     # (tokens_per_row,) ids fixed by the conditions, -1 elsewhere
+    conditions: dict
+    sampling: SamplingConfig
+    seed: int
+    burn: int                  # rows sampled and dropped before a new history's first row
+    keep: int                  # rows sampled after the burn-in (more than rows_per_history with dedupe)
+    dedupe_tolerance: float
+    continuation: bool
+
+    def stats_conditions(self) -> dict:
+        return {k: (None if v is None else str(v)) for k, v in self.conditions.items()}
+
+
+def block_seed(seed: int, block: int) -> tuple[int, np.random.Generator]:
+    """Block ``block``'s sampler seed and the generator of its start points (cards, months, days).
+
+    A function of ``(seed, block)`` only (numpy's ``SeedSequence``), so a block draws the same
+    histories in any process, in any order, whatever the other blocks do.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(block)]))
+    return int(rng.integers(0, 2**63)), rng
 
 
 def parse_condition(text: str) -> tuple[str, object]:
@@ -129,9 +201,14 @@ def parse_condition(text: str) -> tuple[str, object]:
 
 
 class Synthesizer:
-    """A trained synthesis run (or an exported model folder), ready to sample. ``which``: "best" or "last" weights."""
+    """A trained synthesis run (or an exported model folder), ready to sample. ``which``: "best" or "last" weights.
 
-    def __init__(self, run_dir: str | Path, which: str = "best") -> None:
+    ``device``: where it samples, a ``Device`` or a ``--device`` spec (``"auto"``, ``"cpu"``,
+    ``"cuda:0"``; None: the CPU). A spec that is not a device name is refused here; it is
+    resolved (an unusable GPU refused) on the first sampling (``device``).
+    """
+
+    def __init__(self, run_dir: str | Path, which: str = "best", device: Device | str | None = None) -> None:
         run = RunDir(run_dir)
         for path in (run.tokenizer, run.path / SYNTHESIS_FILE):
             if not path.exists():
@@ -148,6 +225,20 @@ class Synthesizer:
         self.row_len = self.tok.tokens_per_row
         self.context_rows = self.model.config.context_rows
         self.static, self.base_mask = _row_mask(self.tok)
+        self.which = which
+        if isinstance(device, str):
+            parse_device(device)
+        self.device_spec = device
+        self._device: Device | None = None
+
+    @property
+    def device(self) -> Device:
+        """The resolved device; the model moves there on first use."""
+        if self._device is None:
+            dev = as_device(self.device_spec)
+            self.model.to(dev.torch)
+            self._device = dev
+        return self._device
 
     # -- pieces ----------------------------------------------------------------------------------
     def _typed(self, frame: pd.DataFrame, times: np.ndarray) -> pd.DataFrame:
@@ -233,14 +324,16 @@ class Synthesizer:
         -------
         ids (N, n_rows, R) int64 and times (N, n_rows) int64 minutes since 1970, non-decreasing per path.
         """
-        n = len(start)
+        dev = self.device
         clock = PathClock(self.tok, self.base_mask, start, prompt_rows=len(prompt))
         gap = self.tok.decode(prompt)["gap"].to_numpy(dtype=np.float64)
         feats = row_features(np.asarray(prompt_times).astype("datetime64[m]"), gap)
         sampler = DaySampler(self.model, torch.from_numpy(self.static), keep_rows=max(1, self.context_rows // 2),
                              next_features=clock.features, step_mask=clock)
-        ids = sampler.sample(torch.from_numpy(prompt), n, n_rows, make_generator(seed), sampling,
-                             forced=torch.from_numpy(forced), features=torch.from_numpy(feats)).numpy()
+        with dev.autocast():  # bf16 on GPUs that support it; a no-op on the CPU
+            ids = sampler.sample(torch.from_numpy(prompt), len(start), n_rows, make_generator(seed, dev.torch),
+                                 sampling, forced=torch.from_numpy(forced), features=torch.from_numpy(feats))
+        ids = ids.cpu().numpy()
         if len(clock.times) < n_rows:  # the sampler gives no features after the last row: finish the clock
             clock.advance(ids[:, n_rows - 1])
         return ids, np.stack(clock.times, axis=1)
@@ -254,13 +347,121 @@ class Synthesizer:
             frame["card"] = np.repeat(cards, n_rows).astype(TYPED_DTYPES["card"])
         return frame[list(TYPED_COLUMNS)]
 
+    # -- blocks ----------------------------------------------------------------------------------
+    def plan(self, rows: int, *, rows_per_history: int = 200, conditions: dict[str, object] | None = None,
+             context: pd.DataFrame | None = None, seed: int = 0, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, burn_in: int | None = None, batch_paths: int = DEFAULT_BLOCK,
+             dedupe: bool = False, dedupe_tolerance: float = 0.0,
+             dedupe_extra: float = 0.25) -> tuple[GenerationPlan, list[Block]]:
+        """The arguments of ``generate`` checked and cut into blocks of ``batch_paths`` histories (or cards).
+
+        Nothing is sampled. The blocks depend on the arguments only, never on who samples them:
+        ``run_block`` gives the same table for a block in any process (same device).
+        """
+        if rows < 1:
+            raise SynthesisInputError(f"rows must be at least 1, got {rows}")
+        sampling = SamplingConfig(temperature, top_k, top_p)
+        make_generator(seed)  # a seed torch cannot take is refused here, before any block
+        if rows_per_history < 1:
+            raise SynthesisInputError(f"rows per history must be at least 1, got {rows_per_history}")
+        if batch_paths < 1:
+            raise SynthesisInputError(f"batch paths must be at least 1, got {batch_paths}")
+        conditions = dict(conditions or {})
+        forced_row = self.condition_ids(conditions)
+        blocks: list[Block] = []
+        if context is not None:
+            check_table(context)
+            keys = document_keys(context)
+            cards = pd.unique(keys)
+            for index, first in enumerate(range(0, len(cards), batch_paths)):
+                mine = cards[first:first + batch_paths]
+                blocks.append(Block(index, first, len(mine), context[np.isin(keys, mine)]))
+            plan = GenerationPlan(rows, rows, forced_row, conditions, sampling, int(seed), 0, rows, dedupe_tolerance,
+                                  True)
+            return plan, blocks
+        rows_per_history = min(rows_per_history, rows)
+        burn = 16 if burn_in is None else int(burn_in)
+        if burn < 0:
+            raise SynthesisInputError(f"burn-in must be at least 0 rows, got {burn}")
+        keep = rows_per_history + (math.ceil(rows_per_history * dedupe_extra) if dedupe else 0)
+        n_hist = math.ceil(rows / rows_per_history)
+        for index, first in enumerate(range(0, n_hist, batch_paths)):
+            blocks.append(Block(index, first, min(batch_paths, n_hist - first)))
+        plan = GenerationPlan(rows, rows_per_history, forced_row, conditions, sampling, int(seed), burn, keep,
+                              dedupe_tolerance, False)
+        return plan, blocks
+
+    def run_block(self, plan: GenerationPlan, block: Block,
+                  dedupe: NearCopyIndex | None = None) -> tuple[pd.DataFrame, GenerationStats]:
+        """Sample one block of ``plan`` on this synthesizer's device: its table (history by history, in
+        time order as sampled; each new history at most ``plan.rows_per_history`` rows) and its stats."""
+        stats = GenerationStats(conditions=plan.stats_conditions(), device=str(self.device), blocks=1)
+        card_sl = self.tok.column_slots("card")
+        forced_row = plan.forced_row
+        if plan.continuation:
+            tables = []
+            keys = document_keys(block.context)
+            for i, key in enumerate(pd.unique(keys), start=block.first):
+                hist = order_cards(block.context[keys == key]).tail(self.context_rows)
+                prompt = self.tok.encode(card_rows(hist))
+                prompt_times = hist["timestamp"].to_numpy().astype("datetime64[m]").astype(np.int64)
+                forced = np.broadcast_to(forced_row, (1, plan.rows, self.row_len)).copy()
+                if forced_row[card_sl][0] < 0 and bool(self.static[card_sl.start, prompt[-1, card_sl][0]]):
+                    forced[:, :, card_sl] = prompt[-1, card_sl]  # the card of the context stays the card
+                ids, times = self.sample_paths(prompt, prompt_times, prompt_times[-1:], forced, plan.rows,
+                                               plan.seed + i, plan.sampling)
+                tables.append(self._table(ids, times, np.array([key // KEY_FACTOR]), np.array([key % KEY_FACTOR])))
+                stats.out_of_order_rows += int((np.diff(times, axis=1) < 0).sum())
+                stats.histories += 1
+                stats.sampled_rows += plan.rows
+            table = pd.concat(tables, ignore_index=True)
+            stats.rows = len(table)
+            return table, stats
+        n_paths, burn = block.n, plan.burn
+        n_total = burn + plan.keep
+        torch_seed, rng = block_seed(plan.seed, block.index)
+        prompt = self.tok.encode(self.seed_frame())
+        cards, start = self.start_points(n_paths, rng)
+        card_ids = self.tok.encode(pd.DataFrame({**self.seed_frame().iloc[[0] * n_paths].reset_index(drop=True),
+                                                 "card": pd.Series(cards).astype(TYPED_DTYPES["card"])}))
+        forced = np.broadcast_to(forced_row, (n_paths, n_total, self.row_len)).copy()
+        # one card per history: its card token is forced in every row (a condition on card wins)
+        forced[:, :, card_sl] = np.where(forced[:, :, card_sl] >= 0, forced[:, :, card_sl], card_ids[:, None, card_sl])
+        ids, times = self.sample_paths(prompt, start[:1], start, forced, n_total, torch_seed, plan.sampling)
+        prev = times[:, burn - 1:burn] if burn > 0 else start[:, None]
+        ids, times = ids[:, burn:], times[:, burn:]
+        users = SYNTHETIC_USER_BASE + np.arange(block.first, block.first + n_paths)
+        table = self._table(ids, times, users, None)
+        stats.out_of_order_rows += int((np.diff(times, axis=1) < 0).sum())
+        if dedupe is not None:
+            drop = dedupe.close(table, plan.dedupe_tolerance).reshape(n_paths, -1)
+            stats.near_copies_dropped += int(drop.sum())
+            gaps = np.diff(np.concatenate([prev, times], axis=1), axis=1)  # (N, n) minutes since the row before
+            shift = np.cumsum(np.where(drop, gaps // 1440 * 1440, 0), axis=1)  # whole days only
+            table["timestamp"] = (times - shift).reshape(-1).astype("datetime64[m]").astype("datetime64[ns]")
+            table = table[~drop.reshape(-1)]
+        table = table[table.groupby("user", sort=False).cumcount() < plan.rows_per_history].reset_index(drop=True)
+        stats.histories += n_paths
+        stats.sampled_rows += n_paths * n_total
+        stats.rows = len(table)
+        return table, stats
+
+    def weights_digest(self) -> str:
+        """sha256 of the loaded weights (every tensor, by name): a Dask worker checks that it loaded the client's."""
+        h = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
     # -- public ------------------------------------------------------------------------------------
     def generate(self, rows: int, *, rows_per_history: int = 200, conditions: dict[str, object] | None = None,
                  context: pd.DataFrame | None = None, seed: int = 0, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, burn_in: int | None = None,
-                 batch_paths: int = 256, dedupe: NearCopyIndex | None = None, dedupe_tolerance: float = 0.0,
-                 dedupe_extra: float = 0.25,
-                 progress: Callable[[int], None] | None = None) -> tuple[pd.DataFrame, GenerationStats]:
+                 batch_paths: int = DEFAULT_BLOCK, dedupe: NearCopyIndex | None = None, dedupe_tolerance: float = 0.0,
+                 dedupe_extra: float = 0.25, scheduler: str | None = None, threads: int | None = None,
+                 progress: Callable[[int], None] | None = None,
+                 log: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, GenerationStats]:
         """Sample synthetic transactions.
 
         Parameters
@@ -271,92 +472,56 @@ class Synthesizer:
         conditions : {column: typed value} fixed in every row (see ``parse_condition``).
         context : typed table whose cards are continued (their ids are kept).
         burn_in : rows sampled after the seed row and dropped (default 16).
-        batch_paths : histories sampled together (one model step covers all of them).
+        batch_paths : histories (with ``context``: cards) per block. A block is sampled in one
+            batch (one model step covers all of its histories) and is one Dask task; its histories
+            are seeded by ``(seed, block index)`` (``block_seed``), so the table depends on
+            ``seed`` and ``batch_paths``, never on the scheduler or the number of workers.
         dedupe : the training rows (``privacy.NearCopyIndex``): a row equal to one of them in
             every column but the time, with an amount within ``dedupe_tolerance`` dollars, is
             dropped, and the later rows of its history move back by the whole days of its gap
             (times of day and order kept); ``dedupe_extra`` more rows per history are sampled
             to make up for them (a history may end shorter; counted in the stats).
+        scheduler : None (blocks one after another here) or a Dask ``--scheduler``
+            (``local:N``, ``tcp://HOST:PORT``, ``foundation.cluster``): one task per block; every
+            worker loads ``self.run_dir`` itself (shared storage) on this synthesizer's device
+            spec, resolved there, and the table is assembled here in block order.
+        threads : torch CPU threads per Dask task (default 1); ignored without a scheduler.
         progress : called with the number of rows kept so far.
+        log : called with a line about the split (blocks and workers) when a scheduler is used.
 
         Returns
         -------
         (table, stats): a typed TabFormer table, history by history, each in time order as
         sampled; and ``GenerationStats``.
         """
-        if rows < 1:
-            raise SynthesisInputError(f"rows must be at least 1, got {rows}")
-        sampling = SamplingConfig(temperature, top_k, top_p)
-        if rows_per_history < 1:
-            raise SynthesisInputError(f"rows per history must be at least 1, got {rows_per_history}")
-        if batch_paths < 1:
-            raise SynthesisInputError(f"batch paths must be at least 1, got {batch_paths}")
-        rows_per_history = min(rows_per_history, rows)
-        conditions = dict(conditions or {})
-        forced_row = self.condition_ids(conditions)
-        card_sl = self.tok.column_slots("card")
+        plan, blocks = self.plan(rows, rows_per_history=rows_per_history, conditions=conditions, context=context,
+                                 seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, burn_in=burn_in,
+                                 batch_paths=batch_paths, dedupe=dedupe is not None,
+                                 dedupe_tolerance=dedupe_tolerance, dedupe_extra=dedupe_extra)
         t0 = time.perf_counter()
-        stats = GenerationStats(conditions={k: (None if v is None else str(v)) for k, v in conditions.items()})
-        tables = []
-        if context is not None:
-            check_table(context)
-            keys = document_keys(context)
-            for i, key in enumerate(pd.unique(keys)):
-                hist = order_cards(context[keys == key]).tail(self.context_rows)
-                prompt = self.tok.encode(card_rows(hist))
-                prompt_times = hist["timestamp"].to_numpy().astype("datetime64[m]").astype(np.int64)
-                forced = np.broadcast_to(forced_row, (1, rows, self.row_len)).copy()
-                if forced_row[card_sl][0] < 0 and bool(self.static[card_sl.start, prompt[-1, card_sl][0]]):
-                    forced[:, :, card_sl] = prompt[-1, card_sl]  # the card of the context stays the card
-                ids, times = self.sample_paths(prompt, prompt_times, prompt_times[-1:], forced, rows, seed + i,
-                                               sampling)
-                tables.append(self._table(ids, times, np.array([key // KEY_FACTOR]), np.array([key % KEY_FACTOR])))
-                stats.out_of_order_rows += int((np.diff(times, axis=1) < 0).sum())
-                stats.histories += 1
-                stats.sampled_rows += rows
-                if progress is not None:
-                    progress(sum(len(t) for t in tables))
+        done = [0]
+
+        def finished(part: pd.DataFrame) -> None:
+            done[0] += len(part)
+            if progress is not None:
+                progress(done[0] if plan.continuation else min(done[0], plan.rows))
+
+        if scheduler is not None:
+            from forecaster.synthesis.distributed import run_blocks  # deferred: it imports this module
+
+            parts = run_blocks(self, plan, blocks, dedupe, scheduler, threads=threads,
+                               on_block=lambda part: finished(part[0]), log=log)
         else:
-            burn = 16 if burn_in is None else int(burn_in)
-            n_hist = math.ceil(rows / rows_per_history)
-            rng = np.random.default_rng(seed)
-            prompt = self.tok.encode(self.seed_frame())
-            done = 0
-            for b0 in range(0, n_hist, batch_paths):
-                n_paths = min(batch_paths, n_hist - b0)
-                n_keep = rows_per_history + (math.ceil(rows_per_history * dedupe_extra) if dedupe is not None else 0)
-                n_total = burn + n_keep
-                cards, start = self.start_points(n_paths, rng)
-                card_ids = self.tok.encode(pd.DataFrame({**self.seed_frame().iloc[[0] * n_paths].reset_index(drop=True),
-                                                         "card": pd.Series(cards).astype(TYPED_DTYPES["card"])}))
-                forced = np.broadcast_to(forced_row, (n_paths, n_total, self.row_len)).copy()
-                # one card per history: its card token is forced in every row (a condition on card wins)
-                forced[:, :, card_sl] = np.where(forced[:, :, card_sl] >= 0, forced[:, :, card_sl],
-                                                 card_ids[:, None, card_sl])
-                ids, times = self.sample_paths(prompt, start[:1], start, forced, n_total, seed + 1 + b0, sampling)
-                prev = times[:, burn - 1:burn] if burn > 0 else start[:, None]
-                ids, times = ids[:, burn:], times[:, burn:]
-                users = SYNTHETIC_USER_BASE + np.arange(b0, b0 + n_paths)
-                table = self._table(ids, times, users, None)
-                stats.out_of_order_rows += int((np.diff(times, axis=1) < 0).sum())
-                if dedupe is not None:
-                    drop = dedupe.close(table, dedupe_tolerance).reshape(n_paths, -1)
-                    stats.near_copies_dropped += int(drop.sum())
-                    gaps = np.diff(np.concatenate([prev, times], axis=1), axis=1)  # (N, n) minutes since the row before
-                    shift = np.cumsum(np.where(drop, gaps // 1440 * 1440, 0), axis=1)  # whole days only
-                    table["timestamp"] = (times - shift).reshape(-1).astype("datetime64[m]").astype("datetime64[ns]")
-                    table = table[~drop.reshape(-1)]
-                    table = table[table.groupby("user", sort=False).cumcount() < rows_per_history]
-                    table = table.reset_index(drop=True)
-                tables.append(table)
-                stats.histories += n_paths
-                stats.sampled_rows += n_paths * n_total
-                done += len(table)
-                if progress is not None:
-                    progress(min(done, rows))
-        out = pd.concat(tables, ignore_index=True)
-        if context is None:
-            out = out.iloc[:rows].reset_index(drop=True)
+            parts = []
+            for block in blocks:
+                parts.append(self.run_block(plan, block, dedupe))
+                finished(parts[-1][0])
+        out = pd.concat([table for table, _ in parts], ignore_index=True)
+        if not plan.continuation:
+            out = out.iloc[:plan.rows].reset_index(drop=True)
+        stats = GenerationStats(conditions=plan.stats_conditions())
+        for _, part in parts:
+            stats.add(part)
         stats.rows = len(out)
         stats.seconds = time.perf_counter() - t0
         stats.rows_per_s = stats.rows / max(stats.seconds, 1e-9)

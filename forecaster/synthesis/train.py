@@ -17,13 +17,16 @@ as confidential and share ``synth export-model``'s folder instead (``export``).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from foundation.atomic import write_text
+from forecaster.core.device import Device, DeviceError, as_device, cuda_count
 from forecaster.core.run import RunDir, check_run_target
 from forecaster.core.tokenizer import TableTokenizer
 from forecaster.core.training.config import TrainConfig, model_config_for, model_kind
@@ -84,7 +87,7 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "d
                       context_rows: int | None = None, batch_size: int | None = None, lr: float | None = None,
                       val_fraction: float | None = None, seed: int | None = None, patience: int | None = None,
                       eval_every: int | None = None, progress: bool = True, info: dict | None = None,
-                      log=None) -> SynthTrainResult:
+                      log=None, device: Device | str | None = None) -> SynthTrainResult:
     """Fit the tokenizer on ``table`` (typed TabFormer) and train (or resume) the GPT in ``run_dir``.
 
     Windows are ``context_rows`` consecutive transactions of one card; the latest
@@ -92,6 +95,8 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "d
     same ``run_dir`` resumes (the tokenizer saved there is reused, and a run
     trained on other data is refused by its fingerprint). The folder is locked for
     the whole call: a second process training into it is refused, naming the PID.
+    ``device`` (a ``Device`` or a ``--device`` spec; None: the engine's choice, the GPU when
+    torch sees one): where it trains (``on_device``).
     """
     check_table(table)
     preset = PRESET_ALIASES.get(preset, preset)
@@ -102,8 +107,27 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "d
                                   batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
                                   patience=patience, eval_every=eval_every)
     run_dir = check_run_target(run_dir)
-    with RunDir(run_dir).lock():  # one process trains into a folder at a time
+    with on_device(device), RunDir(run_dir).lock():  # one process trains into a folder at a time
         return _train_locked(table, run_dir, preset, cfg, progress, info, log)
+
+
+def on_device(device: Device | str | None) -> contextlib.AbstractContextManager:
+    """A context in which the training engine trains on ``device``.
+
+    The engine (``forecaster.core.training``) trains on the current CUDA device whenever
+    torch sees a GPU, else on the CPU. So ``cuda:N`` makes GPU N the current device; the CPU
+    on a machine whose GPU torch sees (``--device cpu``, or ``auto`` when no GPU passed the
+    test operation) is a ``DeviceError`` naming the way out (hide the GPUs).
+    """
+    if device is None:
+        return contextlib.nullcontext()
+    dev = as_device(device)
+    if dev.type == "cuda":
+        return torch.cuda.device(dev.torch)
+    if cuda_count() > 0:
+        raise DeviceError(f"--device {device}: training runs on the GPU whenever torch sees one ({dev.why or 'cpu'}); "
+                          "to train on the CPU hide the GPUs with CUDA_VISIBLE_DEVICES= (empty)")
+    return contextlib.nullcontext()
 
 
 def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress: bool, info: dict | None,
