@@ -9,9 +9,15 @@ jobs; one more is refused with ``JobQueueFull``), and finished jobs beyond
 
 A scenario job writes the same folder as `forecaster forecast`
 (``forecaster.market.export.save_forecast_dir``).
+
+Jobs sample on their runner's device (``JobRunner(device=...)``, set by
+``forecaster dashboard --device``): inside a job ``job_device()`` is that device, and
+``pipeline_for`` and ``synthesizer_for`` put their models there. Outside a job (and by
+default) it is the CPU.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -21,21 +27,31 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+
 from dashboard import data
 from foundation.atomic import check_out_dir
 from foundation.errors import UserError
 from foundation.names import inside, safe_name
+from forecaster.core.device import Device, as_device
 from forecaster.core.run import RunDir
 from forecaster.core.sampler import SamplingConfig
 from forecaster.market.export import FORECAST_KIND, save_forecast_dir
 from forecaster.market.forecast import is_legacy_forecast
 from forecaster.market.pipeline import ForecastPipeline
 from forecaster.market.scenario import Scenario, constraint_from_dict
+from forecaster.synthesis.generate import Synthesizer
 
 log = logging.getLogger("dashboard")
 MAX_PENDING = 4  # queued or running jobs; each samples with every core, so more would only wait
 KEEP_FINISHED = 50  # finished jobs whose status stays readable
 SCENARIO_OPTION = "scenario name"  # what a refused scenario folder's message names
+_JOB_DEVICE: contextvars.ContextVar[Device | str | None] = contextvars.ContextVar("job_device", default=None)
+
+
+def job_device() -> Device | str | None:
+    """The device of the runner whose job runs in this thread (None outside a job: the CPU)."""
+    return _JOB_DEVICE.get()
 
 
 class JobQueueFull(UserError):
@@ -65,13 +81,17 @@ class JobRunner:
 
     At most ``max_pending`` jobs are queued or running; ``submit`` refuses one more
     (``JobQueueFull``). Of the finished jobs, the newest ``keep_finished`` stay readable.
+    ``device``: where the jobs sample (a resolved ``Device`` or a ``--device`` spec; None: the
+    CPU); a job reads it with ``job_device()``, and an unusable one fails the job in one line.
     """
 
-    def __init__(self, max_pending: int = MAX_PENDING, keep_finished: int = KEEP_FINISHED) -> None:
+    def __init__(self, max_pending: int = MAX_PENDING, keep_finished: int = KEEP_FINISHED,
+                 device: Device | str | None = None) -> None:
         if max_pending < 1 or keep_finished < 0:
             raise ValueError(f"max_pending must be >= 1 and keep_finished >= 0, got {max_pending}, {keep_finished}")
         self.max_pending = max_pending
         self.keep_finished = keep_finished
+        self.device = device
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._run_lock = threading.Lock()
@@ -108,6 +128,7 @@ class JobRunner:
             with self._run_lock:
                 job.state = "running"
                 job.started = time.time()
+                _JOB_DEVICE.set(self.device)  # this thread's own context: other threads never see it
                 try:
                     job.result = work(progress)
                     job.done = job.total
@@ -140,21 +161,45 @@ class JobRunner:
         return self.status(job_id)
 
 
-@lru_cache(maxsize=2)
-def _pipeline(run_path: str, stamp: int) -> ForecastPipeline:
-    return ForecastPipeline.from_run(run_path)
-
-
-def pipeline_for(run_path: Path) -> ForecastPipeline:
-    """A cached ``ForecastPipeline`` (reloaded when the run's best weights change)."""
+def _stamp(run_path: Path) -> int:
     p = RunDir(run_path).best_weights
-    stamp = p.stat().st_mtime_ns if p.exists() else -1
-    return _pipeline(str(run_path), stamp)
+    return p.stat().st_mtime_ns if p.exists() else -1
+
+
+@lru_cache(maxsize=2)
+def _pipeline(run_path: str, stamp: int, device: Device) -> ForecastPipeline:
+    return ForecastPipeline.from_run(run_path, device=device)
+
+
+def pipeline_for(run_path: Path, device: Device | str | None = None) -> ForecastPipeline:
+    """A cached ``ForecastPipeline`` on ``device`` (None: ``job_device()``), reloaded when the run's best weights change."""
+    dev = as_device(job_device() if device is None else device)
+    return _pipeline(str(run_path), _stamp(run_path), dev)
+
+
+@lru_cache(maxsize=2)
+def _synthesizer(model_dir: str, stamp: int, device: Device) -> Synthesizer:
+    return Synthesizer(model_dir, device=device)
+
+
+def synthesizer_for(model_dir: Path, device: Device | str | None = None) -> Synthesizer:
+    """A cached ``Synthesizer`` of a synthesis run on ``device`` (None: ``job_device()``), reloaded when its weights change."""
+    dev = as_device(job_device() if device is None else device)
+    return _synthesizer(str(model_dir), _stamp(model_dir), dev)
+
+
+def generate_rows(model_dir: Path, n_rows: int, seed: int, progress: Callable[[int], None] | None = None,
+                  device: Device | str | None = None) -> pd.DataFrame:
+    """``n_rows`` new synthetic rows from the synthesis run in ``model_dir``, on ``device`` (None: ``job_device()``)."""
+    table, _stats = synthesizer_for(model_dir, device).generate(n_rows, seed=seed, progress=progress)
+    return table
 
 
 def run_scenario(runs_dir: Path, run: str, base_name: str, constraints: list[dict], name: str, n_paths: int,
                  seed: int, progress: Callable[[int], None], sampling: SamplingConfig | None = None) -> str:
     """Sample a stress scenario from the base forecast's origin and horizon; save it under ``run/scenarios/name``.
+
+    It samples on ``job_device()`` (the runner's device; the CPU outside a job).
 
     ``constraints`` are dicts as in a scenario file (``{"series": "VIX", "level": 40, "days": "1-20"}``).
     The folder is a full forecast folder (``save_forecast_dir``: forecast, exports, summary.csv,

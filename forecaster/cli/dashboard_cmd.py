@@ -6,25 +6,30 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
+from forecaster.cli.forecast_cmd import DEVICE_HELP
 from forecaster.cli.options import TemperatureOpt, TopKOpt, TopPOpt, set_threads, threads_option
 
 DEFAULT_RUNS = Path("runs")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def serve(runs: Path, host: str, port: int, debug: bool = False, announce=None, allowed_hosts=(), sampling=None) -> None:
+def serve(runs: Path, host: str, port: int, debug: bool = False, announce=None, allowed_hosts=(), sampling=None,
+          device=None) -> None:
     """Build the app over ``runs`` and serve it until interrupted (blocking).
 
     Requests are answered only for ``host``, localhost and 127.0.0.1 on ``port``, and for ``allowed_hosts``.
+    ``device`` (a resolved ``Device`` or a spec; None: the CPU): where the background jobs sample.
     """
     import logging
 
     from dashboard.app import create_app
+    from dashboard.components import JOBS_KEY
 
     if not 0 < port < 65536:
         raise UserError(f"--port must be in 1..65535, got {port}")
     allowed_hosts = list(allowed_hosts)
     app = create_app(runs, host=host, port=port, allowed_hosts=allowed_hosts, sampling=sampling)
+    app.server.config[JOBS_KEY].device = device  # the jobs (dashboard.jobs.JobRunner) sample there
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise for users
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     if host not in LOOPBACK:
@@ -52,15 +57,20 @@ def dashboard(
     temperature: float = TemperatureOpt,
     top_k: int = TopKOpt,
     top_p: float = TopPOpt,
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " Used by the jobs that sample (Scenarios)."),
 ) -> None:
     """Serve the dashboard: forecasts, regimes, stress scenarios, backtests, synthesis and data pages."""
+    from forecaster.core.device import resolve_device
     from forecaster.core.sampler import SamplingConfig
 
     sampling = SamplingConfig(temperature, top_k, top_p)  # for the Scenarios page's jobs; refused before serving
+    dev = resolve_device(device)  # an unusable GPU is refused before serving
     if not runs.exists():
         typer.echo(f"note: {runs} does not exist yet; the pages explain how to make a run (or run `forecaster demo`).", err=True)
     set_threads(threads)
-    serve(runs, host, port, debug, allowed_hosts=allowed_host, sampling=sampling)
+    if dev.type != "cpu":
+        typer.echo(f"jobs sample on {dev.describe()}", err=True)
+    serve(runs, host, port, debug, allowed_hosts=allowed_host, sampling=sampling, device=dev)
 
 
 def register(root: typer.Typer) -> None:
