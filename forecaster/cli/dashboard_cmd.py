@@ -29,7 +29,8 @@ def serve(runs: Path, host: str, port: int, debug: bool = False, announce=None, 
         raise UserError(f"--port must be in 1..65535, got {port}")
     allowed_hosts = list(allowed_hosts)
     app = create_app(runs, host=host, port=port, allowed_hosts=allowed_hosts, sampling=sampling)
-    app.server.config[JOBS_KEY].device = device  # the jobs (dashboard.jobs.JobRunner) sample there
+    if device is not None:  # the jobs (dashboard.jobs.JobRunner) sample there; None: the CPU, the runner's default
+        app.server.config[JOBS_KEY].device = device
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise for users
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     if host not in LOOPBACK:
@@ -68,9 +69,11 @@ def dashboard(
     if not runs.exists():
         typer.echo(f"note: {runs} does not exist yet; the pages explain how to make a run (or run `forecaster demo`).", err=True)
     set_threads(threads)
-    if dev.type != "cpu":
+    on_gpu = {}
+    if dev.type != "cpu":  # the CPU is serve's default (callers of serve that predate --device keep working)
         typer.echo(f"jobs sample on {dev.describe()}", err=True)
-    serve(runs, host, port, debug, allowed_hosts=allowed_host, sampling=sampling, device=dev)
+        on_gpu["device"] = dev
+    serve(runs, host, port, debug, allowed_hosts=allowed_host, sampling=sampling, **on_gpu)
 
 
 def register(root: typer.Typer) -> None:
