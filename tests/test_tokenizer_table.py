@@ -203,3 +203,27 @@ def test_missing_id_is_the_last_id_of_the_first_slot(tok):
             ids, _ = codec.encode(pd.Series([None], dtype=object if codec.kind == "category" else None).astype(
                 {"float": "float64", "int": "Int64", "category": object, "datetime": "datetime64[ns]"}[codec.kind]))
             np.testing.assert_array_equal(ids[0], expected)
+
+
+def test_fitted_mask_keeps_the_bins_of_the_fitted_range_and_drops_the_headroom():
+    """A sampler draws only bins that hold fitted values; the headroom bins stay writable (forcing, later data)."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"ret": rng.standard_t(4, 3000), "chg": np.round(rng.normal(0, 0.05, 3000), 2),
+                          "cat": rng.choice(["a", "b"], 3000)})
+    frame.loc[::7, "chg"] = np.nan
+    specs = {"ret": ColumnSpec(kind="float", transform="signed_log", base=64, digits=1, headroom=0.25),
+             "chg": ColumnSpec(kind="float", base=64, digits=1), "cat": ColumnSpec(kind="category")}
+    tok = TableTokenizer.fit(frame, specs)
+    valid, fitted = tok.valid_mask(), tok.fitted_mask()
+    assert not (fitted & ~valid).any()  # a subset of the valid ids
+    ids = tok.encode(frame)
+    for j in range(tok.tokens_per_row):  # every id the fitted data uses is kept
+        assert fitted[j, np.unique(ids[:, j])].all()
+    j = tok.column_slots("ret").start
+    dropped = valid[j] & ~fitted[j]
+    assert dropped.sum() >= 10  # signed-log headroom: a quarter of the span at each end, many bins
+    big = tok.decode(np.where(np.arange(tok.tokens_per_row) == j, np.flatnonzero(dropped)[:1], ids[:1]))["ret"]
+    assert abs(big.iloc[0]) > np.abs(frame["ret"]).max()  # a dropped bin is beyond every fitted value
+    c = tok.column_slots("chg").start
+    assert fitted[c, tok.missing_id("chg")]  # the missing id stays
+    np.testing.assert_array_equal(fitted[tok.column_slots("cat").start], valid[tok.column_slots("cat").start])

@@ -230,12 +230,16 @@ class ForecastPipeline:
         return torch.from_numpy(forced), values, {c: int((~on[c]).sum()) for c in released}
 
     def _valid_mask(self, last_levels: dict[str, float]) -> torch.Tensor:
-        """(R, V) valid ids per slot with "missing" forbidden for every series that has a value at the origin.
+        """(R, V) the ids a path may draw per slot: the bins of each series' fitted range, and
+        "missing" only for a series that has no value at the origin.
 
         A series known on the as-of date stays known: a missing cell in its path would only
-        shrink the sample its quantiles and regimes come from. Series without a value keep it.
+        shrink the sample its quantiles and regimes come from. The tokenizer's headroom bins
+        (moves beyond any the data up to the run's as-of date made, e.g. a -36 % day of the
+        S&P 500) are never drawn: the model has never seen them (``fitted_mask``). A scenario
+        may still force them (``_force_mask``).
         """
-        mask = torch.from_numpy(self.tokenizer.valid_mask())
+        mask = torch.from_numpy(self.tokenizer.fitted_mask())
         for name in self.series:
             missing = self.tokenizer.missing_id(name)
             if missing is not None and np.isfinite(last_levels[name]):

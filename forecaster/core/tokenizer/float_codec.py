@@ -208,6 +208,17 @@ class FloatCodec(ColumnCodec):
         np.clip(t, 0, self.layout.n_codes - 1, out=t)  # then truncation is floor
         return self.layout.encode(t.astype(np.int64), missing if any_missing else None, offset), n_clamped
 
+    def fitted_codes(self) -> tuple[int, int]:
+        """First and last code whose bins hold the fitted data (``fit_range``); the codes outside are headroom.
+
+        The headroom bins exist so that later data and scenario constraints can be written;
+        no fitted value ever lies in them.
+        """
+        with np.errstate(all="ignore"):
+            k = np.floor((np.array(self.fit_range, dtype=np.float64) - self.lo) / self.width)
+        lo, hi = np.clip(k, 0, self.layout.n_codes - 1).astype(np.int64).tolist()
+        return int(lo), int(hi)
+
     def _centre_values(self, codes: np.ndarray) -> np.ndarray:
         """Decoded values (column units) of bin codes: the bin centre in transformed space."""
         if self.anchor_code is None:

@@ -129,6 +129,30 @@ class TableTokenizer:
         ids = np.arange(self.vocab_size)
         return (ids >= self.slot_lo[:, None]) & (ids < self.slot_hi[:, None])
 
+    def fitted_mask(self) -> np.ndarray:
+        """``valid_mask`` without the headroom bins of the one-token float columns: the ids a sampler draws.
+
+        A float column's codec covers its fitted range plus headroom at each end (for later
+        data and forced values); in signed-log space that headroom reaches daily moves many
+        times the largest fitted one (an S&P 500 day of -36 %), and a model has never seen a
+        token there. Here each such column keeps only the bins of its fitted range (and its
+        missing id). Columns of several tokens and other kinds keep every id.
+        """
+        mask = self.valid_mask()
+        for name, codec, offset in zip(self.columns, self.codecs, self.offsets):
+            fitted = getattr(codec, "fitted_codes", None)
+            if fitted is None or codec.n_slots != 1:
+                continue
+            lo, hi = fitted()
+            j = self._slots[name].start
+            keep = np.zeros(self.vocab_size, dtype=bool)
+            keep[offset + lo: offset + hi + 1] = True
+            missing = self.missing_id(name)
+            if missing is not None:
+                keep[missing] = True
+            mask[j] &= keep
+        return mask
+
     def constrained_mask(self, prefix: np.ndarray) -> np.ndarray:
         """Valid ids for the next position of each row, given the row so far.
 
