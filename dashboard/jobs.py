@@ -172,7 +172,7 @@ def _pipeline(run_path: str, stamp: int, device: Device) -> ForecastPipeline:
 
 
 def pipeline_for(run_path: Path, device: Device | str | None = None) -> ForecastPipeline:
-    """A cached ``ForecastPipeline`` on ``device`` (None: ``job_device()``), reloaded when the run's best weights change."""
+    """A cached ``ForecastPipeline`` on ``device`` (None: ``job_device()``); reloaded when the best weights change."""
     dev = as_device(job_device() if device is None else device)
     return _pipeline(str(run_path), _stamp(run_path), dev)
 
@@ -183,7 +183,7 @@ def _synthesizer(model_dir: str, stamp: int, device: Device) -> Synthesizer:
 
 
 def synthesizer_for(model_dir: Path, device: Device | str | None = None) -> Synthesizer:
-    """A cached ``Synthesizer`` of a synthesis run on ``device`` (None: ``job_device()``), reloaded when its weights change."""
+    """A cached ``Synthesizer`` of a synthesis run on ``device`` (None: ``job_device()``); reloaded as pipelines are."""
     dev = as_device(job_device() if device is None else device)
     return _synthesizer(str(model_dir), _stamp(model_dir), dev)
 
