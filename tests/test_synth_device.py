@@ -119,3 +119,34 @@ def test_dashboard_refuses_an_unusable_device_before_serving(spec, tmp_path, cap
     assert main(["dashboard", "--runs", str(tmp_path), "--port", "1", "--device", spec]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: --device ") and spec in err[-1] and len([e for e in err if e.startswith("error")]) == 1, err
+
+
+@pytest.fixture(scope="module")
+def market_runs(tmp_path_factory) -> Path:
+    """A runs folder with a tiny market run (a few steps on the embedded data) and one base forecast."""
+    root = tmp_path_factory.mktemp("jobruns")
+    run = root / "tiny"
+    assert main(["train", "--data", "embedded", "--as-of", "2017-12-29", "--out", str(run), "--preset", "tiny",
+                 "--max-steps", "3", "--no-progress"]) == 0
+    assert main(["forecast", "--run", str(run), "--as-of", "2018-12-31", "--paths", "4", "--horizon", "5",
+                 "--out", str(run / "forecasts" / "base"), "--device", "cpu", "--no-progress"]) == 0
+    return root
+
+
+def test_a_scenario_job_samples_on_the_runners_device(market_runs):
+    import json
+
+    from dashboard.jobs import run_scenario
+
+    constraints = [{"series": "VIX", "level": 40.0, "days": "1-3"}]
+    ok = JobRunner(device="cpu")
+    st = ok.wait(ok.submit("scenario", 5, lambda progress: run_scenario(market_runs, "tiny", "base", constraints,
+                                                                        "vix40", 4, 0, progress)), timeout=120)
+    assert st["state"] == "done" and st["result"] == "vix40", st
+    meta = json.loads((market_runs / "tiny" / "scenarios" / "vix40" / "forecast.json").read_text())["meta"]
+    assert meta["device"] == "cpu" and meta["precision"] == "fp32"
+    bad = JobRunner(device="cuda:99")
+    st = bad.wait(bad.submit("scenario", 5, lambda progress: run_scenario(market_runs, "tiny", "base", constraints,
+                                                                          "gpu", 4, 0, progress)), timeout=120)
+    assert st["state"] == "error" and st["message"].startswith("DeviceError: --device cuda:99"), st
+    assert not (market_runs / "tiny" / "scenarios" / "gpu").exists()
