@@ -32,6 +32,9 @@ has H changes. How each fact is summarised over paths:
   of 250-day blocks;
 - NaN cells: missing cells in the paths.
 
+Paths are sampled at each run's calibrated temperature (``forecaster calibrate``), or 1
+for an uncalibrated run, unless ``--temperature`` is given; the header line says which.
+
 A run trained to date T may forecast from later origins: it is given the panel as of
 each origin (no look-ahead for the forecast), but those days lie outside the period
 it was trained on, and the table says so.
@@ -361,6 +364,8 @@ def main() -> None:
     parser.add_argument("--paths", type=int, default=100)
     parser.add_argument("--horizon", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="Sampling temperature (default: each run's calibrated one, else 1).")
     parser.add_argument("--out", type=Path, default=None, help="Also write the table: .csv (long format) or .md.")
     args = parser.parse_args()
     origins = [o.strip() for o in args.origins.split(",") if o.strip()]
@@ -377,10 +382,15 @@ def main() -> None:
             rows = facts_table(pipe.series)
         trained = PanelRun(run).trained_until
         name = Path(run).name if len(args.run) == 1 else f"{r + 1}:{Path(run).name}"
-        print(f"run {run}: {len(pipe.series)} series, trained on data to {trained.date() if trained is not None else '?'}")
+        temp = args.temperature if args.temperature is not None else (
+            pipe.calibration.temperature if pipe.calibration is not None else 1.0)
+        print(f"run {run}: {len(pipe.series)} series, trained on data to "
+              f"{trained.date() if trained is not None else '?'}; temperature {temp:g}"
+              + (" (calibrated)" if args.temperature is None and pipe.calibration is not None else ""))
         for origin in origins:
             t0 = time.perf_counter()
-            fc = pipe.predict(builder, as_of=origin, n_paths=args.paths, horizon=args.horizon, seed=args.seed)
+            fc = pipe.predict(builder, as_of=origin, n_paths=args.paths, horizon=args.horizon, seed=args.seed,
+                              temperature=args.temperature)
             wall = time.perf_counter() - t0
             origin_levels = fc.history[fc.series].iloc[-1].to_numpy(dtype=np.float64)
             results[f"{name} @ {fc.as_of.date()}"] = realism_facts(fc.paths, fc.series, origin_levels, fc.dates)
