@@ -85,6 +85,22 @@ def test_day_forecast_has_the_shapes_dates_and_no_missing_known_series(base, pan
     assert base.meta["prompt_days"] == 16 and base.meta["nan_cells"] == 0
 
 
+def test_paths_never_move_beyond_the_fitted_range_of_daily_changes(base, panel, tokenizer):
+    """A random model draws all over each slot; only bins of the fitted range may come out.
+
+    Before ``fitted_mask``, the headroom bins were drawable: in signed-log space they reach
+    S&P 500 days of -36 % and VIX x12 in a day, and trained day-level runs exploded there.
+    """
+    frame = model_frame(panel).iloc[1:]
+    for p in range(base.n_paths):  # each path's own daily model values, from the origin's levels
+        levels = pd.DataFrame(base.paths[p], index=base.dates, columns=base.series)
+        steps = model_frame(pd.concat([panel.iloc[-1:], levels])).iloc[1:]
+        for name in ("SPX", "VIX", "WTI"):
+            lo, hi = frame[name].min(), frame[name].max()
+            slack = 2 * tokenizer.codec(name).error_bound  # a bin's centre may lie past the data's extreme
+            assert steps[name].between(lo - slack, hi + slack).all(), (name, p, steps[name].min(), steps[name].max())
+
+
 def test_same_seed_same_paths_other_seed_other_paths(pipe, builder, base):
     days = []
     again = pipe.predict(builder, AS_OF, n_paths=16, horizon=H, seed=1, progress=days.append)
