@@ -96,6 +96,13 @@ def test_forecasts_sample_at_the_recorded_temperature_and_backtests_start_after_
     assert main(["backtest", "--run", str(run_dir), "--data", data, "--first-origin", cal.origins[-1],
                  "--last-origin", "2016-01-29", "--paths", "4", "--horizon", "5", "--baselines", "random_walk",
                  "--out", str(tmp_path / "bt2"), "--no-progress"]) == 2
+    # a temperature given by hand does not use the calibration, so its window does not bind a backtest
+    # that retrains (the long window: runs retrained as of earlier origins are not calibrated)
+    retrain = ["backtest", "--run", str(run_dir), "--data", data, "--first-origin", cal.origins[-1],
+               "--last-origin", cal.origins[-1], "--paths", "4", "--horizon", "5", "--baselines", "random_walk",
+               "--retrain-every", "12", "--retrain-steps", "2", "--no-progress"]
+    assert main(retrain + ["--out", str(tmp_path / "bt3")]) == 2  # at the calibrated temperature: refused
+    assert main(retrain + ["--temperature", "1", "--out", str(tmp_path / "bt4")]) == 0
 
 
 def test_bad_calibration_requests_are_one_line_errors(run, capsys):

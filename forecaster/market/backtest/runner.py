@@ -222,9 +222,10 @@ class Backtest:
             from forecaster.market.calibration import load_calibration  # deferred: it imports this module
 
             calibration = load_calibration(run.path)
+            calibrated = cfg.temperature is None and calibration is not None
             if cfg.temperature is None:  # the run's calibrated temperature, recorded in backtest.json
                 cfg.temperature = calibration.temperature if calibration is not None else 1.0
-            self.calibration = calibration
+            self.calibration = calibration if calibrated else None
             if cfg.series is None:
                 cfg.series = list(self.run_info["series"])
         if builder is None:
@@ -239,7 +240,7 @@ class Backtest:
             cfg.series = list(builder.series)
         self.full = builder.build()[cfg.series]
         self.origins = origin_schedule(self.full.index, cfg.start, cfg.end, cfg.every)
-        if run is not None and len(self.origins):
+        if self.calibration is not None and len(self.origins):  # sampled at the calibrated temperature
             from forecaster.market.calibration import check_test_origins
 
             check_test_origins(run.path, self.origins[0])  # the calibration must not have seen a test origin
