@@ -9,6 +9,7 @@ import pytest
 
 from forecaster.market.backtest.runner import Backtest, BacktestConfig, load_fan, load_scores, realised_after
 from forecaster.market.backtest.windows import BacktestError
+from data_sources.panel import PanelBuilder
 from forecaster.cli import main
 
 SERIES = "SPX,VIX,UST10Y,CORE_CPI_YOY"
@@ -143,3 +144,20 @@ def test_cli_writes_tables_and_a_self_contained_report(run_dir, shared_mapping, 
     assert main(["backtest", "--run", str(run_dir), "--out", str(out), "--window", "1999"]) == 2
     assert main(["backtest", "--run", str(run_dir), "--out", str(tmp_path / "e"), "--first-origin", "2018-01-01",
                  "--last-origin", "2018-02-28", "--every", "monthly"]) == 2
+
+
+def test_a_retrained_run_keeps_the_base_runs_transforms_bins_and_model_options(shared_mapping, tmp_path):
+    from forecaster.market.backtest.retrain import train_as_of
+
+    base = tmp_path / "base"
+    assert main(["train", "--data", str(shared_mapping), "--series", SERIES, "--panel-start", "2005-01-01",
+                 "--as-of", TRAIN_AS_OF, "--out", str(base), "--preset", "day-tiny", "--max-steps", "2",
+                 "--transform", "UST10Y=shifted_log", "--bins", "24", "--model-option", "state_dropout=0.3",
+                 "--no-progress"]) == 0
+    builder = PanelBuilder(str(shared_mapping), series=SERIES.split(","), start="2005-01-01")
+    out = train_as_of(builder, pd.Timestamp("2016-06-30"), base, tmp_path / "retrained", max_steps=2)
+    info = json.loads((out / "run.json").read_text())
+    info = info.get("info", info)
+    assert info["transforms"]["UST10Y"] == "shifted_log" and info["bins"] == 24
+    assert info["last_date"] == "2016-06-30"
+    assert json.loads((out / "model_config.json").read_text())["state_dropout"] == 0.3
