@@ -1,15 +1,14 @@
 """Synthesis: real vs synthetic credit-card transactions, fidelity and privacy metrics, sample rows, generate more."""
 from __future__ import annotations
 
-import importlib
 
 import dash
 import pandas as pd
 from dash import Input, Output, State, callback, dash_table, dcc, html
 
 from dashboard import data
-from dashboard.components import (card, control, dropdown, empty_state, error_box, guarded, info_box, runs_dir,
-                                  safe_layout, table_style)
+from dashboard.components import (card, control, dropdown, empty_state, error_box, guarded, info_box, jobs,
+                                  runs_dir, safe_layout, table_style)
 from forecaster.market.plots import empty_figure
 from dashboard.figures.synthesis import column_scores, distribution_compare
 
@@ -148,17 +147,6 @@ def draw(column, name):
     return distribution_compare(syn.real[column], syn.synthetic[column], column), None
 
 
-def generate_rows(model_dir, n_rows: int, seed: int) -> pd.DataFrame:
-    """New synthetic rows from the synthesis run in ``model_dir`` (``forecaster.synthesis.generate.Synthesizer``)."""
-    try:
-        module = importlib.import_module("forecaster.synthesis.generate")
-    except ModuleNotFoundError:
-        raise RuntimeError("this install has no synthesis generator (forecaster.synthesis); "
-                           "use `forecaster synth` on the command line") from None
-    table, _stats = module.Synthesizer(model_dir).generate(n_rows, seed=seed)
-    return table
-
-
 @callback(Output("sy-sample", "data", allow_duplicate=True), Output("sy-sample", "columns", allow_duplicate=True),
           Output("sy-gen-msg", "children"), Input("sy-generate", "n_clicks"), State("sy-name", "value"),
           State("sy-rows", "value"), State("sy-seed", "value"), prevent_initial_call=True)
@@ -171,6 +159,8 @@ def generate(_clicks, name, n_rows, seed):
     if model_dir is None:
         return dash.no_update, dash.no_update, error_box(
             "this evaluation names no model to sample from (put the `forecaster synth train` run in its model/ folder)")
-    frame = generate_rows(model_dir, n_rows, int(seed or 0))
+    from dashboard.jobs import generate_rows  # the synthesis generator (torch) loads on the first click
+
+    frame = generate_rows(model_dir, n_rows, int(seed or 0), device=jobs().device)  # the runner's --device
     rows, columns = records(frame)
     return rows, columns, info_box(f"generated {len(frame):,} rows (seed {seed})")
