@@ -35,7 +35,9 @@ def train_as_of(builder: PanelBuilder, as_of: pd.Timestamp, base_run: Path, run_
     if max_steps is not None:
         cfg.max_steps = int(max_steps)
     info = base.info  # the base run's modeling choices: transforms (e.g. shifted log yields) and bins
-    transforms = {str(k): str(v) for k, v in (info.get("transforms") or {}).items() if k in base.series}
+    # yoy_index is left to train_panel_run: the default wherever the data has the index
+    transforms = {str(k): str(v) for k, v in (info.get("transforms") or {}).items()
+                  if k in base.series and v != "yoy_index"}
     train_panel_run(builder, run_dir, cfg, as_of=as_of, series=base.series, start=base.start, data=base.data,
                     info={"retrained_from": str(base_run)}, progress=progress,
                     transforms=transforms or None, bins=info.get("bins"))
