@@ -18,7 +18,7 @@ from forecaster.core.training.checkpoint import CheckpointError
 from forecaster.core.training.config import ConfigError, TrainConfig, model_config_for, model_kind
 from forecaster.core.training.engine import train
 from forecaster.core.training.metrics import read_metrics
-from forecaster.core.training.windows import RowWindowDataset, Segment, WindowDataset, make_datasets
+from forecaster.core.training.windows import RowWindowDataset, Segment, make_datasets
 from forecaster.market.inputs import InputNormalization, feature_names
 from forecaster.market.train import train_panel_run
 from tests.test_training import ROW, VOCAB, synthetic_table

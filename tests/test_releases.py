@@ -9,7 +9,6 @@ An untrained model, which would otherwise draw changes (and "missing") on any da
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 

@@ -104,7 +104,7 @@ def test_sdmetrics_figures_are_sdmetrics_own(split):
     train, holdout = split
     syn = _shuffled(train.iloc[:600], 2)
     rep = evaluate(holdout, syn, train, utility=False, dcr_rows=150)
-    tv, sv, hv = sdm.sdv_view(train), sdm.sdv_view(syn), sdm.sdv_view(holdout)
+    tv, sv = sdm.sdv_view(train), sdm.sdv_view(syn)
     qr = QualityReport()
     qr.generate(tv, sv, sdm.metadata(), verbose=False)
     shapes = qr.get_properties().set_index("Property")["Score"]["Column Shapes"]
