@@ -107,12 +107,13 @@ def _navbar() -> html.Nav:
 
 
 def create_app(runs_dir: str | Path, host: str = "127.0.0.1", port: int | None = None,
-               allowed_hosts: Iterable[str] = (), sampling: SamplingConfig | None = None) -> Dash:
+               allowed_hosts: Iterable[str] = (), sampling: SamplingConfig | None = None, device=None) -> Dash:
     """A Dash app over the runs folder ``runs_dir`` (layout in ``dashboard.data``); nothing is read yet.
 
     ``host``, ``port`` and ``allowed_hosts`` say which Host headers it answers (``host_check``);
     ``port=None`` accepts the local names on any port. ``sampling``: how the Scenarios page's
-    jobs draw tokens (default: the model's distribution).
+    jobs draw tokens (default: the model's distribution). ``device`` (a resolved ``Device`` or a
+    ``--device`` spec; None: the CPU): where the background jobs sample.
     """
     app = Dash(
         "dashboard",  # a package name, so pages import as dashboard.pages.<name>
@@ -125,7 +126,7 @@ def create_app(runs_dir: str | Path, host: str = "127.0.0.1", port: int | None =
         serve_locally=True,
     )
     app.server.config[RUNS_KEY] = str(Path(runs_dir).resolve())
-    app.server.config[JOBS_KEY] = JobRunner()
+    app.server.config[JOBS_KEY] = JobRunner(device=device)
     app.server.config[SAMPLING_KEY] = vars(sampling or SamplingConfig())
     app.server.before_request(host_check(host, port, allowed_hosts))
     app.layout = html.Div(className="shell", children=[

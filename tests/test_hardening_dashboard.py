@@ -283,7 +283,7 @@ def test_cli_has_an_allowed_host_option(monkeypatch, tmp_path):
     from forecaster.cli import dashboard_cmd
 
     seen = {}
-    monkeypatch.setattr(dashboard_cmd, "serve", lambda runs, host, port, debug=False, announce=None, allowed_hosts=(), sampling=None:
+    monkeypatch.setattr(dashboard_cmd, "serve", lambda runs, host, port, debug=False, announce=None, allowed_hosts=(), sampling=None, device=None:
                         seen.update(allowed_hosts=list(allowed_hosts), debug=debug))
     result = CliRunner().invoke(cli, ["dashboard", "--runs", str(tmp_path), "--allowed-host", "a.lan",
                                       "--allowed-host", "b.lan"])

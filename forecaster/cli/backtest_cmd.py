@@ -19,9 +19,8 @@ import typer
 from foundation.cluster import SCHEDULER_HELP
 from foundation.errors import UserError
 from forecaster.cli.options import (
-    ProgressOpt, RunTemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads, threads_option,
+    DEVICE_HELP, ProgressOpt, RunTemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads, threads_option,
 )
-from forecaster.cli.forecast_cmd import DEVICE_HELP
 from forecaster.market.backtest.baselines import BASELINE_NAMES
 from forecaster.market.forecast import MAX_HORIZON, check_horizon
 

@@ -6,8 +6,7 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
-from forecaster.cli.forecast_cmd import DEVICE_HELP
-from forecaster.cli.options import TemperatureOpt, TopKOpt, TopPOpt, set_threads, threads_option
+from forecaster.cli.options import DEVICE_HELP, TemperatureOpt, TopKOpt, TopPOpt, set_threads, threads_option
 
 DEFAULT_RUNS = Path("runs")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -23,14 +22,11 @@ def serve(runs: Path, host: str, port: int, debug: bool = False, announce=None, 
     import logging
 
     from dashboard.app import create_app
-    from dashboard.components import JOBS_KEY
 
     if not 0 < port < 65536:
         raise UserError(f"--port must be in 1..65535, got {port}")
     allowed_hosts = list(allowed_hosts)
-    app = create_app(runs, host=host, port=port, allowed_hosts=allowed_hosts, sampling=sampling)
-    if device is not None:  # the jobs (dashboard.jobs.JobRunner) sample there; None: the CPU, the runner's default
-        app.server.config[JOBS_KEY].device = device
+    app = create_app(runs, host=host, port=port, allowed_hosts=allowed_hosts, sampling=sampling, device=device)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise for users
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     if host not in LOOPBACK:
@@ -69,11 +65,9 @@ def dashboard(
     if not runs.exists():
         typer.echo(f"note: {runs} does not exist yet; the pages explain how to make a run (or run `forecaster demo`).", err=True)
     set_threads(threads)
-    on_gpu = {}
-    if dev.type != "cpu":  # the CPU is serve's default (callers of serve that predate --device keep working)
+    if dev.type != "cpu":
         typer.echo(f"jobs sample on {dev.describe()}", err=True)
-        on_gpu["device"] = dev
-    serve(runs, host, port, debug, allowed_hosts=allowed_host, sampling=sampling, **on_gpu)
+    serve(runs, host, port, debug, allowed_hosts=allowed_host, sampling=sampling, device=dev)
 
 
 def register(root: typer.Typer) -> None:

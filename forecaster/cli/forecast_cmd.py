@@ -11,15 +11,11 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
-from forecaster.cli.options import (ProgressOpt, RunTemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads,
+from forecaster.cli.options import (DEVICE_HELP, ProgressOpt, RunTemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads,
                                     threads_option)
 from forecaster.market.forecast import MAX_HORIZON, check_horizon, is_legacy_forecast
 
 # the --device of every command that samples (resolved by forecaster.core.device)
-DEVICE_HELP = ("Where the model samples: cpu, cuda, cuda:N, or auto (the first GPU that passes a test operation, "
-               "else the CPU). Same seed, same device: same paths.")
-
-
 def forecast(
     run: Path = typer.Option(..., "--run", help="Run directory made by `forecaster train`."),
     as_of: str = typer.Option(..., "--as-of", help="Forecast origin: the model sees only data published by this date."),

@@ -17,6 +17,8 @@ TemperatureOpt = typer.Option(1.0, "--temperature", help="Sampling temperature (
 RunTemperatureOpt = typer.Option(None, "--temperature", help="Sampling temperature (default: the run's calibrated one, `forecaster calibrate`, else 1; 1 = the model's distribution, 0 = the most likely token).")
 TopKOpt = typer.Option(None, "--top-k", help="Sample only among the k most likely tokens (default off).")
 TopPOpt = typer.Option(None, "--top-p", help="Nucleus sampling: only the smallest set of tokens with this much probability (default off).")
+DEVICE_HELP = ("Where the model samples: cpu, cuda, cuda:N, or auto (the first GPU that passes a test operation, "
+               "else the CPU). Same seed, same device: same paths.")
 ProgressOpt = typer.Option(True, "--progress/--no-progress", help="Show progress bars on stderr (never when stderr is not a terminal).")
 
 

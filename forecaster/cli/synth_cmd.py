@@ -21,8 +21,7 @@ import typer
 
 from foundation.cluster import SCHEDULER_HELP
 from foundation.errors import UserError
-from forecaster.cli.forecast_cmd import DEVICE_HELP
-from forecaster.cli.options import ProgressOpt, TemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads, threads_option
+from forecaster.cli.options import DEVICE_HELP, ProgressOpt, TemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads, threads_option
 
 synth = typer.Typer(help="Synthetic credit-card transactions: train, generate, evaluate.", no_args_is_help=True)
 
