@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,16 @@ from forecaster.synthesis.train import train_synthesizer
 
 
 @pytest.fixture(scope="module")
-def untrained(shared_data: Path, tmp_path_factory) -> Synthesizer:
+def first_rows(shared_data: Path) -> pd.DataFrame:
+    """The first 3,000 rows of the shared sample (three cards, 2002-2005)."""
+    return read_table(shared_data / "tabformer" / "User0_credit_card_transactions.csv").iloc[:3000]
+
+
+@pytest.fixture(scope="module")
+def untrained(first_rows, tmp_path_factory) -> Synthesizer:
     """A day-tiny run after one step, its output layer zeroed: every valid id about equally likely
     (the worst case for validity and order)."""
-    table = read_table(shared_data / "tabformer" / "User0_credit_card_transactions.csv").iloc[:3000]
+    table = first_rows
     run = tmp_path_factory.mktemp("synth") / "run"
     train_synthesizer(table, run, "day-tiny", max_steps=1, eval_every=1, progress=False)
     syn = Synthesizer(run, which="last")
@@ -42,6 +49,59 @@ def test_untrained_model_histories_are_ordered_and_valid(untrained):
     rows = card_rows(table)
     gaps = rows["gap"].to_numpy()
     assert np.isnan(gaps[0]) and np.nanmin(gaps) >= 0
+
+
+def _pairs(table: pd.DataFrame) -> pd.Series:
+    """(card, month) of every row, as "card|YYYY-MM" text."""
+    return table["card"].astype(int).astype(str) + "|" + table["timestamp"].dt.to_period("M").astype(str)
+
+
+def test_histories_start_in_a_month_their_card_was_used(untrained, first_rows):
+    """Card and start month are drawn jointly: every pair drawn is a training (card, month), in proportion."""
+    train = _pairs(first_rows).value_counts()
+    n = 400
+    a_cards, a_start = untrained.start_points(n, np.random.default_rng(7))
+    b_cards, b_start = untrained.start_points(n, np.random.default_rng(7))
+    assert np.array_equal(a_cards, b_cards) and np.array_equal(a_start, b_start)  # seeded: the same draw
+    drawn = pd.Series(a_cards.astype(str)) + "|" + pd.Series(pd.to_datetime(a_start, unit="m")).dt.to_period("M").astype(str)
+    assert drawn.isin(train.index).all()
+    # systematic sampling: each pair's count is its training share of n, to within one
+    counts = drawn.value_counts().reindex(train.index, fill_value=0)
+    assert (counts - train / train.sum() * n).abs().max() <= 1.0
+    # a card never starts before its first training month (the independent draw did not know cards' lives)
+    first_month = first_rows.groupby(first_rows["card"].astype(int))["timestamp"].min().dt.to_period("M")
+    months = pd.Series(pd.to_datetime(a_start, unit="m")).dt.to_period("M")
+    assert all(m >= first_month[c] for c, m in zip(a_cards, months))
+    # whole tables: the same seed gives the same histories, another seed others
+    t1, _ = untrained.generate(60, rows_per_history=20, seed=11, burn_in=0)
+    t2, _ = untrained.generate(60, rows_per_history=20, seed=11, burn_in=0)
+    t3, _ = untrained.generate(60, rows_per_history=20, seed=12, burn_in=0)
+    pd.testing.assert_frame_equal(t1, t2)
+    assert not t1["timestamp"].equals(t3["timestamp"])
+
+
+def test_a_run_without_the_joint_table_draws_independently_and_says_so(untrained, first_rows, tmp_path):
+    """An older run (no ``card_months``) still generates, from the marginals, with a note; rerunning
+    ``synth train`` on the same data adds the table without training further."""
+    old = tmp_path / "old"
+    shutil.copytree(untrained.run_dir, old)
+    meta = json.loads((old / "synthesis.json").read_text())
+    del meta["seed"]["card_months"]
+    (old / "synthesis.json").write_text(json.dumps(meta))
+    syn = Synthesizer(old, which="last")
+    assert syn.start_note is not None and "independently" in syn.start_note and untrained.start_note is None
+    cards, start = syn.start_points(300, np.random.default_rng(1))
+    assert set(cards) <= set(first_rows["card"].astype(int))
+    months = pd.Series(pd.to_datetime(start, unit="m")).dt.to_period("M").astype(str)
+    assert months.isin(set(first_rows["timestamp"].dt.to_period("M").astype(str))).all()
+    notes: list[str] = []
+    table, stats = syn.generate(40, rows_per_history=20, seed=2, log=notes.append)
+    assert len(table) == 40 and stats.out_of_order_rows == 0 and notes == [syn.start_note]
+    res = train_synthesizer(first_rows, old, "day-tiny", max_steps=1, eval_every=1, progress=False)
+    assert res.reason == "already_finished"
+    assert json.loads((old / "synthesis.json").read_text())["seed"]["card_months"] == \
+        untrained.meta["seed"]["card_months"]
+    assert Synthesizer(old, which="last").start_note is None
 
 
 def test_time_of_day_stays_inside_the_gap_bin():
@@ -109,8 +169,12 @@ def test_export_model_holds_only_what_generation_needs(untrained, tmp_path, caps
     assert names == files | {"manifest.json", MARKER}  # no checkpoint, optimizer state or metrics
     meta = json.loads((out / "synthesis.json").read_text())
     assert set(meta) <= {"format", "version", "columns", "row_columns", "features", "seed", "exported"}
-    assert set(meta["seed"]) == {"cards", "months", "modes"}
+    assert set(meta["seed"]) == {"cards", "months", "card_months", "modes"}
     assert all(round(v / 0.05, 6) == round(v / 0.05) for v in meta["seed"]["cards"].values())  # coarse shares
+    joint = meta["seed"]["card_months"]  # (card, month) shares of all rows, rounded to 0.001: no counts
+    run_pairs = {(c, m) for c, m, _ in untrained.meta["seed"]["card_months"]}
+    assert joint and all((c, m) in run_pairs and round(v / 0.001, 6) == round(v / 0.001) for c, m, v in joint)
+    assert sum(v for _, _, v in joint) == pytest.approx(1.0, abs=0.05)
     assert set(json.loads((out / "run.json").read_text())) == {"model", "tokenizer_fingerprint"}  # no data path
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["files"]) == files

@@ -15,7 +15,8 @@ tokenizer.json      the fitted tokenizer (its category lists are the merchants, 
                     MCCs seen in training: needed to write them, and derived from the data)
 run.json            the model kind and the tokenizer fingerprint only
 synthesis.json      columns, input features, per-column modes, and the start statistics as
-                    shares: card indexes rounded to 0.05, months over all cards rounded to 0.001
+                    shares: card indexes rounded to 0.05, months over all cards and (card, month)
+                    pairs rounded to 0.001 of all rows (pairs below 0.0005 left out)
 manifest.json       sha256 of every file above
 ==================  =========================================================================
 
@@ -67,6 +68,9 @@ def export_model(run_dir: str | Path, out: str | Path, which: str = "best") -> d
     public = {k: meta[k] for k in _KEEP if k in meta}
     public["seed"] = {"cards": _shares(seed["cards"], 0.05), "months": _shares(seed["months"], 0.001),
                       "modes": seed["modes"]}
+    if seed.get("card_months"):  # an older run has none: its export draws card and month independently
+        joint = _shares({(c, m): v for c, m, v in seed["card_months"]}, 0.001)
+        public["seed"]["card_months"] = [[c, m, v] for (c, m), v in joint.items()]
     public["exported"] = {"weights": which}
     with publish_dir(out, EXPORT_KIND) as staging:
         shutil.copyfile(weights, staging / "best.safetensors")

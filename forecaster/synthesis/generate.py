@@ -7,8 +7,8 @@ local pass per transaction):
 
 - **unconditional**: every path starts from one neutral seed row built from the
   run's aggregate statistics (modes, median amount), with its card index and the
-  month its clock starts in drawn from the training frequencies (systematic
-  sampling); the card token stays forced in every row (one card per history). The
+  month its clock starts in drawn jointly from the training rows' transactions per
+  card and month (systematic sampling over the pairs); the card token stays forced in every row (one card per history). The
   first ``burn_in`` rows are sampled and thrown away, so the kept rows are
   conditioned only on the model's own rows;
 - **fixed column values** (``conditions={"is_fraud": True, "merchant_state":
@@ -258,25 +258,48 @@ class Synthesizer:
         return pd.DataFrame(out)
 
     def start_points(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` (card, start minute) pairs: cards and months drawn by systematic sampling from the
-        training frequencies (one uniform offset, evenly spaced points of each cumulative
-        distribution, shuffled), so even a few histories cover both in proportion; a uniform
-        day of the month, noon."""
+        """``n`` (card, start minute) pairs, drawn by systematic sampling (one uniform offset, evenly
+        spaced points of the cumulative distribution, shuffled), so even a few histories cover the
+        training data in proportion; a uniform day of the month, noon.
+
+        The (card, month) pairs are drawn jointly from the training rows' transactions per card and
+        month (``seed.card_months``): every history starts in a month its card was used in (a card
+        issued in 2010 never starts a history in 2004). A run trained before that table existed
+        (``start_note`` says so) draws the card and the month independently from their marginals.
+        """
         st = self.meta["seed"]
 
-        def systematic(counts: dict) -> np.ndarray:
-            keys = list(counts)
-            cdf = np.cumsum(np.array(list(counts.values()), float))
+        def systematic(weights: np.ndarray) -> np.ndarray:
+            cdf = np.cumsum(np.asarray(weights, float))
             cdf /= cdf[-1]
-            picks = np.minimum(np.searchsorted(cdf, (rng.random() + np.arange(n)) / n, side="right"), len(keys) - 1)
-            return np.array(keys, dtype=object)[picks[rng.permutation(n)]]
+            picks = np.minimum(np.searchsorted(cdf, (rng.random() + np.arange(n)) / n, side="right"), len(cdf) - 1)
+            return picks[rng.permutation(n)]
 
-        cards = systematic(st["cards"]).astype(np.int64)
-        month = pd.PeriodIndex(list(systematic(st["months"])), freq="M")
+        if st.get("card_months"):
+            pairs = st["card_months"]  # [[card, "YYYY-MM", weight], ...] sorted by card, then month
+            picks = systematic(np.array([w for _, _, w in pairs], float))
+            cards = np.array([pairs[i][0] for i in picks], dtype=np.int64)
+            months = [pairs[i][1] for i in picks]
+        else:
+            keys = list(st["cards"])
+            cards = np.array(keys, dtype=object)[systematic(np.array(list(st["cards"].values()), float))]
+            cards = cards.astype(np.int64)
+            mkeys = list(st["months"])
+            months = list(np.array(mkeys, dtype=object)[systematic(np.array(list(st["months"].values()), float))])
+        month = pd.PeriodIndex(months, freq="M")
         days = rng.integers(0, month.days_in_month.to_numpy())
         start = month.to_timestamp().to_numpy().astype("datetime64[m]") + days.astype("timedelta64[D]") \
             + np.timedelta64(12, "h")
         return cards, start.astype(np.int64)
+
+    @property
+    def start_note(self) -> str | None:
+        """None, or why this run draws a history's card and start month independently (an older run)."""
+        if self.meta["seed"].get("card_months"):
+            return None
+        return (f"note: {self.run_dir} predates the joint (card, month) table: each history's card and start month "
+                "are drawn independently (a card may start in a month it was never used in); rerun `forecaster "
+                "synth train` with the same --data and --out to add the table (a finished run is not trained further)")
 
     def seed_frame(self, card: int = 0) -> pd.DataFrame:
         """One neutral row of ``ROW_COLUMNS``: the modes, the median amount, no previous transaction, noon."""
@@ -487,7 +510,8 @@ class Synthesizer:
             spec, resolved there, and the table is assembled here in block order.
         threads : torch CPU threads per Dask task (default 1); ignored without a scheduler.
         progress : called with the number of rows kept so far.
-        log : called with a line about the split (blocks and workers) when a scheduler is used.
+        log : called with a line about the split (blocks and workers) when a scheduler is used, and
+            with ``start_note`` when the run predates the joint (card, month) table.
 
         Returns
         -------
@@ -498,6 +522,8 @@ class Synthesizer:
                                  seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, burn_in=burn_in,
                                  batch_paths=batch_paths, dedupe=dedupe is not None,
                                  dedupe_tolerance=dedupe_tolerance, dedupe_extra=dedupe_extra)
+        if not plan.continuation and self.start_note and log is not None:
+            log(self.start_note)
         t0 = time.perf_counter()
         done = [0]
 

@@ -7,8 +7,8 @@ apply.
 
 The run directory is the one of ``forecaster train`` (``forecaster.core.run.RunDir``)
 plus ``tokenizer.json`` and ``synthesis.json``: the columns the model writes and
-the *aggregate* statistics generation starts from (the share of transactions of
-each card index, of each month, the most common value of each column). No real
+the *aggregate* statistics generation starts from (the transactions of each card
+index in each month, and the most common value of each column). No real
 transaction is stored in the run directory; but it holds per-card aggregates (the
 card counts; for a one-user sample these are that person's), optimizer
 checkpoints, the metrics history and the training file's path, and the
@@ -62,12 +62,17 @@ class SynthTrainResult:
 def seed_statistics(table: pd.DataFrame) -> dict:
     """Aggregates that generation starts from: card and month frequencies, per-column modes.
 
-    Returns a JSON-able dict: ``cards`` {card: count}, ``months`` {"YYYY-MM": count}
-    (a history's card and the month it starts in are drawn from these, independently),
-    ``modes`` {column: most common value as text or number, None for missing}.
+    Returns a JSON-able dict: ``cards`` {card: count}, ``months`` {"YYYY-MM": count} (the
+    marginals), ``card_months`` [[card, "YYYY-MM", count], ...] sorted, the transactions of
+    each card in each month (a history's card and the month it starts in are drawn from
+    these jointly: a card only starts in a month it was used in), ``modes`` {column: most
+    common value as text or number, None for missing}.
     """
-    cards = table["card"].astype("int64").value_counts().sort_index()
-    months = table["timestamp"].dt.to_period("M").astype(str).value_counts().sort_index()
+    card = table["card"].astype("int64")
+    month = table["timestamp"].dt.to_period("M").astype(str)
+    cards = card.value_counts().sort_index()
+    months = month.value_counts().sort_index()
+    joint = pd.DataFrame({"card": card.to_numpy(), "month": month.to_numpy()}).value_counts().sort_index()
     modes: dict = {}
     for col in MODEL_COLUMNS:
         if col in ("card", "timestamp"):
@@ -79,7 +84,8 @@ def seed_statistics(table: pd.DataFrame) -> dict:
         value = counts.index[0]
         modes[col] = None if pd.isna(value) else (value.item() if hasattr(value, "item") else value)
     return {"cards": {str(k): int(v) for k, v in cards.items()},
-            "months": {str(k): int(v) for k, v in months.items()}, "modes": modes}
+            "months": {str(k): int(v) for k, v in months.items()},
+            "card_months": [[int(c), str(m), int(v)] for (c, m), v in joint.items()], "modes": modes}
 
 
 def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "day-small", *,
@@ -160,6 +166,11 @@ def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress
             "seed": seed_statistics(table)}
     if not (run_dir / SYNTHESIS_FILE).exists():
         write_text(run_dir / SYNTHESIS_FILE, json.dumps(meta, indent=2, sort_keys=True))
+    else:  # a run of an older release lacks the joint (card, month) table: the same data (fingerprint) adds it
+        saved_meta = json.loads((run_dir / SYNTHESIS_FILE).read_text())
+        if "card_months" not in saved_meta.get("seed", {}):
+            saved_meta.setdefault("seed", {})["card_months"] = meta["seed"]["card_months"]
+            write_text(run_dir / SYNTHESIS_FILE, json.dumps(saved_meta, indent=2, sort_keys=True))
     if log is not None:
         log(f"{len(table):,} transactions in {len(segments)} card histories -> {tok.tokens_per_row} tokens/row, "
             f"vocabulary {tok.vocab_size:,}, {len(FEATURE_NAMES)} input features/row; windows of {cfg.context_rows} + 1 rows; "
