@@ -20,8 +20,15 @@ def cycle(shared_data: Path, tmp_path_factory) -> dict[str, Path]:
     assert main(["synth", "split", "--data", str(src), "--train", str(paths["train"]),
                  "--holdout", str(paths["holdout"])]) == 0
     assert main(["synth", "train", "--data", str(paths["train"]), "--out", str(paths["run"]), "--preset", "tiny",
-                 "--max-steps", "20", "--eval-every", "10", "--no-progress"]) == 0
+                 "--max-steps", "20", "--eval-every", "10", "--no-progress", "--model-option", "dropout=0.1"]) == 0
     return paths
+
+
+def test_train_model_option_changes_the_shape(cycle, tmp_path, capsys):
+    assert json.loads((cycle["run"] / "model_config.json").read_text())["dropout"] == 0.1
+    assert main(["synth", "train", "--data", str(cycle["train"]), "--out", str(tmp_path / "r"), "--preset", "tiny",
+                 "--max-steps", "1", "--no-progress", "--model-option", "no_such_key=1"]) == 2
+    assert "no_such_key" in capsys.readouterr().err
 
 
 def _check_typed(table: pd.DataFrame) -> None:

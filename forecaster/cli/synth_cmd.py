@@ -66,6 +66,8 @@ def train_cmd(
     val_fraction: float = typer.Option(None, "--val-fraction", help="Latest fraction of every card's rows used for validation (default 0.1)."),
     eval_every: int = typer.Option(None, "--eval-every", help="Validation loss every N steps."),
     seed: int = typer.Option(None, "--seed", help="Seed of the weights and batches."),
+    model_option: list[str] = typer.Option(None, "--model-option", help="Change one key of the preset's model shape, "
+                                           "e.g. state_dropout=0 (repeatable; in train_config.json)."),
     threads: int = ThreadsOpt,
     device: str = typer.Option("auto", "--device", help="Where the model trains: cpu, cuda, cuda:N, or auto (the first "
                                "GPU that passes a test operation, else the CPU). bf16 on GPUs that support it."),
@@ -77,7 +79,9 @@ def train_cmd(
     from forecaster.synthesis.documents import read_table
     from forecaster.synthesis.train import on_device, train_synthesizer
     from forecaster.core.run import RunDir, check_run_target
+    from forecaster.core.training.config import parse_model_option
 
+    options = dict(parse_model_option(o) for o in model_option or []) or None
     dev = resolve_device(device)  # an unusable GPU is refused before the data is read
     on_device(dev)  # and a CPU run the engine cannot honour
     set_threads(threads)
@@ -89,7 +93,7 @@ def train_cmd(
                                     context_rows=context_rows, batch_size=batch_size, lr=lr,
                                     val_fraction=val_fraction, eval_every=eval_every, seed=seed, progress=progress,
                                     info={"data": str(Path(data).resolve())}, log=lambda m: typer.echo(m, err=True),
-                                    device=dev)
+                                    device=dev, model_options=options)
         except KeyboardInterrupt as exc:
             raise SynthInterrupted(f"{exc or 'interrupted'}; rerun the same command to resume") from None
     typer.echo(f"{res.reason}: {res.steps} steps, train loss {res.train_loss:.4f}, validation loss "

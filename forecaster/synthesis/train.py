@@ -93,7 +93,8 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "d
                       context_rows: int | None = None, batch_size: int | None = None, lr: float | None = None,
                       val_fraction: float | None = None, seed: int | None = None, patience: int | None = None,
                       eval_every: int | None = None, progress: bool = True, info: dict | None = None,
-                      log=None, device: Device | str | None = None) -> SynthTrainResult:
+                      log=None, device: Device | str | None = None,
+                      model_options: dict | None = None) -> SynthTrainResult:
     """Fit the tokenizer on ``table`` (typed TabFormer) and train (or resume) the GPT in ``run_dir``.
 
     Windows are ``context_rows`` consecutive transactions of one card; the latest
@@ -102,7 +103,9 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "d
     trained on other data is refused by its fingerprint). The folder is locked for
     the whole call: a second process training into it is refused, naming the PID.
     ``device`` (a ``Device`` or a ``--device`` spec; None: the engine's choice, the GPU when
-    torch sees one): where it trains (``on_device``).
+    torch sees one): where it trains (``on_device``). ``model_options``: model shape keys that
+    replace the preset's (``--model-option``, e.g. ``{"state_dropout": 0.0}``); a resumed run
+    keeps the shape it was built with.
     """
     check_table(table)
     preset = PRESET_ALIASES.get(preset, preset)
@@ -111,7 +114,7 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "d
                                   "(a transaction per row): use --preset day-small (or day-tiny for tests)")
     cfg = TrainConfig.from_preset(preset, max_minutes=max_minutes, max_steps=max_steps, context_rows=context_rows,
                                   batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
-                                  patience=patience, eval_every=eval_every)
+                                  patience=patience, eval_every=eval_every, model_options=model_options)
     run_dir = check_run_target(run_dir)
     with on_device(device), RunDir(run_dir).lock():  # one process trains into a folder at a time
         return _train_locked(table, run_dir, preset, cfg, progress, info, log)
@@ -150,7 +153,7 @@ def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress
     segments = card_segments(tok, table)
     train_ds, val_ds = window_datasets(segments, cfg.context_rows, cfg.val_fraction)
     mcfg = model_config_for(preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows,
-                            n_features=len(FEATURE_NAMES))
+                            n_features=len(FEATURE_NAMES), options=cfg.model_options)
     if run.model_config.exists():  # a resumed run keeps the shape it was built with (presets may change)
         saved_cfg = run.read_model_config()
         if (saved_cfg.vocab_size, saved_cfg.row_len, saved_cfg.n_features) != (mcfg.vocab_size, mcfg.row_len,
