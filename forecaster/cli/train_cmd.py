@@ -108,12 +108,56 @@ def train(
         typer.echo(result_line(res, run_dir))
 
 
+def refit(
+    run: Path = typer.Option(..., "--run", help="The validated run whose recipe is trained again (made by `forecaster train`)."),
+    out: Path = typer.Option(..., "--out", help="The refit's run directory (created; an existing checkpoint there is resumed)."),
+    as_of: str = typer.Option(None, "--as-of", help="The data's as-of date (default: the run's)."),
+    data: str = typer.Option(None, "--data", help="Data source (default: the run's)."),
+    steps: int = typer.Option(None, "--steps", help="Optimizer steps (default: the step of the run's lowest validation loss)."),
+    max_minutes: float = typer.Option(None, "--max-minutes", help="Wall-clock budget; stops with a checkpoint (rerun to continue)."),
+    threads: int = threads_option(None),
+    progress: bool = ProgressOpt,
+) -> None:
+    """Train a validated run's recipe again on every day to its as-of date, for its best step count (no validation).
+
+    The weights of a run never see its validation window (the last 10 % of days); the
+    refit does, for the steps at which the run's validation loss was lowest, on the run's
+    learning-rate schedule. It inherits the run's calibrated temperature.
+    """
+    from forecaster.cli.data_cmd import parse_date
+    from forecaster.core.run import RunDir, check_run_target, is_main_process
+    from forecaster.market.refit import refit_run
+    from forecaster.market.run import PanelRun
+    from forecaster.market.train import TrainInputError
+
+    run_dir = check_run_target(out)
+    if Path(run).resolve() == run_dir.resolve():
+        raise UserError(f"--out {out} is the run itself; give the refit its own folder")
+    set_threads(threads)
+    with RunDir(run_dir).lock_if_main():
+        try:
+            builder = PanelRun(run).panel_builder(data) if data else None
+            res = refit_run(run, run_dir, builder=builder, as_of=parse_date(as_of, "--as-of"), steps=steps,
+                            max_minutes=max_minutes, progress=progress, log=lambda text: typer.echo(text, err=True))
+        except TrainInputError as exc:
+            option = {"steps": "--steps", "run": "--run", "out": "--out", "as_of": "--as-of"}.get(exc.param)
+            if option is None:
+                raise
+            raise TrainInputError(exc.message_for(option)) from None
+        except KeyboardInterrupt as exc:
+            raise TrainingInterrupted(f"{exc or 'interrupted'}; rerun the same command to resume") from None
+    if is_main_process():
+        typer.echo(result_line(res, run_dir))
+
+
 def result_line(res, run_dir: Path) -> str:
     """The line `forecaster train` ends with: why it stopped, steps, losses, where the run is."""
-    return (f"{res.reason}: {res.step} steps, train loss {res.train_loss:.4f}, "
-            f"validation loss {res.val_loss:.4f} (best {res.best_val_loss:.4f}); run in {run_dir}"
+    losses = (f"validation loss {res.val_loss:.4f} (best {res.best_val_loss:.4f})" if res.best_val_loss < float("inf")
+              else "no validation (a refit)")
+    return (f"{res.reason}: {res.step} steps, train loss {res.train_loss:.4f}, {losses}; run in {run_dir}"
             + ("; rerun the same command to continue" if res.reason == "time" else ""))
 
 
 def register(root: typer.Typer) -> None:
     root.command("train")(train)
+    root.command("refit")(refit)

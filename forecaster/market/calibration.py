@@ -68,7 +68,8 @@ class Calibration:
     n_paths, seed, horizons : the validation backtest's settings. scores : per candidate
     temperature (as a string key), the mean CRPS ratio to temperature 1 (lower is better).
     by_series : per candidate, per series, the mean CRPS ratio over the horizons.
-    data : the data source it was read from.
+    data : the data source it was read from. from_run : None when chosen for this run; a
+    refit's (``forecaster.market.refit``) names the base run whose validation chose it.
     """
 
     temperature: float
@@ -82,6 +83,7 @@ class Calibration:
     by_series: dict[str, dict[str, float]] = field(default_factory=dict)
     data: str | None = None
     seconds: float = 0.0
+    from_run: str | None = None  # the run whose validation backtest chose it (a refit inherits its base run's)
     format: str = CALIBRATION_FORMAT
 
     def to_dict(self) -> dict:
@@ -125,6 +127,10 @@ def _window(run: PanelRun, start, end) -> tuple[pd.Timestamp, pd.Timestamp]:
     trained = pd.Timestamp((info.get("train_range") or [None, None])[1] or info.get("last_date"))
     start = pd.Timestamp(start if start is not None else val[0])
     end = pd.Timestamp(end if end is not None else val[1])
+    if info.get("refit_of") and (pd.isna(start) or pd.isna(end)):
+        raise CalibrationError(f"the run {run.path} is a refit of {info['refit_of']}: every day to its as-of date "
+                               "is training data, so it has no window of its own to calibrate on; it inherits "
+                               "its base run's calibration (calibrate the base run, then refit)")
     if pd.isna(start) or pd.isna(end):
         raise CalibrationError(f"the run {run.path} records no validation split; give --validation-start and "
                                "--validation-end")

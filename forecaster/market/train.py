@@ -101,6 +101,9 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
         chosen = _chosen_transforms(transforms, panel.columns, index_levels)
         frame = model_frame(panel, transforms_for(panel.columns, chosen), index_levels=index_levels)
         # the split make_datasets would choose, known before tokenizing (it depends on the days only)
+        if val_start is not None and cfg.val_fraction == 0:
+            raise TrainInputError("a validation start was given with validation fraction 0 (no validation); "
+                                  "give one or the other", param="val_start")
         split = pd.Timestamp(val_start) if val_start is not None else val_start_of(frame.index.values, cfg.val_fraction)
         frame = learnable_frame(frame, split, explicit=series is not None, log=say)
         if bins is not None and (isinstance(bins, bool) or not isinstance(bins, int) or not 2 <= bins <= MAX_LEVELS):
@@ -119,7 +122,7 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
                     "as_of": str(as_of.date()) if as_of is not None else None,
                     "start": str(pd.Timestamp(start).date()) if start is not None else None,
                     "series": list(frame.columns), "first_date": str(frame.index[0].date()),
-                    "last_date": str(frame.index[-1].date()), "val_start": str(split.date()),
+                    "last_date": str(frame.index[-1].date()), "val_start": str(split.date()) if len(val_ds) else None,
                     "transforms": {c: t.name for c, t in zip(frame.columns, transforms_for(frame.columns, chosen))},
                     "release_frame": True, "bins": bins or DEFAULT_LEVELS,
                     **(info or {})}
@@ -133,7 +136,8 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
         say(f"{len(frame):,} days x {len(frame.columns)} series -> {tok.tokens_per_row} tokens/row, "
             f"vocabulary {tok.vocab_size:,}; {shape}; "
             f"train {train_ds.time_range()[0]}..{train_ds.time_range()[1]} ({len(train_ds):,} windows), "
-            f"validation from {split.date()} ({len(val_ds):,} windows); engine {cfg.engine}")
+            + (f"validation from {split.date()} ({len(val_ds):,} windows)" if len(val_ds) else
+               f"no validation: {cfg.max_steps} steps on every day (a refit)") + f"; engine {cfg.engine}")
         return train(mcfg, cfg, train_ds, val_ds, run.path, info=run_info, fingerprint=tok.fingerprint(),
                      progress=progress, valid_mask=tok.valid_mask() if day else None)
 

@@ -103,7 +103,10 @@ class TrainConfig:
     seed: int = 0
     zero_stage: int = 2              # DeepSpeed ZeRO stage 0-3
     precision: str = "auto"          # "auto" (bf16 on a GPU that supports it, else fp32), "fp32", "bf16"
-    val_fraction: float = 0.1        # the most recent fraction of the rows is validation
+    val_fraction: float = 0.1        # the most recent fraction of the rows is validation; 0: none (a refit)
+    # the cosine schedule's length in steps (None: max_steps); a refit stops at its base run's best step
+    # on the base run's schedule
+    schedule_steps: int | None = None
     max_minutes: float | None = None  # wall-clock budget; stops cleanly with a checkpoint
     # the model shape's keys changed from the preset's, e.g. {"state_dropout": 0.5} (``--model-option``)
     model_options: dict = field(default_factory=dict)
@@ -115,8 +118,13 @@ class TrainConfig:
             raise ConfigError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.val_fraction == 0.0 and self.patience > 0:
+            raise ConfigError(f"patience={self.patience} needs a validation window; with val_fraction 0 (no "
+                              "validation) training runs exactly max_steps steps: set patience 0")
+        if self.schedule_steps is not None and self.schedule_steps < 1:
+            raise ConfigError(f"schedule_steps must be at least 1, got {self.schedule_steps}")
         for name in ("context_rows", "batch_size", "grad_accum", "max_steps", "eval_every",
                      "eval_windows", "log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
@@ -134,7 +142,7 @@ class TrainConfig:
         """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then cosine to min_lr."""
         if step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
-        span = max(1, self.max_steps - self.warmup_steps)
+        span = max(1, (self.schedule_steps or self.max_steps) - self.warmup_steps)
         progress = min(1.0, (step - self.warmup_steps) / span)
         coeff = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
         return self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * coeff)

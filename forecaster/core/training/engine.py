@@ -385,7 +385,9 @@ def _train_locked(model_cfg: ModelConfig, cfg: TrainConfig, train_ds: WindowData
         write_text(run.path / "deepspeed_config.json", json.dumps(backend.config, indent=2))
 
     tokens_per_step = cfg.batch_size * train_ds.targets_per_window
-    eval_idx = val_ds.eval_indices(cfg.eval_windows)
+    # no validation windows (val_fraction 0, a refit): no evaluation; the weights at the stop are the best
+    has_val = len(val_ds) > 0
+    eval_idx = val_ds.eval_indices(cfg.eval_windows) if has_val else np.zeros(0, dtype=np.int64)
     n_eval = max(dist.world, len(eval_idx) // dist.world * dist.world)  # equal shares: ZeRO-3 needs lockstep
     eval_idx = eval_idx[:n_eval] if len(eval_idx) >= n_eval else eval_idx.repeat(n_eval)[:n_eval]
     my_eval = eval_idx[dist.rank::dist.world]
@@ -456,7 +458,7 @@ def _train_locked(model_cfg: ModelConfig, cfg: TrainConfig, train_ds: WindowData
                 bar.update(1)
             early = False
             # evaluate on schedule, at the end, and when the time budget ends the run (so it has a best model)
-            if step % cfg.eval_every == 0 or step == cfg.max_steps or (red[1] > 0 and red[2] == 0):
+            if has_val and (step % cfg.eval_every == 0 or step == cfg.max_steps or (red[1] > 0 and red[2] == 0)):
                 val = evaluate()
                 state["val_loss"] = val
                 metrics.append({"step": step, "split": "val", "loss": val})
@@ -473,6 +475,8 @@ def _train_locked(model_cfg: ModelConfig, cfg: TrainConfig, train_ds: WindowData
             elif early:
                 reason = "early_stop"
             stopping = reason != "max_steps" or step == cfg.max_steps
+            if stopping and not has_val and reason != "interrupted":
+                save_best()
             if stopping and dist.world > 1:
                 state["param_sha256_by_rank"] = param_digests(backend, dist)
                 assert len(set(state["param_sha256_by_rank"])) == 1, (

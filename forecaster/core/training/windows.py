@@ -174,8 +174,13 @@ def default_val_start(segments: list[Segment], val_fraction: float) -> pd.Timest
 
 
 def val_start_of(times: np.ndarray, val_fraction: float) -> pd.Timestamp:
-    """The date after which the most recent ``val_fraction`` of ``times`` (one per row) lie."""
+    """The date after which the most recent ``val_fraction`` of ``times`` (one per row) lie.
+
+    ``val_fraction`` 0: no validation, the day after the last row (every row trains).
+    """
     times = np.sort(np.asarray(times).astype("datetime64[ns]"))
+    if val_fraction == 0 and len(times):
+        return pd.Timestamp(times[-1]).normalize() + pd.Timedelta(days=1)
     if len(times) < 2:
         raise WindowError("need at least two rows to split into training and validation")
     k = min(len(times) - 1, max(1, int(round(len(times) * (1.0 - val_fraction)))))
@@ -187,7 +192,8 @@ def make_datasets(segments: list[Segment], context_rows: int, val_fraction: floa
     """Training and validation windows split by time; returns ``(train, val, val_start)``.
 
     ``rows``: :class:`RowWindowDataset` windows of whole rows with features (the day-level
-    model) instead of flat token windows.
+    model) instead of flat token windows. ``val_fraction`` 0 with no ``val_start``: every row
+    trains and the validation set is empty (a refit).
     """
     if val_start is None:
         val_start = default_val_start(segments, val_fraction)
@@ -199,7 +205,7 @@ def make_datasets(segments: list[Segment], context_rows: int, val_fraction: floa
     if len(train) == 0:
         raise WindowError(f"no training window of {n} rows before {val_start.date()}; "
                           "use more data, an earlier validation start or fewer --context-rows")
-    if len(val) == 0:
+    if len(val) == 0 and val_fraction > 0:
         raise WindowError(f"no validation window of {n} rows from {val_start.date()} on; "
                           "use a larger validation fraction or fewer --context-rows")
     return train, val, val_start

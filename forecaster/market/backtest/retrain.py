@@ -14,6 +14,7 @@ import pandas as pd
 
 from data_sources.panel import PanelBuilder
 from forecaster.core.run import RunDir
+from forecaster.market.refit import base_transforms
 from forecaster.market.run import PanelRun
 from forecaster.market.train import train_panel_run
 
@@ -34,11 +35,8 @@ def train_as_of(builder: PanelBuilder, as_of: pd.Timestamp, base_run: Path, run_
     cfg.max_minutes = None
     if max_steps is not None:
         cfg.max_steps = int(max_steps)
-    info = base.info  # the base run's modeling choices: transforms (e.g. shifted log yields) and bins
-    # yoy_index is left to train_panel_run: the default wherever the data has the index
-    transforms = {str(k): str(v) for k, v in (info.get("transforms") or {}).items()
-                  if k in base.series and v != "yoy_index"}
+    # the base run's modeling choices: transforms (e.g. shifted log yields) and bins
     train_panel_run(builder, run_dir, cfg, as_of=as_of, series=base.series, start=base.start, data=base.data,
                     info={"retrained_from": str(base_run)}, progress=progress,
-                    transforms=transforms or None, bins=info.get("bins"))
+                    transforms=base_transforms(base), bins=base.info.get("bins"))
     return run_dir
