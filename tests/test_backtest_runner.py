@@ -159,5 +159,7 @@ def test_a_retrained_run_keeps_the_base_runs_transforms_bins_and_model_options(s
     info = json.loads((out / "run.json").read_text())
     info = info.get("info", info)
     assert info["transforms"]["UST10Y"] == "shifted_log" and info["bins"] == 24
-    assert info["last_date"] == "2016-06-30"
+    # a refit as of the retraining date: every day to it trains, none is held out to stop on
+    assert info["last_date"] == info["train_range"][1] == "2016-06-30" and info["val_start"] is None
+    assert info["retrained_from"] == str(base) and info["refit_steps"] == 2
     assert json.loads((out / "model_config.json").read_text())["state_dropout"] == 0.3

@@ -97,7 +97,7 @@ def test_forecasts_sample_at_the_recorded_temperature_and_backtests_start_after_
                  "--last-origin", "2016-01-29", "--paths", "4", "--horizon", "5", "--baselines", "random_walk",
                  "--out", str(tmp_path / "bt2"), "--no-progress"]) == 2
     # a temperature given by hand does not use the calibration, so its window does not bind a backtest
-    # that retrains (the long window: runs retrained as of earlier origins are not calibrated)
+    # that retrains (the long window at temperature 1)
     retrain = ["backtest", "--run", str(run_dir), "--data", data, "--first-origin", cal.origins[-1],
                "--last-origin", cal.origins[-1], "--paths", "4", "--horizon", "5", "--baselines", "random_walk",
                "--retrain-every", "12", "--retrain-steps", "2", "--no-progress"]

@@ -67,7 +67,7 @@ def base_transforms(base: PanelRun) -> dict[str, str] | None:
 
 def refit_run(base_run, out, *, builder=None, as_of=None, steps: int | None = None,
               max_minutes: float | None = None, progress: bool = True,
-              log: Callable[[str], None] | None = None):
+              log: Callable[[str], None] | None = None, info: dict | None = None):
     """Train ``out`` as the final refit of ``base_run`` (module doc); returns the engine's ``TrainResult``.
 
     builder : the data (default: the base run's source, series and panel start).
@@ -75,6 +75,7 @@ def refit_run(base_run, out, *, builder=None, as_of=None, steps: int | None = No
         base run's (a refit as of each retraining date of a backtest); the base run's
         calibration is then copied only when its validation window ends before ``as_of``.
     steps : optimizer steps (default: the base run's best validation step).
+    info : more run.json entries (e.g. ``retrained_from``).
     """
     base = PanelRun(base_run)
     if not (base.path / "model_config.json").exists():
@@ -83,7 +84,7 @@ def refit_run(base_run, out, *, builder=None, as_of=None, steps: int | None = No
     as_of = pd.Timestamp(as_of if as_of is not None else base.as_of) if (as_of or base.as_of) else None
     builder = builder if builder is not None else base.panel_builder()
     info = {"refit_of": str(Path(base_run).resolve()), "refit_steps": cfg.max_steps,
-            "refit_schedule_steps": cfg.schedule_steps}
+            "refit_schedule_steps": cfg.schedule_steps, **(info or {})}
     res = train_panel_run(builder, out, cfg, as_of=as_of, series=base.series, start=base.start, data=base.data,
                           info=info, progress=progress, log=log, transforms=base_transforms(base),
                           bins=base.info.get("bins"))
