@@ -9,7 +9,9 @@ Sets (each ``--rows`` rows, default 4,000):
   (``--par-epochs``, sequences = cards in time order), fitted on the training rows'
   SDMetrics view (``sdm.sdv_view``; optional: ``pip install -e ".[peers]"``; a peer that
   is not installed, or ``--peers none``, is left out with a note);
-- the two real references: a sample of the real training rows, and the real held-out rows.
+- the real references: stretches of real training cards of the product's shape (as many
+  histories of ``--rows-per-history`` rows, started like the product's: ``real_stretches``),
+  a sample of the real training rows, and the real held-out rows.
 
 Metrics, all against the training rows: SDMetrics column shapes and column pair trends
 (``sdm.quality``), median DCR to the training rows (``sdm.dcr``, without the time),
@@ -64,6 +66,32 @@ def from_sdv_view(view: pd.DataFrame, user_base: int = 100_000) -> pd.DataFrame:
     out["is_fraud"] = view["is_fraud"].astype(str) == "True"
     out = out[list(TYPED_COLUMNS)]
     return out.astype({c: TYPED_DTYPES[c] for c in TYPED_COLUMNS})
+
+
+def real_stretches(train: pd.DataFrame, n_hist: int, rows: int, seed: int = 0) -> pd.DataFrame:
+    """``n_hist`` stretches of ``rows`` consecutive real training rows of one card, started like the
+    product's histories: (card, month) by systematic sampling over the training rows' joint table
+    (``generate.systematic_picks``), from the card's first row in that month (earlier when fewer than
+    ``rows`` rows follow). Users ``100000 + i``: what real histories of the product's shape score."""
+    from forecaster.synthesis.documents import order_cards
+    from forecaster.synthesis.generate import systematic_picks
+    from forecaster.synthesis.train import seed_statistics
+
+    t = order_cards(train)
+    pairs = seed_statistics(t)["card_months"]
+    picks = systematic_picks([w for _, _, w in pairs], n_hist, np.random.default_rng(seed))
+    cards = t["card"].astype("int64").to_numpy()
+    months = t["timestamp"].dt.to_period("M").astype(str).to_numpy()
+    parts = []
+    for i, p in enumerate(picks):
+        card, month, _ = pairs[p]
+        mine = np.flatnonzero(cards == card)
+        pos = min(int(np.argmax(months[mine] == month)), max(len(mine) - rows, 0))
+        part = t.iloc[mine[pos:pos + rows]].copy()
+        part["user"] = 100_000 + i
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    return out.astype({"user": train["user"].dtype})
 
 
 def fit_peer(name: str, train_view: pd.DataFrame, rows: int, args) -> tuple[pd.DataFrame, float]:
@@ -185,6 +213,7 @@ def main() -> None:
     from forecaster.synthesis.features import features
     from forecaster.synthesis.generate import Synthesizer
     from forecaster.synthesis.privacy import NearCopyIndex
+    from foundation.atomic import write_text
 
     train, holdout = read_table(args.train), read_table(args.holdout)
     views = {"train": sdm.sdv_view(train), "holdout": sdm.sdv_view(holdout), "train_f": features(train),
@@ -220,6 +249,11 @@ def main() -> None:
                  "par": f"SDV PAR, {args.par_epochs} epochs"}[name]
         results.append(score(label, from_sdv_view(view), train, holdout, views, secs, args))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "per_column"}), flush=True)
+    n_hist = -(-args.rows // args.rows_per_history)
+    stretches = real_stretches(train, n_hist, args.rows_per_history, seed=args.seed).iloc[:args.rows]
+    results.append(score(f"real training stretches ({n_hist} x {args.rows_per_history} rows)",
+                         stretches.reset_index(drop=True), train, holdout, views, None, args))
+    print(json.dumps({k: v for k, v in results[-1].items() if k != "per_column"}), flush=True)
     rng = np.random.default_rng(args.seed)
     sample = train.iloc[np.sort(rng.choice(len(train), min(args.rows, len(train)), replace=False))]
     results.append(score("real training rows (sample)", sample.reset_index(drop=True), train, holdout, views, None, args))
@@ -245,7 +279,7 @@ def main() -> None:
             text = re.sub(f"{MARK}.*?{MARK}", lambda _m: block, text, flags=re.S)
         else:
             text = text.rstrip() + "\n\n" + block + "\n"
-        args.doc.write_text(text)
+        write_text(args.doc, text)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,9 @@ def test_bad_conditions_and_outputs_are_one_line_errors(cycle, tmp_path, capsys)
                       (["--condition", "merchant_state=Atlantis"], "never occurs"),
                       (["--condition", "amount=3"], "cannot condition"),
                       (["--out", str(tmp_path / "x.txt")], ".csv or .parquet"),
-                      (["--histories", "2"], "either --rows or --histories")):
+                      (["--histories", "2"], "either --rows or --histories"),
+                      (["--amount-noise", "2"], "--amount-noise is a relative spread"),
+                      (["--amount-noise", "0.03", "--context", str(cycle["train"])], "new histories")):
         argv = ["synth", "generate", "--run", run, "--rows", "5", "--out", str(tmp_path / "o.csv")] + args
         assert main(argv) == 2
         assert msg in capsys.readouterr().err

@@ -12,7 +12,7 @@ import torch
 
 from foundation.atomic import MARKER
 from forecaster.synthesis.clock import next_times, window_minutes
-from forecaster.synthesis.documents import card_rows, read_table
+from forecaster.synthesis.documents import SynthesisInputError, card_rows, read_table
 from forecaster.synthesis.generate import ConditionError, Synthesizer, parse_condition
 from forecaster.synthesis.privacy import NearCopyIndex, near_copy_keys
 from forecaster.synthesis.train import train_synthesizer
@@ -142,6 +142,23 @@ def test_dedupe_drops_near_copies(untrained):
     assert not NearCopyIndex(near).close(fake_train).any() and NearCopyIndex(near).close(fake_train, 0.5).all()
     loose, _ = untrained.generate(120, rows_per_history=30, seed=3, dedupe=NearCopyIndex(near), dedupe_tolerance=1.0)
     assert not NearCopyIndex(near).close(loose, 1.0).any()
+
+
+def test_amount_noise_moves_amounts_only(untrained):
+    """--amount-noise: the same histories (same seed), each amount times a log-normal factor, in cents."""
+    plain, _ = untrained.generate(80, rows_per_history=40, seed=6)
+    noisy, stats = untrained.generate(80, rows_per_history=40, seed=6, amount_noise=0.05)
+    again, _ = untrained.generate(80, rows_per_history=40, seed=6, amount_noise=0.05)
+    pd.testing.assert_frame_equal(noisy, again)
+    pd.testing.assert_frame_equal(noisy.drop(columns="amount"), plain.drop(columns="amount"))
+    a, b = plain["amount"].to_numpy(float), noisy["amount"].to_numpy(float)
+    assert np.allclose(b, np.round(b, 2)) and (np.sign(a) == np.sign(b))[np.abs(a) > 0.5].all()
+    big = np.abs(a) > 20  # cents rounding aside, |log factor| ~ N(0, 0.05): most rows move, none by 30%
+    ratio = np.log(b[big] / a[big])
+    assert (a != b).mean() > 0.8 and np.abs(ratio).max() < 0.3 and 0.02 < ratio.std() < 0.08
+    assert stats.out_of_order_rows == 0
+    with pytest.raises(SynthesisInputError, match="amount noise"):
+        untrained.generate(10, amount_noise=-0.1)
 
 
 def test_same_seed_same_rows(untrained):

@@ -124,6 +124,9 @@ def generate_cmd(
                                            "amount is within this many dollars of such a training row's."),
     dedupe_extra: float = typer.Option(0.25, "--dedupe-extra", help="With --dedupe-against: sample this fraction more rows "
                                        "per history to make up for the dropped ones."),
+    amount_noise: float = typer.Option(0.0, "--amount-noise", help="Multiply every amount by exp(N(0, this)) and round "
+                                       "to cents (0.03: about 3% either way), before --dedupe-against: moves rows away "
+                                       "from the training rows' exact amounts (new histories only)."),
     which: str = typer.Option("best", "--weights", help="best (lowest validation loss) or last."),
     threads: int = threads_option(1, "with --scheduler: per task; 1 is fastest on a shared, loaded CPU"),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " With a tcp:// scheduler each worker resolves it."),
@@ -162,6 +165,10 @@ def generate_cmd(
     elif threads < 1:
         raise UserError(f"--threads must be at least 1, got {threads}")
     conditions = dict(parse_condition(c) for c in (condition or []))
+    if not 0 <= amount_noise <= 1:
+        raise UserError(f"--amount-noise is a relative spread from 0 to 1 (0.03: about 3%), got {amount_noise}")
+    if amount_noise and context is not None:
+        raise UserError("--amount-noise applies to new histories; leave it out with --context")
     ctx = read_table(context, skip_bad_rows) if context is not None else None
     dedupe = None
     if dedupe_against is not None:
@@ -178,7 +185,8 @@ def generate_cmd(
         table, stats = synth_model.generate(rows, rows_per_history=rows_per_history, conditions=conditions,
                                             context=ctx, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
                                             batch_paths=batch_paths, dedupe=dedupe, dedupe_tolerance=dedupe_tolerance,
-                                            dedupe_extra=dedupe_extra, scheduler=scheduler, threads=threads,
+                                            dedupe_extra=dedupe_extra, amount_noise=amount_noise,
+                                            scheduler=scheduler, threads=threads,
                                             progress=lambda done: bar.update(done - bar.n),
                                             log=lambda m: typer.echo(m, err=True))
     write_table(table, out)

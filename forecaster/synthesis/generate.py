@@ -28,7 +28,8 @@ Synthetic users get ids from ``SYNTHETIC_USER_BASE`` up.
 equal a training row in every column but the time (with ``dedupe_tolerance``: and an
 amount within that many dollars); a dropped row takes the whole days of its gap
 with it, so the history's pace and order stay; each history samples more rows than
-asked to make up for them (see docs/SYNTHESIS.md, privacy by design).
+asked to make up for them (see docs/SYNTHESIS.md, privacy by design). ``amount_noise``
+multiplies every new amount by a log-normal factor first (its spread: 0.03 ~ 3%).
 
 **Blocks.** New histories are cut into blocks of ``batch_paths`` (default 256): a
 block is sampled in one batch, and its start points and sampler are seeded from
@@ -164,6 +165,7 @@ class GenerationPlan:
     keep: int                  # rows sampled after the burn-in (more than rows_per_history with dedupe)
     dedupe_tolerance: float
     continuation: bool
+    amount_noise: float = 0.0  # sd of the log-normal factor on new histories' amounts (0: none)
 
     def stats_conditions(self) -> dict:
         return {k: (None if v is None else str(v)) for k, v in self.conditions.items()}
@@ -177,6 +179,16 @@ def block_seed(seed: int, block: int) -> tuple[int, np.random.Generator]:
     """
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(block)]))
     return int(rng.integers(0, 2**63)), rng
+
+
+def systematic_picks(weights, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` indexes into ``weights`` by systematic sampling, shuffled: one uniform offset and evenly
+    spaced points of the cumulative distribution, so index ``i`` is drawn ``n * w_i / sum(w)``
+    times, rounded up or down (never the luck of ``n`` independent draws)."""
+    cdf = np.cumsum(np.asarray(weights, float))
+    cdf /= cdf[-1]
+    picks = np.minimum(np.searchsorted(cdf, (rng.random() + np.arange(n)) / n, side="right"), len(cdf) - 1)
+    return picks[rng.permutation(n)]
 
 
 def parse_condition(text: str) -> tuple[str, object]:
@@ -268,24 +280,17 @@ class Synthesizer:
         (``start_note`` says so) draws the card and the month independently from their marginals.
         """
         st = self.meta["seed"]
-
-        def systematic(weights: np.ndarray) -> np.ndarray:
-            cdf = np.cumsum(np.asarray(weights, float))
-            cdf /= cdf[-1]
-            picks = np.minimum(np.searchsorted(cdf, (rng.random() + np.arange(n)) / n, side="right"), len(cdf) - 1)
-            return picks[rng.permutation(n)]
-
         if st.get("card_months"):
             pairs = st["card_months"]  # [[card, "YYYY-MM", weight], ...] sorted by card, then month
-            picks = systematic(np.array([w for _, _, w in pairs], float))
+            picks = systematic_picks([w for _, _, w in pairs], n, rng)
             cards = np.array([pairs[i][0] for i in picks], dtype=np.int64)
             months = [pairs[i][1] for i in picks]
         else:
             keys = list(st["cards"])
-            cards = np.array(keys, dtype=object)[systematic(np.array(list(st["cards"].values()), float))]
+            cards = np.array(keys, dtype=object)[systematic_picks(list(st["cards"].values()), n, rng)]
             cards = cards.astype(np.int64)
             mkeys = list(st["months"])
-            months = list(np.array(mkeys, dtype=object)[systematic(np.array(list(st["months"].values()), float))])
+            months = list(np.array(mkeys, dtype=object)[systematic_picks(list(st["months"].values()), n, rng)])
         month = pd.PeriodIndex(months, freq="M")
         days = rng.integers(0, month.days_in_month.to_numpy())
         start = month.to_timestamp().to_numpy().astype("datetime64[m]") + days.astype("timedelta64[D]") \
@@ -375,7 +380,7 @@ class Synthesizer:
              context: pd.DataFrame | None = None, seed: int = 0, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, burn_in: int | None = None, batch_paths: int = DEFAULT_BLOCK,
              dedupe: bool = False, dedupe_tolerance: float = 0.0,
-             dedupe_extra: float = 0.25) -> tuple[GenerationPlan, list[Block]]:
+             dedupe_extra: float = 0.25, amount_noise: float = 0.0) -> tuple[GenerationPlan, list[Block]]:
         """The arguments of ``generate`` checked and cut into blocks of ``batch_paths`` histories (or cards).
 
         Nothing is sampled. The blocks depend on the arguments only, never on who samples them:
@@ -389,6 +394,10 @@ class Synthesizer:
             raise SynthesisInputError(f"rows per history must be at least 1, got {rows_per_history}")
         if batch_paths < 1:
             raise SynthesisInputError(f"batch paths must be at least 1, got {batch_paths}")
+        if not (0.0 <= amount_noise <= 1.0):
+            raise SynthesisInputError(f"amount noise is a relative spread from 0 to 1 (0.03: about 3%), got {amount_noise}")
+        if amount_noise and context is not None:
+            raise SynthesisInputError("amount noise applies to new histories; leave it out with a context")
         conditions = dict(conditions or {})
         forced_row = self.condition_ids(conditions)
         blocks: list[Block] = []
@@ -411,7 +420,7 @@ class Synthesizer:
         for index, first in enumerate(range(0, n_hist, batch_paths)):
             blocks.append(Block(index, first, min(batch_paths, n_hist - first)))
         plan = GenerationPlan(rows, rows_per_history, forced_row, conditions, sampling, int(seed), burn, keep,
-                              dedupe_tolerance, False)
+                              dedupe_tolerance, False, float(amount_noise))
         return plan, blocks
 
     def run_block(self, plan: GenerationPlan, block: Block,
@@ -456,6 +465,9 @@ class Synthesizer:
         users = SYNTHETIC_USER_BASE + np.arange(block.first, block.first + n_paths)
         table = self._table(ids, times, users, None)
         stats.out_of_order_rows += int((np.diff(times, axis=1) < 0).sum())
+        if plan.amount_noise > 0:  # after the start points: the block's generator, so the block stays reproducible
+            factor = np.exp(rng.normal(0.0, plan.amount_noise, len(table)))
+            table["amount"] = np.round(table["amount"].to_numpy(np.float64) * factor, 2)
         if dedupe is not None:
             drop = dedupe.close(table, plan.dedupe_tolerance).reshape(n_paths, -1)
             stats.near_copies_dropped += int(drop.sum())
@@ -482,7 +494,8 @@ class Synthesizer:
                  context: pd.DataFrame | None = None, seed: int = 0, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, burn_in: int | None = None,
                  batch_paths: int = DEFAULT_BLOCK, dedupe: NearCopyIndex | None = None, dedupe_tolerance: float = 0.0,
-                 dedupe_extra: float = 0.25, scheduler: str | None = None, threads: int | None = None,
+                 dedupe_extra: float = 0.25, amount_noise: float = 0.0, scheduler: str | None = None,
+                 threads: int | None = None,
                  progress: Callable[[int], None] | None = None,
                  log: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, GenerationStats]:
         """Sample synthetic transactions.
@@ -504,6 +517,10 @@ class Synthesizer:
             dropped, and the later rows of its history move back by the whole days of its gap
             (times of day and order kept); ``dedupe_extra`` more rows per history are sampled
             to make up for them (a history may end shorter; counted in the stats).
+        amount_noise : new histories only: every amount is multiplied by ``exp(N(0, amount_noise))``
+            (0.03: about 3% either way) and rounded to cents, before de-duplication; it moves
+            the rows away from the training rows' exact amounts (the median DCR, docs/SYNTHESIS.md)
+            at the cost of exact recurring amounts. The block's generator draws it.
         scheduler : None (blocks one after another here) or a Dask ``--scheduler``
             (``local:N``, ``tcp://HOST:PORT``, ``foundation.cluster``): one task per block; every
             worker loads ``self.run_dir`` itself (shared storage) on this synthesizer's device
@@ -521,7 +538,8 @@ class Synthesizer:
         plan, blocks = self.plan(rows, rows_per_history=rows_per_history, conditions=conditions, context=context,
                                  seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, burn_in=burn_in,
                                  batch_paths=batch_paths, dedupe=dedupe is not None,
-                                 dedupe_tolerance=dedupe_tolerance, dedupe_extra=dedupe_extra)
+                                 dedupe_tolerance=dedupe_tolerance, dedupe_extra=dedupe_extra,
+                                 amount_noise=amount_noise)
         if not plan.continuation and self.start_note and log is not None:
             log(self.start_note)
         t0 = time.perf_counter()
