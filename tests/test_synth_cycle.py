@@ -31,6 +31,33 @@ def test_train_model_option_changes_the_shape(cycle, tmp_path, capsys):
     assert "no_such_key" in capsys.readouterr().err
 
 
+def test_refit_trains_on_every_row_for_the_best_step(cycle, tmp_path, capsys):
+    from forecaster.core.training.metrics import read_metrics
+    from forecaster.synthesis.train import best_step
+
+    vals = [r for r in read_metrics(cycle["run"] / "metrics.jsonl") if r.get("split") == "val"]
+    best = min(vals, key=lambda r: (r["loss"], r["step"]))["step"]
+    assert best_step(cycle["run"]) == best
+    out = tmp_path / "refit"
+    assert main(["synth", "train", "--data", str(cycle["train"]), "--out", str(out), "--refit-of", str(cycle["run"]),
+                 "--no-progress"]) == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["refit_of"] == str(cycle["run"].resolve()) and info["refit_steps"] == best
+    base = json.loads((cycle["run"] / "run.json").read_text())
+    # every row trains (the 21 rows of card 4 make no 33-row window, in either run)
+    assert info["val_rows"] == 0 and info["train_rows"] == base["train_rows"] + base["val_rows"]
+    cfg = json.loads((out / "train_config.json").read_text())
+    assert cfg["val_fraction"] == 0 and cfg["max_steps"] == best and cfg["schedule_steps"] == 20
+    assert json.loads((out / "model_config.json").read_text())["dropout"] == 0.1  # the base run's model options
+    assert not [r for r in read_metrics(out / "metrics.jsonl") if r.get("split") == "val"]
+    assert main(["synth", "train", "--data", str(cycle["train"]), "--out", str(tmp_path / "r2"), "--refit-of",
+                 str(cycle["run"]), "--max-steps", "5", "--no-progress"]) == 2
+    assert "leave out --max-steps" in capsys.readouterr().err
+    assert main(["synth", "train", "--data", str(cycle["train"]), "--out", str(tmp_path / "r3"), "--refit-of",
+                 str(out), "--no-progress"]) == 2  # a refit records no validation loss to refit for
+    assert "no validation loss" in capsys.readouterr().err
+
+
 def _check_typed(table: pd.DataFrame) -> None:
     assert list(table.columns) == list(TYPED_COLUMNS)
     for col in TYPED_COLUMNS:

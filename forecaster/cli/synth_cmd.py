@@ -68,6 +68,9 @@ def train_cmd(
     seed: int = typer.Option(None, "--seed", help="Seed of the weights and batches."),
     model_option: list[str] = typer.Option(None, "--model-option", help="Change one key of the preset's model shape, "
                                            "e.g. state_dropout=0 (repeatable; in train_config.json)."),
+    refit_of: Path = typer.Option(None, "--refit-of", help="A validated `synth train` run: train --out like it on every "
+                                  "row of --data (no validation) for the steps of its lowest validation loss, on its "
+                                  "schedule; its recipe replaces the other training options (--max-minutes applies)."),
     threads: int = ThreadsOpt,
     device: str = typer.Option("auto", "--device", help="Where the model trains: cpu, cuda, cuda:N, or auto (the first "
                                "GPU that passes a test operation, else the CPU). bf16 on GPUs that support it."),
@@ -77,11 +80,18 @@ def train_cmd(
     """Train the day-level GPT on windows of consecutive transactions of each card (a transaction per row)."""
     from forecaster.core.device import resolve_device
     from forecaster.synthesis.documents import read_table
-    from forecaster.synthesis.train import on_device, train_synthesizer
+    from forecaster.synthesis.train import on_device, refit_synthesizer, train_synthesizer
     from forecaster.core.run import RunDir, check_run_target
     from forecaster.core.training.config import parse_model_option
 
     options = dict(parse_model_option(o) for o in model_option or []) or None
+    if refit_of is not None:
+        given = [name for name, v in (("--max-steps", max_steps), ("--context-rows", context_rows),
+                                      ("--batch-size", batch_size), ("--lr", lr), ("--val-fraction", val_fraction),
+                                      ("--eval-every", eval_every), ("--seed", seed), ("--model-option", options))
+                 if v is not None]
+        if given:
+            raise UserError(f"--refit-of takes the recipe of {refit_of}; leave out {', '.join(given)}")
     dev = resolve_device(device)  # an unusable GPU is refused before the data is read
     on_device(dev)  # and a CPU run the engine cannot honour
     set_threads(threads)
@@ -89,11 +99,16 @@ def train_cmd(
     with RunDir(out).lock():  # refused at once, before reading the data, when another process trains there
         table = read_table(data, skip_bad_rows)
         try:
-            res = train_synthesizer(table, out, preset, max_minutes=max_minutes, max_steps=max_steps,
-                                    context_rows=context_rows, batch_size=batch_size, lr=lr,
-                                    val_fraction=val_fraction, eval_every=eval_every, seed=seed, progress=progress,
-                                    info={"data": str(Path(data).resolve())}, log=lambda m: typer.echo(m, err=True),
-                                    device=dev, model_options=options)
+            info = {"data": str(Path(data).resolve())}
+            if refit_of is not None:
+                res = refit_synthesizer(table, refit_of, out, max_minutes=max_minutes, progress=progress, info=info,
+                                        log=lambda m: typer.echo(m, err=True), device=dev)
+            else:
+                res = train_synthesizer(table, out, preset, max_minutes=max_minutes, max_steps=max_steps,
+                                        context_rows=context_rows, batch_size=batch_size, lr=lr,
+                                        val_fraction=val_fraction, eval_every=eval_every, seed=seed,
+                                        progress=progress, info=info, log=lambda m: typer.echo(m, err=True),
+                                        device=dev, model_options=options)
         except KeyboardInterrupt as exc:
             raise SynthInterrupted(f"{exc or 'interrupted'}; rerun the same command to resume") from None
     typer.echo(f"{res.reason}: {res.steps} steps, train loss {res.train_loss:.4f}, validation loss "

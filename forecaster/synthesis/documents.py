@@ -152,8 +152,8 @@ def card_segments(tok: TableTokenizer, table: pd.DataFrame) -> list[Segment]:
 
 
 def split_segments(segments: list[Segment], val_fraction: float) -> tuple[list[Segment], list[Segment]]:
-    """Cut every document: its first ``1 - val_fraction`` rows train, the rest validate."""
-    assert 0.0 < val_fraction < 1.0, f"val_fraction must be in (0, 1), got {val_fraction}"
+    """Cut every document: its first ``1 - val_fraction`` rows train, the rest validate (0: all train, a refit)."""
+    assert 0.0 <= val_fraction < 1.0, f"val_fraction must be in [0, 1), got {val_fraction}"
     train, val = [], []
     for s in segments:
         k = int(round(len(s.tokens) * (1.0 - val_fraction)))
@@ -167,7 +167,7 @@ def split_segments(segments: list[Segment], val_fraction: float) -> tuple[list[S
 def window_datasets(segments: list[Segment], context_rows: int,
                     val_fraction: float) -> tuple[RowWindowDataset, RowWindowDataset]:
     """Training and validation windows of ``context_rows + 1`` rows, split per card (the latest ``val_fraction``
-    of each card validates).
+    of each card validates; ``val_fraction=0``: every row trains and the validation set is empty, a refit).
 
     A per-card cut rather than one global date: cards span different years (one
     card of the reference sample has 26 rows, all in 2008-2009), and a global
@@ -177,7 +177,7 @@ def window_datasets(segments: list[Segment], context_rows: int,
     train_ds, val_ds = RowWindowDataset(train, context_rows), RowWindowDataset(val, context_rows)
     if len(train_ds) == 0:
         raise SynthesisInputError(f"no card has {context_rows + 1} training rows; use more data or fewer --context-rows")
-    if len(val_ds) == 0:
+    if len(val_ds) == 0 and val_fraction > 0:
         raise SynthesisInputError(f"no card has {context_rows + 1} validation rows in its latest {val_fraction:.0%}; "
                                   "use more data, a larger validation fraction or fewer --context-rows")
     return train_ds, val_ds

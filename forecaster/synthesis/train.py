@@ -18,6 +18,7 @@ as confidential and share ``synth export-model``'s folder instead (``export``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from forecaster.core.run import RunDir, check_run_target
 from forecaster.core.tokenizer import TableTokenizer
 from forecaster.core.training.config import TrainConfig, model_config_for, model_kind
 from forecaster.core.training.engine import train as run_training
+from forecaster.core.training.metrics import read_metrics
 from forecaster.synthesis.documents import (
     FEATURE_NAMES, MODEL_COLUMNS, ROW_COLUMNS, SynthesisInputError, card_segments, check_table, fit_tokenizer,
     window_datasets,
@@ -120,6 +122,48 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "d
         return _train_locked(table, run_dir, preset, cfg, progress, info, log)
 
 
+def best_step(run_dir: str | Path) -> int:
+    """The step of a run's lowest validation loss (``metrics.jsonl``); a ``SynthesisInputError`` if it has none."""
+    vals = [r for r in read_metrics(Path(run_dir) / "metrics.jsonl") if r.get("split") == "val"]
+    if not vals:
+        raise SynthesisInputError(f"{run_dir} records no validation loss (metrics.jsonl): no validated step count "
+                                  "to refit for; train it with a validation fraction first")
+    return int(min(vals, key=lambda r: (r["loss"], r["step"]))["step"])
+
+
+def refit_synthesizer(table: pd.DataFrame, base_run: str | Path, run_dir: str | Path, *,
+                      max_minutes: float | None = None, progress: bool = True, log=None,
+                      device: Device | str | None = None, info: dict | None = None) -> SynthTrainResult:
+    """Train ``run_dir`` like the validated run ``base_run`` on every row of ``table``, no validation.
+
+    Validation is the latest 10% of every card, so a validated run never trains on each
+    card's latest rows (on the shared sample: all of cards 0 and 2's chip transactions of
+    2015). The refit takes the base run's recipe (``train_config.json``: preset, model
+    options, context, batch, learning rate, seed) for the number of steps at which the base
+    run's validation loss was lowest, on the base run's learning-rate schedule
+    (``TrainConfig.schedule_steps``): the same trajectory, stopped where the base run says it
+    generalised best, on all the rows. Nothing is chosen on the refit's own data.
+    """
+    check_table(table)
+    base = RunDir(base_run)
+    if not base.train_config.exists() or not (base.path / SYNTHESIS_FILE).exists():
+        raise SynthesisInputError(f"--refit-of {base_run}: not a trained synthesis run (no train_config.json or "
+                                  f"{SYNTHESIS_FILE}); train one with `forecaster synth train` first")
+    base_cfg = base.read_train_config()
+    if model_kind(base_cfg.preset) != "day":
+        raise SynthesisInputError(f"--refit-of {base_run}: a flat-model run; synthesis trains the day-level model")
+    steps = best_step(base.path)
+    cfg = dataclasses.replace(base_cfg, val_fraction=0.0, patience=0, max_steps=steps,
+                              schedule_steps=base_cfg.schedule_steps or base_cfg.max_steps, max_minutes=max_minutes)
+    run_dir = check_run_target(run_dir)
+    if run_dir.resolve() == base.path.resolve():
+        raise SynthesisInputError(f"--out {run_dir} is the base run itself; give the refit its own folder")
+    info = {"refit_of": str(base.path.resolve()), "refit_steps": steps, "refit_schedule_steps": cfg.schedule_steps,
+            **(info or {})}
+    with on_device(device), RunDir(run_dir).lock():
+        return _train_locked(table, run_dir, base_cfg.preset, cfg, progress, info, log)
+
+
 def on_device(device: Device | str | None) -> contextlib.AbstractContextManager:
     """A context in which the training engine trains on ``device``.
 
@@ -177,7 +221,9 @@ def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress
     if log is not None:
         log(f"{len(table):,} transactions in {len(segments)} card histories -> {tok.tokens_per_row} tokens/row, "
             f"vocabulary {tok.vocab_size:,}, {len(FEATURE_NAMES)} input features/row; windows of {cfg.context_rows} + 1 rows; "
-            f"{len(train_ds):,} training and {len(val_ds):,} validation windows (latest {cfg.val_fraction:.0%} of each card)")
+            f"{len(train_ds):,} training and {len(val_ds):,} validation windows " +
+            (f"(latest {cfg.val_fraction:.0%} of each card)" if cfg.val_fraction else
+             f"(a refit: every row trains, {cfg.max_steps} steps of a {cfg.schedule_steps}-step schedule)"))
     run_info = {"source": "tabformer-synthesis", "documents": len(segments), **(info or {})}
     res = run_training(mcfg, cfg, train_ds, val_ds, run_dir, info=run_info, fingerprint=tok.fingerprint(),
                        progress=progress, valid_mask=tok.valid_mask())
