@@ -27,6 +27,7 @@ _API = {
     "Scenario": "forecaster.market.scenario",
     "SamplingConfig": "forecaster.core.sampler",
     "train": "forecaster.market.api",
+    "refit": "forecaster.market.api",
     "backtest": "forecaster.market.api",
     "BacktestResult": "forecaster.market.api",
     "calibrate": "forecaster.market.calibration",

@@ -119,3 +119,12 @@ def test_no_validation_means_a_fixed_step_count():
     cfg = TrainConfig(val_fraction=0.0, max_steps=5, schedule_steps=50, warmup_steps=1)
     assert cfg.lr_at(4) == pytest.approx(TrainConfig(max_steps=50, warmup_steps=1).lr_at(4))
     assert cfg.lr_at(4) > TrainConfig(max_steps=5, warmup_steps=1).lr_at(4)
+
+
+def test_the_python_api_refits_and_returns_a_pipeline(base, tmp_path):
+    import forecaster
+
+    run, _ = base
+    pipe = forecaster.refit(run, tmp_path / "api", steps=2)
+    assert pipe.series == _info(run)["series"]
+    assert json.loads((tmp_path / "api" / "run.json").read_text())["refit_steps"] == 2

@@ -44,6 +44,20 @@ def train(data: str | PanelBuilder = "embedded", out: str | Path = "runs/model",
     return ForecastPipeline.from_run(out)
 
 
+def refit(run: str | Path, out: str | Path, *, as_of=None, steps: int | None = None,
+          max_minutes: float | None = None, progress: bool = False,
+          log: Callable[[str], None] | None = None) -> ForecastPipeline:
+    """Train ``out`` as the final refit of the validated ``run`` (``forecaster.market.refit``); returns its pipeline.
+
+    The run's recipe on every day to ``as_of`` (default: the run's), for ``steps`` (default:
+    the step of its lowest validation loss); it inherits the run's calibrated temperature.
+    """
+    from forecaster.market.refit import refit_run
+
+    refit_run(run, out, as_of=as_of, steps=steps, max_minutes=max_minutes, progress=progress, log=log)
+    return ForecastPipeline.from_run(out)
+
+
 @dataclass
 class BacktestResult:
     """What a backtest wrote: ``scores`` (one row per origin, model, series and horizon), the summary
