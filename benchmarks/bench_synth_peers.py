@@ -11,7 +11,9 @@ Sets (each ``--rows`` rows, default 4,000):
   is not installed, or ``--peers none``, is left out with a note);
 - the real references: stretches of real training cards of the product's shape (as many
   histories of ``--rows-per-history`` rows, started like the product's: ``real_stretches``),
-  a sample of the real training rows, and the real held-out rows.
+  a sample of the real training rows, and the real held-out rows; and, for the DCR,
+  new real rows of the training period (``same_period_dcr``: a random 20% of the training
+  rows against the other 80%).
 
 Metrics, all against the training rows: SDMetrics column shapes and column pair trends
 (``sdm.quality``), median DCR to the training rows (``sdm.dcr``, without the time),
@@ -92,6 +94,21 @@ def real_stretches(train: pd.DataFrame, n_hist: int, rows: int, seed: int = 0) -
         parts.append(part)
     out = pd.concat(parts, ignore_index=True)
     return out.astype({"user": train["user"].dtype})
+
+
+def same_period_dcr(train: pd.DataFrame, holdout: pd.DataFrame, args) -> dict:
+    """How close genuinely new real rows *of the training period* lie to the rest: a random 20% of
+    the training rows (seed ``args.seed``) against the other 80%, beside the held-out rows (a later
+    period) against the same 80%: median DCR (``sdm.dcr``) and near-copy rate."""
+    from forecaster.synthesis import sdm
+    from forecaster.synthesis.privacy import near_copy_rate
+
+    pick = np.random.default_rng(args.seed).random(len(train)) < 0.2
+    rest, new = train[~pick].reset_index(drop=True), train[pick].reset_index(drop=True)
+    d = sdm.dcr(sdm.sdv_view(rest), sdm.sdv_view(holdout), sdm.sdv_view(new), max_rows=args.dcr_rows, seed=0)
+    return {"new_rows_median": d["synthetic_median"], "holdout_median": d["holdout_median"],
+            "new_rows_near_copy_rate": near_copy_rate(rest, new), "holdout_near_copy_rate": near_copy_rate(rest, holdout),
+            "new_rows": int(pick.sum())}
 
 
 def fit_peer(name: str, train_view: pd.DataFrame, rows: int, args) -> tuple[pd.DataFrame, float]:
@@ -190,9 +207,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=4000)
     ap.add_argument("--rows-per-history", type=int, default=200)
     ap.add_argument("--product", action="append", default=None,
-                    help="a product configuration, repeatable: T=1.0[,dedupe][,tol=DOLLARS][,extra=0.25] "
+                    help="a product configuration, repeatable: T=1.0[,dedupe][,tol=DOLLARS][,extra=0.25][,noise=S] "
                          "(temperature; near-copy de-duplication against the training rows; amount tolerance; "
-                         "extra rows sampled per history); default T=1.0,dedupe")
+                         "extra rows sampled per history; --amount-noise); default T=1.0,dedupe")
     ap.add_argument("--peers-json", type=Path, help="reuse the peer rows of an earlier run's --json (no refit)")
     ap.add_argument("--peers", default="gaussian_copula,ctgan,par", help="comma-separated, or 'none'")
     ap.add_argument("--ctgan-epochs", type=int, default=10)
@@ -226,12 +243,14 @@ def main() -> None:
         opts = dict(p.split("=", 1) if "=" in p else (p, "1") for p in spec.split(","))
         temp, dedupe = float(opts.get("T", 1.0)), "dedupe" in opts
         tol, extra = float(opts.get("tol", 0.0)), float(opts.get("extra", 0.25))
+        noise = float(opts.get("noise", 0.0))
         t0 = time.perf_counter()
         table, stats = synth.generate(args.rows, rows_per_history=args.rows_per_history, seed=args.seed,
                                       temperature=temp, dedupe=index if dedupe else None, dedupe_tolerance=tol,
-                                      dedupe_extra=extra)
+                                      dedupe_extra=extra, amount_noise=noise)
         gen_s = time.perf_counter() - t0
-        label = f"product (T={temp:g}{', dedupe' if dedupe else ''}{f' ±${tol:g}' if tol else ''})"
+        label = (f"product (T={temp:g}{', dedupe' if dedupe else ''}{f' ±${tol:g}' if tol else ''}"
+                 f"{f', noise {noise:g}' if noise else ''})")
         results.append(score(label, table, train, holdout, views, gen_s, args))
         results[-1]["generation"] = stats.to_dict()
         print(json.dumps({k: v for k, v in results[-1].items() if k != "per_column"}), flush=True)
@@ -262,12 +281,17 @@ def main() -> None:
     results.append(score("real held-out rows", holdout, train, holdout, views, None, args))
     for r in results[-2:]:
         print(json.dumps({k: v for k, v in r.items() if k != "per_column"}), flush=True)
-    meta = {"rows": args.rows, "train_rows": len(train), "holdout_rows": len(holdout), "threads": args.threads,
+    same = same_period_dcr(train, holdout, args)
+    print(json.dumps({"same_period": same}), flush=True)
+    meta = {"same_period": same, "rows": args.rows, "train_rows": len(train), "holdout_rows": len(holdout), "threads": args.threads,
             "cpu_count": os.cpu_count(), "load_average": os.getloadavg(), "run": str(args.run),
             "notes": notes}
     note = (f"{args.rows:,} rows per set; every score against the {len(train):,} training rows; rows/s = generation "
             f"(product) or fit + sample (peers) on {args.threads} thread(s), load average "
-            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores." + (" " + "; ".join(notes) if notes else ""))
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores. New real rows of the training period (a random 20% "
+            f"of the training rows against the other 80%): median DCR {same['new_rows_median']:.1e}, near-copies "
+            f"{same['new_rows_near_copy_rate']:.2%}; the held-out rows against the same 80%: {same['holdout_median']:.1e}."
+            + (" " + "; ".join(notes) if notes else ""))
     table_md = markdown(results, note)
     print(table_md)
     if args.json:
