@@ -104,6 +104,21 @@ def test_a_run_without_the_joint_table_draws_independently_and_says_so(untrained
     assert Synthesizer(old, which="last").start_note is None
 
 
+def test_day_small_trains_the_synthesis_shape(first_rows, tmp_path):
+    """Synthesis pins its own model shape over the market-tuned preset (``SYNTHESIS_SHAPE``); an option overrides it."""
+    from forecaster.synthesis.train import SYNTHESIS_SHAPE
+
+    kw = dict(max_steps=1, eval_every=1, context_rows=8, batch_size=2, progress=False)
+    train_synthesizer(first_rows, tmp_path / "a", "day-small", **kw)
+    cfg = json.loads((tmp_path / "a" / "model_config.json").read_text())
+    assert {k: cfg[k] for k in SYNTHESIS_SHAPE["day-small"]} == {"state_dropout": 0.0, "local_n_embd": 128}
+    train_synthesizer(first_rows, tmp_path / "b", "day-small", model_options={"state_dropout": 0.3}, **kw)
+    cfg = json.loads((tmp_path / "b" / "model_config.json").read_text())
+    assert cfg["state_dropout"] == 0.3 and cfg["local_n_embd"] == 128
+    res = train_synthesizer(first_rows, tmp_path / "b", "day-small", **kw)  # resumes with the shape it started with
+    assert res.reason == "already_finished"
+
+
 def test_time_of_day_stays_inside_the_gap_bin():
     prev = np.array([0, 1439, 600, 100])       # minutes since 1970: 00:00, 23:59, 10:00, 01:40
     lo, hi = np.array([5, 1, 1440, 0]), np.array([6, 3, 2880, 1])
