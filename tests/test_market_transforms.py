@@ -15,8 +15,8 @@ ALL = [t for t in TRANSFORMS.values() if t.name in catalog.TRANSFORMS]  # the st
 
 
 def test_registry_holds_every_catalog_transform_under_its_name():
-    # yoy_index and shifted_log: a run's choice (--transform), not the catalog's
-    assert set(TRANSFORMS) == set(catalog.TRANSFORMS) | {"yoy_index", "shifted_log"}
+    # yoy_index and the shifted logs: a run's choice (--transform), not the catalog's
+    assert set(TRANSFORMS) == set(catalog.TRANSFORMS) | {"yoy_index", "shifted_log", "shifted_log1"}
     for name, t in TRANSFORMS.items():
         assert isinstance(t, Transform) and t.name == name == str(t)
     assert (TRANSFORMS["level"], TRANSFORMS["diff"], TRANSFORMS["log_return"]) == (Level(), Diff(), LogReturn())

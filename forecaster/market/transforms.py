@@ -12,7 +12,8 @@ Each series' transform is named in the catalog (``data_sources.catalog``,
   displaced-lognormal rule for interest rates near zero: a yield's daily moves
   shrink as it nears its floor, and no path goes below -0.5 % (the lowest US
   Treasury yield on record is 0.00 %, the 3-month bill in December 2008). A run's
-  choice for yields (``--transform UST3M=shifted_log``).
+  choice for yields (``--transform UST3M=shifted_log``). ``shifted_log1``: the same
+  with a shift of 1 (floor -1 %).
 
 For lower-frequency series on the daily panel, ``log_return``/``diff`` are zero
 on days without a release and jump on release days, which is exactly what the
@@ -217,6 +218,18 @@ class ShiftedLog(Transform):
         return self.value_for_level(origin_level, levels)
 
 
+@dataclass(frozen=True)
+class ShiftedLogWide(ShiftedLog):
+    """``shifted_log`` with a shift of 1 percentage point: ``100 * log((x_t + 1) / (x_{t-1} + 1))``.
+
+    Closer to a plain difference at the levels of a 2-year yield (a move at 0.7 % is
+    divided by 1.7, not 1.2), with a floor of -1 %.
+    """
+
+    name: ClassVar[str] = "shifted_log1"
+    SHIFT: ClassVar[float] = 1.0
+
+
 class IndexMissing(ValueError):
     """A ``yoy_index`` series was used without its index's monthly observations."""
 
@@ -239,7 +252,8 @@ class YoyIndex(Transform):
 
 
 #: every modeling transform by its name (``yoy_index`` and ``shifted_log`` are a run's choice; the catalog names the others)
-TRANSFORMS: dict[str, Transform] = {t.name: t for t in (Level(), Diff(), LogReturn(), ShiftedLog(), YoyIndex())}
+TRANSFORMS: dict[str, Transform] = {t.name: t for t in (Level(), Diff(), LogReturn(), ShiftedLog(), ShiftedLogWide(),
+                                                         YoyIndex())}
 
 
 def get(name: str) -> Transform:
