@@ -80,13 +80,26 @@ def test_histories_start_in_a_month_their_card_was_used(untrained, first_rows):
     assert not t1["timestamp"].equals(t3["timestamp"])
 
 
+def test_burn_in_is_primed_with_the_cards_use_that_month(untrained, first_rows):
+    """``start_use_chip``: each history's card's most common use_chip in its start month (the burn-in is forced to it)."""
+    table = untrained.meta["seed"]["card_month_use_chip"]
+    month = first_rows["timestamp"].dt.to_period("M").astype(str)
+    want = first_rows.groupby([first_rows["card"].astype(int), month])["use_chip"].agg(lambda s: s.value_counts().index[0])
+    assert {(c, m): v for c, m, v in table} == {k: str(v) for k, v in want.items()}
+    cards, start = untrained.start_points(50, np.random.default_rng(3))
+    prime = untrained.start_use_chip(cards, start)
+    months = pd.Series(pd.to_datetime(start, unit="m")).dt.to_period("M").astype(str)
+    assert list(prime) == [str(want[(c, m)]) for c, m in zip(cards, months)]
+    assert untrained.start_use_chip(np.array([99]), start[:1])[0] == untrained.meta["seed"]["modes"]["use_chip"]
+
+
 def test_a_run_without_the_joint_table_draws_independently_and_says_so(untrained, first_rows, tmp_path):
     """An older run (no ``card_months``) still generates, from the marginals, with a note; rerunning
     ``synth train`` on the same data adds the table without training further."""
     old = tmp_path / "old"
     shutil.copytree(untrained.run_dir, old)
     meta = json.loads((old / "synthesis.json").read_text())
-    del meta["seed"]["card_months"]
+    del meta["seed"]["card_months"], meta["seed"]["card_month_use_chip"]
     (old / "synthesis.json").write_text(json.dumps(meta))
     syn = Synthesizer(old, which="last")
     assert syn.start_note is not None and "independently" in syn.start_note and untrained.start_note is None
@@ -102,6 +115,7 @@ def test_a_run_without_the_joint_table_draws_independently_and_says_so(untrained
     assert json.loads((old / "synthesis.json").read_text())["seed"]["card_months"] == \
         untrained.meta["seed"]["card_months"]
     assert Synthesizer(old, which="last").start_note is None
+    assert syn.start_use_chip(cards, start) is None  # no table: no priming
 
 
 def test_day_small_trains_the_synthesis_shape(first_rows, tmp_path):
@@ -201,7 +215,7 @@ def test_export_model_holds_only_what_generation_needs(untrained, tmp_path, caps
     assert names == files | {"manifest.json", MARKER}  # no checkpoint, optimizer state or metrics
     meta = json.loads((out / "synthesis.json").read_text())
     assert set(meta) <= {"format", "version", "columns", "row_columns", "features", "seed", "exported"}
-    assert set(meta["seed"]) == {"cards", "months", "card_months", "modes"}
+    assert set(meta["seed"]) == {"cards", "months", "card_months", "card_month_use_chip", "modes"}
     assert all(round(v / 0.05, 6) == round(v / 0.05) for v in meta["seed"]["cards"].values())  # coarse shares
     joint = meta["seed"]["card_months"]  # (card, month) shares of all rows, rounded to 0.001: no counts
     run_pairs = {(c, m) for c, m, _ in untrained.meta["seed"]["card_months"]}

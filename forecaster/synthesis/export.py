@@ -16,7 +16,8 @@ tokenizer.json      the fitted tokenizer (its category lists are the merchants, 
 run.json            the model kind and the tokenizer fingerprint only
 synthesis.json      columns, input features, per-column modes, and the start statistics as
                     shares: card indexes rounded to 0.05, months over all cards and (card, month)
-                    pairs rounded to 0.001 of all rows (pairs below 0.0005 left out)
+                    pairs rounded to 0.001 of all rows (pairs below 0.0005 left out), and
+                    the most common use_chip of each pair kept
 manifest.json       sha256 of every file above
 ==================  =========================================================================
 
@@ -71,6 +72,8 @@ def export_model(run_dir: str | Path, out: str | Path, which: str = "best") -> d
     if seed.get("card_months"):  # an older run has none: its export draws card and month independently
         joint = _shares({(c, m): v for c, m, v in seed["card_months"]}, 0.001)
         public["seed"]["card_months"] = [[c, m, v] for (c, m), v in joint.items()]
+        public["seed"]["card_month_use_chip"] = [[c, m, v] for c, m, v in seed.get("card_month_use_chip", [])
+                                                 if (c, m) in joint]
     public["exported"] = {"weights": which}
     with publish_dir(out, EXPORT_KIND) as staging:
         shutil.copyfile(weights, staging / "best.safetensors")

@@ -297,6 +297,21 @@ class Synthesizer:
             + np.timedelta64(12, "h")
         return cards, start.astype(np.int64)
 
+    def start_use_chip(self, cards: np.ndarray, start: np.ndarray) -> np.ndarray | None:
+        """Per history, its card's most common use_chip in the month it starts (``seed.card_month_use_chip``),
+        the mode over all rows where the pair is unknown; None for a run without the table.
+
+        The burn-in rows are forced to it: a card that had switched to chip by that month starts as
+        a chip card (the model carries a card's way of use from row to row; from the neutral seed
+        row's overall mode, swipe, it would not switch by itself)."""
+        table = self.meta["seed"].get("card_month_use_chip")
+        if not table:
+            return None
+        lookup = {(int(c), str(m)): v for c, m, v in table}
+        months = pd.Series(start.astype("datetime64[m]")).dt.to_period("M").astype(str)
+        mode = self.meta["seed"]["modes"]["use_chip"]
+        return np.array([lookup.get((int(c), m), mode) for c, m in zip(cards, months)], dtype=object)
+
     @property
     def start_note(self) -> str | None:
         """None, or why this run draws a history's card and start month independently (an older run)."""
@@ -454,11 +469,19 @@ class Synthesizer:
         torch_seed, rng = block_seed(plan.seed, block.index)
         prompt = self.tok.encode(self.seed_frame())
         cards, start = self.start_points(n_paths, rng)
-        card_ids = self.tok.encode(pd.DataFrame({**self.seed_frame().iloc[[0] * n_paths].reset_index(drop=True),
-                                                 "card": pd.Series(cards).astype(TYPED_DTYPES["card"])}))
+        seeds = self.seed_frame().iloc[[0] * n_paths].reset_index(drop=True)
+        seeds["card"] = pd.Series(cards).astype(TYPED_DTYPES["card"])
+        prime = self.start_use_chip(cards, start)
+        if prime is not None:
+            seeds["use_chip"] = pd.Series(prime).astype(TYPED_DTYPES["use_chip"])
+        seed_ids = self.tok.encode(seeds)
         forced = np.broadcast_to(forced_row, (n_paths, n_total, self.row_len)).copy()
         # one card per history: its card token is forced in every row (a condition on card wins)
-        forced[:, :, card_sl] = np.where(forced[:, :, card_sl] >= 0, forced[:, :, card_sl], card_ids[:, None, card_sl])
+        forced[:, :, card_sl] = np.where(forced[:, :, card_sl] >= 0, forced[:, :, card_sl], seed_ids[:, None, card_sl])
+        if prime is not None and burn > 0:  # the burn-in rows use the card the way it was used that month
+            chip_sl = self.tok.column_slots("use_chip")
+            forced[:, :burn, chip_sl] = np.where(forced[:, :burn, chip_sl] >= 0, forced[:, :burn, chip_sl],
+                                                 seed_ids[:, None, chip_sl])
         ids, times = self.sample_paths(prompt, start[:1], start, forced, n_total, torch_seed, plan.sampling)
         prev = times[:, burn - 1:burn] if burn > 0 else start[:, None]
         ids, times = ids[:, burn:], times[:, burn:]

@@ -72,14 +72,18 @@ def seed_statistics(table: pd.DataFrame) -> dict:
     Returns a JSON-able dict: ``cards`` {card: count}, ``months`` {"YYYY-MM": count} (the
     marginals), ``card_months`` [[card, "YYYY-MM", count], ...] sorted, the transactions of
     each card in each month (a history's card and the month it starts in are drawn from
-    these jointly: a card only starts in a month it was used in), ``modes`` {column: most
-    common value as text or number, None for missing}.
+    these jointly: a card only starts in a month it was used in), ``card_month_use_chip``
+    [[card, "YYYY-MM", value], ...] the card's most common use_chip in that month (a history's
+    burn-in rows are primed with it), ``modes`` {column: most common value as text or number,
+    None for missing}.
     """
     card = table["card"].astype("int64")
     month = table["timestamp"].dt.to_period("M").astype(str)
     cards = card.value_counts().sort_index()
     months = month.value_counts().sort_index()
-    joint = pd.DataFrame({"card": card.to_numpy(), "month": month.to_numpy()}).value_counts().sort_index()
+    pairs = pd.DataFrame({"card": card.to_numpy(), "month": month.to_numpy(), "use_chip": table["use_chip"].astype(str)})
+    joint = pairs[["card", "month"]].value_counts().sort_index()
+    chip = pairs.groupby(["card", "month"])["use_chip"].agg(lambda s: s.value_counts().index[0]).sort_index()
     modes: dict = {}
     for col in MODEL_COLUMNS:
         if col in ("card", "timestamp"):
@@ -92,7 +96,8 @@ def seed_statistics(table: pd.DataFrame) -> dict:
         modes[col] = None if pd.isna(value) else (value.item() if hasattr(value, "item") else value)
     return {"cards": {str(k): int(v) for k, v in cards.items()},
             "months": {str(k): int(v) for k, v in months.items()},
-            "card_months": [[int(c), str(m), int(v)] for (c, m), v in joint.items()], "modes": modes}
+            "card_months": [[int(c), str(m), int(v)] for (c, m), v in joint.items()],
+            "card_month_use_chip": [[int(c), str(m), str(v)] for (c, m), v in chip.items()], "modes": modes}
 
 
 def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "day-small", *,
@@ -224,8 +229,9 @@ def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress
         write_text(run_dir / SYNTHESIS_FILE, json.dumps(meta, indent=2, sort_keys=True))
     else:  # a run of an older release lacks the joint (card, month) table: the same data (fingerprint) adds it
         saved_meta = json.loads((run_dir / SYNTHESIS_FILE).read_text())
-        if "card_months" not in saved_meta.get("seed", {}):
-            saved_meta.setdefault("seed", {})["card_months"] = meta["seed"]["card_months"]
+        missing = [k for k in ("card_months", "card_month_use_chip") if k not in saved_meta.get("seed", {})]
+        if missing:
+            saved_meta.setdefault("seed", {}).update({k: meta["seed"][k] for k in missing})
             write_text(run_dir / SYNTHESIS_FILE, json.dumps(saved_meta, indent=2, sort_keys=True))
     if log is not None:
         log(f"{len(table):,} transactions in {len(segments)} card histories -> {tok.tokens_per_row} tokens/row, "
