@@ -2,7 +2,7 @@
 
 A training run folder is confidential: it holds optimizer checkpoints, the
 metrics history, ``run.json`` with the training file's path, and ``synthesis.json``
-with per-card transaction counts and per-month counts (for a one-user sample,
+with per-card, per-month and per-(card, month) transaction counts (for a one-user sample,
 that person's card use), besides the weights and the tokenizer's category lists.
 The export holds:
 
