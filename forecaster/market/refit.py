@@ -29,18 +29,18 @@ import pandas as pd
 
 from foundation.atomic import write_text
 from forecaster.core.training.config import TrainConfig
-from forecaster.core.training.metrics import read_metrics
+from forecaster.core.training.metrics import best_validation_step
 from forecaster.market.run import PanelRun
 from forecaster.market.train import TrainInputError, train_panel_run
 
 
 def best_step(run_dir) -> int:
     """The step of the base run's lowest validation loss (``metrics.jsonl``); a ``TrainInputError`` if it has none."""
-    vals = [r for r in read_metrics(Path(run_dir) / "metrics.jsonl") if r.get("split") == "val"]
-    if not vals:
+    step = best_validation_step(Path(run_dir))
+    if step is None:
         raise TrainInputError(f"the run {run_dir} records no validation loss (metrics.jsonl), so there is no "
                               "validated step count to refit for; give the steps", param="steps")
-    return int(min(vals, key=lambda r: (r["loss"], r["step"]))["step"])
+    return step
 
 
 def refit_config(base_run, steps: int | None = None, max_minutes: float | None = None) -> TrainConfig:

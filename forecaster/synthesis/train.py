@@ -32,7 +32,7 @@ from forecaster.core.run import RunDir, check_run_target
 from forecaster.core.tokenizer import TableTokenizer
 from forecaster.core.training.config import TrainConfig, model_config_for, model_kind
 from forecaster.core.training.engine import train as run_training
-from forecaster.core.training.metrics import read_metrics
+from forecaster.core.training.metrics import best_validation_step
 from forecaster.synthesis.documents import (
     FEATURE_NAMES, MODEL_COLUMNS, ROW_COLUMNS, SynthesisInputError, card_segments, check_table, fit_tokenizer,
     window_datasets,
@@ -138,11 +138,11 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "d
 
 def best_step(run_dir: str | Path) -> int:
     """The step of a run's lowest validation loss (``metrics.jsonl``); a ``SynthesisInputError`` if it has none."""
-    vals = [r for r in read_metrics(Path(run_dir) / "metrics.jsonl") if r.get("split") == "val"]
-    if not vals:
+    step = best_validation_step(Path(run_dir))
+    if step is None:
         raise SynthesisInputError(f"{run_dir} records no validation loss (metrics.jsonl): no validated step count "
                                   "to refit for; train it with a validation fraction first")
-    return int(min(vals, key=lambda r: (r["loss"], r["step"]))["step"])
+    return step
 
 
 def refit_synthesizer(table: pd.DataFrame, base_run: str | Path, run_dir: str | Path, *,

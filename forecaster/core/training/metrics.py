@@ -53,3 +53,14 @@ def read_metrics(path: str | Path) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return out
+
+
+def best_validation_step(path: str | Path) -> int | None:
+    """The step of the lowest validation loss in a metrics file (or ``RUN_DIR``); None when it has none.
+
+    Ties go to the earlier step. The refits of both domains train for this many steps.
+    """
+    vals = [r for r in read_metrics(path) if r.get("split") == "val"]
+    if not vals:
+        return None
+    return int(min(vals, key=lambda r: (r["loss"], r["step"]))["step"])
