@@ -50,8 +50,7 @@ def refit_config(base_run, steps: int | None = None, max_minutes: float | None =
     n = best_step(base_run) if steps is None else int(steps)
     if n < 1:
         raise TrainInputError(f"must be at least 1 step, got {n}", param="steps")
-    return dataclasses.replace(cfg, val_fraction=0.0, patience=0, max_steps=n,
-                               schedule_steps=cfg.schedule_steps or cfg.max_steps, max_minutes=max_minutes)
+    return cfg.refit(n, max_minutes)
 
 
 def base_transforms(base: PanelRun) -> dict[str, str] | None:

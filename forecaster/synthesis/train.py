@@ -18,7 +18,6 @@ as confidential and share ``synth export-model``'s folder instead (``export``).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,8 +166,7 @@ def refit_synthesizer(table: pd.DataFrame, base_run: str | Path, run_dir: str | 
     if model_kind(base_cfg.preset) != "day":
         raise SynthesisInputError(f"--refit-of {base_run}: a flat-model run; synthesis trains the day-level model")
     steps = best_step(base.path)
-    cfg = dataclasses.replace(base_cfg, val_fraction=0.0, patience=0, max_steps=steps,
-                              schedule_steps=base_cfg.schedule_steps or base_cfg.max_steps, max_minutes=max_minutes)
+    cfg = base_cfg.refit(steps, max_minutes)
     run_dir = check_run_target(run_dir)
     if run_dir.resolve() == base.path.resolve():
         raise SynthesisInputError(f"--out {run_dir} is the base run itself; give the refit its own folder")

@@ -147,6 +147,15 @@ class TrainConfig:
         coeff = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
         return self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * coeff)
 
+    def refit(self, steps: int, max_minutes: float | None = None) -> "TrainConfig":
+        """This run's recipe as a refit: no validation, ``steps`` long, on this run's learning-rate schedule.
+
+        The refits of both domains (``forecaster.market.refit``, ``synth train --refit-of``) train
+        with it for the step of the validated run's lowest validation loss.
+        """
+        return dataclasses.replace(self, val_fraction=0.0, patience=0, max_steps=int(steps),
+                                   schedule_steps=self.schedule_steps or self.max_steps, max_minutes=max_minutes)
+
     def micro_batch(self, world_size: int) -> int:
         """Sequences per forward pass on one rank."""
         per = world_size * self.grad_accum
