@@ -163,3 +163,66 @@ def test_a_retrained_run_keeps_the_base_runs_transforms_bins_and_model_options(s
     assert info["last_date"] == info["train_range"][1] == "2016-06-30" and info["val_start"] is None
     assert info["retrained_from"] == str(base) and info["refit_steps"] == 2
     assert json.loads((out / "model_config.json").read_text())["state_dropout"] == 0.3
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory, shared_mapping):
+    """The fixture run's recipe with another seed: the second member of a pool."""
+    out = tmp_path_factory.mktemp("btrun") / "tiny-seed1"
+    code = main(["train", "--data", str(shared_mapping), "--series", SERIES, "--panel-start", "2005-01-01", "--as-of",
+                 TRAIN_AS_OF, "--out", str(out), "--preset", "tiny", "--max-steps", "60", "--seed", "1",
+                 "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_a_pool_splits_the_paths_over_its_runs_each_with_its_own_seed(run_dir, seed_run, panels, tmp_path):
+    from forecaster.market.backtest.runner import POOL_SEED_STRIDE, origin_seed, pool_shares
+
+    real, _ = panels
+    assert pool_shares(5, 2) == [3, 2] and pool_shares(100, 3) == [34, 33, 33] and pool_shares(4, 4) == [1] * 4
+    bt = Backtest(_cfg(run_dir, real, end="2018-01-31", n_paths=5, baselines=["random_walk"], pool=[str(seed_run)]),
+                  tmp_path / "pool")
+    origin = bt.origins[0]
+    panel = bt.builder.build(origin)[bt.cfg.series]
+    gpt = bt.models_for(origin)[0]
+    seed = origin_seed(0, origin)
+    fc = gpt.forecast(panel, 5, 21, seed)
+    own = gpt._predict(gpt.pipe, panel, 3, 21, seed)
+    other = gpt._predict(gpt.pool[0], panel, 2, 21, seed + POOL_SEED_STRIDE)
+    np.testing.assert_array_equal(fc.paths[:3], own.paths)
+    np.testing.assert_array_equal(fc.paths[3:], other.paths)
+    assert not np.allclose(np.nan_to_num(own.paths[:2]), np.nan_to_num(other.paths))  # two models, two answers
+    assert [m["paths"] for m in fc.meta["pool"]] == [3, 2]
+    assert {m["run_dir"] for m in fc.meta["pool"]} == {str(run_dir), str(seed_run)}
+    scores = bt.run()  # the pooled GPT is scored like any model; the pool is in the settings and the origin files
+    assert "gpt" in set(scores["model"])
+    saved = json.loads((tmp_path / "pool" / "backtest.json").read_text())["config"]
+    assert saved["pool"] == [str(seed_run)]
+
+
+def test_a_pool_is_refused_with_retraining_a_mismatched_run_or_look_ahead(run_dir, seed_run, panels, tmp_path,
+                                                                           shared_mapping):
+    real, _ = panels
+    with pytest.raises(BacktestError, match="retrain-every"):
+        _cfg(run_dir, real, pool=[str(seed_run)], retrain_every=12)
+    with pytest.raises(BacktestError, match="twice"):
+        _cfg(run_dir, real, pool=[str(run_dir)])
+    with pytest.raises(BacktestError, match="at least one path"):
+        _cfg(run_dir, real, pool=[str(seed_run), str(seed_run) + "-x"], n_paths=2)
+    # a pooled run trained past the first origin is look-ahead, like the run itself
+    with pytest.raises(BacktestError, match="look-ahead"):
+        Backtest(_cfg(seed_run, real, start="2017-06-01", end="2017-07-31", baselines=["random_walk"],
+                      pool=[str(run_dir)]), tmp_path / "la").run()
+    # a run of other series cannot join the pool
+    other = tmp_path / "other-series"
+    assert main(["train", "--data", str(shared_mapping), "--series", "SPX,VIX,UST10Y", "--panel-start", "2005-01-01",
+                 "--as-of", TRAIN_AS_OF, "--out", str(other), "--preset", "tiny", "--max-steps", "2",
+                 "--no-progress"]) == 0
+    with pytest.raises(BacktestError, match="pool runs of one recipe"):
+        Backtest(_cfg(run_dir, real, baselines=["random_walk"], pool=[str(other)]), tmp_path / "mm")
+    # the CLI: a --pool entry that is no run folder is one line and exit code 2, before any work
+    out = tmp_path / "cli-pool"
+    code = main(["backtest", "--run", str(run_dir), "--data", str(shared_mapping), "--window", "2018-2021",
+                 "--pool", str(tmp_path / "nope"), "--out", str(out), "--no-progress"])
+    assert code == 2 and not out.exists()

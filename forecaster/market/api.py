@@ -85,7 +85,7 @@ def backtest(run: str | Path | None, out: str | Path, *, window: str | None = No
              every: str | None = None, n_paths: int = 100, horizon: int = 250, data: str | None = None,
              series: list[str] | None = None, baselines: list[str] | None = None, retrain_every: int = 0,
              retrain_steps: int | None = None, seed: int = 0, temperature: float | None = None,
-             top_k: int | None = None, top_p: float | None = None,
+             top_k: int | None = None, top_p: float | None = None, pool: list[str | Path] | None = None,
              on_origin: Callable[[pd.Timestamp, dict], None] | None = None,
              on_start: Callable[[Backtest], None] | None = None, device: str | None = None,
              scheduler: str | None = None, threads: int | None = None) -> BacktestResult:
@@ -96,6 +96,8 @@ def backtest(run: str | Path | None, out: str | Path, *, window: str | None = No
     ``on_origin(origin, info)`` is called after each origin. ``device`` (``"auto"``, ``"cuda:0"``),
     ``scheduler`` (``"local:N"``, ``"tcp://HOST:PORT"``) and ``threads`` say where it runs
     (``Backtest.set_execution``; docs/SCALING.md): they never change a result on the same device.
+    ``pool`` names more runs of the same recipe (other seeds) whose paths join ``run``'s: the
+    ``n_paths`` are split over them (``BacktestConfig.pool``).
     """
     if window:
         w = get_window(window)
@@ -109,7 +111,8 @@ def backtest(run: str | Path | None, out: str | Path, *, window: str | None = No
                          run=str(run) if run is not None else None, data=data,
                          series=list(series) if series else None, every=every or "1M", window=window,
                          n_paths=n_paths, horizon=horizon, seed=seed, retrain_every=retrain_every,
-                         retrain_steps=retrain_steps, temperature=temperature, top_k=top_k, top_p=top_p, **kw)
+                         retrain_steps=retrain_steps, temperature=temperature, top_k=top_k, top_p=top_p,
+                         pool=[str(r) for r in (pool or [])], **kw)
     t0 = time.perf_counter()
     bt = Backtest(cfg, out, device=device, scheduler=scheduler, threads=threads)
     if on_start is not None:

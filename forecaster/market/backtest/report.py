@@ -190,7 +190,8 @@ def build_report(out: str | Path, path: str | Path | None = None, key_series=sum
     parts = [f"<h1>Backtest: {html.escape(cfg.get('window') or '')} {cfg['start']} .. {cfg['end']}</h1>",
              "<p>" + html.escape(
                  f"{len(origins)} origins every {cfg['every']}, {cfg['n_paths']} paths x {cfg['horizon']} business days; "
-                 f"GPT run {cfg.get('run')}; retrain every {cfg['retrain_every'] or 'never (trained once)'} months; "
+                 f"GPT run {cfg.get('run')}"
+                 f"{' pooled with ' + ', '.join(cfg['pool']) if cfg.get('pool') else ''}; retrain every {cfg['retrain_every'] or 'never (trained once)'} months; "
                  f"baselines {', '.join(cfg['baselines'])}.") + "</p>"]
     if wall_seconds is not None:
         parts.append(f"<p>Wall time of this run: {wall_seconds:.0f} s.</p>")

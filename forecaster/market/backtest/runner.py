@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from foundation.atomic import check_out_dir, claim_dir, write_text
@@ -94,6 +95,10 @@ class BacktestConfig:
     baselines : baseline names; retrain_every : months between retrainings (0: the run as it is).
     retrain_steps : optimizer steps per retraining (default: the run's).
     panel_start : first panel date.
+    pool : more runs whose paths join ``run``'s (a seed ensemble): the ``n_paths`` of every GPT
+        forecast are split as evenly as possible over ``run`` and the pool (``run`` takes the
+        remainder), all sampled at ``run``'s settings; each must model the same series and end
+        before the first origin. Not with ``retrain_every``.
     temperature, top_k, top_p : the GPT's sampling settings (``SamplingConfig``); a temperature of
         None is the run's calibrated one (``forecaster calibrate``), else 1, resolved (and saved) when
         the backtest is set up.
@@ -114,6 +119,7 @@ class BacktestConfig:
     retrain_every: int = 0
     retrain_steps: int | None = None
     panel_start: str = "1990-01-01"
+    pool: list[str] = field(default_factory=list)
     temperature: float | None = None
     top_k: int | None = None
     top_p: float | None = None
@@ -124,6 +130,17 @@ class BacktestConfig:
         check_horizon(self.horizon)
         if self.retrain_every < 0:
             raise BacktestError(f"retrain_every must be >= 0 months, got {self.retrain_every}")
+        self.pool = [str(r) for r in self.pool]
+        if self.pool and self.run is None:
+            raise BacktestError("a pool of runs needs a --run to join (the pool's paths are split over it and the pool)")
+        if self.pool and self.retrain_every:
+            raise BacktestError("--pool cannot be combined with --retrain-every (each pooled run would need its own "
+                                "retraining); pool runs trained as of the first origin instead")
+        if self.pool and len(set(self.pool) | {str(self.run)}) != len(self.pool) + 1:
+            raise BacktestError(f"--pool names a run twice or names --run itself: {', '.join(self.pool)}")
+        if self.pool and self.n_paths < len(self.pool) + 1:
+            raise BacktestError(f"n_paths {self.n_paths} is fewer than the {len(self.pool) + 1} pooled runs: "
+                                "every run needs at least one path")
         self.sampling()  # validates the sampling settings
         self.horizons = sorted({int(h) for h in self.horizons if 1 <= int(h) <= self.horizon} | {self.horizon})
         make_baselines(self.baselines)  # validates the names
@@ -147,8 +164,21 @@ def origin_seed(seed: int, origin: pd.Timestamp) -> int:
     return int(seed) * 1_000_003 + pd.Timestamp(origin).toordinal()
 
 
+def pool_shares(n_paths: int, n_runs: int) -> list[int]:
+    """Paths per pooled run: as even as possible, the first runs take the remainder (sums to ``n_paths``)."""
+    base, extra = divmod(int(n_paths), int(n_runs))
+    return [base + (k < extra) for k in range(n_runs)]
+
+
+POOL_SEED_STRIDE = 7_919  # run k of a pool samples with seed + k * stride (k = 0: the run's own seed)
+
+
 class GPTModel:
     """The GPT behind the same ``forecast(panel, n_paths, horizon, seed)`` call as the baselines.
+
+    ``pool`` holds more pipelines (a seed ensemble): the paths are split over ``pipe`` and the
+    pool (``pool_shares``), run ``k`` sampled with ``seed + k * POOL_SEED_STRIDE``, and stacked
+    in that order. Without a pool the forecast is ``pipe``'s own.
 
     Every row the sampler draws decodes (the tokenizer's per-slot id ranges admit
     only decodable rows), so no repair is needed here.
@@ -156,15 +186,31 @@ class GPTModel:
 
     name = GPT_MODEL
 
-    def __init__(self, pipe, sampling=None, index_levels: dict | None = None) -> None:
+    def __init__(self, pipe, sampling=None, index_levels: dict | None = None, pool: list | None = None) -> None:
         self.pipe = pipe
+        self.pool = list(pool or [])
         self.sampling = sampling
         self.index_levels = index_levels  # the YoY series' monthly index observations (all vintages; predict
         # reads only those released by the origin)
 
+    def _predict(self, pipe, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
+        return pipe.predict(panel, panel.index[-1], n_paths=n_paths, horizon=horizon, seed=seed,
+                            sampling=self.sampling, index_levels=self.index_levels)
+
     def forecast(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
-        fc = self.pipe.predict(panel, panel.index[-1], n_paths=n_paths, horizon=horizon, seed=seed,
-                               sampling=self.sampling, index_levels=self.index_levels)
+        pipes = [self.pipe, *self.pool]
+        shares = pool_shares(n_paths, len(pipes))
+        forecasts = [self._predict(p, panel, n, horizon, seed + k * POOL_SEED_STRIDE)
+                     for k, (p, n) in enumerate(zip(pipes, shares))]
+        fc = forecasts[0]
+        for k, other in enumerate(forecasts[1:], 1):
+            if list(other.series) != list(fc.series):
+                raise BacktestError(f"pooled run {k} models {', '.join(other.series)}, not {', '.join(fc.series)}")
+        if len(forecasts) > 1:
+            fc = dataclasses.replace(fc, paths=np.concatenate([f.paths for f in forecasts], axis=0),
+                                     meta={**fc.meta, "pool": [{"run_dir": f.meta.get("run_dir"), "paths": n,
+                                                                "model_sha256": f.meta.get("model_sha256")}
+                                                               for f, n in zip(forecasts, shares)]})
         fc.meta["covers"] = list(fc.series)
         fc.meta["model"] = GPT_MODEL
         return fc
@@ -228,6 +274,11 @@ class Backtest:
             self.calibration = calibration if calibrated else None
             if cfg.series is None:
                 cfg.series = list(self.run_info["series"])
+            for other in cfg.pool:  # a pooled run models the same series, in the same order
+                other_series = list(PanelRun(other).info["series"])
+                if other_series != list(self.run_info["series"]):
+                    raise BacktestError(f"the pooled run {other} models {', '.join(other_series)}, not the series of "
+                                        f"{cfg.run} ({', '.join(self.run_info['series'])}): pool runs of one recipe")
         if builder is None:
             if run is not None:  # the run's data source unless cfg.data names another
                 builder = run.panel_builder(cfg.data, series=cfg.series, start=cfg.panel_start)
@@ -306,11 +357,13 @@ class Backtest:
                                 "or use --retrain-every")
 
     def _pipe(self, run_dir: Path):
+        """The loaded pipeline of ``run_dir``; the cache keeps the runs of one forecast (the run and its pool)."""
         from forecaster.market.pipeline import ForecastPipeline  # deferred: it imports torch; baselines-only backtests never load it
 
         key = str(run_dir)
         if key not in self._pipes:
-            self._pipes.clear()
+            if key not in {str(Path(r)) for r in (self.cfg.run, *self.cfg.pool)}:  # a retrained run replaces the last one
+                self._pipes.clear()
             self._pipes[key] = ForecastPipeline.from_run(run_dir, device=self.device)
         return self._pipes[key]
 
@@ -329,7 +382,8 @@ class Backtest:
         if self.cfg.run is None:
             return None
         if not self.cfg.retrain_every:
-            self._check_run_as_of(Path(self.cfg.run), origin)
+            for run_dir in (self.cfg.run, *self.cfg.pool):
+                self._check_run_as_of(Path(run_dir), origin)
             return Path(self.cfg.run)
         as_of = max(d for d in self.retrain_dates() if d <= origin)
         run_dir = self.out / "models" / str(as_of.date())
@@ -342,7 +396,8 @@ class Backtest:
         models = []
         run_dir = self.gpt_run_for(origin)
         if run_dir is not None:
-            models.append(GPTModel(self._pipe(run_dir), self.cfg.sampling(), yoy_index_levels(self.builder)))
+            pool = [self._pipe(Path(r)) for r in self.cfg.pool]
+            models.append(GPTModel(self._pipe(run_dir), self.cfg.sampling(), yoy_index_levels(self.builder), pool))
         return models + make_baselines(self.cfg.baselines)
 
     # -- the loop --------------------------------------------------------------------------
@@ -367,7 +422,7 @@ class Backtest:
         meta = {"origin": str(origin.date()), "errors": errors, "seconds": seconds, "device": _gpt_device(forecasts),
                 "realised_days": int(realised["date"].notna().sum()),
                 "models": {k: {m: v for m, v in fc.meta.items()
-                               if m in ("covers", "lags", "model_sha256", "run_dir")}
+                               if m in ("covers", "lags", "model_sha256", "run_dir", "pool")}
                            for k, fc in forecasts.items()}}
         write_parquet(fan, self.origin_path(origin, fan=True), meta)
         write_parquet(scores, self.origin_path(origin), meta)  # last: the commit point of this origin
