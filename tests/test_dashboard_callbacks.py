@@ -55,9 +55,16 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(runs):
+    import dash._get_app
+
     from dashboard.app import create_app
 
-    return create_app(runs)
+    app = create_app(runs)
+    # callbacks called directly read dash.get_app(): make this module's app the current one (a request
+    # served by another module's app leaves that app current in this thread)
+    token = dash._get_app.app_context.set(app)
+    yield app
+    dash._get_app.app_context.reset(token)
 
 
 def _text(component) -> str:

@@ -39,9 +39,16 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(runs):
+    import dash._get_app
+
     from dashboard.app import create_app
 
-    return create_app(runs, host="127.0.0.1", port=8050, allowed_hosts=["dash.example.org"])
+    app = create_app(runs, host="127.0.0.1", port=8050, allowed_hosts=["dash.example.org"])
+    # callbacks called directly read dash.get_app(): make this module's app the current one (a request
+    # served by another module's app leaves that app current in this thread)
+    token = dash._get_app.app_context.set(app)
+    yield app
+    dash._get_app.app_context.reset(token)
 
 
 # -- one sanitiser ------------------------------------------------------------------------------
