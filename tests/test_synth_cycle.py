@@ -31,6 +31,19 @@ def test_train_model_option_changes_the_shape(cycle, tmp_path, capsys):
     assert "no_such_key" in capsys.readouterr().err
 
 
+
+def test_train_val_tail_is_checked(cycle, tmp_path, capsys):
+    info = json.loads((cycle["run"] / "run.json").read_text())
+    assert info["val_tail"] == 0.15  # the default cut: each card's latest rows train
+    assert main(["synth", "train", "--data", str(cycle["train"]), "--out", str(tmp_path / "r"), "--preset", "tiny",
+                 "--max-steps", "1", "--no-progress", "--val-tail", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--val-tail" in err and len(err.strip().splitlines()) == 1
+    assert main(["synth", "train", "--data", str(cycle["train"]), "--out", str(tmp_path / "r2"), "--refit-of",
+                 str(cycle["run"]), "--val-tail", "0", "--no-progress"]) == 2
+    assert "leave out --val-tail" in capsys.readouterr().err
+
+
 def test_refit_trains_on_every_row_for_the_best_step(cycle, tmp_path, capsys):
     from forecaster.core.training.metrics import read_metrics
     from forecaster.synthesis.train import best_step

@@ -12,9 +12,10 @@ from foundation.errors import UserError
 from data_sources.tabformer import PUBLISHED_COLUMNS, TYPED_COLUMNS
 from forecaster.synthesis.clock import next_times
 from forecaster.synthesis.documents import (
-    FEATURE_NAMES, ROW_COLUMNS, SynthesisInputError, card_rows, card_segments, fit_tokenizer, order_cards,
-    read_table, row_features, split_by_card, split_segments, write_table,
+    FEATURE_NAMES, ROW_COLUMNS, VAL_TAIL, SynthesisInputError, card_rows, card_segments, describe_cut,
+    fit_tokenizer, order_cards, read_table, row_features, split_by_card, split_segments, window_datasets, write_table,
 )
+from forecaster.core.training.windows import Segment
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,67 @@ def test_card_segments_are_per_card_and_time_ordered(sample):
         assert s.tokens.shape[1] == tok.tokens_per_row and s.features.shape == (len(s.tokens), len(FEATURE_NAMES))
     tr, va = split_segments(segs, 0.1)
     assert sum(len(s.tokens) for s in tr) + sum(len(s.tokens) for s in va) == len(sample)
-    assert all(a.times[-1] <= b.times[0] for a, b in zip(tr, va))
+
+
+def _indexed(segs):
+    """The segments with each row's token replaced by its row number within its card (row identity)."""
+    return [Segment(np.arange(len(s.tokens), dtype=np.int64)[:, None], s.times, s.features) for s in segs]
+
+
+@pytest.fixture(scope="module")
+def train_part_segments(sample):
+    """The cards of the reference evaluation's training part (the first 80% of each card), and that table."""
+    train, _ = split_by_card(sample, 0.8)
+    return card_segments(fit_tokenizer(train), train), order_cards(train)
+
+
+def test_default_cut_keeps_each_cards_latest_rows_in_training(train_part_segments):
+    """The validation block sits before each card's latest 15%: those rows, cards 0 and 2's only chip
+    transactions among them, train (the old cut, VAL_TAIL 0, validated on them)."""
+    segs, table = train_part_segments
+    assert VAL_TAIL == 0.15
+    for card, s in zip(sorted(table["card"].unique()), _indexed(segs)):
+        n = len(s.tokens)
+        tr, va = split_segments([s], 0.1)
+        train_rows = np.concatenate([t.tokens[:, 0] for t in tr])
+        (val_rows,) = [v.tokens[:, 0] for v in va]
+        assert sorted(np.r_[train_rows, val_rows]) == list(range(n))  # every row once
+        assert len(val_rows) == round(n * 0.1) and val_rows[-1] == n - round(n * 0.15) - 1
+        assert set(range(n - round(n * 0.15), n)) <= set(train_rows)  # the latest rows train
+        old_tr, old_va = split_segments([s], 0.1, val_tail=0.0)  # the old cut: the latest rows validate
+        assert list(old_va[0].tokens[:, 0]) == list(range(round(n * 0.9), n)) and len(old_tr) == 1
+        if card in (0, 2):  # their only chip transactions (2015) are their latest: the old cut hid them
+            chip = np.flatnonzero(table[table.card == card]["use_chip"].to_numpy() == "Chip Transaction")
+            assert len(chip) > 100 and set(chip) <= set(train_rows) and set(chip) <= set(old_va[0].tokens[:, 0])
+
+
+def test_no_training_window_holds_a_validation_row_or_splices_across_the_block(train_part_segments):
+    segs, _ = train_part_segments
+    for s in _indexed(segs)[:4]:  # card 4 (17 rows) makes no 17-row window
+        n = len(s.tokens)
+        train_ds, val_ds = window_datasets([s], 16, 0.1)
+        val_rows = set(split_segments([s], 0.1)[1][0].tokens[:, 0])
+        windows = [train_ds.window(i)[:, 0] for i in range(len(train_ds))]
+        assert all((np.diff(w) == 1).all() for w in windows), "a window splices rows that are not consecutive"
+        assert not set(np.concatenate(windows)) & val_rows
+        assert windows[-1][-1] == n - 1  # the card's last row is a training target
+        assert {int(w[0]) for w in windows} == set(range(min(val_rows) - 16)) | set(range(max(val_rows) + 1, n - 16))
+        assert set(np.concatenate([val_ds.window(i)[:, 0] for i in range(len(val_ds))])) <= val_rows
+
+
+def test_the_cut_is_deterministic(train_part_segments):
+    segs, _ = train_part_segments
+    runs = [window_datasets(segs, 64, 0.1) for _ in range(2)]
+    for a, b in zip(*runs):
+        assert np.array_equal(a._starts, b._starts) and len(a) > 0
+        assert all(np.array_equal(x.tokens, y.tokens) for x, y in zip(a.segments, b.segments))
+    train_ds, val_ds = runs[0]
+    old_train, old_val = window_datasets(segs, 64, 0.1, val_tail=0.0)
+    assert len(val_ds) == len(old_val) and len(train_ds) < len(old_train)  # two pieces per card: 64 fewer windows each
+    refit_train, refit_val = window_datasets(segs, 64, 0.0)
+    assert len(refit_val) == 0 and len(refit_train) == sum(max(0, len(s.tokens) - 64) for s in segs)
+    assert describe_cut(0.1, 0.15) == "10% of each card's rows just before its latest 15%, which train"
+    assert describe_cut(0.1, 0.0) == "latest 10% of each card"
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

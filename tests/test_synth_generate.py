@@ -133,6 +133,36 @@ def test_day_small_trains_the_synthesis_shape(first_rows, tmp_path):
     assert res.reason == "already_finished"
 
 
+
+def test_the_validation_cut_is_recorded_and_kept_on_resume(first_rows, tmp_path):
+    """New runs validate before each card's latest 15% (``VAL_TAIL``); the cut is in synthesis.json and
+    run.json, a resumed run keeps it, another --val-tail for it is refused, a run without it resumes with 0."""
+    from forecaster.synthesis.train import SynthesisInputError
+
+    kw = dict(max_steps=1, eval_every=1, context_rows=8, progress=False)
+    lines: list[str] = []
+    res = train_synthesizer(first_rows, tmp_path / "a", "day-tiny", log=lines.append, **kw)
+    assert res.val_tail == 0.15 and "10% of each card's rows just before its latest 15%, which train" in lines[0]
+    meta = json.loads((tmp_path / "a" / "synthesis.json").read_text())
+    assert meta["validation"] == {"fraction": 0.1, "tail_fraction": 0.15}
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["val_tail"] == 0.15
+    # the latest rows train: the training range ends on the table's last day
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["train_range"][1] == \
+        str(first_rows["timestamp"].max().date())
+    with pytest.raises(SynthesisInputError, match="keeps its validation cut"):
+        train_synthesizer(first_rows, tmp_path / "a", "day-tiny", val_tail=0.0, **kw)
+    old = train_synthesizer(first_rows, tmp_path / "b", "day-tiny", val_tail=0.0, log=lines.append, **kw)
+    assert old.val_tail == 0.0 and "(latest 10% of each card)" in lines[-1] and old.train_windows > res.train_windows
+    meta = json.loads((tmp_path / "b" / "synthesis.json").read_text())
+    del meta["validation"]  # a run trained before the cut was recorded
+    (tmp_path / "b" / "synthesis.json").write_text(json.dumps(meta))
+    again = train_synthesizer(first_rows, tmp_path / "b", "day-tiny", **kw)
+    assert again.reason == "already_finished" and again.val_tail == 0.0
+    assert json.loads((tmp_path / "b" / "synthesis.json").read_text())["validation"]["tail_fraction"] == 0.0
+    with pytest.raises(SynthesisInputError, match="--val-tail"):
+        train_synthesizer(first_rows, tmp_path / "c", "day-tiny", val_tail=0.95, **kw)
+
+
 def test_time_of_day_stays_inside_the_gap_bin():
     prev = np.array([0, 1439, 600, 100])       # minutes since 1970: 00:00, 23:59, 10:00, 01:40
     lo, hi = np.array([5, 1, 1440, 0]), np.array([6, 3, 2880, 1])

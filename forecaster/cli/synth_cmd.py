@@ -63,7 +63,11 @@ def train_cmd(
     context_rows: int = typer.Option(None, "--context-rows", help="Transactions of a card the model reads per window (default: the preset's)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Windows per optimizer step."),
     lr: float = typer.Option(None, "--lr", help="Peak learning rate."),
-    val_fraction: float = typer.Option(None, "--val-fraction", help="Latest fraction of every card's rows used for validation (default 0.1)."),
+    val_fraction: float = typer.Option(None, "--val-fraction", help="Fraction of every card's rows used for validation "
+                                       "(default 0.1): the block just before the card's latest --val-tail rows."),
+    val_tail: float = typer.Option(None, "--val-tail", help="Share of every card's latest rows that trains after its "
+                                   "validation block (default 0.15, so a card's newest behaviour is learnt; 0: the "
+                                   "latest rows validate, the cut of older runs). A resumed run keeps its own."),
     eval_every: int = typer.Option(None, "--eval-every", help="Validation loss every N steps."),
     seed: int = typer.Option(None, "--seed", help="Seed of the weights and batches."),
     model_option: list[str] = typer.Option(None, "--model-option", help="Change one key of the preset's model shape, "
@@ -88,7 +92,7 @@ def train_cmd(
     if refit_of is not None:
         given = [name for name, v in (("--max-steps", max_steps), ("--context-rows", context_rows),
                                       ("--batch-size", batch_size), ("--lr", lr), ("--val-fraction", val_fraction),
-                                      ("--eval-every", eval_every), ("--seed", seed), ("--model-option", options))
+                                      ("--val-tail", val_tail), ("--eval-every", eval_every), ("--seed", seed), ("--model-option", options))
                  if v is not None]
         if given:
             raise UserError(f"--refit-of takes the recipe of {refit_of}; leave out {', '.join(given)}")
@@ -108,7 +112,7 @@ def train_cmd(
                                         context_rows=context_rows, batch_size=batch_size, lr=lr,
                                         val_fraction=val_fraction, eval_every=eval_every, seed=seed,
                                         progress=progress, info=info, log=lambda m: typer.echo(m, err=True),
-                                        device=dev, model_options=options)
+                                        device=dev, model_options=options, val_tail=val_tail)
         except KeyboardInterrupt as exc:
             raise SynthInterrupted(f"{exc or 'interrupted'}; rerun the same command to resume") from None
     typer.echo(f"{res.reason}: {res.steps} steps, train loss {res.train_loss:.4f}, validation loss "

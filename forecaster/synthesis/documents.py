@@ -151,35 +151,70 @@ def card_segments(tok: TableTokenizer, table: pd.DataFrame) -> list[Segment]:
     return [Segment(ids[a:b].astype(np.int64), times[a:b], feats[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def split_segments(segments: list[Segment], val_fraction: float) -> tuple[list[Segment], list[Segment]]:
-    """Cut every document: its first ``1 - val_fraction`` rows train, the rest validate (0: all train, a refit)."""
+#: the default validation cut (``split_segments``): each card's validation block ends where its latest 15%
+#: of rows begin, so those latest rows train (0: the card's latest rows validate, the cut of older runs)
+VAL_TAIL = 0.15
+
+
+def split_segments(segments: list[Segment], val_fraction: float,
+                   val_tail: float = VAL_TAIL) -> tuple[list[Segment], list[Segment]]:
+    """Cut every document into training and validation rows; returns ``(train, val)`` segments.
+
+    A card of ``n`` rows validates on one block of ``round(n * val_fraction)`` rows that ends
+    where its latest ``round(n * val_tail)`` rows begin; the rows before the block and the
+    latest rows after it train, as two separate segments, so no training window splices
+    across the block (a window holds consecutive real transactions only). ``val_tail=0``:
+    the latest ``val_fraction`` validates (the cut of runs before ``VAL_TAIL``);
+    ``val_fraction=0``: every row trains, no validation (a refit). The cut is deterministic.
+    """
     assert 0.0 <= val_fraction < 1.0, f"val_fraction must be in [0, 1), got {val_fraction}"
+    assert 0.0 <= val_tail and val_fraction + val_tail < 1.0, (
+        f"val_tail must be >= 0 with val_fraction + val_tail < 1, got {val_tail} and {val_fraction}")
     train, val = [], []
     for s in segments:
-        k = int(round(len(s.tokens) * (1.0 - val_fraction)))
-        if k > 0:
-            train.append(s.rows(0, k))
-        if k < len(s.tokens):
-            val.append(s.rows(k, len(s.tokens)))
+        n = len(s.tokens)
+        hi = n - int(round(n * val_tail))
+        lo = max(0, hi - int(round(n * val_fraction)))
+        if lo == hi:  # nothing validates: the whole card trains as one segment
+            train.append(s)
+            continue
+        if lo > 0:
+            train.append(s.rows(0, lo))
+        val.append(s.rows(lo, hi))
+        if hi < n:
+            train.append(s.rows(hi, n))
     return train, val
 
 
-def window_datasets(segments: list[Segment], context_rows: int,
-                    val_fraction: float) -> tuple[RowWindowDataset, RowWindowDataset]:
-    """Training and validation windows of ``context_rows + 1`` rows, split per card (the latest ``val_fraction``
-    of each card validates; ``val_fraction=0``: every row trains and the validation set is empty, a refit).
+def describe_cut(val_fraction: float, val_tail: float) -> str:
+    """The validation cut in words, for the training log (``val_fraction`` > 0)."""
+    if val_tail == 0:
+        return f"latest {val_fraction:.0%} of each card"
+    return (f"{val_fraction:.0%} of each card's rows just before its latest {val_tail:.0%}, "
+            "which train")
+
+
+def window_datasets(segments: list[Segment], context_rows: int, val_fraction: float,
+                    val_tail: float = VAL_TAIL) -> tuple[RowWindowDataset, RowWindowDataset]:
+    """Training and validation windows of ``context_rows + 1`` rows, cut per card (``split_segments``:
+    a block of ``val_fraction`` of each card's rows ending where its latest ``val_tail`` begin validates;
+    ``val_fraction=0``: every row trains and the validation set is empty, a refit).
 
     A per-card cut rather than one global date: cards span different years (one
     card of the reference sample has 26 rows, all in 2008-2009), and a global
-    date would leave some cards out of training entirely.
+    date would leave some cards out of training entirely. An interior block rather
+    than each card's latest rows: a card's newest behaviour (on the reference sample,
+    cards 0 and 2's switch to chip in their last months) must be in training, or the
+    model never learns it; the later period is already the evaluation's held-out table.
     """
-    train, val = split_segments(segments, val_fraction)
+    train, val = split_segments(segments, val_fraction, val_tail)
     train_ds, val_ds = RowWindowDataset(train, context_rows), RowWindowDataset(val, context_rows)
     if len(train_ds) == 0:
         raise SynthesisInputError(f"no card has {context_rows + 1} training rows; use more data or fewer --context-rows")
     if len(val_ds) == 0 and val_fraction > 0:
-        raise SynthesisInputError(f"no card has {context_rows + 1} validation rows in its latest {val_fraction:.0%}; "
-                                  "use more data, a larger validation fraction or fewer --context-rows")
+        raise SynthesisInputError(f"no card has {context_rows + 1} validation rows in its validation block "
+                                  f"({describe_cut(val_fraction, val_tail)}); use more data, a larger "
+                                  "--val-fraction or fewer --context-rows")
     return train_ds, val_ds
 
 

@@ -33,8 +33,8 @@ from forecaster.core.training.config import TrainConfig, model_config_for, model
 from forecaster.core.training.engine import train as run_training
 from forecaster.core.training.metrics import best_validation_step
 from forecaster.synthesis.documents import (
-    FEATURE_NAMES, MODEL_COLUMNS, ROW_COLUMNS, SynthesisInputError, card_segments, check_table, fit_tokenizer,
-    window_datasets,
+    FEATURE_NAMES, MODEL_COLUMNS, ROW_COLUMNS, VAL_TAIL, SynthesisInputError, card_segments, check_table,
+    describe_cut, fit_tokenizer, window_datasets,
 )
 
 #: synthesis has one model kind, the day-level one: the flat presets' names stand for their day-level peers
@@ -63,6 +63,7 @@ class SynthTrainResult:
     val_windows: int
     tokens_per_row: int
     vocab_size: int
+    val_tail: float = VAL_TAIL  # the validation cut (documents.split_segments); 0: each card's latest rows validate
 
 
 def seed_statistics(table: pd.DataFrame) -> dict:
@@ -105,11 +106,15 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "d
                       val_fraction: float | None = None, seed: int | None = None, patience: int | None = None,
                       eval_every: int | None = None, progress: bool = True, info: dict | None = None,
                       log=None, device: Device | str | None = None,
-                      model_options: dict | None = None) -> SynthTrainResult:
+                      model_options: dict | None = None, val_tail: float | None = None) -> SynthTrainResult:
     """Fit the tokenizer on ``table`` (typed TabFormer) and train (or resume) the GPT in ``run_dir``.
 
-    Windows are ``context_rows`` consecutive transactions of one card; the latest
-    ``val_fraction`` of every card's rows is the validation set. Rerunning on the
+    Windows are ``context_rows`` consecutive transactions of one card; a block of
+    ``val_fraction`` of every card's rows, ending where its latest ``val_tail`` of rows
+    begin (default ``VAL_TAIL``: those latest rows train; 0: the latest rows validate, the
+    cut of older runs), is the validation set (``documents.split_segments``). The cut is
+    recorded in ``synthesis.json`` (``validation``) and ``run.json`` (``val_tail``); a
+    resumed run keeps its own (a run from before the key: 0). Rerunning on the
     same ``run_dir`` resumes (the tokenizer saved there is reused, and a run
     trained on other data is refused by its fingerprint). The folder is locked for
     the whole call: a second process training into it is refused, naming the PID.
@@ -124,6 +129,7 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "d
         raise SynthesisInputError(f"preset {preset!r} is a flat model; synthesis trains the day-level model "
                                   "(a transaction per row): use --preset day-small (or day-tiny for tests)")
     run_dir = check_run_target(run_dir)
+    tail = resolve_val_tail(run_dir, val_tail)
     shape = dict(SYNTHESIS_SHAPE.get(preset, {}))
     if RunDir(run_dir).train_config.exists():  # a resumed run keeps the shape it started with
         shape = dict(RunDir(run_dir).read_train_config().model_options)
@@ -131,8 +137,39 @@ def train_synthesizer(table: pd.DataFrame, run_dir: str | Path, preset: str = "d
                                   batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
                                   patience=patience, eval_every=eval_every,
                                   model_options={**shape, **(model_options or {})} or None)
+    if cfg.val_fraction + tail >= 1.0:
+        raise SynthesisInputError(f"--val-fraction {cfg.val_fraction} plus --val-tail {tail} leave no rows to train "
+                                  "before the validation block; make their sum smaller than 1")
     with on_device(device), RunDir(run_dir).lock():  # one process trains into a folder at a time
-        return _train_locked(table, run_dir, preset, cfg, progress, info, log)
+        return _train_locked(table, run_dir, preset, cfg, progress, info, log, tail)
+
+
+def recorded_val_tail(run_dir: str | Path) -> float | None:
+    """The validation cut a run in ``run_dir`` trains with (``synthesis.json``), None for a new folder.
+
+    A run trained before the cut was recorded validated on each card's latest rows: 0.
+    """
+    path = Path(run_dir) / SYNTHESIS_FILE
+    if not path.exists():
+        return None
+    return float(json.loads(path.read_text()).get("validation", {}).get("tail_fraction", 0.0))
+
+
+def resolve_val_tail(run_dir: str | Path, val_tail: float | None) -> float:
+    """``val_tail`` for a new run (None: ``VAL_TAIL``), the recorded one for a resumed run.
+
+    A ``SynthesisInputError`` for a value out of [0, 1) or one that differs from a resumed run's.
+    """
+    if val_tail is not None and not 0.0 <= val_tail < 1.0:
+        raise SynthesisInputError(f"--val-tail is the share of each card's latest rows kept for training after its "
+                                  f"validation block, in [0, 1); got {val_tail}")
+    recorded = recorded_val_tail(run_dir)
+    if recorded is None:
+        return VAL_TAIL if val_tail is None else float(val_tail)
+    if val_tail is not None and abs(val_tail - recorded) > 1e-12:
+        raise SynthesisInputError(f"{run_dir} trains with --val-tail {recorded:g} (its synthesis.json); a resumed run "
+                                  "keeps its validation cut: leave --val-tail out or use a new --out directory")
+    return recorded
 
 
 def best_step(run_dir: str | Path) -> int:
@@ -149,8 +186,8 @@ def refit_synthesizer(table: pd.DataFrame, base_run: str | Path, run_dir: str | 
                       device: Device | str | None = None, info: dict | None = None) -> SynthTrainResult:
     """Train ``run_dir`` like the validated run ``base_run`` on every row of ``table``, no validation.
 
-    Validation is the latest 10% of every card, so a validated run never trains on each
-    card's latest rows (on the shared sample: all of cards 0 and 2's chip transactions of
+    A run validated on each card's latest rows (``val_tail`` 0, the cut of older runs) never
+    trains on them (on the shared sample: all of cards 0 and 2's chip transactions of
     2015). The refit takes the base run's recipe (``train_config.json``: preset, model
     options, context, batch, learning rate, seed) for the number of steps at which the base
     run's validation loss was lowest, on the base run's learning-rate schedule
@@ -173,7 +210,7 @@ def refit_synthesizer(table: pd.DataFrame, base_run: str | Path, run_dir: str | 
     info = {"refit_of": str(base.path.resolve()), "refit_steps": steps, "refit_schedule_steps": cfg.schedule_steps,
             **(info or {})}
     with on_device(device), RunDir(run_dir).lock():
-        return _train_locked(table, run_dir, base_cfg.preset, cfg, progress, info, log)
+        return _train_locked(table, run_dir, base_cfg.preset, cfg, progress, info, log, 0.0)
 
 
 def on_device(device: Device | str | None) -> contextlib.AbstractContextManager:
@@ -196,7 +233,7 @@ def on_device(device: Device | str | None) -> contextlib.AbstractContextManager:
 
 
 def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress: bool, info: dict | None,
-                  log) -> SynthTrainResult:
+                  log, val_tail: float) -> SynthTrainResult:
     """The body of :func:`train_synthesizer`, with ``run_dir`` held."""
     run = RunDir(run_dir)
     tok = fit_tokenizer(table)
@@ -207,7 +244,7 @@ def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress
                                       "use a new --out directory")
         tok = saved
     segments = card_segments(tok, table)
-    train_ds, val_ds = window_datasets(segments, cfg.context_rows, cfg.val_fraction)
+    train_ds, val_ds = window_datasets(segments, cfg.context_rows, cfg.val_fraction, val_tail)
     mcfg = model_config_for(preset, tok.vocab_size, tok.tokens_per_row, cfg.context_rows,
                             n_features=len(FEATURE_NAMES), options=cfg.model_options)
     if run.model_config.exists():  # a resumed run keeps the shape it was built with (presets may change)
@@ -222,23 +259,25 @@ def _train_locked(table: pd.DataFrame, run_dir: Path, preset: str, cfg, progress
             "features": list(FEATURE_NAMES),
             "documents": len(segments), "rows": int(len(table)),
             "first_date": str(table["timestamp"].min()), "last_date": str(table["timestamp"].max()),
-            "seed": seed_statistics(table)}
+            "seed": seed_statistics(table),
+            "validation": {"fraction": cfg.val_fraction, "tail_fraction": val_tail}}
     if not (run_dir / SYNTHESIS_FILE).exists():
         write_text(run_dir / SYNTHESIS_FILE, json.dumps(meta, indent=2, sort_keys=True))
-    else:  # a run of an older release lacks the joint (card, month) table: the same data (fingerprint) adds it
-        saved_meta = json.loads((run_dir / SYNTHESIS_FILE).read_text())
+    else:  # a run of an older release lacks the joint (card, month) table or the recorded cut: the same data
+        saved_meta = json.loads((run_dir / SYNTHESIS_FILE).read_text())  # (fingerprint) adds them
         missing = [k for k in ("card_months", "card_month_use_chip") if k not in saved_meta.get("seed", {})]
-        if missing:
+        if missing or "validation" not in saved_meta:
             saved_meta.setdefault("seed", {}).update({k: meta["seed"][k] for k in missing})
+            saved_meta.setdefault("validation", meta["validation"])
             write_text(run_dir / SYNTHESIS_FILE, json.dumps(saved_meta, indent=2, sort_keys=True))
     if log is not None:
         log(f"{len(table):,} transactions in {len(segments)} card histories -> {tok.tokens_per_row} tokens/row, "
             f"vocabulary {tok.vocab_size:,}, {len(FEATURE_NAMES)} input features/row; windows of {cfg.context_rows} + 1 rows; "
             f"{len(train_ds):,} training and {len(val_ds):,} validation windows " +
-            (f"(latest {cfg.val_fraction:.0%} of each card)" if cfg.val_fraction else
+            (f"({describe_cut(cfg.val_fraction, val_tail)})" if cfg.val_fraction else
              f"(a refit: every row trains, {cfg.max_steps} steps of a {cfg.schedule_steps}-step schedule)"))
-    run_info = {"source": "tabformer-synthesis", "documents": len(segments), **(info or {})}
+    run_info = {"source": "tabformer-synthesis", "documents": len(segments), "val_tail": val_tail, **(info or {})}
     res = run_training(mcfg, cfg, train_ds, val_ds, run_dir, info=run_info, fingerprint=tok.fingerprint(),
                        progress=progress, valid_mask=tok.valid_mask())
     return SynthTrainResult(run_dir, res.step, res.train_loss, res.val_loss, res.best_val_loss, res.reason,
-                            len(train_ds), len(val_ds), tok.tokens_per_row, tok.vocab_size)
+                            len(train_ds), len(val_ds), tok.tokens_per_row, tok.vocab_size, val_tail)
