@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/bench_realism.py --run /tmp/runs/bt-full --data tests/fixtures/shared_data.yaml
     python benchmarks/bench_realism.py --run RUN --run RUN2 --origins 2019-12-31 --out realism.md   # runs side by side
+    python benchmarks/bench_realism.py --run RUN --pool RUN,RUN_S1,RUN_S2   # and a seed pool (forecaster.market.pool)
 
 Samples ``--paths`` paths x ``--horizon`` business days from each origin with each run,
 computes the facts below on the paths and on the real panel since 1990, and prints
@@ -56,6 +57,7 @@ import pandas as pd
 from data_sources import catalog
 from forecaster import ForecastPipeline
 from forecaster.market.features import release_days as calendar_release_days
+from forecaster.market.pool import PooledPipeline
 from forecaster.market.run import PanelRun
 from forecaster.market.transforms import Transform, get as get_transform, transform_of
 
@@ -358,7 +360,9 @@ def markdown(rows: list[Fact], history: dict, results: dict[str, dict]) -> str:
 # -- the measurement ---------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", action="append", required=True, help="Trained run folder (repeat for several).")
+    parser.add_argument("--run", action="append", default=[], help="Trained run folder (repeat for several).")
+    parser.add_argument("--pool", action="append", default=[],
+                        help="Comma-separated runs of one recipe sampled as one pool (a column; repeatable).")
     parser.add_argument("--data", default=None, help="Data spec for history and prompts (default: each run's own).")
     parser.add_argument("--origins", default=",".join(DEFAULT_ORIGINS), help="Comma-separated forecast origins.")
     parser.add_argument("--paths", type=int, default=100)
@@ -374,17 +378,24 @@ def main() -> None:
     history: dict | None = None
     rows: list[Fact] = []
     t_all = time.perf_counter()
-    for r, run in enumerate(args.run):
+    if not args.run and not args.pool:
+        parser.error("give at least one --run or --pool")
+    columns = [[r] for r in args.run] + [[r.strip() for r in p.split(",") if r.strip()] for p in args.pool]
+    for r, members in enumerate(columns):
+        run = members[0]
         pipe = ForecastPipeline.from_run(run)
+        if len(members) > 1:
+            pipe = PooledPipeline([pipe, *(ForecastPipeline.from_run(m) for m in members[1:])])
         builder = pipe.panel_builder(args.data)
         if history is None:  # the first run's series and data define the history column
             history = history_facts(builder.build())
             rows = facts_table(pipe.series)
         trained = PanelRun(run).trained_until
-        name = Path(run).name if len(args.run) == 1 else f"{r + 1}:{Path(run).name}"
+        label = "+".join(Path(m).name for m in members)
+        name = label if len(columns) == 1 else f"{r + 1}:{label}"
         temp = args.temperature if args.temperature is not None else (
             pipe.calibration.temperature if pipe.calibration is not None else 1.0)
-        print(f"run {run}: {len(pipe.series)} series, trained on data to "
+        print(f"{'pool ' + label if len(members) > 1 else 'run ' + str(run)}: {len(pipe.series)} series, trained on data to "
               f"{trained.date() if trained is not None else '?'}; temperature {temp:g}"
               + (" (calibrated)" if args.temperature is None and pipe.calibration is not None else ""))
         for origin in origins:

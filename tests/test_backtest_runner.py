@@ -177,7 +177,8 @@ def seed_run(tmp_path_factory, shared_mapping):
 
 
 def test_a_pool_splits_the_paths_over_its_runs_each_with_its_own_seed(run_dir, seed_run, panels, tmp_path):
-    from forecaster.market.backtest.runner import POOL_SEED_STRIDE, origin_seed, pool_shares
+    from forecaster.market.backtest.runner import origin_seed
+    from forecaster.market.pool import POOL_SEED_STRIDE, pool_shares
 
     real, _ = panels
     assert pool_shares(5, 2) == [3, 2] and pool_shares(100, 3) == [34, 33, 33] and pool_shares(4, 4) == [1] * 4
@@ -188,8 +189,10 @@ def test_a_pool_splits_the_paths_over_its_runs_each_with_its_own_seed(run_dir, s
     gpt = bt.models_for(origin)[0]
     seed = origin_seed(0, origin)
     fc = gpt.forecast(panel, 5, 21, seed)
-    own = gpt._predict(gpt.pipe, panel, 3, 21, seed)
-    other = gpt._predict(gpt.pool[0], panel, 2, 21, seed + POOL_SEED_STRIDE)
+    first, second = gpt.pipe.members
+    kw = dict(sampling=gpt.sampling, index_levels=gpt.index_levels)
+    own = first.predict(panel, origin, n_paths=3, horizon=21, seed=seed, **kw)
+    other = second.predict(panel, origin, n_paths=2, horizon=21, seed=seed + POOL_SEED_STRIDE, **kw)
     np.testing.assert_array_equal(fc.paths[:3], own.paths)
     np.testing.assert_array_equal(fc.paths[3:], other.paths)
     assert not np.allclose(np.nan_to_num(own.paths[:2]), np.nan_to_num(other.paths))  # two models, two answers

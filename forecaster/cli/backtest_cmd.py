@@ -19,7 +19,7 @@ import typer
 from foundation.cluster import SCHEDULER_HELP
 from foundation.errors import UserError
 from forecaster.cli.options import (
-    DEVICE_HELP, ProgressOpt, RunTemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads, threads_option,
+    DEVICE_HELP, PoolOpt, ProgressOpt, RunTemperatureOpt, TopKOpt, TopPOpt, parse_pool, progress_bar, set_threads, threads_option,
 )
 from forecaster.market.backtest.baselines import BASELINE_NAMES
 from forecaster.market.forecast import MAX_HORIZON, check_horizon
@@ -42,9 +42,7 @@ def backtest(
     baselines: str = typer.Option(",".join(BASELINE_NAMES), "--baselines", help="Comma-separated baselines."),
     retrain_every: int = typer.Option(0, "--retrain-every", help="Retrain the GPT every K months on an expanding window (0: use --run as trained; it must end before the first origin)."),
     retrain_steps: int = typer.Option(None, "--retrain-steps", help="Optimizer steps per retraining (default: the run's)."),
-    pool: str = typer.Option(None, "--pool", help="Comma-separated runs of --run's recipe (other seeds) whose paths join "
-                             "--run's: each forecast's --paths are split evenly over them (a seed ensemble); not with "
-                             "--retrain-every."),
+    pool: str = PoolOpt,
     seed: int = typer.Option(0, "--seed", help="Base seed (each origin's seed depends on it and the date)."),
     temperature: float = RunTemperatureOpt,
     top_k: int = TopKOpt,
@@ -77,11 +75,7 @@ def backtest(
     first, last = parse_date(start, "--first-origin"), parse_date(end, "--last-origin")
     if last < first:
         raise UserError(f"--last-origin {last.date()} is before --first-origin {first.date()}")
-    if pool and run is None:
-        raise UserError("--pool needs --run (the pooled runs' paths join it)")
-    for other in (pool.split(",") if pool else []):
-        if other.strip() and not (Path(other.strip()) / "run.json").is_file():
-            raise UserError(f"--pool: {other.strip()} is not a run folder (no run.json)")
+    pool_runs = parse_pool(pool, run)
     if run is None and not data:
         raise UserError("give --run (the GPT to test) or at least --data for a baselines-only backtest")
     if sched is None:
@@ -110,7 +104,7 @@ def backtest(
             series=[s.strip() for s in series.split(",") if s.strip()] if series else None,
             baselines=[b.strip() for b in baselines.split(",") if b.strip()], retrain_every=retrain_every,
             retrain_steps=retrain_steps, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
-            pool=[r.strip() for r in pool.split(",") if r.strip()] if pool else None, on_origin=step, on_start=begin, device=device, scheduler=scheduler, threads=threads)
+            pool=pool_runs, on_origin=step, on_start=begin, device=device, scheduler=scheduler, threads=threads)
     if result.errors:
         typer.echo(f"warning: a model failed at {len(result.errors)} origin(s) (see report.html); first: "
                    f"{next(iter(result.errors.items()))}", err=True)

@@ -11,13 +11,14 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
-from forecaster.cli.options import (DEVICE_HELP, ProgressOpt, RunTemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads,
+from forecaster.cli.options import (DEVICE_HELP, PoolOpt, parse_pool, ProgressOpt, RunTemperatureOpt, TopKOpt, TopPOpt, progress_bar, set_threads,
                                     threads_option)
 from forecaster.market.forecast import MAX_HORIZON, check_horizon, is_legacy_forecast
 
 # the --device of every command that samples (resolved by forecaster.core.device)
 def forecast(
     run: Path = typer.Option(..., "--run", help="Run directory made by `forecaster train`."),
+    pool: str = PoolOpt,
     as_of: str = typer.Option(..., "--as-of", help="Forecast origin: the model sees only data published by this date."),
     paths: int = typer.Option(200, "--paths", help="Number of joint paths to sample."),
     horizon: int = typer.Option(250, "--horizon", help=f"Business days ahead (1 to {MAX_HORIZON}, i.e. 10 years)."),
@@ -47,10 +48,11 @@ def forecast(
     from forecaster.market.scenario import Scenario, load_scenario, parse_shock
 
     origin = parse_date(as_of, "--as-of")
+    pool_runs = parse_pool(pool, run)
     check_horizon(horizon)
     check_out_dir(out, FORECAST_KIND, legacy=is_legacy_forecast)  # before any work; checked again on publishing
-    if paths < 1:
-        raise UserError(f"--paths must be at least 1, got {paths}")
+    if paths < 1 + len(pool_runs):
+        raise UserError(f"--paths must be at least {1 + len(pool_runs)} (one per pooled run), got {paths}")
     # refused before the model is loaded; without --temperature the pipeline takes the run's calibrated one
     SamplingConfig(1.0 if temperature is None else temperature, top_k, top_p)
     from forecaster.cli.data_cmd import catalog_for_run, catalog_scope
@@ -65,6 +67,10 @@ def forecast(
     set_threads(threads)
     with catalog_scope(user_catalog):
         pipe = ForecastPipeline.from_run(run, device=dev)
+        if pool_runs:
+            from forecaster.market.pool import PooledPipeline
+
+            pipe = PooledPipeline([pipe, *(ForecastPipeline.from_run(r, device=dev) for r in pool_runs)])
         builder = pipe.panel_builder(data)
 
         with progress_bar(progress, total=horizon, desc=f"sampling {paths} paths", unit="day") as bar:

@@ -19,6 +19,9 @@ TopKOpt = typer.Option(None, "--top-k", help="Sample only among the k most likel
 TopPOpt = typer.Option(None, "--top-p", help="Nucleus sampling: only the smallest set of tokens with this much probability (default off).")
 DEVICE_HELP = ("Where the model samples: cpu, cuda, cuda:N, or auto (the first GPU that passes a test operation, "
                "else the CPU). Same seed, same device: same paths.")
+PoolOpt = typer.Option(None, "--pool", help="Comma-separated runs of --run's recipe (other seeds) whose paths join "
+                       "--run's: the --paths are split evenly over them, all at --run's sampling settings (a seed "
+                       "ensemble, forecaster.market.pool).")
 ProgressOpt = typer.Option(True, "--progress/--no-progress", help="Show progress bars on stderr (never when stderr is not a terminal).")
 
 
@@ -36,6 +39,19 @@ def set_threads(n: int | None) -> None:
     import torch
 
     torch.set_num_threads(n)
+
+
+def parse_pool(text: str | None, run) -> list[str]:
+    """The run folders of a ``--pool`` value (empty: none); a one-line error for an entry that is no run folder."""
+    from pathlib import Path
+
+    entries = [t.strip() for t in (text or "").split(",") if t.strip()]
+    if entries and run is None:
+        raise UserError("--pool needs --run (the pooled runs' paths join it)")
+    for entry in entries:
+        if not (Path(entry) / "run.json").is_file():
+            raise UserError(f"--pool: {entry} is not a run folder (no run.json)")
+    return entries
 
 
 def bar_disable(progress: bool) -> bool | None:

@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from foundation.atomic import check_out_dir, claim_dir, write_text
@@ -164,21 +163,11 @@ def origin_seed(seed: int, origin: pd.Timestamp) -> int:
     return int(seed) * 1_000_003 + pd.Timestamp(origin).toordinal()
 
 
-def pool_shares(n_paths: int, n_runs: int) -> list[int]:
-    """Paths per pooled run: as even as possible, the first runs take the remainder (sums to ``n_paths``)."""
-    base, extra = divmod(int(n_paths), int(n_runs))
-    return [base + (k < extra) for k in range(n_runs)]
-
-
-POOL_SEED_STRIDE = 7_919  # run k of a pool samples with seed + k * stride (k = 0: the run's own seed)
-
-
 class GPTModel:
     """The GPT behind the same ``forecast(panel, n_paths, horizon, seed)`` call as the baselines.
 
-    ``pool`` holds more pipelines (a seed ensemble): the paths are split over ``pipe`` and the
-    pool (``pool_shares``), run ``k`` sampled with ``seed + k * POOL_SEED_STRIDE``, and stacked
-    in that order. Without a pool the forecast is ``pipe``'s own.
+    ``pool`` holds more pipelines of ``pipe``'s recipe (a seed ensemble, ``forecaster.market.pool``):
+    the paths are split over ``pipe`` and the pool. Without a pool the forecast is ``pipe``'s own.
 
     Every row the sampler draws decodes (the tokenizer's per-slot id ranges admit
     only decodable rows), so no repair is needed here.
@@ -187,30 +176,16 @@ class GPTModel:
     name = GPT_MODEL
 
     def __init__(self, pipe, sampling=None, index_levels: dict | None = None, pool: list | None = None) -> None:
-        self.pipe = pipe
-        self.pool = list(pool or [])
+        from forecaster.market.pool import PooledPipeline
+
+        self.pipe = pipe if not pool else PooledPipeline([pipe, *pool])
         self.sampling = sampling
         self.index_levels = index_levels  # the YoY series' monthly index observations (all vintages; predict
         # reads only those released by the origin)
 
-    def _predict(self, pipe, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
-        return pipe.predict(panel, panel.index[-1], n_paths=n_paths, horizon=horizon, seed=seed,
-                            sampling=self.sampling, index_levels=self.index_levels)
-
     def forecast(self, panel: pd.DataFrame, n_paths: int, horizon: int, seed: int) -> Forecast:
-        pipes = [self.pipe, *self.pool]
-        shares = pool_shares(n_paths, len(pipes))
-        forecasts = [self._predict(p, panel, n, horizon, seed + k * POOL_SEED_STRIDE)
-                     for k, (p, n) in enumerate(zip(pipes, shares))]
-        fc = forecasts[0]
-        for k, other in enumerate(forecasts[1:], 1):
-            if list(other.series) != list(fc.series):
-                raise BacktestError(f"pooled run {k} models {', '.join(other.series)}, not {', '.join(fc.series)}")
-        if len(forecasts) > 1:
-            fc = dataclasses.replace(fc, paths=np.concatenate([f.paths for f in forecasts], axis=0),
-                                     meta={**fc.meta, "pool": [{"run_dir": f.meta.get("run_dir"), "paths": n,
-                                                                "model_sha256": f.meta.get("model_sha256")}
-                                                               for f, n in zip(forecasts, shares)]})
+        fc = self.pipe.predict(panel, panel.index[-1], n_paths=n_paths, horizon=horizon, seed=seed,
+                               sampling=self.sampling, index_levels=self.index_levels)
         fc.meta["covers"] = list(fc.series)
         fc.meta["model"] = GPT_MODEL
         return fc
