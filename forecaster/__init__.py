@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 
 _API = {
     "ForecastPipeline": "forecaster.market.pipeline",
+    "PooledPipeline": "forecaster.market.pool",
     "Forecast": "forecaster.market.forecast",
     "Scenario": "forecaster.market.scenario",
     "SamplingConfig": "forecaster.core.sampler",
