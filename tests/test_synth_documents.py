@@ -146,6 +146,14 @@ def test_the_cut_is_deterministic(train_part_segments):
     assert len(val_ds) == len(old_val) and len(train_ds) < len(old_train)  # two pieces per card: 64 fewer windows each
     refit_train, refit_val = window_datasets(segs, 64, 0.0)
     assert len(refit_val) == 0 and len(refit_train) == sum(max(0, len(s.tokens) - 64) for s in segs)
+    # a long context: the latest stretch grows to a window (card 1's 15% is 144 rows), a short card trains whole
+    train_ds, val_ds = window_datasets(segs, 256, 0.1)
+    for full in segs[:4]:
+        n = len(full.tokens)
+        tail = [t for t in train_ds.segments if t.times[-1] == full.times[-1] and len(t.tokens) < n]
+        assert len(tail) == 1 and len(tail[0].tokens) == max(round(n * 0.15), 257)
+    tr, va = split_segments(segs[4:], 0.1, min_tail_rows=65)  # card 4: 17 rows
+    assert len(va) == 0 and len(tr) == 1 and len(tr[0].tokens) == len(segs[4].tokens)
     assert describe_cut(0.1, 0.15) == "10% of each card's rows just before its latest 15%, which train"
     assert describe_cut(0.1, 0.0) == "latest 10% of each card"
 

@@ -156,16 +156,19 @@ def card_segments(tok: TableTokenizer, table: pd.DataFrame) -> list[Segment]:
 VAL_TAIL = 0.15
 
 
-def split_segments(segments: list[Segment], val_fraction: float,
-                   val_tail: float = VAL_TAIL) -> tuple[list[Segment], list[Segment]]:
+def split_segments(segments: list[Segment], val_fraction: float, val_tail: float = VAL_TAIL,
+                   min_tail_rows: int = 0) -> tuple[list[Segment], list[Segment]]:
     """Cut every document into training and validation rows; returns ``(train, val)`` segments.
 
     A card of ``n`` rows validates on one block of ``round(n * val_fraction)`` rows that ends
     where its latest ``round(n * val_tail)`` rows begin; the rows before the block and the
     latest rows after it train, as two separate segments, so no training window splices
-    across the block (a window holds consecutive real transactions only). ``val_tail=0``:
-    the latest ``val_fraction`` validates (the cut of runs before ``VAL_TAIL``);
-    ``val_fraction=0``: every row trains, no validation (a refit). The cut is deterministic.
+    across the block (a window holds consecutive real transactions only). With ``val_tail > 0``
+    the latest stretch is at least ``min_tail_rows`` long (a window's rows: shorter, it would
+    make no training window); a card too short for it and its block trains whole, with no
+    validation rows. ``val_tail=0``: the latest ``val_fraction`` validates (the cut of runs
+    before ``VAL_TAIL``); ``val_fraction=0``: every row trains, no validation (a refit). The
+    cut is deterministic.
     """
     assert 0.0 <= val_fraction < 1.0, f"val_fraction must be in [0, 1), got {val_fraction}"
     assert 0.0 <= val_tail and val_fraction + val_tail < 1.0, (
@@ -173,7 +176,8 @@ def split_segments(segments: list[Segment], val_fraction: float,
     train, val = [], []
     for s in segments:
         n = len(s.tokens)
-        hi = n - int(round(n * val_tail))
+        hi = n - max(int(round(n * val_tail)), min_tail_rows) if val_tail > 0 else n
+        hi = max(hi, 0)
         lo = max(0, hi - int(round(n * val_fraction)))
         if lo == hi:  # nothing validates: the whole card trains as one segment
             train.append(s)
@@ -207,7 +211,7 @@ def window_datasets(segments: list[Segment], context_rows: int, val_fraction: fl
     cards 0 and 2's switch to chip in their last months) must be in training, or the
     model never learns it; the later period is already the evaluation's held-out table.
     """
-    train, val = split_segments(segments, val_fraction, val_tail)
+    train, val = split_segments(segments, val_fraction, val_tail, min_tail_rows=context_rows + 1)
     train_ds, val_ds = RowWindowDataset(train, context_rows), RowWindowDataset(val, context_rows)
     if len(train_ds) == 0:
         raise SynthesisInputError(f"no card has {context_rows + 1} training rows; use more data or fewer --context-rows")
