@@ -79,6 +79,29 @@ def _in_run_catalog(method):
     return wrapper
 
 
+def resolve_sampling(calibration, sampling: SamplingConfig | None, temperature: float | None,
+                     top_k: int | None, top_p: float | None) -> tuple[SamplingConfig, bool]:
+    """The ``SamplingConfig`` of a ``predict`` call and whether its temperature is ``calibration``'s.
+
+    Give either ``sampling`` or ``temperature`` / ``top_k`` / ``top_p`` (a ``ForecastError`` for
+    both); without a temperature, the calibrated one (``forecaster calibrate``), else 1.
+    """
+    if sampling is not None and (temperature, top_k, top_p) != (None, None, None):
+        raise ForecastError("give either sampling or temperature/top_k/top_p, not both")
+    if sampling is not None:
+        return sampling, False
+    calibrated = temperature is None and calibration is not None
+    if temperature is None:
+        temperature = calibration.temperature if calibration is not None else 1.0
+    return SamplingConfig(temperature, top_k, top_p), calibrated
+
+
+def calibration_record(calibration) -> dict:
+    """Where a forecast's temperature came from, for its metadata: the value and the validation window."""
+    return {"temperature": calibration.temperature,
+            "validation": [calibration.validation_start, calibration.validation_end]}
+
+
 class ForecastPipeline:
     """Model + tokenizer + sampler for one run directory.
 
@@ -329,13 +352,7 @@ class ForecastPipeline:
         and one line per such problem in ``warnings``. A series with a value at the origin is
         never sampled as missing.
         """
-        if sampling is not None and (temperature, top_k, top_p) != (None, None, None):
-            raise ForecastError("give either sampling or temperature/top_k/top_p, not both")
-        calibrated = sampling is None and temperature is None and self.calibration is not None
-        if sampling is None:
-            if temperature is None:  # the run's calibrated temperature, else 1
-                temperature = self.calibration.temperature if self.calibration is not None else 1.0
-            sampling = SamplingConfig(temperature, top_k, top_p)
+        sampling, calibrated = resolve_sampling(self.calibration, sampling, temperature, top_k, top_p)
         if data is None or isinstance(data, (str, Path)):
             data = self.panel_builder(data)
         check_horizon(horizon)
@@ -416,9 +433,7 @@ class ForecastPipeline:
             "horizon": int(horizon),
             "sampling": vars(sampling or SamplingConfig()),
             # where the temperature came from: the run's calibration window, or None (given, or the default 1)
-            "calibration": ({"temperature": self.calibration.temperature,
-                             "validation": [self.calibration.validation_start, self.calibration.validation_end]}
-                            if calibrated else None),
+            "calibration": calibration_record(self.calibration) if calibrated else None,
             "scenario": scenario.to_dict() if scenario else None,
             "prompt_days": int(need),
             **data_used,

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from forecaster.market.forecast import Forecast, ForecastError
+from forecaster.market.pipeline import calibration_record, resolve_sampling
 
 POOL_SEED_STRIDE = 7_919  # member k of a pool samples with seed + k * stride (k = 0: the seed itself)
 
@@ -65,15 +66,8 @@ class PooledPipeline:
                                            top_k=top_k, top_p=top_p)
         if isinstance(n_paths, bool) or not isinstance(n_paths, (int, np.integer)) or n_paths < len(self.members):
             raise ForecastError(f"n_paths must be at least the pool's {len(self.members)} runs, got {n_paths!r}")
-        calibrated = sampling is None and temperature is None and self.calibration is not None
-        if sampling is None:
-            from forecaster.core.sampler import SamplingConfig
-
-            if temperature is None:  # the first member's calibrated temperature, for every member
-                temperature = self.calibration.temperature if self.calibration is not None else 1.0
-            sampling = SamplingConfig(temperature, top_k, top_p)
-        elif (temperature, top_k, top_p) != (None, None, None):
-            raise ForecastError("give either sampling or temperature/top_k/top_p, not both")
+        # the first member's calibrated temperature (else 1) for every member
+        sampling, calibrated = resolve_sampling(self.calibration, sampling, temperature, top_k, top_p)
         if data is None or isinstance(data, str):
             data = self.panel_builder(data)
         shares = pool_shares(n_paths, len(self.members))
@@ -94,8 +88,7 @@ class PooledPipeline:
                          **({"scenario_resampling": f.meta["scenario_resampling"]}
                             if "scenario_resampling" in f.meta else {})} for f, n in zip(forecasts, shares)]
         if calibrated:
-            meta["calibration"] = {"temperature": self.calibration.temperature,
-                                   "validation": [self.calibration.validation_start, self.calibration.validation_end]}
+            meta["calibration"] = calibration_record(self.calibration)
         meta["warnings"] = list(dict.fromkeys(w for f in forecasts for w in f.meta.get("warnings", [])))
         by_series: dict[str, int] = {}
         for f in forecasts:

@@ -166,8 +166,7 @@ def origin_seed(seed: int, origin: pd.Timestamp) -> int:
 class GPTModel:
     """The GPT behind the same ``forecast(panel, n_paths, horizon, seed)`` call as the baselines.
 
-    ``pool`` holds more pipelines of ``pipe``'s recipe (a seed ensemble, ``forecaster.market.pool``):
-    the paths are split over ``pipe`` and the pool. Without a pool the forecast is ``pipe``'s own.
+    ``pipe`` is a ``ForecastPipeline`` or a seed pool of them (``forecaster.market.pool``).
 
     Every row the sampler draws decodes (the tokenizer's per-slot id ranges admit
     only decodable rows), so no repair is needed here.
@@ -175,10 +174,8 @@ class GPTModel:
 
     name = GPT_MODEL
 
-    def __init__(self, pipe, sampling=None, index_levels: dict | None = None, pool: list | None = None) -> None:
-        from forecaster.market.pool import PooledPipeline
-
-        self.pipe = pipe if not pool else PooledPipeline([pipe, *pool])
+    def __init__(self, pipe, sampling=None, index_levels: dict | None = None) -> None:
+        self.pipe = pipe
         self.sampling = sampling
         self.index_levels = index_levels  # the YoY series' monthly index observations (all vintages; predict
         # reads only those released by the origin)
@@ -371,8 +368,12 @@ class Backtest:
         models = []
         run_dir = self.gpt_run_for(origin)
         if run_dir is not None:
-            pool = [self._pipe(Path(r)) for r in self.cfg.pool]
-            models.append(GPTModel(self._pipe(run_dir), self.cfg.sampling(), yoy_index_levels(self.builder), pool))
+            pipe = self._pipe(run_dir)
+            if self.cfg.pool:  # a seed ensemble: the paths split over the run and its pool
+                from forecaster.market.pool import PooledPipeline
+
+                pipe = PooledPipeline([pipe, *(self._pipe(Path(r)) for r in self.cfg.pool)])
+            models.append(GPTModel(pipe, self.cfg.sampling(), yoy_index_levels(self.builder)))
         return models + make_baselines(self.cfg.baselines)
 
     # -- the loop --------------------------------------------------------------------------
