@@ -31,6 +31,9 @@ has H changes. How each fact is summarised over paths:
   SPX path from the origin; history: 252 x the mean daily log return;
 - floors: the share of paths whose minimum goes below the floor; history: the share
   of 250-day blocks;
+- VIX's range (no targets; what a risk committee asks of a volatility path): the median
+  and 90th percentile over paths of each path's high, and the share of paths above 60
+  or below 9 index points; history: the same over 250-day blocks;
 - NaN cells: missing cells in the paths.
 
 Paths are sampled at each run's calibrated temperature (``forecaster calibrate``), or 1
@@ -66,6 +69,7 @@ BLOCK_DAYS = 250  # one "path" of history for per-path counts
 DAYS_PER_YEAR = 252  # the panel and the paths are on the NYSE trading calendar
 FLOOR = -0.75  # % : a yield below it counts against the floor target
 FLOOR_SERIES = ("UST3M", "UST2Y")
+VIX_HIGH, VIX_LOW = 60.0, 9.0  # index points: the range facts (no target) count paths beyond them
 PAIRS = (("SPX", "XLK"), ("SPX", "VIX"), ("UST2Y", "UST10Y"), ("SPX", "UST10Y"))
 DEFAULT_ORIGINS = ("2017-12-29", "2019-12-31", "2021-12-31")
 
@@ -221,8 +225,20 @@ def realism_facts(paths: np.ndarray, series: Sequence[str], origin: np.ndarray,
         if s in series:
             low = np.nanmin(paths[:, :, series.index(s)], axis=1)
             facts[f"floor:{s}"] = float(100.0 * np.mean(low < FLOOR))
+    if "VIX" in series:
+        _vix_range(facts, paths[:, :, series.index("VIX")])
     facts["nan_cells"] = float(np.isnan(paths).sum())
     return facts
+
+
+def _vix_range(facts: dict[str, float], levels: np.ndarray) -> None:
+    """VIX's range facts of (paths or blocks, days) levels: median and 90th percentile of each one's
+    high, and % of them above ``VIX_HIGH`` / below ``VIX_LOW`` (no targets: what a risk committee asks)."""
+    hi, lo = np.nanmax(levels, axis=1), np.nanmin(levels, axis=1)
+    facts["vix_max_median"] = float(np.median(hi))
+    facts["vix_max_p90"] = float(np.quantile(hi, 0.9))
+    facts["vix_above_high"] = float(100.0 * np.mean(hi > VIX_HIGH))
+    facts["vix_below_low"] = float(100.0 * np.mean(lo < VIX_LOW))
 
 
 def history_facts(panel: pd.DataFrame, start: str = HISTORY_START, block: int = BLOCK_DAYS) -> dict[str, float]:
@@ -258,6 +274,11 @@ def history_facts(panel: pd.DataFrame, start: str = HISTORY_START, block: int = 
         if s in series:
             b = blocks(panel[s].to_numpy(), block)
             facts[f"floor:{s}"] = float(100.0 * np.mean(np.nanmin(b, axis=1) < FLOOR)) if len(b) else float("nan")
+    if "VIX" in series:
+        b = blocks(panel["VIX"].to_numpy(), block)
+        b = b[np.isfinite(b).all(axis=1)]
+        if len(b):
+            _vix_range(facts, b)
     return facts
 
 
@@ -307,6 +328,11 @@ def facts_table(series: Sequence[str]) -> list[Fact]:
     for name in FLOOR_SERIES:
         if name in s:
             rows.append(Fact(f"floor:{name}", f"paths with {name} < {FLOOR} % (%)", "<= 2", lambda v, h: v <= 2, digits=0))
+    if "VIX" in s:
+        rows += [Fact("vix_max_median", "VIX 250-day high, median path", "(none)", None, digits=1),
+                 Fact("vix_max_p90", "VIX 250-day high, 90th percentile", "(none)", None, digits=1),
+                 Fact("vix_above_high", f"paths with VIX > {VIX_HIGH:g} (%)", "(none)", None, digits=0),
+                 Fact("vix_below_low", f"paths with VIX < {VIX_LOW:g} (%)", "(none)", None, digits=0)]
     rows.append(Fact("nan_cells", "NaN cells", "0", lambda v, h: v == 0, digits=0))
     return rows
 

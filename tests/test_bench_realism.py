@@ -108,6 +108,21 @@ def test_release_days_drift_floors_and_nan_cells(br):
     assert facts["nan_cells"] == 1
 
 
+def test_vix_range_counts_paths_beyond_the_high_and_low(br):
+    levels, series, origin = constructed_paths()
+    j = series.index("VIX")
+    levels[:, :, j] = 20.0
+    levels[:4, 50, j] = 75.0   # four of 20 paths spike above 60
+    levels[4, 10, j] = 8.0     # one dips below 9
+    levels[5:, 30, j] = np.linspace(21.0, 40.0, P - 5)
+    facts = br.realism_facts(levels, series, origin)
+    assert facts["vix_above_high"] == pytest.approx(20.0)
+    assert facts["vix_below_low"] == pytest.approx(5.0)
+    highs = np.r_[np.full(4, 75.0), 20.0, np.linspace(21.0, 40.0, P - 5)]
+    assert facts["vix_max_median"] == pytest.approx(np.median(highs))
+    assert facts["vix_max_p90"] == pytest.approx(np.quantile(highs, 0.9))
+
+
 def test_vix_change_std_and_lag1_autocorrelation(br):
     levels, series, origin = constructed_paths()
     facts = br.realism_facts(levels, series, origin)
@@ -156,6 +171,10 @@ def test_history_facts_of_the_real_panel(br, shared_mapping):
     assert facts["release_days:GDP"] == 4
     assert facts["floor:UST3M"] == 0.0
     assert 1.0 < facts["vix_change_std"] < 2.5
+    # 250-day blocks since 1990: VIX closed above 60 only in 2008-09 and 2020, never below 9
+    # (the closing low is 9.14, 2017-11-03)
+    assert 0.0 < facts["vix_above_high"] < 10.0 and facts["vix_below_low"] == 0.0
+    assert 15.0 < facts["vix_max_median"] < 40.0
     assert 3.0 < facts["spx_drift_median"] < 12.0
 
 
