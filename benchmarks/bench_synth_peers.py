@@ -207,9 +207,10 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=4000)
     ap.add_argument("--rows-per-history", type=int, default=200)
     ap.add_argument("--product", action="append", default=None,
-                    help="a product configuration, repeatable: T=1.0[,dedupe][,tol=DOLLARS][,extra=0.25][,noise=S] "
+                    help="a product configuration, repeatable: T=1.0[,dedupe][,tol=DOLLARS][,extra=0.25][,noise=S][,raw] "
                          "(temperature; near-copy de-duplication against the training rows; amount tolerance; "
-                         "extra rows sampled per history; --amount-noise); default T=1.0,dedupe")
+                         "extra rows sampled per history; --amount-noise; raw: without the run's marginal "
+                         "calibration); default T=1.0,dedupe")
     ap.add_argument("--peers-json", type=Path, help="reuse the peer rows of an earlier run's --json (no refit)")
     ap.add_argument("--peers", default="gaussian_copula,ctgan,par", help="comma-separated, or 'none'")
     ap.add_argument("--ctgan-epochs", type=int, default=10)
@@ -244,13 +245,15 @@ def main() -> None:
         temp, dedupe = float(opts.get("T", 1.0)), "dedupe" in opts
         tol, extra = float(opts.get("tol", 0.0)), float(opts.get("extra", 0.25))
         noise = float(opts.get("noise", 0.0))
+        marginals = "raw" not in opts  # raw: without the run's marginal calibration (synth calibrate)
         t0 = time.perf_counter()
         table, stats = synth.generate(args.rows, rows_per_history=args.rows_per_history, seed=args.seed,
                                       temperature=temp, dedupe=index if dedupe else None, dedupe_tolerance=tol,
-                                      dedupe_extra=extra, amount_noise=noise)
+                                      dedupe_extra=extra, amount_noise=noise, marginals=marginals)
         gen_s = time.perf_counter() - t0
         label = (f"product (T={temp:g}{', dedupe' if dedupe else ''}{f' ±${tol:g}' if tol else ''}"
-                 f"{f', noise {noise:g}' if noise else ''})")
+                 f"{f', noise {noise:g}' if noise else ''}"
+                 f"{', calibrated' if marginals and synth.marginals is not None else ''})")
         results.append(score(label, table, train, holdout, views, gen_s, args))
         results[-1]["generation"] = stats.to_dict()
         print(json.dumps({k: v for k, v in results[-1].items() if k != "per_column"}), flush=True)

@@ -2,6 +2,7 @@
 
     forecaster synth split    --data FILE --train TRAIN.csv --holdout HOLDOUT.csv [--fraction 0.8]
     forecaster synth train    --data TRAIN.csv --out RUN_DIR [--preset day-small|day-tiny] [--max-minutes M]
+    forecaster synth calibrate --run RUN_DIR --data TRAIN.csv [--rounds 8] [--rows N]
     forecaster synth generate --run RUN_DIR --rows N|--histories H --out FILE.csv|FILE.parquet [--condition is_fraud=Yes ...]
                               [--dedupe-against TRAIN.csv] [--device auto|cpu|cuda[:N]] [--scheduler local:N|tcp://HOST:PORT]
     forecaster synth evaluate --real HOLDOUT.csv --synthetic FILE --train TRAIN.csv --out DIR [--run RUN_DIR]
@@ -147,6 +148,8 @@ def generate_cmd(
                                        "to cents (0.03: about 3% either way), before --dedupe-against: moves rows away "
                                        "from the training rows' exact amounts (new histories only)."),
     which: str = typer.Option("best", "--weights", help="best (lowest validation loss) or last."),
+    no_marginals: bool = typer.Option(False, "--no-marginals", help="Sample the model's own distribution, without the "
+                                      "run's marginal calibration (`synth calibrate`)."),
     threads: int = threads_option(1, "with --scheduler: per task; 1 is fastest on a shared, loaded CPU"),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " With a tcp:// scheduler each worker resolves it."),
     scheduler: str = typer.Option(None, "--scheduler", help=SCHEDULER_HELP + " The run folder must be on storage "
@@ -205,7 +208,7 @@ def generate_cmd(
                                             context=ctx, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
                                             batch_paths=batch_paths, dedupe=dedupe, dedupe_tolerance=dedupe_tolerance,
                                             dedupe_extra=dedupe_extra, amount_noise=amount_noise,
-                                            scheduler=scheduler, threads=threads,
+                                            marginals=not no_marginals, scheduler=scheduler, threads=threads,
                                             progress=lambda done: bar.update(done - bar.n),
                                             log=lambda m: typer.echo(m, err=True))
     write_table(table, out)
@@ -213,6 +216,35 @@ def generate_cmd(
     typer.echo(f"{stats.rows:,} rows in {stats.histories} histories -> {out} ({stats.seconds:.1f} s, "
                f"{stats.rows_per_s:,.0f} rows/s on {stats.device}; {stats.out_of_order_rows} rows out of time "
                f"order{dropped})", err=True)
+
+
+@synth.command("calibrate")
+def calibrate_cmd(
+    run: Path = typer.Option(..., "--run", help="Run directory of `forecaster synth train`."),
+    data: Path = typer.Option(..., "--data", help="The run's training transactions (the file `synth train --data` read)."),
+    rounds: int = typer.Option(8, "--rounds", help="Rounds of sampling and correction."),
+    rows: int = typer.Option(None, "--rows", help="Rows sampled per round (default: the training rows, at least 16,000)."),
+    seed: int = typer.Option(None, "--seed", help="First seed of the calibration samples (default 1,000,000: never a "
+                             "seed a reported set uses)."),
+    which: str = typer.Option("best", "--weights", help="best (lowest validation loss) or last."),
+    threads: int = ThreadsOpt,
+    skip_bad_rows: bool = SkipOpt,
+) -> None:
+    """Fit per-card log-biases that give the sampled merchants the training rows' shares (marginals.json in the run)."""
+    from forecaster.synthesis.documents import read_table
+    from forecaster.synthesis.generate import Synthesizer
+    from forecaster.synthesis.marginals import CALIBRATION_SEED, check_training_rows, fit_marginals
+
+    set_threads(threads)
+    synth_model = Synthesizer(run, which=which)
+    train = read_table(data, skip_bad_rows)
+    check_training_rows(synth_model, train, data)
+    n = rows if rows is not None else max(16000, len(train))
+    m = fit_marginals(synth_model, train, iterations=rounds, rows=n,
+                      seed=CALIBRATION_SEED if seed is None else seed, log=lambda line: typer.echo(line, err=True))
+    path = m.save(synth_model.run_dir)
+    typer.echo(f"marginal calibration of {', '.join(m.bias)} -> {path} ({rounds} rounds of {n:,} rows); "
+               "`synth generate` adds it (--no-marginals: without)", err=True)
 
 
 @synth.command("evaluate")

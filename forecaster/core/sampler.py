@@ -103,11 +103,15 @@ def valid_logits(hidden: torch.Tensor, head: torch.Tensor, valid: torch.Tensor,
                  step_mask: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  prefix: torch.Tensor | None = None) -> torch.Tensor:
     """``(B, n_valid)`` float64 logits of one slot's ``valid`` ids (rows of the output matrix ``head``)
-    from hidden states ``(B, C)``, with the step mask given the row's ``prefix`` at ``-inf``."""
+    from hidden states ``(B, C)``, with the step mask given the row's ``prefix``: a bool mask puts the
+    ids it forbids at ``-inf``; a float one is added to the logits (a log-bias, ``-inf`` forbids)."""
     logits = (hidden @ head.index_select(0, valid).T).double()  # (B, n_valid)
     if step_mask is not None:
-        allowed = step_mask(prefix).to(logits.device).index_select(-1, valid)  # (B, n_valid)
-        logits = logits.masked_fill(~allowed, float("-inf"))
+        mask = step_mask(prefix).to(logits.device).index_select(-1, valid)  # (B, n_valid)
+        if mask.dtype == torch.bool:
+            logits = logits.masked_fill(~mask, float("-inf"))
+        else:
+            logits = logits + mask.double()
     return logits
 
 

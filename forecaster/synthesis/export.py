@@ -18,6 +18,9 @@ synthesis.json      columns, input features, per-column modes, and the start sta
                     shares: card indexes rounded to 0.05, months over all cards and (card, month)
                     pairs rounded to 0.001 of all rows (pairs below 0.0005 left out), and
                     the most common use_chip of each pair kept
+marginals.json      if the run was calibrated (``synth calibrate``): the per-card log-biases of
+                    the merchants, rounded to 0.05 (an aggregate: each card's merchant shares
+                    relative to the model's), without the calibration's settings and history
 manifest.json       sha256 of every file above
 ==================  =========================================================================
 
@@ -34,6 +37,7 @@ from foundation.atomic import publish_dir, write_text
 from forecaster.core.run import RunDir
 from forecaster.core.training.checkpoint import sha256_file
 from forecaster.synthesis.documents import SynthesisInputError
+from forecaster.synthesis.marginals import EXPORT_STEP, MARGINALS_FILE, Marginals
 from forecaster.synthesis.train import SYNTHESIS_FILE
 
 EXPORT_KIND = "synth-model"
@@ -64,6 +68,13 @@ def export_model(run_dir: str | Path, out: str | Path, which: str = "best") -> d
         if state is None:
             raise SynthesisInputError(f"{run.path} has no weights yet; train first")
         weights = state[0] / "model.safetensors"
+    marginals = Marginals.load(run.path, tok)
+    if marginals is not None:
+        from forecaster.synthesis.generate import Synthesizer
+
+        if Synthesizer(run.path, which=which).weights_digest() != marginals.weights:
+            raise SynthesisInputError(f"{run.path / MARGINALS_FILE} was fitted for other weights than --weights "
+                                      f"{which}; rerun `forecaster synth calibrate --weights {which}` first")
     meta = json.loads((run.path / SYNTHESIS_FILE).read_text())
     seed = meta["seed"]
     public = {k: meta[k] for k in _KEEP if k in meta}
@@ -82,6 +93,9 @@ def export_model(run_dir: str | Path, out: str | Path, which: str = "best") -> d
         write_text(staging / "run.json", json.dumps({"model": run.model_kind(),
                                                      "tokenizer_fingerprint": tok.fingerprint()}, indent=2))
         write_text(staging / SYNTHESIS_FILE, json.dumps(public, indent=2, sort_keys=True))
+        if marginals is not None:
+            Marginals(marginals.fingerprint, marginals.weights, marginals.bias, marginals.years).save(
+                staging, step=EXPORT_STEP)
         files = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
         manifest = {"kind": EXPORT_KIND, "files": files}
         write_text(staging / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True))

@@ -31,6 +31,11 @@ with it, so the history's pace and order stay; each history samples more rows th
 asked to make up for them (see docs/SYNTHESIS.md, privacy by design). ``amount_noise``
 multiplies every new amount by a log-normal factor first (its spread: 0.03 ~ 3%).
 
+**Marginal calibration.** A run calibrated by ``synth calibrate`` (``marginals.json``,
+``forecaster.synthesis.marginals``) samples each card's merchants with per-card
+log-biases added to the model's logits, so the merchants keep their training shares;
+``marginals=False`` samples the model's own distribution.
+
 **Blocks.** New histories are cut into blocks of ``batch_paths`` (default 256): a
 block is sampled in one batch, and its start points and sampler are seeded from
 ``(seed, block index)`` only (``block_seed``), so a block is the same table whoever
@@ -71,6 +76,7 @@ from forecaster.synthesis.documents import (
     document_keys, order_cards, row_features,
 )
 from forecaster.synthesis.clock import PathClock
+from forecaster.synthesis.marginals import MARGINALS_FILE, BiasedMask, Marginals
 from forecaster.synthesis.privacy import NearCopyIndex
 from forecaster.synthesis.train import SYNTHESIS_FILE, VERSION
 
@@ -166,6 +172,7 @@ class GenerationPlan:
     dedupe_tolerance: float
     continuation: bool
     amount_noise: float = 0.0  # sd of the log-normal factor on new histories' amounts (0: none)
+    marginals: bool = True     # add the run's marginal calibration (``marginals.json``) where it has one
 
     def stats_conditions(self) -> dict:
         return {k: (None if v is None else str(v)) for k, v in self.conditions.items()}
@@ -237,6 +244,8 @@ class Synthesizer:
         self.row_len = self.tok.tokens_per_row
         self.context_rows = self.model.config.context_rows
         self.static, self.base_mask = _row_mask(self.tok)
+        self._digest: str | None = None
+        self.marginals: Marginals | None = Marginals.load(run.path, self.tok)  # ``synth calibrate``; None: none
         self.which = which
         if isinstance(device, str):
             parse_device(device)
@@ -354,7 +363,8 @@ class Synthesizer:
         return forced
 
     def sample_paths(self, prompt: np.ndarray, prompt_times: np.ndarray, start: np.ndarray, forced: np.ndarray,
-                     n_rows: int, seed: int, sampling: SamplingConfig) -> tuple[np.ndarray, np.ndarray]:
+                     n_rows: int, seed: int, sampling: SamplingConfig,
+                     marginals: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Sample ``n_rows`` rows after a prompt for ``len(start)`` paths.
 
         Parameters
@@ -362,6 +372,7 @@ class Synthesizer:
         prompt : (P, R) ids shared by every path; ``prompt_times`` (P,) int64 minutes of its rows.
         start : (N,) int64 minutes each path's clock starts from (its first row follows it).
         forced : (N, n_rows, R) ids, -1 = free.
+        marginals : add the marginal calibration's log-biases (``self.marginals``), if any.
 
         Returns
         -------
@@ -369,10 +380,11 @@ class Synthesizer:
         """
         dev = self.device
         clock = PathClock(self.tok, self.base_mask, start, prompt_rows=len(prompt))
+        mask = BiasedMask(self.tok, clock, self.marginals) if marginals and self.marginals is not None else clock
         gap = self.tok.decode(prompt)["gap"].to_numpy(dtype=np.float64)
         feats = row_features(np.asarray(prompt_times).astype("datetime64[m]"), gap)
         sampler = DaySampler(self.model, torch.from_numpy(self.static), keep_rows=max(1, self.context_rows // 2),
-                             next_features=clock.features, step_mask=clock)
+                             next_features=clock.features, step_mask=mask)
         with dev.autocast():  # bf16 on GPUs that support it; a no-op on the CPU
             ids = sampler.sample(torch.from_numpy(prompt), len(start), n_rows, make_generator(seed, dev.torch),
                                  sampling, forced=torch.from_numpy(forced), features=torch.from_numpy(feats))
@@ -395,7 +407,8 @@ class Synthesizer:
              context: pd.DataFrame | None = None, seed: int = 0, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, burn_in: int | None = None, batch_paths: int = DEFAULT_BLOCK,
              dedupe: bool = False, dedupe_tolerance: float = 0.0,
-             dedupe_extra: float = 0.25, amount_noise: float = 0.0) -> tuple[GenerationPlan, list[Block]]:
+             dedupe_extra: float = 0.25, amount_noise: float = 0.0,
+             marginals: bool = True) -> tuple[GenerationPlan, list[Block]]:
         """The arguments of ``generate`` checked and cut into blocks of ``batch_paths`` histories (or cards).
 
         Nothing is sampled. The blocks depend on the arguments only, never on who samples them:
@@ -409,6 +422,9 @@ class Synthesizer:
             raise SynthesisInputError(f"rows per history must be at least 1, got {rows_per_history}")
         if batch_paths < 1:
             raise SynthesisInputError(f"batch paths must be at least 1, got {batch_paths}")
+        if marginals and self.marginals is not None and self.marginals.weights != self.weights_digest():
+            raise SynthesisInputError(f"{self.run_dir / MARGINALS_FILE} was fitted for other weights than these "
+                                      f"({self.which}); rerun `forecaster synth calibrate` or pass --no-marginals")
         if not (0.0 <= amount_noise <= 1.0):
             raise SynthesisInputError(f"amount noise is a relative spread from 0 to 1 (0.03: about 3%), got {amount_noise}")
         if amount_noise and context is not None:
@@ -424,7 +440,7 @@ class Synthesizer:
                 mine = cards[first:first + batch_paths]
                 blocks.append(Block(index, first, len(mine), context[np.isin(keys, mine)]))
             plan = GenerationPlan(rows, rows, forced_row, conditions, sampling, int(seed), 0, rows, dedupe_tolerance,
-                                  True)
+                                  True, marginals=bool(marginals))
             return plan, blocks
         rows_per_history = min(rows_per_history, rows)
         burn = 16 if burn_in is None else int(burn_in)
@@ -435,7 +451,7 @@ class Synthesizer:
         for index, first in enumerate(range(0, n_hist, batch_paths)):
             blocks.append(Block(index, first, min(batch_paths, n_hist - first)))
         plan = GenerationPlan(rows, rows_per_history, forced_row, conditions, sampling, int(seed), burn, keep,
-                              dedupe_tolerance, False, float(amount_noise))
+                              dedupe_tolerance, False, float(amount_noise), bool(marginals))
         return plan, blocks
 
     def run_block(self, plan: GenerationPlan, block: Block,
@@ -456,7 +472,7 @@ class Synthesizer:
                 if forced_row[card_sl][0] < 0 and bool(self.static[card_sl.start, prompt[-1, card_sl][0]]):
                     forced[:, :, card_sl] = prompt[-1, card_sl]  # the card of the context stays the card
                 ids, times = self.sample_paths(prompt, prompt_times, prompt_times[-1:], forced, plan.rows,
-                                               plan.seed + i, plan.sampling)
+                                               plan.seed + i, plan.sampling, plan.marginals)
                 tables.append(self._table(ids, times, np.array([key // KEY_FACTOR]), np.array([key % KEY_FACTOR])))
                 stats.out_of_order_rows += int((np.diff(times, axis=1) < 0).sum())
                 stats.histories += 1
@@ -482,7 +498,8 @@ class Synthesizer:
             chip_sl = self.tok.column_slots("use_chip")
             forced[:, :burn, chip_sl] = np.where(forced[:, :burn, chip_sl] >= 0, forced[:, :burn, chip_sl],
                                                  seed_ids[:, None, chip_sl])
-        ids, times = self.sample_paths(prompt, start[:1], start, forced, n_total, torch_seed, plan.sampling)
+        ids, times = self.sample_paths(prompt, start[:1], start, forced, n_total, torch_seed, plan.sampling,
+                                       plan.marginals)
         prev = times[:, burn - 1:burn] if burn > 0 else start[:, None]
         ids, times = ids[:, burn:], times[:, burn:]
         users = SYNTHETIC_USER_BASE + np.arange(block.first, block.first + n_paths)
@@ -505,19 +522,24 @@ class Synthesizer:
         return table, stats
 
     def weights_digest(self) -> str:
-        """sha256 of the loaded weights (every tensor, by name): a Dask worker checks that it loaded the client's."""
+        """sha256 of the loaded weights (every tensor, by name): a Dask worker checks that it loaded the
+        client's, and a marginal calibration that it was fitted for them."""
+        if self._digest is not None:
+            return self._digest
         h = hashlib.sha256()
         for name, tensor in sorted(self.model.state_dict().items()):
             h.update(name.encode())
             h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()
+        self._digest = h.hexdigest()
+        return self._digest
 
     # -- public ------------------------------------------------------------------------------------
     def generate(self, rows: int, *, rows_per_history: int = 200, conditions: dict[str, object] | None = None,
                  context: pd.DataFrame | None = None, seed: int = 0, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, burn_in: int | None = None,
                  batch_paths: int = DEFAULT_BLOCK, dedupe: NearCopyIndex | None = None, dedupe_tolerance: float = 0.0,
-                 dedupe_extra: float = 0.25, amount_noise: float = 0.0, scheduler: str | None = None,
+                 dedupe_extra: float = 0.25, amount_noise: float = 0.0, marginals: bool = True,
+                 scheduler: str | None = None,
                  threads: int | None = None,
                  progress: Callable[[int], None] | None = None,
                  log: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, GenerationStats]:
@@ -544,6 +566,9 @@ class Synthesizer:
             (0.03: about 3% either way) and rounded to cents, before de-duplication; it moves
             the rows away from the training rows' exact amounts (the median DCR, docs/SYNTHESIS.md)
             at the cost of exact recurring amounts. The block's generator draws it.
+        marginals : add the run's marginal calibration (``synth calibrate``, ``marginals``) where it
+            has one: per-card log-biases that give the merchants their training shares. False: the
+            model's own distribution.
         scheduler : None (blocks one after another here) or a Dask ``--scheduler``
             (``local:N``, ``tcp://HOST:PORT``, ``foundation.cluster``): one task per block; every
             worker loads ``self.run_dir`` itself (shared storage) on this synthesizer's device
@@ -562,7 +587,7 @@ class Synthesizer:
                                  seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, burn_in=burn_in,
                                  batch_paths=batch_paths, dedupe=dedupe is not None,
                                  dedupe_tolerance=dedupe_tolerance, dedupe_extra=dedupe_extra,
-                                 amount_noise=amount_noise)
+                                 amount_noise=amount_noise, marginals=marginals)
         if not plan.continuation and self.start_note and log is not None:
             log(self.start_note)
         t0 = time.perf_counter()

@@ -1,0 +1,138 @@
+"""Marginal calibration of a synthesis run (``synth calibrate``): per-card log-biases added to the logits."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from forecaster.cli import main
+from forecaster.core.sampler import valid_logits
+from forecaster.synthesis.documents import SynthesisInputError, read_table
+from forecaster.synthesis.generate import Synthesizer
+from forecaster.synthesis.marginals import MARGINALS_FILE, Marginals, card_shares, fit_marginals, total_variation
+from forecaster.synthesis.train import train_synthesizer
+
+
+@pytest.fixture(scope="module")
+def rows(shared_data: Path) -> pd.DataFrame:
+    """The first 3,000 rows of the shared sample (three cards, 2002-2005)."""
+    return read_table(shared_data / "tabformer" / "User0_credit_card_transactions.csv").iloc[:3000]
+
+
+@pytest.fixture(scope="module")
+def run(rows, tmp_path_factory) -> Path:
+    """A day-tiny run after one step: its merchants far from the data's shares."""
+    out = tmp_path_factory.mktemp("marg") / "run"
+    train_synthesizer(rows, out, "day-tiny", max_steps=1, eval_every=1, progress=False)
+    return out
+
+
+def test_a_float_step_mask_is_added_to_the_logits_and_minus_inf_forbids():
+    hidden, head = torch.eye(4, dtype=torch.float32)[:2], torch.arange(24, dtype=torch.float32).reshape(6, 4)
+    valid = torch.tensor([1, 3, 4])
+    plain = valid_logits(hidden, head, valid)
+    bias = torch.zeros(2, 6, dtype=torch.float64)
+    bias[:, 3] = 2.5
+    bias[1, 4] = float("-inf")
+    got = valid_logits(hidden, head, valid, lambda p: bias, torch.zeros(2, 0, dtype=torch.long))
+    assert torch.equal(got[:, 0], plain[:, 0]) and torch.allclose(got[:, 1], plain[:, 1] + 2.5)
+    assert got[0, 2] == plain[0, 2] and got[1, 2] == float("-inf")
+    allowed = torch.ones(2, 6, dtype=torch.bool)
+    allowed[0, 1] = False  # a bool mask still forbids only
+    got = valid_logits(hidden, head, valid, lambda p: allowed, torch.zeros(2, 0, dtype=torch.long))
+    assert got[0, 0] == float("-inf") and torch.equal(got[1], plain[1])
+
+
+def test_calibration_brings_the_merchant_shares_to_the_training_rows(run, rows, tmp_path):
+    shutil.copytree(run, tmp_path / "run")
+    synth = Synthesizer(tmp_path / "run", which="last")
+    assert synth.marginals is None
+    m = fit_marginals(synth, rows, iterations=3, rows=3000, rows_per_history=100, seed=7)
+    h = m.history
+    assert len(h) == 4 and h[-1]["merchant_name"] < 0.6 * h[0]["merchant_name"], h
+    assert m.bias["merchant_name"].shape == (len(synth.tok.codec("card").categories),
+                                             len(synth.tok.codec("merchant_name").categories))
+    ts = rows["timestamp"]
+    assert m.bias["use_chip"].ndim == 3 and m.years == (ts.min().year, ts.max().year)
+    # saved, found by a new Synthesizer of the folder, added by default, left out on request
+    m.save(tmp_path / "run")
+    again = Synthesizer(tmp_path / "run", which="last")
+    assert again.marginals is not None and np.allclose(again.marginals.bias["merchant_name"], m.bias["merchant_name"])
+    cal, _ = again.generate(3000, rows_per_history=100, seed=3)
+    own, _ = again.generate(3000, rows_per_history=100, seed=3, marginals=False)
+    plain, _ = Synthesizer(run, which="last").generate(3000, rows_per_history=100, seed=3)
+    pd.testing.assert_frame_equal(own, plain)  # --no-marginals: the model's own distribution
+    want = card_shares(again.tok, rows, "merchant_name")
+    assert total_variation(card_shares(again.tok, cal, "merchant_name"), want) < \
+        0.7 * total_variation(card_shares(again.tok, own, "merchant_name"), want)
+
+
+def test_a_year_keyed_bias_applies_in_its_year_only(run, rows, tmp_path):
+    synth = Synthesizer(run, which="last")
+    tok = synth.tok
+    cards, chips = len(tok.codec("card").categories), list(tok.codec("use_chip").categories)
+    online = chips.index("Online Transaction")
+    years = (rows["timestamp"].min().year, rows["timestamp"].max().year)
+    bias = np.zeros((cards, years[1] - years[0] + 1, len(chips)))
+    bias[:, 2003 - years[0], online] = 30.0  # 2003 only: every row whose previous row is in 2003 is online
+    synth.marginals = Marginals(tok.fingerprint(), synth.weights_digest(), {"use_chip": bias}, years)
+    table, _ = synth.generate(2000, rows_per_history=100, seed=1)
+    prev_year = table.groupby("user", sort=False)["timestamp"].shift(1).dt.year
+    in_2003 = prev_year == 2003
+    assert in_2003.sum() > 50 and (table.loc[in_2003, "use_chip"] == "Online Transaction").all()
+    other = prev_year.notna() & (prev_year != 2003)
+    assert (table.loc[other, "use_chip"] == "Online Transaction").mean() < 0.9
+
+
+def test_stale_or_foreign_calibrations_are_refused(run, rows, tmp_path, capsys):
+    shutil.copytree(run, tmp_path / "run")
+    synth = Synthesizer(tmp_path / "run", which="last")
+    m = fit_marginals(synth, rows, columns=("merchant_name",), iterations=1, rows=400, rows_per_history=100)
+    m.save(tmp_path / "run")
+    d = json.loads((tmp_path / "run" / MARGINALS_FILE).read_text())
+    (tmp_path / "run" / MARGINALS_FILE).write_text(json.dumps({**d, "weights": "f" * 64}))  # fitted for other weights
+    stale = Synthesizer(tmp_path / "run", which="last")
+    with pytest.raises(SynthesisInputError, match="--no-marginals"):
+        stale.generate(10, rows_per_history=10)
+    assert len(stale.generate(10, rows_per_history=10, marginals=False)[0]) == 10
+    assert main(["synth", "export-model", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "x")]) == 2
+    assert "synth calibrate --weights best" in capsys.readouterr().err
+    d = json.loads((tmp_path / "run" / MARGINALS_FILE).read_text())
+    d["tokenizer_fingerprint"] = "0" * 64
+    (tmp_path / "run" / MARGINALS_FILE).write_text(json.dumps(d))
+    with pytest.raises(SynthesisInputError, match="another tokenizer"):
+        Synthesizer(tmp_path / "run", which="last")
+    (tmp_path / "run" / MARGINALS_FILE).write_text("{not json")
+    with pytest.raises(SynthesisInputError, match="synth calibrate"):
+        Synthesizer(tmp_path / "run", which="last")
+
+
+def test_calibrate_cli_reads_only_the_runs_training_rows_and_export_keeps_it(run, rows, tmp_path, capsys):
+    shutil.copytree(run, tmp_path / "run")
+    train = tmp_path / "train.parquet"
+    rows.to_parquet(train)
+    other = tmp_path / "other.parquet"
+    rows.iloc[:2500].to_parquet(other)
+    args = ["synth", "calibrate", "--run", str(tmp_path / "run"), "--rounds", "1", "--rows", "300", "--weights", "last"]
+    assert main(args + ["--data", str(other)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not the training table" in err[0] and "--data" in err[0] and "rows 2500" in err[0]
+    assert not (tmp_path / "run" / MARGINALS_FILE).exists()
+    assert main(args + ["--data", str(train)]) == 0
+    assert "marginals.json" in capsys.readouterr().err
+    saved = Marginals.load(tmp_path / "run", Synthesizer(tmp_path / "run", which="last").tok)
+    # the export keeps the biases, rounded, for the weights they were fitted for
+    assert main(["synth", "export-model", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "x"),
+                 "--weights", "last"]) == 0
+    exported = json.loads((tmp_path / "x" / MARGINALS_FILE).read_text())
+    assert set(exported) >= {"bias", "weights", "years"} and not exported["history"] and not exported["settings"]
+    b = np.asarray(exported["bias"]["merchant_name"])
+    assert np.allclose(b, np.round(saved.bias["merchant_name"] / 0.05) * 0.05, atol=1e-6)
+    assert "marginals.json" in json.loads((tmp_path / "x" / "manifest.json").read_text())["files"]
+    table, _ = Synthesizer(tmp_path / "x").generate(20, rows_per_history=10)
+    assert len(table) == 20
