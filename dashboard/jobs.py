@@ -41,6 +41,7 @@ from forecaster.market.forecast import is_legacy_forecast
 from forecaster.market.pipeline import ForecastPipeline
 from forecaster.market.scenario import Scenario, constraint_from_dict
 from forecaster.synthesis.generate import Synthesizer
+from forecaster.synthesis.marginals import MARGINALS_FILE
 
 log = logging.getLogger("dashboard")
 MAX_PENDING = 4  # queued or running jobs; each samples with every core, so more would only wait
@@ -161,13 +162,14 @@ class JobRunner:
         return self.status(job_id)
 
 
-def _stamp(run_path: Path) -> int:
-    p = RunDir(run_path).best_weights
-    return p.stat().st_mtime_ns if p.exists() else -1
+def _stamp(run_path: Path) -> tuple[int, int]:
+    """(best weights, marginal calibration) modification times: a cached model is reloaded when either changes."""
+    p, m = RunDir(run_path).best_weights, Path(run_path) / MARGINALS_FILE
+    return (p.stat().st_mtime_ns if p.exists() else -1, m.stat().st_mtime_ns if m.exists() else -1)
 
 
 @lru_cache(maxsize=2)
-def _pipeline(run_path: str, stamp: int, device: Device) -> ForecastPipeline:
+def _pipeline(run_path: str, stamp: tuple[int, int], device: Device) -> ForecastPipeline:
     return ForecastPipeline.from_run(run_path, device=device)
 
 
@@ -178,7 +180,7 @@ def pipeline_for(run_path: Path, device: Device | str | None = None) -> Forecast
 
 
 @lru_cache(maxsize=2)
-def _synthesizer(model_dir: str, stamp: int, device: Device) -> Synthesizer:
+def _synthesizer(model_dir: str, stamp: tuple[int, int], device: Device) -> Synthesizer:
     return Synthesizer(model_dir, device=device)
 
 

@@ -95,6 +95,25 @@ def test_a_worker_that_loads_other_weights_stops_the_command(run_dir, cluster):
         synth.generate(20, rows_per_history=10, seed=1, batch_paths=1, scheduler=cluster.scheduler_address)
 
 
+def test_workers_add_the_clients_marginal_calibration_or_stop(run_dir, train_rows, cluster, tmp_path):
+    import shutil
+
+    from forecaster.synthesis.marginals import fit_marginals
+
+    shutil.copytree(run_dir, tmp_path / "run")
+    synth = Synthesizer(tmp_path / "run", which="last")
+    fit_marginals(synth, train_rows, iterations=1, rows=200, rows_per_history=100)  # in memory, not saved
+    with pytest.raises(SynthesisInputError, match="another marginal calibration"):
+        synth.generate(20, rows_per_history=10, seed=1, batch_paths=5, scheduler=cluster.scheduler_address)
+    synth.marginals.save(tmp_path / "run")  # saved: the workers read the client's biases, same table as serial
+    serial, _ = synth.generate(20, rows_per_history=10, seed=1, batch_paths=5)
+    dask, stats = synth.generate(20, rows_per_history=10, seed=1, batch_paths=5, scheduler=cluster.scheduler_address)
+    pd.testing.assert_frame_equal(dask, serial)
+    assert stats.calibrated
+    raw, _ = synth.generate(20, rows_per_history=10, seed=1, batch_paths=5, marginals=False)
+    assert not raw.equals(serial)
+
+
 def test_cli_scheduler_errors_are_one_line_before_the_model_loads(run_dir, tmp_path, capsys):
     base = ["synth", "generate", "--run", str(run_dir), "--rows", "10", "--no-progress"]
     assert main([*base, "--out", str(tmp_path / "a.csv"), "--scheduler", "local:0"]) == 2

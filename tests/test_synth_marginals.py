@@ -14,7 +14,8 @@ from forecaster.cli import main
 from forecaster.core.sampler import valid_logits
 from forecaster.synthesis.documents import SynthesisInputError, read_table
 from forecaster.synthesis.generate import Synthesizer
-from forecaster.synthesis.marginals import MARGINALS_FILE, Marginals, card_shares, fit_marginals, total_variation
+from forecaster.synthesis.marginals import (MARGINALS_FILE, Marginals, card_shares, fit_marginals, gap_shares,
+                                            total_variation)
 from forecaster.synthesis.train import train_synthesizer
 
 
@@ -59,6 +60,8 @@ def test_calibration_brings_the_merchant_shares_to_the_training_rows(run, rows, 
                                              len(synth.tok.codec("merchant_name").categories))
     ts = rows["timestamp"]
     assert m.bias["use_chip"].ndim == 3 and m.years == (ts.min().year, ts.max().year)
+    assert m.bias["gap"].shape == (24, synth.tok.codec("gap").n_bins)  # the gap, by the previous row's hour
+    assert h[-1]["gap"] < 0.8 * h[0]["gap"], h
     # saved, found by a new Synthesizer of the folder, added by default, left out on request
     m.save(tmp_path / "run")
     again = Synthesizer(tmp_path / "run", which="last")
@@ -70,6 +73,9 @@ def test_calibration_brings_the_merchant_shares_to_the_training_rows(run, rows, 
     want = card_shares(again.tok, rows, "merchant_name")
     assert total_variation(card_shares(again.tok, cal, "merchant_name"), want) < \
         0.7 * total_variation(card_shares(again.tok, own, "merchant_name"), want)
+    want = gap_shares(again.tok, rows)  # the (previous hour, gap) joint, which makes the hours
+    assert total_variation(gap_shares(again.tok, cal), want) < 0.8 * total_variation(gap_shares(again.tok, own), want)
+    assert (cal.groupby("user", sort=False)["timestamp"].diff().dropna() >= pd.Timedelta(0)).all()  # still ordered
 
 
 def test_a_year_keyed_bias_applies_in_its_year_only(run, rows, tmp_path):
@@ -102,14 +108,19 @@ def test_stale_or_foreign_calibrations_are_refused(run, rows, tmp_path, capsys):
     assert len(stale.generate(10, rows_per_history=10, marginals=False)[0]) == 10
     assert main(["synth", "export-model", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "x")]) == 2
     assert "synth calibrate --weights best" in capsys.readouterr().err
-    d = json.loads((tmp_path / "run" / MARGINALS_FILE).read_text())
     d["tokenizer_fingerprint"] = "0" * 64
     (tmp_path / "run" / MARGINALS_FILE).write_text(json.dumps(d))
-    with pytest.raises(SynthesisInputError, match="another tokenizer"):
-        Synthesizer(tmp_path / "run", which="last")
+    foreign = Synthesizer(tmp_path / "run", which="last")  # refused when used, so --no-marginals and calibrate still work
+    with pytest.raises(SynthesisInputError, match="another tokenizer.*--no-marginals"):
+        foreign.generate(10, rows_per_history=10)
+    assert len(foreign.generate(10, rows_per_history=10, marginals=False)[0]) == 10
     (tmp_path / "run" / MARGINALS_FILE).write_text("{not json")
+    broken = Synthesizer(tmp_path / "run", which="last")
     with pytest.raises(SynthesisInputError, match="synth calibrate"):
-        Synthesizer(tmp_path / "run", which="last")
+        broken.generate(10, rows_per_history=10)
+    fit_marginals(broken, rows, columns=("merchant_name",), iterations=1, rows=200, rows_per_history=100).save(
+        tmp_path / "run")  # recalibrating replaces the broken file
+    assert Synthesizer(tmp_path / "run", which="last").marginals is not None
 
 
 def test_calibrate_cli_reads_only_the_runs_training_rows_and_export_keeps_it(run, rows, tmp_path, capsys):
@@ -136,3 +147,30 @@ def test_calibrate_cli_reads_only_the_runs_training_rows_and_export_keeps_it(run
     assert "marginals.json" in json.loads((tmp_path / "x" / "manifest.json").read_text())["files"]
     table, _ = Synthesizer(tmp_path / "x").generate(20, rows_per_history=10)
     assert len(table) == 20
+
+
+def test_gap_shares_count_each_gap_by_the_previous_rows_hour(run, rows):
+    tok = Synthesizer(run, which="last").tok
+    t = rows[rows["card"] == rows["card"].iloc[0]].iloc[:3].copy()
+    t["timestamp"] = pd.to_datetime(["2003-05-01 06:00", "2003-05-01 06:30", "2003-05-02 13:00"])
+    got = gap_shares(tok, t)
+    k, _ = tok.codec("gap").bins_of(np.array([30.0, 1830.0]))
+    assert got.sum() == 2 and got[6, k[0]] == 1 and got[6, k[1]] == 1  # the card's first row has no gap
+
+
+def test_a_rows_year_is_its_previous_rows_as_the_sampler_keys_it(run, rows):
+    tok = Synthesizer(run, which="last").tok
+    t = rows[rows["card"] == rows["card"].iloc[0]].iloc[:3].copy()
+    t["timestamp"] = pd.to_datetime(["2003-12-30 10:00", "2003-12-31 10:00", "2004-01-02 10:00"])
+    y = card_shares(tok, t, "use_chip", (2002, 2005)).sum(axis=(0, 2))
+    assert y.tolist() == [0, 3, 0, 0]  # the card's first row counts in its own year, the 2004 row in 2003's
+
+
+def test_export_without_the_calibration(run, rows, tmp_path):
+    shutil.copytree(run, tmp_path / "run")
+    synth = Synthesizer(tmp_path / "run", which="last")
+    fit_marginals(synth, rows, iterations=1, rows=200, rows_per_history=100).save(tmp_path / "run")
+    assert main(["synth", "export-model", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "x"),
+                 "--weights", "last", "--no-marginals"]) == 0
+    assert not (tmp_path / "x" / MARGINALS_FILE).exists()
+    assert MARGINALS_FILE not in json.loads((tmp_path / "x" / "manifest.json").read_text())["files"]

@@ -230,7 +230,8 @@ def calibrate_cmd(
     threads: int = ThreadsOpt,
     skip_bad_rows: bool = SkipOpt,
 ) -> None:
-    """Fit per-card log-biases that give the sampled merchants the training rows' shares (marginals.json in the run)."""
+    """Fit log-biases that give the sampled rows the training rows' shares: each card's merchants and yearly chip
+    use, and the gap by the previous row's hour (marginals.json in the run; `synth generate` adds them)."""
     from forecaster.synthesis.documents import read_table
     from forecaster.synthesis.generate import Synthesizer
     from forecaster.synthesis.marginals import CALIBRATION_SEED, check_training_rows, fit_marginals
@@ -306,12 +307,14 @@ def export_model_cmd(
     run: Path = typer.Option(..., "--run", help="Run directory of `forecaster synth train`."),
     out: Path = typer.Option(..., "--out", help="New folder for the model to share (must not exist, or be empty)."),
     which: str = typer.Option("best", "--weights", help="best (lowest validation loss) or last."),
+    no_marginals: bool = typer.Option(False, "--no-marginals", help="Leave the marginal calibration (per-card "
+                                      "merchant shares, `synth calibrate`) out of the export."),
 ) -> None:
     """Write only what generation needs (weights, tokenizer, aggregate start statistics): no checkpoints,
     optimizer state, metrics, training file path or per-card counts. `synth generate --run MODEL_DIR` samples from it."""
     from forecaster.synthesis.export import export_model
 
-    manifest = export_model(run, out, which=which)
+    manifest = export_model(run, out, which=which, marginals=not no_marginals)
     typer.echo(f"{len(manifest['files'])} files -> {out} ({', '.join(sorted(manifest['files']))})", err=True)
 
 

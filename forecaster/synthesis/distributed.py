@@ -43,6 +43,7 @@ class BlockWorker:
     device: str | None         # the --device spec, resolved on the worker
     weights: str               # the client's ``weights_digest``
     dedupe: NearCopyIndex | None = None
+    marginals: str | None = None  # the digest of the client's marginal calibration, when the plan adds one
     _synth: Synthesizer | None = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
@@ -57,6 +58,11 @@ class BlockWorker:
                 raise SynthesisInputError(f"a Dask worker loaded other weights from {self.run_dir} than the client: "
                                           "the run folder must be the same on every machine (shared storage), and "
                                           "not retrained during generation")
+            got = synth.marginals.digest() if synth.marginals is not None else None
+            if self.marginals is not None and got != self.marginals:
+                raise SynthesisInputError(f"a Dask worker read another marginal calibration from {self.run_dir} than "
+                                          "the client's (or none): save it (`synth calibrate`) on storage every worker "
+                                          "sees, and do not recalibrate during generation")
             self._synth = synth
         return self._synth
 
@@ -82,7 +88,9 @@ def run_blocks(synth: Synthesizer, plan: GenerationPlan, blocks: list[Block], de
     """
     if threads is not None and threads < 1:
         raise SynthesisInputError(f"--threads must be at least 1, got {threads}")
-    state = BlockWorker(str(synth.run_dir), synth.which, _spec(synth.device_spec), synth.weights_digest(), dedupe)
+    calibrated = plan.marginals and synth.marginals is not None
+    state = BlockWorker(str(synth.run_dir), synth.which, _spec(synth.device_spec), synth.weights_digest(), dedupe,
+                        synth.marginals.digest() if calibrated else None)
     token = uuid.uuid4().hex[:8]
     with dask_client(scheduler) as client:
         from distributed import as_completed  # deferred: the distributed extra; dask_client checked it is there

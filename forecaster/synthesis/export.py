@@ -18,9 +18,10 @@ synthesis.json      columns, input features, per-column modes, and the start sta
                     shares: card indexes rounded to 0.05, months over all cards and (card, month)
                     pairs rounded to 0.001 of all rows (pairs below 0.0005 left out), and
                     the most common use_chip of each pair kept
-marginals.json      if the run was calibrated (``synth calibrate``): the per-card log-biases of
-                    the merchants, rounded to 0.05 (an aggregate: each card's merchant shares
-                    relative to the model's), without the calibration's settings and history
+marginals.json      if the run was calibrated (``synth calibrate``) and not ``--no-marginals``: the
+                    log-biases of each card's merchants and yearly chip use and of the gap by
+                    the previous hour, rounded to 0.05 (aggregates: shares relative to the
+                    model's), without the calibration's settings and history
 manifest.json       sha256 of every file above
 ==================  =========================================================================
 
@@ -52,8 +53,12 @@ def _shares(counts: dict, step: float) -> dict:
     return {k: v for k, v in out.items() if v > 0} or {max(counts, key=counts.get): 1.0}
 
 
-def export_model(run_dir: str | Path, out: str | Path, which: str = "best") -> dict:
-    """Write the shareable model folder ``out`` from the synthesis run ``run_dir``; returns the manifest."""
+def export_model(run_dir: str | Path, out: str | Path, which: str = "best", marginals: bool = True) -> dict:
+    """Write the shareable model folder ``out`` from the synthesis run ``run_dir``; returns the manifest.
+
+    ``marginals=False`` leaves the run's marginal calibration out (``--no-marginals``): the
+    export then samples the model's own distribution.
+    """
     run = RunDir(run_dir)
     if not (run.path / SYNTHESIS_FILE).exists() or not run.tokenizer.exists():
         raise SynthesisInputError(f"{run.path} is not a synthesis run (no {SYNTHESIS_FILE}); "
@@ -68,11 +73,11 @@ def export_model(run_dir: str | Path, out: str | Path, which: str = "best") -> d
         if state is None:
             raise SynthesisInputError(f"{run.path} has no weights yet; train first")
         weights = state[0] / "model.safetensors"
-    marginals = Marginals.load(run.path, tok)
-    if marginals is not None:
+    calibration = Marginals.load(run.path, tok) if marginals else None
+    if calibration is not None:
         from forecaster.synthesis.generate import Synthesizer
 
-        if Synthesizer(run.path, which=which).weights_digest() != marginals.weights:
+        if Synthesizer(run.path, which=which).weights_digest() != calibration.weights:
             raise SynthesisInputError(f"{run.path / MARGINALS_FILE} was fitted for other weights than --weights "
                                       f"{which}; rerun `forecaster synth calibrate --weights {which}` first")
     meta = json.loads((run.path / SYNTHESIS_FILE).read_text())
@@ -93,8 +98,8 @@ def export_model(run_dir: str | Path, out: str | Path, which: str = "best") -> d
         write_text(staging / "run.json", json.dumps({"model": run.model_kind(),
                                                      "tokenizer_fingerprint": tok.fingerprint()}, indent=2))
         write_text(staging / SYNTHESIS_FILE, json.dumps(public, indent=2, sort_keys=True))
-        if marginals is not None:
-            Marginals(marginals.fingerprint, marginals.weights, marginals.bias, marginals.years).save(
+        if calibration is not None:
+            Marginals(calibration.fingerprint, calibration.weights, calibration.bias, calibration.years).save(
                 staging, step=EXPORT_STEP)
         files = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
         manifest = {"kind": EXPORT_KIND, "files": files}

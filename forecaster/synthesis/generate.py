@@ -129,6 +129,7 @@ class GenerationStats:
     conditions: dict = field(default_factory=dict)
     blocks: int = 0                # blocks sampled (``batch_paths`` histories each)
     device: str = ""               # where they were sampled ("cpu", "cuda:0"; several: comma-separated)
+    calibrated: bool = False       # the run's marginal calibration was added (``synth calibrate``)
 
     def add(self, block: "GenerationStats") -> None:
         """Count a block's rows, histories and drops in; its device joins the list."""
@@ -245,7 +246,12 @@ class Synthesizer:
         self.context_rows = self.model.config.context_rows
         self.static, self.base_mask = _row_mask(self.tok)
         self._digest: str | None = None
-        self.marginals: Marginals | None = Marginals.load(run.path, self.tok)  # ``synth calibrate``; None: none
+        self.marginals: Marginals | None = None  # ``synth calibrate``'s biases; None: none
+        self.marginals_error: str | None = None  # why the folder's file could not be read (refused when used)
+        try:
+            self.marginals = Marginals.load(run.path, self.tok)
+        except SynthesisInputError as e:
+            self.marginals_error = str(e)
         self.which = which
         if isinstance(device, str):
             parse_device(device)
@@ -422,6 +428,8 @@ class Synthesizer:
             raise SynthesisInputError(f"rows per history must be at least 1, got {rows_per_history}")
         if batch_paths < 1:
             raise SynthesisInputError(f"batch paths must be at least 1, got {batch_paths}")
+        if marginals and self.marginals is None and self.marginals_error:
+            raise SynthesisInputError(self.marginals_error + " (or pass --no-marginals)")
         if marginals and self.marginals is not None and self.marginals.weights != self.weights_digest():
             raise SynthesisInputError(f"{self.run_dir / MARGINALS_FILE} was fitted for other weights than these "
                                       f"({self.which}); rerun `forecaster synth calibrate` or pass --no-marginals")
@@ -611,7 +619,8 @@ class Synthesizer:
         out = pd.concat([table for table, _ in parts], ignore_index=True)
         if not plan.continuation:
             out = out.iloc[:plan.rows].reset_index(drop=True)
-        stats = GenerationStats(conditions=plan.stats_conditions())
+        stats = GenerationStats(conditions=plan.stats_conditions(),
+                                calibrated=bool(plan.marginals and self.marginals is not None))
         for _, part in parts:
             stats.add(part)
         stats.rows = len(out)

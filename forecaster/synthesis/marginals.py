@@ -23,6 +23,7 @@ per-month shares of ``synthesis.json``; ``synth export-model`` keeps it rounded 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,14 +35,15 @@ import torch
 
 from foundation.atomic import write_text
 from forecaster.core.tokenizer import TableTokenizer
-from forecaster.synthesis.documents import SynthesisInputError
+from forecaster.synthesis.documents import SynthesisInputError, card_rows
 
 MARGINALS_FILE = "marginals.json"
 FORMAT = "forecaster.synthesis.marginals"
-#: the calibrated columns by default: the merchant (its city, zip and MCC follow it) per card, and the
+#: the calibrated columns by default: the merchant (its city, zip and MCC follow it) per card; the
 #: use of the chip per card and calendar year (chip cards came in 2015: a history that reaches a
-#: card's chip year should write chips as that card did, not toss a coin on the switch)
-DEFAULT_COLUMNS: tuple[str, ...] = ("merchant_name", "use_chip")
+#: card's chip year should write chips as that card did, not toss a coin on the switch); and the
+#: gap per hour of the previous row (a short gap fixes the next row's hour: the joint makes the hours)
+DEFAULT_COLUMNS: tuple[str, ...] = ("merchant_name", "use_chip", "gap")
 BY_YEAR: tuple[str, ...] = ("use_chip",)
 CLIP = 4.0              # |log-bias| at most (a factor of 55)
 CALIBRATION_SEED = 1_000_000
@@ -51,7 +53,9 @@ EXPORT_STEP = 0.05      # the exported biases' rounding (log units)
 def card_shares(tok: TableTokenizer, table: pd.DataFrame, column: str,
                 years: tuple[int, int] | None = None) -> np.ndarray:
     """(cards, K) counts of each of ``column``'s K fitted values per card index of a typed table;
-    with ``years`` ``(first, last)``: (cards, years, K), per calendar year (years outside counted at the ends).
+    with ``years`` ``(first, last)``: (cards, years, K), per calendar year of each card's previous
+    row (a card's first row: its own; years outside counted at the ends), the key ``BiasedMask``
+    applies them by.
 
     Values the tokenizer does not know (and missing values) are not counted.
     """
@@ -64,10 +68,40 @@ def card_shares(tok: TableTokenizer, table: pd.DataFrame, column: str,
         out = np.zeros((n_cards, len(cats)))
         np.add.at(out, (card_index[ok], j[ok]), 1.0)
         return out
-    y = np.clip(pd.to_datetime(table["timestamp"]).dt.year.to_numpy(), years[0], years[1]) - years[0]
+    order = np.lexsort((pd.to_datetime(table["timestamp"]).to_numpy(), table["card"].to_numpy(),
+                        table["user"].to_numpy()))
+    t = table.iloc[order]
+    year = pd.to_datetime(t["timestamp"]).dt.year.to_numpy()
+    key = t["user"].astype("int64").to_numpy() * 1000 + t["card"].astype("int64").to_numpy()
+    prev = np.r_[year[:1], year[:-1]]
+    prev[np.r_[True, key[1:] != key[:-1]]] = year[np.r_[True, key[1:] != key[:-1]]]
+    y = np.empty_like(year)
+    y[order] = np.clip(prev, years[0], years[1]) - years[0]
     out = np.zeros((n_cards, years[1] - years[0] + 1, len(cats)))
     np.add.at(out, (card_index[ok], y[ok], j[ok]), 1.0)
     return out
+
+
+def gap_shares(tok: TableTokenizer, table: pd.DataFrame) -> np.ndarray:
+    """(24, bins) counts of the gap bins of a typed table's rows by the hour of each card's previous row.
+
+    A card's first row (no previous transaction) is not counted. The time of day of a row
+    after a short gap follows from its previous row's time and the gap, so this joint is
+    what makes the hours right.
+    """
+    codec = tok.codec("gap")
+    rows = card_rows(table)
+    gap = rows["gap"].to_numpy(dtype=np.float64)
+    prev_hour = np.r_[0, rows["hour"].to_numpy()[:-1]]
+    ok = np.isfinite(gap)
+    k, _ = codec.bins_of(np.where(ok, gap, 0.0))
+    out = np.zeros((24, codec.n_bins))
+    np.add.at(out, (prev_hour[ok], k[ok]), 1.0)
+    return out
+
+
+def _shares(tok: TableTokenizer, table: pd.DataFrame, column: str, years: tuple[int, int] | None) -> np.ndarray:
+    return gap_shares(tok, table) if column == "gap" else card_shares(tok, table, column, years)
 
 
 def total_variation(a: np.ndarray, b: np.ndarray) -> float:
@@ -95,6 +129,10 @@ class Marginals:
                            "years": list(self.years) if self.years else None,
                            "history": self.history, "settings": self.settings}, indent=1)
 
+    def digest(self) -> str:
+        """sha256 of the biases as saved (a Dask worker checks that it read the client's)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
     def save(self, folder: str | Path, step: float | None = None) -> Path:
         path = Path(folder) / MARGINALS_FILE
         write_text(path, self.to_json(step))
@@ -117,8 +155,11 @@ class Marginals:
             raise SynthesisInputError(f"{path} was fitted for another tokenizer; rerun `forecaster synth calibrate`")
         n_cards = len(tok.codec("card").categories)
         for c, b in bias.items():
-            k = len(tok.codec(c).categories) if c in tok.columns else -1
-            shape = (n_cards, years[1] - years[0] + 1, k) if b.ndim == 3 and years else (n_cards, k)
+            if c == "gap":
+                shape = (24, tok.codec("gap").n_bins)
+            else:
+                k = len(tok.codec(c).categories) if c in tok.columns else -1
+                shape = (n_cards, years[1] - years[0] + 1, k) if b.ndim == 3 and years else (n_cards, k)
             if b.shape != shape or not np.isfinite(b).all():
                 raise SynthesisInputError(f"{path}: the biases of {c!r} do not fit this run's tokenizer")
         return cls(d["tokenizer_fingerprint"], str(d.get("weights", "")), bias, years, d.get("history", []),
@@ -138,6 +179,7 @@ class BiasedMask:
         off = tok.column_vocab("card").start
         self.card_ids[off:off + len(tok.codec("card").categories)] = np.arange(len(tok.codec("card").categories))
         self.years = marginals.years
+        self.gap_slot = tok.column_slots("gap").start if "gap" in tok.columns else -1
         self.slots = {}
         for c, b in marginals.bias.items():
             start = tok.column_vocab(c).start
@@ -150,6 +192,9 @@ class BiasedMask:
         bias = self.slots.get(prefix.shape[1])
         if bias is None:
             return allowed
+        if prefix.shape[1] == self.gap_slot:  # keyed by the hour of the path's previous row
+            rows = bias[(self.inner.now % 1440) // 60]
+            return rows.masked_fill(~allowed.cpu(), float("-inf"))
         card = self.card_ids[prefix[:, self.card_slot].cpu().numpy()]
         assert (card >= 0).all(), "a row's card slot holds no card"
         if bias.dim() == 3:  # keyed by the calendar year of the path's previous row too
@@ -196,24 +241,26 @@ def fit_marginals(synth, train: pd.DataFrame, *, columns: Sequence[str] = DEFAUL
     """
     tok = synth.tok
     for c in columns:
-        if c not in tok.columns or not hasattr(tok.codec(c), "categories") or c == "card":
-            raise SynthesisInputError(f"cannot calibrate {c!r}: a calibrated column is a category column other than card")
+        if c != "gap" and (c not in tok.columns or not hasattr(tok.codec(c), "categories") or c == "card"):
+            raise SynthesisInputError(f"cannot calibrate {c!r}: a calibrated column is gap or a category column "
+                                      "other than card")
     if iterations < 1 or rows < rows_per_history:
         raise SynthesisInputError(f"calibration needs at least one round and one history, got {iterations} "
                                   f"rounds of {rows} rows")
     ts = pd.to_datetime(train["timestamp"])
     years = (int(ts.dt.year.min()), int(ts.dt.year.max())) if any(c in BY_YEAR for c in columns) else None
     key = {c: years if c in BY_YEAR else None for c in columns}
-    target = {c: card_shares(tok, train, c, key[c]) for c in columns}
+    target = {c: _shares(tok, train, c, key[c]) for c in columns}
     m = Marginals(tok.fingerprint(), synth.weights_digest(), {c: np.zeros(target[c].shape) for c in columns}, years,
                   settings={"columns": list(columns), "iterations": iterations, "rows": rows,
                             "rows_per_history": rows_per_history, "seed": seed, "clip": CLIP})
+    synth.marginals_error = None  # a broken file of the folder is replaced, not read
     for r in range(iterations + 1):
         synth.marginals = m
         table, _ = synth.generate(rows, rows_per_history=rows_per_history, seed=seed + r)
         step = {"round": r}
         for c in columns:
-            got, want = card_shares(tok, table, c, key[c]), target[c]
+            got, want = _shares(tok, table, c, key[c]), target[c]
             step[c] = round(total_variation(got, want), 4)
             if r == iterations:
                 continue
@@ -225,7 +272,7 @@ def fit_marginals(synth, train: pd.DataFrame, *, columns: Sequence[str] = DEFAUL
         m.history.append(step)
         if log:
             log(f"round {r}: total variation of the sampled shares " + ", ".join(
-                f"{c} {step[c]:.3f}" for c in columns) + " (per card and value; use_chip per year too)"
+                f"{c} {step[c]:.3f}" for c in columns) + " (cells: card x value; use_chip by year too; gap by previous hour)"
                 + (" after the last update" if r == iterations else ""))
     synth.marginals = m
     return m
