@@ -35,7 +35,7 @@ import torch
 
 from foundation.atomic import write_text
 from forecaster.core.tokenizer import TableTokenizer
-from forecaster.synthesis.documents import SynthesisInputError, card_rows
+from forecaster.synthesis.documents import SynthesisInputError, card_rows, document_keys, order_cards
 
 MARGINALS_FILE = "marginals.json"
 FORMAT = "forecaster.synthesis.marginals"
@@ -59,24 +59,20 @@ def card_shares(tok: TableTokenizer, table: pd.DataFrame, column: str,
 
     Values the tokenizer does not know (and missing values) are not counted.
     """
+    t = order_cards(table)  # each card's rows in time order: its previous row is the row before
     cats = list(tok.codec(column).categories)
     n_cards = len(tok.codec("card").categories)
-    j = pd.Index(cats).get_indexer(table[column].astype(object).where(table[column].notna(), None))
-    card_index = pd.Index(list(tok.codec("card").categories)).get_indexer(table["card"].astype("int64"))
+    j = pd.Index(cats).get_indexer(t[column].astype(object).where(t[column].notna(), None))
+    card_index = pd.Index(list(tok.codec("card").categories)).get_indexer(t["card"].astype("int64"))
     ok = (j >= 0) & (card_index >= 0)
     if years is None:
         out = np.zeros((n_cards, len(cats)))
         np.add.at(out, (card_index[ok], j[ok]), 1.0)
         return out
-    order = np.lexsort((pd.to_datetime(table["timestamp"]).to_numpy(), table["card"].to_numpy(),
-                        table["user"].to_numpy()))
-    t = table.iloc[order]
     year = pd.to_datetime(t["timestamp"]).dt.year.to_numpy()
-    key = t["user"].astype("int64").to_numpy() * 1000 + t["card"].astype("int64").to_numpy()
-    prev = np.r_[year[:1], year[:-1]]
-    prev[np.r_[True, key[1:] != key[:-1]]] = year[np.r_[True, key[1:] != key[:-1]]]
-    y = np.empty_like(year)
-    y[order] = np.clip(prev, years[0], years[1]) - years[0]
+    keys = document_keys(t)
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    y = np.clip(np.where(first, year, np.r_[year[:1], year[:-1]]), years[0], years[1]) - years[0]
     out = np.zeros((n_cards, years[1] - years[0] + 1, len(cats)))
     np.add.at(out, (card_index[ok], y[ok], j[ok]), 1.0)
     return out
