@@ -200,9 +200,6 @@ class BiasedMask:
             rows = bias[card]
         return rows.masked_fill(~allowed.cpu(), float("-inf"))
 
-    def __getattr__(self, name):  # the clock's other hooks (features, times) stay reachable
-        return getattr(self.inner, name)
-
 
 def check_training_rows(synth, train: pd.DataFrame, name) -> None:
     """Refuse a table that is not the run's training table (its rows, cards and first and last times).
