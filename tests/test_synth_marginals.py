@@ -136,6 +136,12 @@ def test_calibrate_cli_reads_only_the_runs_training_rows_and_export_keeps_it(run
     assert not (tmp_path / "run" / MARGINALS_FILE).exists()
     assert main(args + ["--data", str(train)]) == 0
     assert "marginals.json" in capsys.readouterr().err
+    gen = ["synth", "generate", "--run", str(tmp_path / "run"), "--rows", "20", "--rows-per-history", "10",
+           "--weights", "last", "--out"]
+    assert main(gen + [str(tmp_path / "a.csv")]) == 0
+    assert "marginal calibration added" in capsys.readouterr().err
+    assert main(gen + [str(tmp_path / "b.csv"), "--no-marginals"]) == 0
+    assert "marginal calibration" not in capsys.readouterr().err
     saved = Marginals.load(tmp_path / "run", Synthesizer(tmp_path / "run", which="last").tok)
     # the export keeps the biases, rounded, for the weights they were fitted for
     assert main(["synth", "export-model", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "x"),

@@ -213,6 +213,7 @@ def generate_cmd(
                                             log=lambda m: typer.echo(m, err=True))
     write_table(table, out)
     dropped = f"; {stats.near_copies_dropped} near-copies of training rows dropped" if dedupe is not None else ""
+    dropped += "; marginal calibration added" if stats.calibrated else ""
     typer.echo(f"{stats.rows:,} rows in {stats.histories} histories -> {out} ({stats.seconds:.1f} s, "
                f"{stats.rows_per_s:,.0f} rows/s on {stats.device}; {stats.out_of_order_rows} rows out of time "
                f"order{dropped})", err=True)
