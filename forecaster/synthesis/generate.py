@@ -32,9 +32,9 @@ asked to make up for them (see docs/SYNTHESIS.md, privacy by design). ``amount_n
 multiplies every new amount by a log-normal factor first (its spread: 0.03 ~ 3%).
 
 **Marginal calibration.** A run calibrated by ``synth calibrate`` (``marginals.json``,
-``forecaster.synthesis.marginals``) samples each card's merchants with per-card
-log-biases added to the model's logits, so the merchants keep their training shares;
-``marginals=False`` samples the model's own distribution.
+``forecaster.synthesis.marginals``) samples with log-biases added to the model's logits:
+each card's merchants and yearly chip use, and the gap by the previous row's hour, keep
+their training shares; ``marginals=False`` samples the model's own distribution.
 
 **Blocks.** New histories are cut into blocks of ``batch_paths`` (default 256): a
 block is sampled in one batch, and its start points and sampler are seeded from
