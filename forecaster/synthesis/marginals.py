@@ -163,7 +163,8 @@ class Marginals:
 
 
 class BiasedMask:
-    """A ``step_mask`` that adds each path's card's log-biases at the calibrated slots (a float mask).
+    """A ``step_mask`` that adds each path's log-biases at the calibrated slots (a float mask): by its card
+    (and previous row's year), or for the gap by its previous row's hour.
 
     ``inner``: the bool ``step_mask`` it wraps (the clock); its forbidden ids stay ``-inf``.
     """
@@ -224,12 +225,13 @@ def check_training_rows(synth, train: pd.DataFrame, name) -> None:
 def fit_marginals(synth, train: pd.DataFrame, *, columns: Sequence[str] = DEFAULT_COLUMNS, iterations: int = 8,
                   rows: int = 16000, rows_per_history: int = 200, seed: int = CALIBRATION_SEED,
                   log: Callable[[str], None] | None = None) -> Marginals:
-    """Fit the per-card log-biases of ``columns`` on the training rows ``train`` (typed) by ``iterations`` rounds.
+    """Fit the log-biases of ``columns`` on the training rows ``train`` (typed) by ``iterations`` rounds.
 
     Each round samples ``rows`` rows unconditionally (temperature 1, seed ``seed + round``)
-    with the biases so far and adds ``log((train share + e) / (sampled share + e))`` per card
-    (``e``: half a row of the card's training rows), clipped to +-``CLIP``. Cards without
-    training rows keep zero biases. ``synth`` is a ``Synthesizer``; its ``marginals`` are
+    with the biases so far and adds ``log((train share + e) / (sampled share + e))`` per cell
+    (card; card and previous row's year for ``BY_YEAR``; previous row's hour for ``gap``; ``e``:
+    half a row of the cell's training rows), clipped to +-``CLIP``; a final sample only
+    measures. Cells the training rows or the sample leave empty keep their biases. ``synth`` is a ``Synthesizer``; its ``marginals`` are
     replaced by the result.
     """
     tok = synth.tok
