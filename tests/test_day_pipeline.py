@@ -24,6 +24,7 @@ from forecaster.market.inputs import InputNormalization, feature_names, features
 from forecaster.market.pipeline import ForecastPipeline
 from forecaster.market.scenario import Scenario, constraint_from_dict, forced_model_values
 from forecaster.market.tokenizer import market_specs
+from forecaster.market.transforms import LogMeanReverting, transforms_for
 
 SERIES = ["SPX", "VIX", "UST10Y", "WTI", "CORE_CPI_YOY"]
 AS_OF = "2019-12-31"
@@ -141,8 +142,29 @@ def test_forced_scenario_values_come_back_exactly(pipe, builder, panel):
     assert np.std(fc.column("VIX")[:, 10:]) > 0 and np.std(fc.column("SPX")[:, -1]) > 0
 
 
+@pytest.fixture(scope="module")
+def pipe_mr(panel, inputs):
+    """A run that models VIX as ``log_mr`` (path-dependent levels), fitted on the normalisation's training days."""
+    vix = LogMeanReverting.fit(panel.loc[:"2018-12-31", "VIX"].to_numpy(), "VIX")
+    transforms = transforms_for(SERIES, {"VIX": vix.name})
+    frame = model_frame(panel, transforms).iloc[1:]
+    tok = TableTokenizer.fit(frame, market_specs(frame, {"VIX": vix.name}))
+    return ForecastPipeline(tiny_day_model(tok, len(inputs[0])), tok, None,
+                            info={"series": SERIES, "transforms": {"VIX": vix.name}}, inputs=inputs)
+
+
 def test_the_inputs_along_a_path_are_the_history_features_of_the_extended_panel(pipe, builder, panel, index_levels,
                                                                                  inputs, base):
+    _check_inputs_along_a_path(pipe, builder, panel, index_levels, inputs, base)
+
+
+def test_the_inputs_along_a_path_of_a_path_dependent_transform(pipe_mr, builder, panel, index_levels, inputs):
+    base = pipe_mr.predict(builder, AS_OF, n_paths=16, horizon=H, seed=1)
+    assert pipe_mr.transforms[SERIES.index("VIX")].path_dependent
+    _check_inputs_along_a_path(pipe_mr, builder, panel, index_levels, inputs, base)
+
+
+def _check_inputs_along_a_path(pipe, builder, panel, index_levels, inputs, base):
     """Sample as ``predict`` does, recording what the callback gives the model after every day."""
     names, norm = inputs
     last = {c: float(panel[c].iloc[-1]) for c in SERIES}

@@ -118,7 +118,8 @@ class PathFeatures:
 
         ``integrate`` takes a change transform's cumulative (NaN-skipping) sum, added in day
         order; the running ``total`` is the same sum, so ``Transform.integrate`` of it gives the
-        same float as the whole path would. A ``yoy_index`` rate steps its ``YoyPaths``, as
+        same float as the whole path would. A path-dependent transform (``log_mr``) integrates
+        one day from yesterday's level, the step its ``integrate`` takes. A ``yoy_index`` rate steps its ``YoyPaths``, as
         ``integrate`` does day by day.
         """
         self.total += np.where(np.isnan(values), 0.0, values)
@@ -127,6 +128,9 @@ class PathFeatures:
             for j, t in enumerate(self.transforms):
                 if j in self.yoy:  # the rate after today's release, if any (yoy.YoyPaths, as integrate steps it)
                     out[:, j] = self.yoy[j].step(values[:, j])
+                    continue
+                if t.path_dependent:  # one step from yesterday's level, as integrate steps it
+                    out[:, j] = t.integrate(self.levels[:, j], values[:, j:j + 1])[:, 0]
                     continue
                 x = self.total[:, j:j + 1] if t.models_changes else values[:, j:j + 1]
                 out[:, j] = t.integrate(self.origin[j], x)[:, 0]

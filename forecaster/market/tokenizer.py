@@ -10,7 +10,7 @@ when ``MAX_LEVELS`` bins cannot span the column's range at that resolution; the
 precision report (``forecaster tokenizer report``) shows the resulting bounds.
 By the catalog's modeling transform:
 
-- ``log_return`` (percent; heavy-tailed, and zero-inflated for monthly/quarterly
+- ``log_return`` and ``log_mr`` (percent; heavy-tailed, and zero-inflated for monthly/quarterly
   series on the daily calendar): ``signed_log`` with scale 1 (%), bins at least
   ``RETURN_WIDTH`` wide in that space. For the S&P 500 (a 1990-2026 range of
   -12.8 % .. +11.6 %) that is 0.015, so a quiet day's return is within 0.8 bp and
@@ -46,6 +46,7 @@ from data_sources import catalog
 from foundation.errors import UserError
 
 from forecaster.core.tokenizer.spec import ColumnSpec
+from forecaster.market.transforms import is_fitted_on_training
 
 MAX_LEVELS = 512  # the most bins a market column may have (``--bins``)
 # The default: 64 bins per series. Fewer, wider bins give each bin more data, and that is
@@ -134,7 +135,7 @@ def market_specs(frame: pd.DataFrame, transforms: dict[str, str] | None = None,
         finite = x[np.isfinite(x)]
         span = float(finite.max() - finite.min()) if finite.size else 0.0
         transform = (transforms or {}).get(str(name), _transform_of(str(name)))
-        if transform == "log_return" and not on_grid(x):
+        if (transform == "log_return" or is_fitted_on_training(transform or "")) and not on_grid(x):
             t_span = float(np.log1p(max(finite.max(), 0)) + np.log1p(max(-finite.min(), 0))) if finite.size else 0.0
             base, digits = _one_digit(t_span, RETURN_WIDTH, max_levels=max_levels)
             specs[name] = ColumnSpec(kind="float", transform="signed_log", scale=1.0, base=base, digits=digits, headroom=HEADROOM, nullable=True)

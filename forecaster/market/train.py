@@ -30,7 +30,8 @@ from forecaster.core.training.config import TrainConfig, model_config_for, model
 from forecaster.core.training.engine import TrainResult, train
 from forecaster.core.training.windows import make_datasets, panel_segment, val_start_of
 from forecaster.market.features import model_frame
-from forecaster.market.transforms import TRANSFORMS, YoyIndex, transforms_for
+from forecaster.market.transforms import (TRANSFORMS, LogMeanReverting, YoyIndex, is_fitted_on_training, is_known,
+                                          transforms_for)
 from forecaster.market.inputs import InputNormalization, feature_names, features_for_history, yoy_index, yoy_index_levels
 from forecaster.market.run import data_source_spec
 from forecaster.market.tokenizer import DEFAULT_LEVELS, MAX_LEVELS, market_specs
@@ -99,12 +100,14 @@ def train_panel_run(source: str | PanelBuilder, out: str | Path, cfg: TrainConfi
             panel = panel[panel.index >= pd.Timestamp(start)]
         index_levels = yoy_index_levels(builder)
         chosen = _chosen_transforms(transforms, panel.columns, index_levels)
-        frame = model_frame(panel, transforms_for(panel.columns, chosen), index_levels=index_levels)
-        # the split make_datasets would choose, known before tokenizing (it depends on the days only)
+        # the split make_datasets would choose, known before tokenizing (it depends on the days only;
+        # the model frame has the panel's days)
         if val_start is not None and cfg.val_fraction == 0:
             raise TrainInputError("a validation start was given with validation fraction 0 (no validation); "
                                   "give one or the other", param="val_start")
-        split = pd.Timestamp(val_start) if val_start is not None else val_start_of(frame.index.values, cfg.val_fraction)
+        split = pd.Timestamp(val_start) if val_start is not None else val_start_of(panel.index.values, cfg.val_fraction)
+        chosen = _fit_transforms(chosen, panel, split)
+        frame = model_frame(panel, transforms_for(panel.columns, chosen), index_levels=index_levels)
         frame = learnable_frame(frame, split, explicit=series is not None, log=say)
         if bins is not None and (isinstance(bins, bool) or not isinstance(bins, int) or not 2 <= bins <= MAX_LEVELS):
             raise TrainInputError(f"must be a whole number from 2 to {MAX_LEVELS}, got {bins!r}", param="bins")
@@ -178,6 +181,20 @@ def _write_user_catalog(run: RunDir, builder: PanelBuilder, columns) -> None:
         write_text(run.catalog_file, to_yaml(specs))
 
 
+def _fit_transforms(chosen: dict[str, str], panel: pd.DataFrame, split: pd.Timestamp) -> dict[str, str]:
+    """``chosen`` with every transform fitted on the training days (``log_mr``) in its fitted form,
+    fitted on the levels of the days before the validation start ``split`` only."""
+    out = dict(chosen)
+    train_days = panel.index < split
+    for name, t in chosen.items():
+        if t == LogMeanReverting.BASE:
+            try:
+                out[name] = LogMeanReverting.fit(panel.loc[train_days, name].to_numpy(dtype=np.float64), name).name
+            except ValueError as e:
+                raise TrainInputError(str(e), param="transforms") from None
+    return out
+
+
 def _chosen_transforms(transforms: dict[str, str] | None, columns, index_levels: dict | None = None) -> dict[str, str]:
     """The ``transforms`` argument checked (known series of the panel, known transform names), with
     ``yoy_index`` for every YoY inflation rate whose index the data has (``index_levels``) unless chosen."""
@@ -187,8 +204,11 @@ def _chosen_transforms(transforms: dict[str, str] | None, columns, index_levels:
     if unknown:
         raise TrainInputError(f"{', '.join(unknown)} not among the series being trained", param="transforms")
     for name, t in chosen.items():
-        if t not in TRANSFORMS:
-            raise TrainInputError(f"{name}: unknown transform {t!r} (known: {', '.join(TRANSFORMS)})", param="transforms")
+        if not is_known(t):
+            raise TrainInputError(f"{name}: unknown transform {t!r} (known: {', '.join(TRANSFORMS)}, "
+                                  f"{LogMeanReverting.BASE})", param="transforms")
+        if is_fitted_on_training(t):  # a base run's fitted form: a retraining fits its own
+            chosen[name] = t = LogMeanReverting.BASE
         if t == YoyIndex.name and yoy_index(name) is None:
             raise TrainInputError(f"{name}: yoy_index models a YoY inflation rate by its index, and {name} "
                                   "is not one", param="transforms")

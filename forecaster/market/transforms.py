@@ -14,6 +14,13 @@ Each series' transform is named in the catalog (``data_sources.catalog``,
   Treasury yield on record is 0.00 %, the 3-month bill in December 2008). A run's
   choice for yields (``--transform UST3M=shifted_log``). ``shifted_log1``: the same
   with a shift of 1 (floor -1 %).
+- ``log_mr``: the log change with its mean reversion taken out,
+  ``100 * (log x_t - log x_{t-1} + kappa * (log x_{t-1} - mu))`` (percent): the
+  residual of an AR(1) of the log level, whose ``kappa`` (pull per day) and ``mu``
+  (long-run log level) are fitted on the run's training days (``LogMeanReverting.fit``).
+  A path of zero residuals decays to ``exp(mu)``, so the model samples the shocks and
+  the reversion is the transform's: a run's choice for VIX (``--transform VIX=log_mr``).
+  run.json records the fitted form, ``log_mr(kappa=..., mu=...)``; a retraining refits it.
 
 For lower-frequency series on the daily panel, ``log_return``/``diff`` are zero
 on days without a release and jump on release days, which is exactly what the
@@ -30,6 +37,7 @@ name in ``data_sources.catalog.TRANSFORMS``, which the catalog checks series aga
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -55,12 +63,15 @@ class Transform:
     positive_levels : True when levels must be positive (a log is taken).
     neutral_level : a stand-in start level for a path known only by its changes (a
         scenario ramp starting after day 1): any level would do, this one is valid.
+    path_dependent : True when a level path is not a function of the running sum of its
+        model values (``log_mr``): a path's levels are then stepped day by day.
     """
 
     name: ClassVar[str]
     models_changes: ClassVar[bool] = True
     positive_levels: ClassVar[bool] = False
     neutral_level: ClassVar[float] = 0.0
+    path_dependent: ClassVar[bool] = False
 
     def __str__(self) -> str:
         return self.name
@@ -230,6 +241,100 @@ class ShiftedLogWide(ShiftedLog):
     SHIFT: ClassVar[float] = 1.0
 
 
+@dataclass(frozen=True)
+class LogMeanReverting(Transform):
+    """The residual of an AR(1) of the log level, in percent: ``100 * (log x_t - log x_{t-1} + kappa * (log x_{t-1} - mu))``.
+
+    ``kappa`` is the share of the log level's distance from ``mu`` that a day closes
+    (0 < kappa < 1); ``mu`` the long-run log level. ``fit`` takes both from a level
+    history by least squares, so the model values of those days have mean zero and no
+    linear dependence on the previous log level. A level path is path dependent (each
+    step's pull depends on the level reached): ``integrate`` applies ``step`` day by day,
+    and a missing value leaves the level where it was. ``change_from_origin`` is the log
+    change in percent, the terms in which a forecast of this series is scored.
+    """
+
+    kappa: float
+    mu: float
+    BASE: ClassVar[str] = "log_mr"
+    positive_levels: ClassVar[bool] = True
+    path_dependent: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.kappa) and np.isfinite(self.mu) and 0.0 < self.kappa < 1.0):
+            raise ValueError(f"log_mr needs 0 < kappa < 1 and a finite mu, got kappa={self.kappa!r}, mu={self.mu!r}")
+
+    @property
+    def name(self) -> str:  # the fitted form, as run.json records it and ``get`` reads it back
+        return f"{self.BASE}(kappa={float(self.kappa)!r}, mu={float(self.mu)!r})"
+
+    @property
+    def neutral_level(self) -> float:  # type: ignore[override]
+        return float(np.exp(self.mu))
+
+    @classmethod
+    def fit(cls, levels, series: str = "the series") -> "LogMeanReverting":
+        """Least squares of the daily log change on the previous log level over ``levels`` (positive ones)."""
+        x = np.asarray(levels, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.log(np.where(x > 0, x, np.nan))
+        prev, d = y[:-1], y[1:] - y[:-1]
+        ok = np.isfinite(prev) & np.isfinite(d)
+        if ok.sum() < 250:
+            raise ValueError(f"log_mr: {series} has {int(ok.sum())} daily changes to fit its mean reversion on; "
+                             "it needs a year (250)")
+        slope, intercept = np.polyfit(prev[ok], d[ok], 1)
+        if not 0.0 < -slope < 1.0:
+            raise ValueError(f"log_mr: {series} does not revert to a mean on these days (slope {slope:.4g} of the "
+                             "daily log change on the log level); model it as log_return")
+        return cls(kappa=float(-slope), mu=float(intercept / -slope))
+
+    def forward(self, levels) -> np.ndarray:
+        x = np.asarray(levels, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.log(np.where(x > 0, x, np.nan))
+        out = np.full_like(y, np.nan)
+        out[1:] = 100.0 * (y[1:] - y[:-1] + self.kappa * (y[:-1] - self.mu))
+        return out
+
+    def step(self, prev_level, value):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.log(prev_level)
+        return np.exp(y + value / 100.0 - self.kappa * (y - self.mu))
+
+    def integrate(self, last_level, steps: np.ndarray, axis: int = -1) -> np.ndarray:
+        s = np.moveaxis(np.asarray(steps, dtype=np.float64), axis, 0)
+        out = np.empty_like(s)
+        level = np.broadcast_to(np.asarray(last_level, dtype=np.float64), s.shape[1:]).copy()
+        with np.errstate(over="ignore", invalid="ignore"):
+            for t in range(s.shape[0]):
+                level = np.where(np.isnan(s[t]), level, self.step(level, s[t]))
+                out[t] = level
+        return np.moveaxis(out, 0, axis)
+
+    def value_for_level(self, prev_level, level):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y0 = np.log(prev_level)
+            return 100.0 * (np.log(level) - y0 + self.kappa * (y0 - self.mu))
+
+    def change_from_origin(self, levels, origin_level):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 100 * np.log(levels / origin_level)
+
+
+_FITTED = re.compile(r"^log_mr\(kappa=([^,()]+), ?mu=([^,()]+)\)$")
+
+
+def is_fitted_on_training(name: str) -> bool:
+    """Whether transform ``name`` is fitted on a run's training days (``log_mr``, in its bare or fitted form)."""
+    return name == LogMeanReverting.BASE or name.startswith(LogMeanReverting.BASE + "(")
+
+
+def is_known(name: str) -> bool:
+    """Whether ``name`` names a transform a run may choose (a key of ``TRANSFORMS``, or ``log_mr``)."""
+    return name in TRANSFORMS or is_fitted_on_training(name)
+
+
 class IndexMissing(ValueError):
     """A ``yoy_index`` series was used without its index's monthly observations."""
 
@@ -257,11 +362,17 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (Level(), Diff(), LogRetu
 
 
 def get(name: str) -> Transform:
-    """The transform called ``name`` (a key of ``TRANSFORMS``)."""
-    try:
+    """The transform called ``name``: a key of ``TRANSFORMS``, or a fitted ``log_mr(kappa=..., mu=...)``."""
+    if name in TRANSFORMS:
         return TRANSFORMS[name]
-    except KeyError:
-        raise ValueError(f"unknown modeling transform {name!r} (known: {', '.join(TRANSFORMS)})") from None
+    if (m := _FITTED.match(name)) is not None:
+        try:
+            return LogMeanReverting(kappa=float(m.group(1)), mu=float(m.group(2)))
+        except ValueError as e:
+            raise ValueError(f"modeling transform {name!r}: {e}") from None
+    if name == LogMeanReverting.BASE:
+        raise ValueError("log_mr is fitted on a run's training days: a run records it as log_mr(kappa=..., mu=...)")
+    raise ValueError(f"unknown modeling transform {name!r} (known: {', '.join(TRANSFORMS)}, log_mr)")
 
 
 def transform_of(series: str) -> Transform:
