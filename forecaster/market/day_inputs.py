@@ -119,8 +119,8 @@ class PathFeatures:
         ``integrate`` takes a change transform's cumulative (NaN-skipping) sum, added in day
         order; the running ``total`` is the same sum, so ``Transform.integrate`` of it gives the
         same float as the whole path would. A path-dependent transform (``log_mr``) integrates
-        one day from yesterday's level, the step its ``integrate`` takes. A ``yoy_index`` rate steps its ``YoyPaths``, as
-        ``integrate`` does day by day.
+        one day from yesterday's level, the step its ``integrate`` takes. A ``yoy_index`` rate
+        steps its ``YoyPaths``, as ``integrate`` does day by day.
         """
         self.total += np.where(np.isnan(values), 0.0, values)
         out = np.empty_like(self.levels)
