@@ -50,10 +50,9 @@ def slot_values(tok, series: str) -> tuple[int, np.ndarray, np.ndarray]:
     sl = tok.column_slots(series)
     if sl.stop - sl.start != 1:
         raise SystemExit(f"--series {series}: it takes {sl.stop - sl.start} slots; this benchmark reads one-slot series")
-    ids = np.flatnonzero(tok.valid_mask()[sl.start])
-    rows = np.zeros((len(ids), tok.tokens_per_row), dtype=np.int64)
-    for s in range(tok.tokens_per_row):  # any valid id elsewhere: a row decodes column by column
-        rows[:, s] = np.flatnonzero(tok.valid_mask()[s])[0]
+    valid = tok.valid_mask()  # (R, V)
+    ids = np.flatnonzero(valid[sl.start])
+    rows = np.tile(valid.argmax(axis=1), (len(ids), 1)).astype(np.int64)  # any valid id elsewhere: a row decodes column by column
     rows[:, sl.start] = ids
     values = tok.decode(rows)[series].to_numpy(dtype=np.float64)
     keep = np.isfinite(values)  # the missing-value id has no value

@@ -62,16 +62,16 @@ def test_the_fitted_form_is_a_name_that_reads_back_and_bad_forms_are_refused():
 def test_training_fits_it_on_the_days_before_the_validation_start_and_a_forecast_follows(tmp_path):
     """train --transform VIX=log_mr records the fit of the training days only; forecast and a VIX shock use it;
     a retraining from the recorded form fits its own days."""
+    from data_sources.panel import PanelBuilder
     from forecaster.cli import main
     from forecaster.market.forecast import Forecast
+    from forecaster.market.train import TrainInputError, _chosen_transforms, _fit_transforms
 
     run, out = tmp_path / "mr", tmp_path / "fc"
     assert main(["train", "--data", "embedded", "--as-of", "2017-12-29", "--out", str(run), "--preset", "day-tiny",
                  "--max-steps", "10", "--eval-every", "10", "--transform", "VIX=log_mr", "--no-progress"]) == 0
     info = json.loads((run / "run.json").read_text())
     t = get(info["transforms"]["VIX"])
-    from data_sources.panel import PanelBuilder
-
     panel = PanelBuilder("embedded").build(pd.Timestamp("2017-12-29"))
     vix = panel["VIX"]
     split = pd.Timestamp(info["val_start"])
@@ -82,8 +82,6 @@ def test_training_fits_it_on_the_days_before_the_validation_start_and_a_forecast
     fc = Forecast.load(out)
     assert np.isfinite(fc.paths).all() and fc.paths.min() > 0
     np.testing.assert_allclose(fc.column("VIX")[:, 2:5], 40.0, rtol=0.01)  # forced through value_for_level
-
-    from forecaster.market.train import TrainInputError, _chosen_transforms, _fit_transforms
 
     chosen = _chosen_transforms({"VIX": t.name}, panel.columns)
     assert chosen["VIX"] == "log_mr"  # a base run's fitted form is refitted on the retraining's own days
