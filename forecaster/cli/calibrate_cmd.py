@@ -2,10 +2,14 @@
 
     forecaster calibrate --run runs/day-small                 # the run's own validation split
     forecaster calibrate --run runs/day-small --validation-start 2015-03-16 --validation-end 2017-12-29
+    forecaster calibrate --run runs/day-small --drift             # then VIX's drift tilts (drift.json)
+    forecaster calibrate --run runs/day-small --drift --keep-temperature   # only the drift, at the recorded temperature
 
 The choice is written to the run folder (``calibration.json``); ``forecast`` and
 ``backtest`` then sample at it unless given ``--temperature``, and a backtest of the run
-must start after the validation window (``forecaster.market.calibration``).
+must start after the validation window (``forecaster.market.calibration``). With
+``--drift`` the drift tilts of the run's mean-reverting series follow, fitted at that
+temperature on the days to the run's as-of date (``forecaster.market.drift``).
 """
 from __future__ import annotations
 
@@ -30,13 +34,19 @@ def calibrate(
     data: str = typer.Option(None, "--data", help="Data source (default: the run's)."),
     seed: int = typer.Option(0, "--seed", help="Base seed (every candidate samples with the same seeds)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the scores and the choice; write nothing."),
+    drift: bool = typer.Option(False, "--drift", help="Also fit the drift tilts of the run's mean-reverting series "
+                               "(VIX), after the temperature (drift.json)."),
+    drift_series: str = typer.Option(None, "--drift-series", help="Comma-separated series for --drift (default: the "
+                                     "daily stationary series modeled by their changes)."),
+    drift_rounds: int = typer.Option(4, "--drift-rounds", help="Rounds of the drift fit."),
+    keep_temperature: bool = typer.Option(False, "--keep-temperature", help="With --drift: keep the run's recorded "
+                                          "temperature (calibration.json) and fit only the drift."),
     threads: int = threads_option(None),
     progress: bool = ProgressOpt,
 ) -> None:
     """Score candidate temperatures on a validation backtest of the run and record the best in the run folder."""
     from foundation.errors import UserError
     from forecaster.cli.data_cmd import parse_date
-    from forecaster.market.calibration import calibrate as run_calibration
 
     def numbers(text: str, option: str, kind=float) -> list:
         try:
@@ -53,8 +63,37 @@ def calibrate(
         raise UserError(f"--horizons {horizons!r}: business days must be at least 1")
     start = parse_date(validation_start, "--validation-start") if validation_start else None
     end = parse_date(validation_end, "--validation-end") if validation_end else None
+    if keep_temperature and not drift:
+        raise UserError("--keep-temperature only goes with --drift (it skips the temperature's choice)")
+    if drift_rounds < 1:
+        raise UserError(f"--drift-rounds must be at least 1, got {drift_rounds}")
     set_threads(threads)
     say = (lambda line: typer.echo(line, err=True)) if progress else None
+    if not keep_temperature:
+        _temperature(run, data, start, end, temps, paths, every, hz, seed, dry_run, say)
+    if drift:
+        from forecaster.market.calibration import load_calibration
+        from forecaster.market.drift import fit_drift
+
+        cal = load_calibration(run)
+        temp = None if cal is None or dry_run else cal.temperature
+        names = [s.strip() for s in drift_series.split(",") if s.strip()] if drift_series else None
+        fit = fit_drift(run, data, names, rounds=drift_rounds, temperature=temp, save=not dry_run,
+                        progress=say or (lambda line: typer.echo(line, err=True)))
+        for name, d in fit.series.items():
+            typer.echo(f"{name} drift, by the day before's level (edges {', '.join(f'{e:.4g}' for e in d.edges)}):")
+            typer.echo("  history " + " ".join(f"{t:+.3f}" for t in d.target))
+            typer.echo("  paths   " + " ".join("    -" if m is None else f"{m:+.3f}" for m in d.sampled[-1])
+                       + "  (last round, before its update)")
+            typer.echo("  lambda  " + " ".join(f"{v:+.3f}" for v in d.lam))
+        where = "not written (--dry-run)" if dry_run else f"written to {run / 'drift.json'}"
+        typer.echo(f"drift tilts at temperature {fit.temperature:g}, {len(fit.origins)} origins x {fit.n_paths} paths "
+                   f"x {fit.rounds} rounds ({fit.seconds:.0f} s): {where}")
+
+
+def _temperature(run, data, start, end, temps, paths, every, hz, seed, dry_run, say) -> None:
+    from forecaster.market.calibration import calibrate as run_calibration
+
     cal = run_calibration(run, data, start, end, temperatures=temps, n_paths=paths, every=every, horizons=hz,
                           seed=seed, save=not dry_run, progress=say)
     typer.echo(f"validation {cal.validation_start} .. {cal.validation_end}: {len(cal.origins)} origins x "

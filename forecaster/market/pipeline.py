@@ -132,6 +132,8 @@ class ForecastPipeline:
         self._own_index: dict | None = None  # the run's own source's YoY index observations, read when first needed
         # the run's calibrated sampling temperature (forecaster.market.calibration), the default of predict
         self.calibration = None
+        # the run's drift tilts of its mean-reverting series (forecaster.market.drift), applied by predict
+        self.drift = None
         self.catalog = None  # the run's user series (its catalog.yaml), active while it forecasts
         self.is_day = isinstance(model, DayGPT)
         if self.is_day:
@@ -159,6 +161,10 @@ class ForecastPipeline:
         from forecaster.market.calibration import load_calibration  # deferred: it imports the backtest runner
 
         pipe.calibration = load_calibration(run.path)
+        if isinstance(model, DayGPT):
+            from forecaster.market.drift import load_drift
+
+            pipe.drift = load_drift(run.path, pipe.model_hash)
         if run.catalog_file.is_file():  # user series the run was trained on
             from data_sources.user_catalog import load_catalog
 
@@ -288,19 +294,26 @@ class ForecastPipeline:
         return self.sampler.window_rows - 1
 
     def day_sampling(self, panel: pd.DataFrame, index_levels, last_levels: dict[str, float], n_paths: int,
-                     dates: pd.DatetimeIndex, n_prompt: int
+                     dates: pd.DatetimeIndex, n_prompt: int, drift_temperature: float | None = None
                      ) -> tuple[DaySampler, np.ndarray | None, PathFeatures | None]:
         """The day model's sampler, prompt features ``(n_prompt, F)`` and callback for one forecast.
 
         ``panel``: levels up to the origin (the run's series); ``dates``: the days to sample.
         Without input features (F = 0) the features and the callback are None.
+        ``drift_temperature``: apply the run's drift tilts (``self.drift``) for sampling at this
+        temperature (None: no tilt).
         """
         if self.inputs is None:
             return DaySampler(self.model, self._valid_mask(last_levels), force_mask=self._force_mask()), None, None
         norm = self.inputs[1]
         features = prompt_features(panel, index_levels, norm, n_prompt)
         callback = PathFeatures(self.tokenizer, self.transforms, panel, index_levels, norm, n_paths, dates, n_prompt)
-        return (DaySampler(self.model, self._valid_mask(last_levels), next_features=callback,
+        tilt = None
+        if self.drift is not None and drift_temperature is not None:
+            from forecaster.market.drift import DriftTilt
+
+            tilt = DriftTilt(self.tokenizer, self.drift, lambda: callback.levels, drift_temperature)
+        return (DaySampler(self.model, self._valid_mask(last_levels), next_features=callback, step_mask=tilt,
                            force_mask=self._force_mask()), features, callback)
 
     # -- the job ---------------------------------------------------------------------------
@@ -321,6 +334,7 @@ class ForecastPipeline:
         temperature: float | None = None,
         top_k: int | None = None,
         top_p: float | None = None,
+        drift: bool = True,
     ) -> Forecast:
         """Sample ``n_paths`` joint paths of ``horizon`` business days after ``as_of``.
 
@@ -339,6 +353,8 @@ class ForecastPipeline:
         index_levels : ``{yoy series: its index's monthly observations}`` (``yoy_index_levels``)
             when ``data`` is a bare panel: a YoY rate modeled as ``yoy_index`` needs them, as do
             a day-level model's drop-out inputs. A source or ``PanelBuilder`` gives them itself.
+        drift : apply the run's drift calibration (``drift.json``, ``forecaster.market.drift``) where
+            it has one; False samples the model's own distribution.
 
         A day-level model also reads each day's input vector: the prompt days' from the history
         (with the monthly index observations of the YoY series when ``data`` is a source), then
@@ -391,7 +407,10 @@ class ForecastPipeline:
         gen = make_generator(seed, self.device.torch)
         with self.device.autocast():  # bf16 on GPUs that support it (core.device); a no-op on the CPU
             if self.is_day:
-                sampler, features, _ = self.day_sampling(panel, index_levels, last_levels, n_paths, dates, need)
+                tilted = drift and self.drift is not None
+                sampler, features, _ = self.day_sampling(
+                    panel, index_levels, last_levels, n_paths, dates, need,
+                    drift_temperature=(sampling or SamplingConfig()).temperature if tilted else None)
                 conditioned = scenario is not None and bool(scenario.constraints)
                 ids = sampler.sample(torch.from_numpy(prompt_ids), n_paths, horizon, gen, sampling, forced,
                                      progress, features=None if features is None else torch.from_numpy(features),
@@ -434,6 +453,9 @@ class ForecastPipeline:
             "sampling": vars(sampling or SamplingConfig()),
             # where the temperature came from: the run's calibration window, or None (given, or the default 1)
             "calibration": calibration_record(self.calibration) if calibrated else None,
+            # the drift tilts applied (forecaster.market.drift): the series and the as-of date of their fit
+            "drift": ({"series": sorted(self.drift.series), "as_of": self.drift.as_of}
+                      if self.is_day and drift and self.drift is not None else None),
             "scenario": scenario.to_dict() if scenario else None,
             "prompt_days": int(need),
             **data_used,

@@ -1,0 +1,305 @@
+"""Drift calibration of mean-reverting series: a tilt, by the path's own level, that gives sampled paths history's mean reversion.
+
+Why. A day-level model's one-day-ahead error in a mean-reverting series is small, and it
+compounds along a path. Teacher-forced on its training days, the README's model puts a
+VIX spike (a rise of more than 10 % in a day) after a day below 13 at probability 0.022
+against history's 0.031, and its mean log change from there at +0.58 % against +0.76 %
+a day (``benchmarks/bench_onestep.py``); from a calm origin its paths then drift below
+VIX's record low, and from a nervous one they explode. Neither a transform (``log_mr``)
+nor a loss weight moved it (docs/PERFORMANCE.md).
+
+What. For each calibrated series (by default the daily ``stationary`` series of the
+catalog modeled by their changes: VIX), the levels of the days up to the run's as-of
+date are cut into buckets at quantiles of the day before's level. A path's draw of the
+series on a day whose previous level lies in bucket ``b`` is tilted exponentially:
+
+    p'(value) ∝ p(value) · exp(lambda_b · value)        (value in model units, e.g. % log change)
+
+the least change of the model's distribution (in Kullback-Leibler divergence) that
+moves its mean by a given amount. The rest of the row (the series drawn after it) and
+every later day respond as the model has learnt: the tilt moves the level's drift, not
+the co-movement.
+
+How it is fitted, without look-ahead (``fit_drift``). The target is history's mean
+change per bucket, on the days to the run's as-of date. The model samples paths from
+origins spread over the same days (the panel as of each origin), at the run's sampling
+temperature, with the current tilts; each bucket's ``lambda`` moves by the gap between
+the target and the paths' mean, divided by the paths' variance in that bucket (the
+derivative of a tilted mean), damped, for ``rounds`` rounds (raking, as the synthesis
+mode's marginal calibration does). The tilt is applied after the temperature, so it
+means the same at every temperature. Nothing after the as-of date is read.
+
+The run folder keeps it in ``drift.json`` with the weights' hash it was fitted for; a
+forecast of the run applies it (its metadata says so) unless asked not to.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from data_sources import catalog
+from foundation.atomic import write_text
+from foundation.dataclass_io import dataclass_from_dict
+from foundation.errors import UserError
+
+DRIFT_FILE = "drift.json"
+DRIFT_FORMAT = "forecaster-drift"
+#: bucket edges at these quantiles of the day before's level (8 buckets: the tails get their own)
+QUANTILES = (0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95)
+MIN_DAYS = 200      # sampled days a bucket needs before its tilt moves
+DAMPING = 0.7       # of the Newton step per round
+MAX_LAMBDA = 0.2    # |lambda| at most (model units: per % of log change)
+CALIBRATION_SEED = 2_000_000  # the fit samples its own seeds, never a reported forecast's
+
+
+class DriftError(UserError):
+    """A drift calibration that cannot be fitted or read."""
+
+
+@dataclass
+class SeriesDrift:
+    """One series' tilt: bucket ``edges`` (levels, ascending; ``len(edges) + 1`` buckets) and ``lam`` per bucket."""
+
+    edges: list[float]
+    lam: list[float]
+    target: list[float]                                  # history's mean change per bucket (model units)
+    history_days: list[int]                              # history's days per bucket
+    sampled: list[list[float]] = field(default_factory=list)   # per round: the paths' mean per bucket (before its update)
+
+    def bucket(self, level: np.ndarray) -> np.ndarray:
+        """The bucket index of each previous-day level (a missing level: the middle bucket's neighbour, 0 tilt)."""
+        return np.searchsorted(np.asarray(self.edges), level, side="right")
+
+
+@dataclass
+class DriftCalibration:
+    """The fitted tilts of a run (``drift.json``); see the module doc."""
+
+    weights: str                                         # sha256 of the weights it was fitted for
+    as_of: str                                           # history and origins up to this day
+    temperature: float                                   # the sampling temperature of the fit
+    series: dict[str, SeriesDrift]
+    origins: list[str]
+    n_paths: int
+    horizon: int
+    rounds: int
+    data: str | None = None
+    seconds: float = 0.0
+    format: str = DRIFT_FORMAT
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DriftCalibration":
+        d = dict(d)
+        try:
+            d["series"] = {k: dataclass_from_dict(SeriesDrift, v, DriftError, "drift setting")
+                           for k, v in d.get("series", {}).items()}
+        except AttributeError:
+            raise DriftError("drift setting 'series' must be a mapping of series to their tilts") from None
+        out = dataclass_from_dict(cls, d, DriftError, "drift setting")
+        if out.format != DRIFT_FORMAT:
+            raise DriftError(f"format {out.format!r} is not {DRIFT_FORMAT!r}")
+        for name, s in out.series.items():
+            if len(s.lam) != len(s.edges) + 1 or list(s.edges) != sorted(s.edges):
+                raise DriftError(f"{name}: needs ascending edges and one lambda per bucket "
+                                 f"({len(s.edges)} edges, {len(s.lam)} lambdas)")
+        return out
+
+
+def drift_path(run_dir) -> Path:
+    return Path(run_dir) / DRIFT_FILE
+
+
+def load_drift(run_dir, weights: str | None = None) -> DriftCalibration | None:
+    """The run's drift calibration, or None. A damaged file, or one fitted for other weights, is a ``DriftError``."""
+    path = drift_path(run_dir)
+    if not path.exists():
+        return None
+    try:
+        cal = DriftCalibration.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise DriftError(f"{path}: not a drift calibration ({exc}); delete it or run "
+                         "'forecaster calibrate --drift' again") from None
+    if weights is not None and cal.weights != weights:
+        raise DriftError(f"{path} was fitted for other weights (sha256 {cal.weights[:12]}..., the run's best are "
+                         f"{weights[:12]}...); run 'forecaster calibrate --drift' again or delete it")
+    return cal
+
+
+def default_series(series: Sequence[str], transforms: Sequence) -> list[str]:
+    """The series calibrated by default: daily, ``stationary`` in the catalog, modeled by their changes (VIX)."""
+    cat = catalog.active()
+    return [name for name, t in zip(series, transforms)
+            if name in cat and cat[name].stationary and cat[name].frequency == "D" and t.models_changes]
+
+
+def history_target(levels: pd.Series, transform, quantiles: Sequence[float] = QUANTILES
+                   ) -> tuple[list[float], list[float], list[int]]:
+    """Bucket edges at ``quantiles`` of the day before's level, history's mean change (model units) and days per bucket."""
+    x = levels.dropna().to_numpy(dtype=np.float64)
+    if len(x) < 10 * (len(quantiles) + 1):
+        raise DriftError(f"{levels.name}: {len(x)} days of history are too few to calibrate its drift")
+    values = np.asarray(transform.forward(x), dtype=np.float64)[1:]   # the change into day d, d >= 1
+    prev = x[:-1]
+    ok = np.isfinite(values)
+    edges = [float(e) for e in np.quantile(prev, quantiles)]
+    b = np.searchsorted(edges, prev, side="right")
+    target, days = [], []
+    for k in range(len(edges) + 1):
+        sel = ok & (b == k)
+        days.append(int(sel.sum()))
+        target.append(float(values[sel].mean()) if sel.any() else 0.0)
+    return edges, target, days
+
+
+class DriftTilt:
+    """A ``step_mask`` for the ``DaySampler`` that adds each path's tilt ``lambda_b · value`` at a calibrated series' slot.
+
+    ``levels``: a callable giving every path's levels of its newest day ``(paths, series)`` (the
+    ``PathFeatures`` callback's ``levels``, which the sampler updates after each day). The bias is
+    multiplied by the sampling ``temperature`` (the sampler divides the logits by it), so the tilt
+    is the same at every temperature. ``inner``: a step mask it wraps (None: none).
+    """
+
+    def __init__(self, tokenizer, drift: DriftCalibration, levels: Callable[[], np.ndarray], temperature: float,
+                 inner: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        self.levels, self.inner = levels, inner
+        V = tokenizer.vocab_size
+        self.slots: dict[int, tuple[int, SeriesDrift, torch.Tensor, torch.Tensor]] = {}
+        for name, s in drift.series.items():
+            j = list(tokenizer.columns).index(name)
+            ids = tokenizer.column_vocab(name)
+            codec = tokenizer.codec(name)
+            local = np.arange(len(ids))[:, None]
+            values, _ = codec.decode(local)
+            v = np.zeros(V)
+            v[ids.start:ids.stop] = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
+            lam = torch.tensor(s.lam, dtype=torch.float64) * float(max(temperature, 1e-6))
+            self.slots[tokenizer.column_slots(name).start] = (j, s, torch.from_numpy(v), lam)
+        self._free = torch.ones(V, dtype=torch.bool)
+
+    def __call__(self, prefix: torch.Tensor) -> torch.Tensor:
+        base = self.inner(prefix) if self.inner is not None else None
+        hit = self.slots.get(prefix.shape[1])
+        if hit is None:
+            return base if base is not None else self._free
+        j, s, v, lam = hit
+        level = self.levels()[:, j]
+        b = torch.from_numpy(s.bucket(np.where(np.isfinite(level), level, -np.inf)))
+        tilt = lam[b][:, None] * v[None, :]                        # (paths, V)
+        if np.isnan(level).any():                                  # no level: no tilt
+            tilt[torch.from_numpy(np.isnan(level))] = 0.0
+        if base is not None:
+            allowed = base if base.dtype == torch.bool else torch.isfinite(base)
+            tilt = tilt.masked_fill(~allowed.cpu(), float("-inf")) if base.dtype == torch.bool else tilt + base.cpu().double()
+        return tilt
+
+
+def path_bucket_stats(paths: np.ndarray, origin: float, transform, drift: SeriesDrift
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bucket of the previous level: sum, sum of squares and count of the paths' changes (model units).
+
+    ``paths``: (paths, days) levels of one series; ``origin``: its level at the origin.
+    """
+    full = np.concatenate([np.full((paths.shape[0], 1), origin), paths], axis=1)
+    vals = np.stack([np.asarray(transform.forward(p), dtype=np.float64)[1:] for p in full])  # (paths, days)
+    prev = full[:, :-1]
+    ok = np.isfinite(vals) & np.isfinite(prev)
+    b = drift.bucket(np.where(ok, prev, 0.0))
+    n = len(drift.edges) + 1
+    s1, s2, c = np.zeros(n), np.zeros(n), np.zeros(n)
+    np.add.at(s1, b[ok], vals[ok])
+    np.add.at(s2, b[ok], vals[ok] ** 2)
+    np.add.at(c, b[ok], 1.0)
+    return s1, s2, c
+
+
+def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = None, *, n_origins: int = 16,
+              n_paths: int = 48, horizon: int = 250, rounds: int = 4, temperature: float | None = None,
+              min_days: int = MIN_DAYS,
+              save: bool = True, progress: Callable[[str], None] | None = None) -> DriftCalibration:
+    """Fit the run's drift tilts (module doc); write ``drift.json`` unless ``save`` is False.
+
+    ``n_origins`` origins evenly spaced over the run's days (after a context and a year of
+    inputs), ``n_paths`` paths of ``horizon`` days each per round; a bucket's tilt moves only
+    when the round's paths spent ``min_days`` days in it.
+    """
+    from forecaster.core.sampler import SamplingConfig  # deferred: torch-heavy imports
+    from forecaster.market.inputs import yoy_index_levels
+    from forecaster.market.pipeline import ForecastPipeline
+    from forecaster.market.run import PanelRun
+
+    t0 = time.perf_counter()
+    run = PanelRun(run_dir)
+    pipe = ForecastPipeline.from_run(run.path)
+    if not pipe.is_day or pipe.inputs is None:
+        raise DriftError(f"the run {run.path} is not a day-level model with input features; the drift tilt reads "
+                         "each path's level from them")
+    as_of = pd.Timestamp(run.info["last_date"])      # the last day of data the run read (its as-of date)
+    transforms = dict(zip(pipe.series, pipe.transforms))
+    names = list(series) if series else default_series(pipe.series, pipe.transforms)
+    unknown = [s for s in names if s not in transforms]
+    if unknown:
+        raise DriftError(f"series {', '.join(unknown)} not modeled by this run (it models {', '.join(pipe.series)})")
+    if not names:
+        raise DriftError("no series to calibrate: the run models no daily stationary series by its changes; "
+                         "name one with --drift-series")
+    bad = [s for s in names if not transforms[s].models_changes]
+    if bad:
+        raise DriftError(f"{', '.join(bad)}: modeled as levels, not changes; the drift tilt is for changes")
+    temp = float(temperature if temperature is not None else
+                 (pipe.calibration.temperature if pipe.calibration is not None else 1.0))
+    builder = pipe.panel_builder(data)
+    full = builder.build(as_of)[pipe.series]          # nothing published after the as-of date
+    drift_series = {}
+    for s in names:
+        edges, target, days = history_target(full[s].rename(s), transforms[s])
+        drift_series[s] = SeriesDrift(edges, [0.0] * (len(edges) + 1), target, days)
+    need = pipe.model.config.context_rows + 300       # the prompt and the slow inputs' windows
+    first = full.index[min(need, len(full) - 1)]
+    candidates = full.index[(full.index >= first)]
+    picks = np.unique(np.linspace(0, len(candidates) - 1, n_origins).round().astype(int))
+    origins = [candidates[i] for i in picks]
+    index_levels = yoy_index_levels(builder)
+    panels = [builder.build(o)[pipe.series] for o in origins]
+    cal = DriftCalibration(run.best_weights_sha256(), str(as_of.date()), temp, drift_series,
+                           [str(o.date()) for o in origins], n_paths, horizon, rounds, data or run.data)
+    for r in range(rounds):
+        pipe.drift = cal
+        totals = {s: [np.zeros(len(d.lam)) for _ in range(3)] for s, d in drift_series.items()}
+        for k, (origin, panel) in enumerate(zip(origins, panels)):
+            fc = pipe.predict(panel, as_of=origin, n_paths=n_paths, horizon=horizon,
+                              seed=CALIBRATION_SEED + 1000 * r + k, sampling=SamplingConfig(temp),
+                              index_levels=index_levels)
+            for s, d in drift_series.items():
+                j = fc.series.index(s)
+                stats = path_bucket_stats(fc.paths[:, :, j], float(panel[s].iloc[-1]), transforms[s], d)
+                for acc, x in zip(totals[s], stats):
+                    acc += x
+        for s, d in drift_series.items():
+            s1, s2, c = totals[s]
+            mean = np.where(c > 0, s1 / np.maximum(c, 1), np.nan)
+            var = np.where(c > 1, s2 / np.maximum(c, 1) - mean ** 2, np.nan)
+            d.sampled.append([None if not np.isfinite(m) else round(float(m), 5) for m in mean])
+            for b in range(len(d.lam)):
+                if c[b] >= min_days and np.isfinite(var[b]) and var[b] > 0:
+                    step = DAMPING * (d.target[b] - mean[b]) / var[b]
+                    d.lam[b] = float(np.clip(d.lam[b] + step, -MAX_LAMBDA, MAX_LAMBDA))
+        if progress:
+            progress(f"round {r + 1}/{rounds}: " + "; ".join(
+                f"{s} paths {', '.join(f'{m:+.2f}' if m is not None else '-' for m in d.sampled[-1])} "
+                f"vs history {', '.join(f'{t:+.2f}' for t in d.target)}" for s, d in drift_series.items()))
+    pipe.drift = None
+    cal.seconds = round(time.perf_counter() - t0, 1)
+    if save:
+        write_text(drift_path(run.path), json.dumps(cal.to_dict(), indent=2))
+    return cal

@@ -1,0 +1,159 @@
+"""Drift calibration of mean-reverting series (forecaster.market.drift).
+
+A tiny day-level run of real series: the tilt moves VIX's sampled changes the way its
+sign says and leaves the other series' draws to the model; the fast sampler still
+equals its full-recompute reference with the tilt; the fit reads nothing after the
+run's as-of date; a file fitted for other weights is refused; the CLI writes it and
+forecasts record it.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from forecaster.cli import main
+from forecaster.market.drift import (DRIFT_FILE, DriftCalibration, DriftError, SeriesDrift, default_series,
+                                     fit_drift, history_target, load_drift)
+
+SERIES = ["SPX", "VIX", "UST10Y"]
+AS_OF = "2014-12-31"
+FIT = dict(n_origins=3, n_paths=6, horizon=30, rounds=2, min_days=20)
+
+
+def _write(panel: pd.DataFrame, path) -> str:
+    panel.rename_axis("date").to_csv(path, float_format="%.6g")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def frame(shared_builder) -> pd.DataFrame:
+    return shared_builder.build("2016-12-30")[SERIES].loc["2006-01-01":]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, frame):
+    folder = tmp_path_factory.mktemp("drift")
+    data = _write(frame, folder / "panel.csv")
+    run = folder / "run"
+    assert main(["train", "--data", data, "--as-of", AS_OF, "--panel-start", "2006-01-01", "--out", str(run),
+                 "--preset", "day-tiny", "--max-steps", "12", "--eval-every", "6", "--no-progress"]) == 0
+    return run, data
+
+
+def _manual(pipe, lam: float) -> DriftCalibration:
+    edges = [15.0, 25.0]
+    return DriftCalibration(pipe.model_hash, AS_OF, 1.0, {"VIX": SeriesDrift(edges, [lam] * 3, [0.0] * 3, [1] * 3)},
+                            [], 0, 0, 0)
+
+
+def _vix_changes(fc) -> np.ndarray:
+    j = fc.series.index("VIX")
+    full = np.concatenate([np.full((fc.paths.shape[0], 1), fc.history["VIX"].iloc[-1]), fc.paths[:, :, j]], axis=1)
+    return 100 * np.diff(np.log(full), axis=1)
+
+
+def test_the_tilt_moves_vix_the_way_its_sign_says(run):
+    from forecaster.market.pipeline import ForecastPipeline
+
+    run_dir, data = run
+    pipe = ForecastPipeline.from_run(run_dir)
+    assert default_series(pipe.series, pipe.transforms) == ["VIX"]  # daily, stationary, modeled by its changes
+    means = {}
+    for lam in (-0.1, 0.0, 0.1):
+        pipe.drift = _manual(pipe, lam)
+        fc = pipe.predict(data, "2016-06-30", n_paths=16, horizon=20, seed=3, temperature=1.0)
+        means[lam] = float(_vix_changes(fc).mean())
+        assert fc.meta["drift"] == {"series": ["VIX"], "as_of": AS_OF}
+    assert means[-0.1] < means[0.0] - 0.5 < means[0.1] - 1.0
+    # lambda 0 is the model's own distribution, to the bit: drift=False gives the same paths
+    pipe.drift = _manual(pipe, 0.0)
+    zero = pipe.predict(data, "2016-06-30", n_paths=16, horizon=20, seed=3, temperature=1.0)
+    own = pipe.predict(data, "2016-06-30", n_paths=16, horizon=20, seed=3, temperature=1.0, drift=False)
+    np.testing.assert_array_equal(zero.paths, own.paths)
+    assert own.meta["drift"] is None
+
+
+def test_the_fast_sampler_equals_the_reference_with_the_tilt(run):
+    from data_sources.calendar import business_days_after
+    from forecaster.core.sampler import SamplingConfig, make_generator
+    from forecaster.market.features import model_frame
+    from forecaster.market.inputs import yoy_index_levels
+    from forecaster.market.pipeline import ForecastPipeline
+
+    run_dir, data = run
+    pipe = ForecastPipeline.from_run(run_dir)
+    pipe.drift = _manual(pipe, 0.15)
+    builder = pipe.panel_builder(data)
+    panel = builder.build("2016-06-30")[pipe.series]
+    index_levels = yoy_index_levels(builder)
+    need = pipe.prompt_rows(len(panel))
+    frame = model_frame(panel, pipe.transforms, index_levels=index_levels)
+    prompt = torch.from_numpy(pipe.tokenizer.encode(frame.iloc[-need:]))
+    last = {c: float(panel[c].iloc[-1]) for c in pipe.series}
+    horizon = pipe.model.config.context_rows + 6  # past the context: a slide
+    dates = business_days_after(panel.index[-1], horizon)
+    out = []
+    for method in ("sample", "sample_reference"):
+        sampler, feats, _ = pipe.day_sampling(panel, index_levels, last, 3, dates, need, drift_temperature=0.8)
+        assert sampler.step_mask is not None
+        out.append(getattr(sampler, method)(prompt, 3, horizon, make_generator(5), SamplingConfig(0.8),
+                                            features=torch.from_numpy(feats)))
+    assert torch.equal(out[0], out[1])
+
+
+def test_the_fit_cannot_see_past_the_as_of_date(run, frame, tmp_path):
+    run_dir, data = run
+    base = fit_drift(run_dir, data, save=False, **FIT)
+    assert base.as_of == AS_OF and all(pd.Timestamp(o) <= pd.Timestamp(AS_OF) for o in base.origins)
+    vix = base.series["VIX"]
+    assert len(vix.sampled) == FIT["rounds"] and len(vix.lam) == len(vix.edges) + 1
+    assert any(v != 0 for v in vix.lam)  # the fit moved something (MIN_DAYS is met in some bucket)
+
+    after = frame.copy()
+    later = after.index > pd.Timestamp(AS_OF)
+    after.loc[later] = after.loc[later].mul(np.linspace(1.0, 1.8, int(later.sum())), axis=0)
+    moved = fit_drift(run_dir, _write(after, tmp_path / "after.csv"), save=False, **FIT)
+    assert moved.series["VIX"].lam == vix.lam and moved.series["VIX"].target == vix.target
+
+    inside = frame.copy()
+    days = inside.index[inside.index <= pd.Timestamp(AS_OF)]
+    inside.loc[days, "VIX"] = inside.loc[days, "VIX"] * np.linspace(1.0, 1.5, len(days))
+    changed = fit_drift(run_dir, _write(inside, tmp_path / "inside.csv"), save=False, **FIT)
+    assert changed.series["VIX"].target != vix.target  # the check above could fail: the fit reads the history
+
+
+def test_history_target_is_the_mean_change_by_the_day_befores_level():
+    from forecaster.market.transforms import get
+
+    levels = pd.Series([10.0, 11.0, 12.0, 11.0, 30.0, 20.0] * 20, name="VIX")
+    edges, target, days = history_target(levels, get("log_return"), quantiles=(0.5,))
+    assert edges == [float(np.quantile(levels.to_numpy()[:-1], 0.5))]
+    x = levels.to_numpy()
+    change, prev = 100 * np.diff(np.log(x)), x[:-1]
+    low = prev < edges[0]  # a bucket holds [its lower edge, its upper edge)
+    assert target == pytest.approx([change[low].mean(), change[~low].mean()])
+    assert days == [int(low.sum()), int((~low).sum())]
+
+
+def test_the_cli_writes_it_and_a_file_for_other_weights_is_refused(run, capsys):
+    from forecaster.market.pipeline import ForecastPipeline
+
+    run_dir, data = run
+    assert main(["calibrate", "--run", str(run_dir), "--keep-temperature"]) != 0
+    assert "--keep-temperature only goes with --drift" in capsys.readouterr().err
+    assert main(["calibrate", "--run", str(run_dir), "--data", data, "--drift", "--keep-temperature",
+                 "--drift-rounds", "1", "--no-progress"]) == 0
+    assert "VIX drift" in capsys.readouterr().out
+    cal = load_drift(run_dir)
+    assert cal is not None and set(cal.series) == {"VIX"}
+    assert ForecastPipeline.from_run(run_dir).drift is not None
+    doc = json.loads((run_dir / DRIFT_FILE).read_text())
+    doc["weights"] = "0" * 64
+    (run_dir / DRIFT_FILE).write_text(json.dumps(doc))
+    with pytest.raises(DriftError, match="fitted for other weights"):
+        ForecastPipeline.from_run(run_dir)
+    (run_dir / DRIFT_FILE).unlink()
