@@ -389,6 +389,8 @@ def main() -> None:
     parser.add_argument("--run", action="append", default=[], help="Trained run folder (repeat for several).")
     parser.add_argument("--pool", action="append", default=[],
                         help="Comma-separated runs of one recipe sampled as one pool (a column; repeatable).")
+    parser.add_argument("--run-without-drift", action="append", default=[],
+                        help="A run sampled without its drift tilts (drift.json): a column of its own (repeatable).")
     parser.add_argument("--data", default=None, help="Data spec for history and prompts (default: each run's own).")
     parser.add_argument("--origins", default=",".join(DEFAULT_ORIGINS), help="Comma-separated forecast origins.")
     parser.add_argument("--paths", type=int, default=100)
@@ -404,10 +406,13 @@ def main() -> None:
     history: dict | None = None
     rows: list[Fact] = []
     t_all = time.perf_counter()
-    if not args.run and not args.pool:
-        parser.error("give at least one --run or --pool")
+    if not args.run and not args.pool and not args.run_without_drift:
+        parser.error("give at least one --run, --pool or --run-without-drift")
     columns = [[r] for r in args.run] + [[r.strip() for r in p.split(",") if r.strip()] for p in args.pool]
+    own = len(columns)  # columns from here on are sampled without their drift tilts
+    columns += [[r] for r in args.run_without_drift]
     for r, members in enumerate(columns):
+        drift = r < own
         run = members[0]
         pipe = ForecastPipeline.from_run(run)
         if len(members) > 1:
@@ -417,17 +422,19 @@ def main() -> None:
             history = history_facts(builder.build())
             rows = facts_table(pipe.series)
         trained = PanelRun(run).trained_until
-        label = "+".join(Path(m).name for m in members)
+        label = "+".join(Path(m).name for m in members) + ("" if drift else " (no drift)")
         name = label if len(columns) == 1 else f"{r + 1}:{label}"
         temp = args.temperature if args.temperature is not None else (
             pipe.calibration.temperature if pipe.calibration is not None else 1.0)
         print(f"{'pool ' + label if len(members) > 1 else 'run ' + str(run)}: {len(pipe.series)} series, trained on data to "
               f"{trained.date() if trained is not None else '?'}; temperature {temp:g}"
-              + (" (calibrated)" if args.temperature is None and pipe.calibration is not None else ""))
+              + (" (calibrated)" if args.temperature is None and pipe.calibration is not None else "")
+              + ("; drift tilts of " + ", ".join(sorted(pipe.drift.series)) if drift and getattr(pipe, "drift", None)
+                 else ""))
         for origin in origins:
             t0 = time.perf_counter()
             fc = pipe.predict(builder, as_of=origin, n_paths=args.paths, horizon=args.horizon, seed=args.seed,
-                              temperature=args.temperature)
+                              temperature=args.temperature, drift=drift)
             wall = time.perf_counter() - t0
             origin_levels = fc.history[fc.series].iloc[-1].to_numpy(dtype=np.float64)
             results[f"{name} @ {fc.as_of.date()}"] = realism_facts(fc.paths, fc.series, origin_levels, fc.dates)

@@ -157,3 +157,13 @@ def test_the_cli_writes_it_and_a_file_for_other_weights_is_refused(run, capsys):
     with pytest.raises(DriftError, match="fitted for other weights"):
         ForecastPipeline.from_run(run_dir)
     (run_dir / DRIFT_FILE).unlink()
+
+
+def test_a_backtest_must_start_after_the_drift_fit(tmp_path):
+    from forecaster.market.drift import check_drift_origins
+
+    check_drift_origins(tmp_path, "2000-01-03")  # no drift.json: nothing to refuse
+    (tmp_path / DRIFT_FILE).write_text(json.dumps({"as_of": "2017-12-29"}))
+    check_drift_origins(tmp_path, "2018-01-02")
+    with pytest.raises(DriftError, match="a test origin must come after it"):
+        check_drift_origins(tmp_path, "2017-12-29")

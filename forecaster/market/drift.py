@@ -135,6 +135,22 @@ def load_drift(run_dir, weights: str | None = None) -> DriftCalibration | None:
     return cal
 
 
+def check_drift_origins(run_dir, first_origin) -> None:
+    """Refuse test origins on or before the as-of date of the run's drift fit (its history and paths saw those days)."""
+    path = drift_path(run_dir)
+    if not path.exists():
+        return
+    try:
+        as_of = pd.Timestamp(json.loads(path.read_text())["as_of"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise DriftError(f"{path}: not a drift calibration ({exc}); delete it or run "
+                         "'forecaster calibrate --drift' again") from None
+    if pd.Timestamp(first_origin) <= as_of:
+        raise DriftError(f"the run {run_dir} has drift tilts fitted on its history to {as_of.date()}, and the "
+                         f"backtest starts {pd.Timestamp(first_origin).date()}: a test origin must come after it "
+                         "(look-ahead); start the backtest later, or delete its drift.json")
+
+
 def default_series(series: Sequence[str], transforms: Sequence) -> list[str]:
     """The series calibrated by default: daily, ``stationary`` in the catalog, modeled by their changes (VIX)."""
     cat = catalog.active()

@@ -58,12 +58,13 @@ class PooledPipeline:
 
     def predict(self, data=None, as_of=None, n_paths: int = 100, horizon: int = 250, seed: int = 0,
                 scenario=None, sampling=None, history_days: int = 500, progress=None, *, index_levels=None,
-                temperature: float | None = None, top_k: int | None = None, top_p: float | None = None) -> Forecast:
+                temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                drift: bool = True) -> Forecast:
         """The members' forecasts of their shares of ``n_paths``, stacked (``ForecastPipeline.predict``'s arguments)."""
         if len(self.members) == 1:
             return self.members[0].predict(data, as_of, n_paths, horizon, seed, scenario, sampling, history_days,
                                            progress, index_levels=index_levels, temperature=temperature,
-                                           top_k=top_k, top_p=top_p)
+                                           top_k=top_k, top_p=top_p, drift=drift)
         if isinstance(n_paths, bool) or not isinstance(n_paths, (int, np.integer)) or n_paths < len(self.members):
             raise ForecastError(f"n_paths must be at least the pool's {len(self.members)} runs, got {n_paths!r}")
         # the first member's calibrated temperature (else 1) for every member
@@ -79,7 +80,8 @@ class PooledPipeline:
         forecasts = []
         for k, (member, n) in enumerate(zip(self.members, shares)):
             forecasts.append(member.predict(data, as_of, n, horizon, seed + k * POOL_SEED_STRIDE, scenario,
-                                            sampling, history_days, member_progress(k), index_levels=index_levels))
+                                            sampling, history_days, member_progress(k), index_levels=index_levels,
+                                            drift=drift))
         fc = forecasts[0]
         meta = dict(fc.meta)
         meta["n_paths"] = int(n_paths)

@@ -267,6 +267,10 @@ class Backtest:
             from forecaster.market.calibration import check_test_origins
 
             check_test_origins(run.path, self.origins[0])  # the calibration must not have seen a test origin
+        if run is not None and len(self.origins):  # nor the drift tilts' fit (forecaster.market.drift)
+            from forecaster.market.drift import check_drift_origins
+
+            check_drift_origins(run.path, self.origins[0])
         self._pipes: dict[str, object] = {}
 
     # -- where it runs ---------------------------------------------------------------------
