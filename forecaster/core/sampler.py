@@ -104,10 +104,12 @@ def valid_logits(hidden: torch.Tensor, head: torch.Tensor, valid: torch.Tensor,
                  prefix: torch.Tensor | None = None) -> torch.Tensor:
     """``(B, n_valid)`` float64 logits of one slot's ``valid`` ids (rows of the output matrix ``head``)
     from hidden states ``(B, C)``, with the step mask given the row's ``prefix``: a bool mask puts the
-    ids it forbids at ``-inf``; a float one is added to the logits (a log-bias, ``-inf`` forbids)."""
+    ids it forbids at ``-inf``; a float one is added to the logits (a log-bias, ``-inf`` forbids); None
+    (the mask has nothing to say at this slot) leaves them."""
     logits = (hidden @ head.index_select(0, valid).T).double()  # (B, n_valid)
-    if step_mask is not None:
-        mask = step_mask(prefix).to(logits.device).index_select(-1, valid)  # (B, n_valid)
+    mask = step_mask(prefix) if step_mask is not None else None
+    if mask is not None:
+        mask = mask.to(logits.device).index_select(-1, valid)  # (B, n_valid)
         if mask.dtype == torch.bool:
             logits = logits.masked_fill(~mask, float("-inf"))
         else:

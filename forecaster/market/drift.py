@@ -74,7 +74,7 @@ class SeriesDrift:
     sampled: list[list[float]] = field(default_factory=list)   # per round: the paths' mean per bucket (before its update)
 
     def bucket(self, level: np.ndarray) -> np.ndarray:
-        """The bucket index of each previous-day level (a missing level: the middle bucket's neighbour, 0 tilt)."""
+        """The bucket index of each previous-day level; bucket ``b`` holds ``edges[b-1] <= level < edges[b]``."""
         return np.searchsorted(np.asarray(self.edges), level, side="right")
 
 
@@ -183,12 +183,11 @@ class DriftTilt:
     ``levels``: a callable giving every path's levels of its newest day ``(paths, series)`` (the
     ``PathFeatures`` callback's ``levels``, which the sampler updates after each day). The bias is
     multiplied by the sampling ``temperature`` (the sampler divides the logits by it), so the tilt
-    is the same at every temperature. ``inner``: a step mask it wraps (None: none).
+    is the same at every temperature. At every other slot it returns None (no mask).
     """
 
-    def __init__(self, tokenizer, drift: DriftCalibration, levels: Callable[[], np.ndarray], temperature: float,
-                 inner: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
-        self.levels, self.inner = levels, inner
+    def __init__(self, tokenizer, drift: DriftCalibration, levels: Callable[[], np.ndarray], temperature: float) -> None:
+        self.levels = levels
         V = tokenizer.vocab_size
         self.slots: dict[int, tuple[int, SeriesDrift, torch.Tensor, torch.Tensor]] = {}
         for name, s in drift.series.items():
@@ -201,22 +200,17 @@ class DriftTilt:
             v[ids.start:ids.stop] = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
             lam = torch.tensor(s.lam, dtype=torch.float64) * float(max(temperature, 1e-6))
             self.slots[tokenizer.column_slots(name).start] = (j, s, torch.from_numpy(v), lam)
-        self._free = torch.ones(V, dtype=torch.bool)
 
-    def __call__(self, prefix: torch.Tensor) -> torch.Tensor:
-        base = self.inner(prefix) if self.inner is not None else None
+    def __call__(self, prefix: torch.Tensor) -> torch.Tensor | None:
         hit = self.slots.get(prefix.shape[1])
         if hit is None:
-            return base if base is not None else self._free
+            return None
         j, s, v, lam = hit
         level = self.levels()[:, j]
         b = torch.from_numpy(s.bucket(np.where(np.isfinite(level), level, -np.inf)))
         tilt = lam[b][:, None] * v[None, :]                        # (paths, V)
         if np.isnan(level).any():                                  # no level: no tilt
             tilt[torch.from_numpy(np.isnan(level))] = 0.0
-        if base is not None:
-            allowed = base if base.dtype == torch.bool else torch.isfinite(base)
-            tilt = tilt.masked_fill(~allowed.cpu(), float("-inf")) if base.dtype == torch.bool else tilt + base.cpu().double()
         return tilt
 
 
