@@ -17,7 +17,7 @@ import torch
 
 from forecaster.cli import main
 from forecaster.market.drift import (DRIFT_FILE, DriftCalibration, DriftError, SeriesDrift, default_series,
-                                     fit_drift, history_target, load_drift)
+                                     fit_drift, history_abs_target, history_target, load_drift, newton_step)
 
 SERIES = ["SPX", "VIX", "UST10Y"]
 AS_OF = "2014-12-31"
@@ -44,9 +44,10 @@ def run(tmp_path_factory, frame):
     return run, data
 
 
-def _manual(pipe, lam: float) -> DriftCalibration:
+def _manual(pipe, lam: float, kappa: float = 0.0) -> DriftCalibration:
     edges = [15.0, 25.0]
-    return DriftCalibration(pipe.model_hash, AS_OF, 1.0, {"VIX": SeriesDrift(edges, [lam] * 3, [0.0] * 3, [1] * 3)},
+    return DriftCalibration(pipe.model_hash, AS_OF, 1.0, {"VIX": SeriesDrift(edges, [lam] * 3, [0.0] * 3, [1] * 3,
+                                                                             kappa=[kappa] * 3)},
                             [], 0, 0, 0)
 
 
@@ -75,6 +76,44 @@ def test_the_tilt_moves_vix_the_way_its_sign_says(run):
     own = pipe.predict(data, "2016-06-30", n_paths=16, horizon=20, seed=3, temperature=1.0, drift=False)
     np.testing.assert_array_equal(zero.paths, own.paths)
     assert own.meta["drift"] is None
+
+
+def test_the_spread_tilt_widens_or_narrows_vix_by_its_sign(run):
+    from forecaster.market.pipeline import ForecastPipeline
+
+    run_dir, data = run
+    pipe = ForecastPipeline.from_run(run_dir)
+    spread = {}
+    for kappa in (-0.1, 0.0, 0.1):
+        pipe.drift = _manual(pipe, 0.0, kappa)
+        fc = pipe.predict(data, "2016-06-30", n_paths=16, horizon=20, seed=3, temperature=1.0)
+        spread[kappa] = float(np.abs(_vix_changes(fc)).mean())
+    assert spread[-0.1] < 0.85 * spread[0.0] and spread[0.1] > 1.15 * spread[0.0]
+
+
+def test_one_newton_step_recovers_a_small_tilt_of_both_moments():
+    rng = np.random.default_rng(0)
+    v = np.linspace(-30, 30, 121)
+    p = np.exp(-np.abs(v) / 5) * (1 + 0.2 * rng.random(len(v)))
+    p /= p.sum()
+
+    def sums(w):  # path_bucket_stats' five sums for a "sample" of weight w (a count of 1e6 rows)
+        n = 1e6
+        return [n * (w * v).sum(), n * (w * v ** 2).sum(), n, n * (w * np.abs(v)).sum(), n * (w * v * np.abs(v)).sum()]
+
+    lam, kappa = 0.01, 0.02
+    q = p * np.exp(lam * v + kappa * np.abs(v))
+    q /= q.sum()
+    target, target_abs = (q * v).sum(), (q * np.abs(v)).sum()
+    dl, dk = newton_step(sums(p), target, target_abs)
+    assert dl == pytest.approx(lam, rel=0.3) and dk == pytest.approx(kappa, rel=0.3)
+    fit = np.array([0.0, 0.0])
+    for _ in range(4):  # Newton's steps, each from the tilted moments: the Jacobian is right if they converge
+        w = p * np.exp(fit[0] * v + fit[1] * np.abs(v))
+        fit += newton_step(sums(w / w.sum()), target, target_abs)
+    assert fit == pytest.approx([lam, kappa], rel=1e-4)
+    m = (p * v).sum()
+    assert newton_step(sums(p), target, None) == pytest.approx(((target - m) / ((p * v * v).sum() - m * m), 0.0))
 
 
 def test_the_fast_sampler_equals_the_reference_with_the_tilt(run):
@@ -118,6 +157,8 @@ def test_the_fit_cannot_see_past_the_as_of_date(run, frame, tmp_path):
     after.loc[later] = after.loc[later].mul(np.linspace(1.0, 1.8, int(later.sum())), axis=0)
     moved = fit_drift(run_dir, _write(after, tmp_path / "after.csv"), save=False, **FIT)
     assert moved.series["VIX"].lam == vix.lam and moved.series["VIX"].target == vix.target
+    assert moved.series["VIX"].kappa == vix.kappa and moved.series["VIX"].target_abs == vix.target_abs
+    assert any(k != 0 for k in vix.kappa) and len(vix.sampled_abs) == FIT["rounds"]
 
     inside = frame.copy()
     days = inside.index[inside.index <= pd.Timestamp(AS_OF)]
@@ -137,6 +178,19 @@ def test_history_target_is_the_mean_change_by_the_day_befores_level():
     low = prev < edges[0]  # a bucket holds [its lower edge, its upper edge)
     assert target == pytest.approx([change[low].mean(), change[~low].mean()])
     assert days == [int(low.sum()), int((~low).sum())]
+    assert history_abs_target(levels, get("log_return"), edges) == pytest.approx(
+        [np.abs(change[low]).mean(), np.abs(change[~low]).mean()])
+
+
+def test_a_mean_only_file_still_reads_and_a_bad_kappa_is_refused():
+    doc = DriftCalibration("0" * 64, AS_OF, 1.0, {"VIX": SeriesDrift([15.0], [0.01, -0.02], [0.0, 0.0], [5, 5])},
+                           [], 0, 0, 0).to_dict()
+    for key in ("kappa", "target_abs", "sampled_abs"):  # a file written before the spread tilt
+        del doc["series"]["VIX"][key]
+    assert DriftCalibration.from_dict(doc).series["VIX"].kappa == []
+    doc["series"]["VIX"]["kappa"] = [0.1]
+    with pytest.raises(DriftError, match="one kappa"):
+        DriftCalibration.from_dict(doc)
 
 
 def test_the_cli_writes_it_and_a_file_for_other_weights_is_refused(run, capsys):

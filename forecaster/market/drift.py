@@ -16,7 +16,15 @@ series on a day whose previous level lies in bucket ``b`` is tilted exponentiall
     p'(value) ∝ p(value) · exp(lambda_b · value)        (value in model units, e.g. % log change)
 
 the least change of the model's distribution (in Kullback-Leibler divergence) that
-moves its mean by a given amount. The rest of the row (the series drawn after it) and
+moves its mean by a given amount. With the spread (the default), a second term per
+bucket matches history's mean absolute change as well:
+
+    p'(value) ∝ p(value) · exp(lambda_b · value + kappa_b · |value|)
+
+the least change that gives both moments; ``kappa_b > 0`` widens the day's draw in that
+bucket, ``< 0`` narrows it. A mean tilt alone moves the level's drift but not its
+day-to-day spread, and from a calm origin the model's VIX paths are too quiet: their
+daily changes below VIX 13 are narrower than history's (docs/PERFORMANCE.md). The rest of the row (the series drawn after it) and
 every later day respond as the model has learnt: the tilt moves the level's drift, not
 the co-movement.
 
@@ -25,7 +33,8 @@ change per bucket, on the days to the run's as-of date. The model samples paths 
 origins spread over the same days (the panel as of each origin), at the run's sampling
 temperature, with the current tilts; each bucket's ``lambda`` moves by the gap between
 the target and the paths' mean, divided by the paths' variance in that bucket (the
-derivative of a tilted mean), damped, for ``rounds`` rounds (raking, as the synthesis
+derivative of a tilted mean; with the spread, the gaps in both moments times the inverse
+of the paths' 2 x 2 covariance of ``value`` and ``|value|``, a Newton step), damped, for ``rounds`` rounds (raking, as the synthesis
 mode's marginal calibration does). The tilt is applied after the temperature, so it
 means the same at every temperature. Nothing after the as-of date is read.
 
@@ -56,6 +65,7 @@ QUANTILES = (0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95)
 MIN_DAYS = 200      # sampled days a bucket needs before its tilt moves
 DAMPING = 0.7       # of the Newton step per round
 MAX_LAMBDA = 0.2    # |lambda| at most (model units: per % of log change)
+MAX_KAPPA = 0.1     # |kappa| at most (per % of absolute change: exp(0.1 x 30) = 20x at a 30 % day)
 CALIBRATION_SEED = 2_000_000  # the fit samples its own seeds, never a reported forecast's
 
 
@@ -72,6 +82,9 @@ class SeriesDrift:
     target: list[float]                                  # history's mean change per bucket (model units)
     history_days: list[int]                              # history's days per bucket
     sampled: list[list[float]] = field(default_factory=list)   # per round: the paths' mean per bucket (before its update)
+    kappa: list[float] = field(default_factory=list)           # per bucket: the tilt on |change| (spread); empty: none
+    target_abs: list[float] = field(default_factory=list)      # history's mean |change| per bucket (model units)
+    sampled_abs: list[list[float]] = field(default_factory=list)  # per round: the paths' mean |change| per bucket
 
     def bucket(self, level: np.ndarray) -> np.ndarray:
         """The bucket index of each previous-day level; bucket ``b`` holds ``edges[b-1] <= level < edges[b]``."""
@@ -112,6 +125,9 @@ class DriftCalibration:
             if len(s.lam) != len(s.edges) + 1 or list(s.edges) != sorted(s.edges):
                 raise DriftError(f"{name}: needs ascending edges and one lambda per bucket "
                                  f"({len(s.edges)} edges, {len(s.lam)} lambdas)")
+            if s.kappa and len(s.kappa) != len(s.lam):
+                raise DriftError(f"{name}: needs one kappa (spread tilt) per bucket or none "
+                                 f"({len(s.lam)} buckets, {len(s.kappa)} kappas)")
         return out
 
 
@@ -158,27 +174,42 @@ def default_series(series: Sequence[str], transforms: Sequence) -> list[str]:
             if name in cat and cat[name].stationary and cat[name].frequency == "D" and t.models_changes]
 
 
-def history_target(levels: pd.Series, transform, quantiles: Sequence[float] = QUANTILES
-                   ) -> tuple[list[float], list[float], list[int]]:
-    """Bucket edges at ``quantiles`` of the day before's level, history's mean change (model units) and days per bucket."""
+def _history_changes(levels: pd.Series, transform) -> tuple[np.ndarray, np.ndarray]:
+    """History's change into each day (model units) and the day before's level, over the days with both."""
     x = levels.dropna().to_numpy(dtype=np.float64)
-    if len(x) < 10 * (len(quantiles) + 1):
-        raise DriftError(f"{levels.name}: {len(x)} days of history are too few to calibrate its drift")
     values = np.asarray(transform.forward(x), dtype=np.float64)[1:]   # the change into day d, d >= 1
     prev = x[:-1]
     ok = np.isfinite(values)
+    return values[ok], prev[ok]
+
+
+def history_target(levels: pd.Series, transform, quantiles: Sequence[float] = QUANTILES
+                   ) -> tuple[list[float], list[float], list[int]]:
+    """Bucket edges at ``quantiles`` of the day before's level, history's mean change (model units) and days per bucket."""
+    n = int(levels.notna().sum())
+    if n < 10 * (len(quantiles) + 1):
+        raise DriftError(f"{levels.name}: {n} days of history are too few to calibrate its drift")
+    values, prev = _history_changes(levels, transform)
     edges = [float(e) for e in np.quantile(prev, quantiles)]
     b = np.searchsorted(edges, prev, side="right")
     target, days = [], []
     for k in range(len(edges) + 1):
-        sel = ok & (b == k)
+        sel = b == k
         days.append(int(sel.sum()))
         target.append(float(values[sel].mean()) if sel.any() else 0.0)
     return edges, target, days
 
 
+def history_abs_target(levels: pd.Series, transform, edges: Sequence[float]) -> list[float]:
+    """History's mean absolute change (model units) per bucket of the day before's level (``edges`` as in ``history_target``)."""
+    values, prev = _history_changes(levels, transform)
+    b = np.searchsorted(np.asarray(edges), prev, side="right")
+    return [float(np.abs(values[b == k]).mean()) if (b == k).any() else 0.0 for k in range(len(edges) + 1)]
+
+
 class DriftTilt:
-    """A ``step_mask`` for the ``DaySampler`` that adds each path's tilt ``lambda_b · value`` at a calibrated series' slot.
+    """A ``step_mask`` for the ``DaySampler`` that adds each path's tilt ``lambda_b · value + kappa_b · |value|``
+    at a calibrated series' slot.
 
     ``levels``: a callable giving every path's levels of its newest day ``(paths, series)`` (the
     ``PathFeatures`` callback's ``levels``, which the sampler updates after each day). The bias is
@@ -189,7 +220,7 @@ class DriftTilt:
     def __init__(self, tokenizer, drift: DriftCalibration, levels: Callable[[], np.ndarray], temperature: float) -> None:
         self.levels = levels
         V = tokenizer.vocab_size
-        self.slots: dict[int, tuple[int, SeriesDrift, torch.Tensor, torch.Tensor]] = {}
+        self.slots: dict[int, tuple[int, SeriesDrift, torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
         for name, s in drift.series.items():
             j = list(tokenizer.columns).index(name)
             ids = tokenizer.column_vocab(name)
@@ -198,25 +229,29 @@ class DriftTilt:
             values, _ = codec.decode(local)
             v = np.zeros(V)
             v[ids.start:ids.stop] = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
-            lam = torch.tensor(s.lam, dtype=torch.float64) * float(max(temperature, 1e-6))
-            self.slots[tokenizer.column_slots(name).start] = (j, s, torch.from_numpy(v), lam)
+            t = float(max(temperature, 1e-6))
+            lam = torch.tensor(s.lam, dtype=torch.float64) * t
+            kappa = torch.tensor(s.kappa, dtype=torch.float64) * t if any(s.kappa) else None
+            self.slots[tokenizer.column_slots(name).start] = (j, s, torch.from_numpy(v), lam, kappa)
 
     def __call__(self, prefix: torch.Tensor) -> torch.Tensor | None:
         hit = self.slots.get(prefix.shape[1])
         if hit is None:
             return None
-        j, s, v, lam = hit
+        j, s, v, lam, kappa = hit
         level = self.levels()[:, j]
         b = torch.from_numpy(s.bucket(np.where(np.isfinite(level), level, -np.inf)))
         tilt = lam[b][:, None] * v[None, :]                        # (paths, V)
+        if kappa is not None:
+            tilt += kappa[b][:, None] * v.abs()[None, :]
         if np.isnan(level).any():                                  # no level: no tilt
             tilt[torch.from_numpy(np.isnan(level))] = 0.0
         return tilt
 
 
 def path_bucket_stats(paths: np.ndarray, origin: float, transform, drift: SeriesDrift
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per bucket of the previous level: sum, sum of squares and count of the paths' changes (model units).
+                      ) -> tuple[np.ndarray, ...]:
+    """Per bucket of the previous level: sum, sum of squares, count, sum of ``|v|`` and of ``v·|v|`` of the paths' changes ``v``.
 
     ``paths``: (paths, days) levels of one series; ``origin``: its level at the origin.
     """
@@ -226,22 +261,44 @@ def path_bucket_stats(paths: np.ndarray, origin: float, transform, drift: Series
     ok = np.isfinite(vals) & np.isfinite(prev)
     b = drift.bucket(np.where(ok, prev, 0.0))
     n = len(drift.edges) + 1
-    s1, s2, c = np.zeros(n), np.zeros(n), np.zeros(n)
-    np.add.at(s1, b[ok], vals[ok])
-    np.add.at(s2, b[ok], vals[ok] ** 2)
-    np.add.at(c, b[ok], 1.0)
-    return s1, s2, c
+    v, bk = vals[ok], b[ok]
+    out = [np.zeros(n) for _ in range(5)]
+    for acc, x in zip(out, (v, v ** 2, np.ones_like(v), np.abs(v), v * np.abs(v))):
+        np.add.at(acc, bk, x)
+    return tuple(out)
+
+
+def newton_step(stats: Sequence[float], target: float, target_abs: float | None) -> tuple[float, float]:
+    """One bucket's undamped step ``(d lambda, d kappa)`` from the paths' sums (``path_bucket_stats``) to history's moments.
+
+    Mean only (``target_abs`` None): the gap over the variance. With the spread: the gaps in
+    the mean and the mean ``|v|`` times the inverse covariance of ``(v, |v|)``, which is the
+    Jacobian of the tilted moments; a nearly singular covariance (every change of one sign)
+    falls back to the mean's step.
+    """
+    s1, s2, c, sa, sva = stats
+    m, q = s1 / c, s2 / c
+    var = q - m * m
+    if target_abs is None or var <= 0:
+        return ((target - m) / var if var > 0 else 0.0), 0.0
+    a, r = sa / c, sva / c
+    cov = np.array([[var, r - m * a], [r - m * a, q - a * a]])
+    if np.linalg.det(cov) <= 1e-6 * var * cov[1, 1]:
+        return (target - m) / var, 0.0
+    dl, dk = np.linalg.solve(cov, np.array([target - m, target_abs - a]))
+    return float(dl), float(dk)
 
 
 def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = None, *, n_origins: int = 16,
               n_paths: int = 48, horizon: int = 250, rounds: int = 4, temperature: float | None = None,
-              min_days: int = MIN_DAYS,
+              min_days: int = MIN_DAYS, spread: bool = True,
               save: bool = True, progress: Callable[[str], None] | None = None) -> DriftCalibration:
     """Fit the run's drift tilts (module doc); write ``drift.json`` unless ``save`` is False.
 
     ``n_origins`` origins evenly spaced over the run's days (after a context and a year of
     inputs), ``n_paths`` paths of ``horizon`` days each per round; a bucket's tilt moves only
-    when the round's paths spent ``min_days`` days in it.
+    when the round's paths spent ``min_days`` days in it. ``spread``: match history's mean
+    absolute change per bucket too (``kappa``), not only its mean.
     """
     from forecaster.core.sampler import SamplingConfig  # deferred: torch-heavy imports
     from forecaster.market.inputs import yoy_index_levels
@@ -273,7 +330,10 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
     drift_series = {}
     for s in names:
         edges, target, days = history_target(full[s].rename(s), transforms[s])
-        drift_series[s] = SeriesDrift(edges, [0.0] * (len(edges) + 1), target, days)
+        zeros = [0.0] * (len(edges) + 1)
+        drift_series[s] = SeriesDrift(edges, list(zeros), target, days, kappa=list(zeros) if spread else [],
+                                      target_abs=history_abs_target(full[s].rename(s), transforms[s], edges)
+                                      if spread else [])
     need = pipe.model.config.context_rows + 300       # the prompt and the slow inputs' windows
     first = full.index[min(need, len(full) - 1)]
     candidates = full.index[(full.index >= first)]
@@ -285,7 +345,7 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
                            [str(o.date()) for o in origins], n_paths, horizon, rounds, data or run.data)
     for r in range(rounds):
         pipe.drift = cal
-        totals = {s: [np.zeros(len(d.lam)) for _ in range(3)] for s, d in drift_series.items()}
+        totals = {s: [np.zeros(len(d.lam)) for _ in range(5)] for s, d in drift_series.items()}
         for k, (origin, panel) in enumerate(zip(origins, panels)):
             fc = pipe.predict(panel, as_of=origin, n_paths=n_paths, horizon=horizon,
                               seed=CALIBRATION_SEED + 1000 * r + k, sampling=SamplingConfig(temp),
@@ -296,18 +356,26 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
                 for acc, x in zip(totals[s], stats):
                     acc += x
         for s, d in drift_series.items():
-            s1, s2, c = totals[s]
-            mean = np.where(c > 0, s1 / np.maximum(c, 1), np.nan)
-            var = np.where(c > 1, s2 / np.maximum(c, 1) - mean ** 2, np.nan)
+            c = totals[s][2]
+            mean = np.where(c > 0, totals[s][0] / np.maximum(c, 1), np.nan)
             d.sampled.append([None if not np.isfinite(m) else round(float(m), 5) for m in mean])
+            if spread:
+                mabs = np.where(c > 0, totals[s][3] / np.maximum(c, 1), np.nan)
+                d.sampled_abs.append([None if not np.isfinite(m) else round(float(m), 5) for m in mabs])
             for b in range(len(d.lam)):
-                if c[b] >= min_days and np.isfinite(var[b]) and var[b] > 0:
-                    step = DAMPING * (d.target[b] - mean[b]) / var[b]
-                    d.lam[b] = float(np.clip(d.lam[b] + step, -MAX_LAMBDA, MAX_LAMBDA))
+                if c[b] < min_days:
+                    continue
+                dl, dk = newton_step([t[b] for t in totals[s]], d.target[b], d.target_abs[b] if spread else None)
+                d.lam[b] = float(np.clip(d.lam[b] + DAMPING * dl, -MAX_LAMBDA, MAX_LAMBDA))
+                if spread:
+                    d.kappa[b] = float(np.clip(d.kappa[b] + DAMPING * dk, -MAX_KAPPA, MAX_KAPPA))
         if progress:
             progress(f"round {r + 1}/{rounds}: " + "; ".join(
                 f"{s} paths {', '.join(f'{m:+.2f}' if m is not None else '-' for m in d.sampled[-1])} "
-                f"vs history {', '.join(f'{t:+.2f}' for t in d.target)}" for s, d in drift_series.items()))
+                f"vs history {', '.join(f'{t:+.2f}' for t in d.target)}"
+                + (f"; mean |change| {', '.join(f'{m:.2f}' if m is not None else '-' for m in d.sampled_abs[-1])} "
+                   f"vs {', '.join(f'{t:.2f}' for t in d.target_abs)}" if spread else "")
+                for s, d in drift_series.items()))
     pipe.drift = None
     cal.seconds = round(time.perf_counter() - t0, 1)
     if save:
