@@ -36,6 +36,13 @@ has H changes. How each fact is summarised over paths:
   or below 9 index points; history: the same over 250-day blocks;
 - NaN cells: missing cells in the paths.
 
+Beside the table, *history from the origin's state* (no targets: the context a target
+against all history lacks): the VIX change std over the real 250-day blocks since 1990
+that start with VIX within 10 % of the origin's level, and the UST2Y x UST10Y correlation
+over the blocks that start with UST2Y within 0.25 points of the origin's (pooled over the
+blocks, as the paths are). From a calm VIX or a 2-year yield at zero, history's next year
+is calmer and its curve less tied than all of history.
+
 Paths are sampled at each run's calibrated temperature (``forecaster calibrate``), or 1
 for an uncalibrated run, unless ``--temperature`` is given; the header line says which.
 
@@ -72,6 +79,8 @@ FLOOR_SERIES = ("UST3M", "UST2Y")
 VIX_HIGH, VIX_LOW = 60.0, 9.0  # index points: the range facts (no target) count paths beyond them
 PAIRS = (("SPX", "XLK"), ("SPX", "VIX"), ("UST2Y", "UST10Y"), ("SPX", "UST10Y"))
 DEFAULT_ORIGINS = ("2017-12-29", "2019-12-31", "2021-12-31")
+ANALOGUE_VIX = 0.10     # relative: history's blocks that start with VIX within 10 % of the origin's
+ANALOGUE_UST2Y = 0.25   # points: ... with UST2Y within 0.25 of the origin's
 
 
 # -- which series is what --------------------------------------------------------------------
@@ -282,6 +291,66 @@ def history_facts(panel: pd.DataFrame, start: str = HISTORY_START, block: int = 
     return facts
 
 
+def analogue_facts(panel: pd.DataFrame, origin, start: str = HISTORY_START, block: int = BLOCK_DAYS
+                   ) -> dict[str, float]:
+    """History from the origin's state: VIX change std and UST2Y x UST10Y correlation over the analogue blocks.
+
+    A block is the ``block`` days after a start day since ``start``; the analogue blocks of a fact
+    start on the days whose level (VIX; UST2Y) is near the origin's (``ANALOGUE_VIX`` relative,
+    ``ANALOGUE_UST2Y`` in points). Changes are pooled over the blocks (overlapping blocks count
+    each time, as each start day is one "path"). Keys: ``vix_change_std``, ``corr:UST2Y:UST10Y``
+    and ``blocks:`` each, the number of blocks (a NaN fact where the panel lacks the series).
+    """
+    origin = pd.Timestamp(origin)
+    panel = panel.loc[panel.index >= pd.Timestamp(start)]
+    ch = history_changes(panel)
+    out: dict[str, float] = {}
+
+    def starts(name: str, near: Callable[[np.ndarray, float], np.ndarray]) -> np.ndarray:
+        levels = panel[name].to_numpy(dtype=np.float64)
+        at = panel[name].loc[:origin].dropna()
+        if at.empty:
+            return np.array([], dtype=int)
+        ok = near(levels, float(at.iloc[-1]))
+        ok[len(levels) - block:] = False      # a whole block after the start day
+        return np.flatnonzero(ok)
+
+    def pooled(idx: np.ndarray, cols: list[str]) -> np.ndarray:
+        x = ch[cols].to_numpy(dtype=np.float64)
+        return np.concatenate([x[i + 1:i + 1 + block] for i in idx]) if len(idx) else np.empty((0, len(cols)))
+
+    if "VIX" in panel:
+        idx = starts("VIX", lambda x, v: np.abs(x - v) <= ANALOGUE_VIX * v)
+        x = pooled(idx, ["VIX"])[:, 0]
+        out["vix_change_std"] = float(np.nanstd(x)) if np.isfinite(x).sum() > 1 else float("nan")
+        out["blocks:vix_change_std"] = float(len(idx))
+    if "UST2Y" in panel and "UST10Y" in panel:
+        idx = starts("UST2Y", lambda x, v: np.abs(x - v) <= ANALOGUE_UST2Y)
+        x = pooled(idx, ["UST2Y", "UST10Y"])
+        x = x[np.isfinite(x).all(axis=1)]
+        out["corr:UST2Y:UST10Y"] = float(np.corrcoef(x.T)[0, 1]) if len(x) > 2 else float("nan")
+        out["blocks:corr:UST2Y:UST10Y"] = float(len(idx))
+    return out
+
+
+def analogue_table(history: dict, analogues: dict[str, dict]) -> str:
+    """The state-conditioned history beside all history: a row per fact, a column per origin."""
+    rows = [("vix_change_std", "VIX daily change std", "VIX within 10 %"),
+            ("corr:UST2Y:UST10Y", "corr UST2Y x UST10Y", "UST2Y within 0.25")]
+    head = ["fact (history from the origin's state)", "all history", *(f"@ {o}" for o in analogues)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, label, rule in rows:
+        if key not in history:
+            continue
+        cells = []
+        for a in analogues.values():
+            v = a.get(key, float("nan"))
+            ratio = f" ({v / history[key]:.2f}x)" if key == "vix_change_std" and np.isfinite(v) else ""
+            cells.append(f"{_fmt(v, 2)}{ratio}, {int(a.get('blocks:' + key, 0))} blocks")
+        lines.append(f"| {label} ({rule}) | {_fmt(history[key], 2)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 # -- targets and the table ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class Fact:
@@ -419,8 +488,10 @@ def main() -> None:
             pipe = PooledPipeline([pipe, *(ForecastPipeline.from_run(m) for m in members[1:])])
         builder = pipe.panel_builder(args.data)
         if history is None:  # the first run's series and data define the history column
-            history = history_facts(builder.build())
+            real = builder.build()
+            history = history_facts(real)
             rows = facts_table(pipe.series)
+            analogues = {o: analogue_facts(real, o) for o in origins}
         trained = PanelRun(run).trained_until
         label = "+".join(Path(m).name for m in members) + ("" if drift else " (no drift)")
         name = label if len(columns) == 1 else f"{r + 1}:{label}"
@@ -448,6 +519,11 @@ def main() -> None:
     print(table)
     print(f"\nhistory: the panel since {HISTORY_START} (correlations, VIX: all days; counts, floors: "
           f"{BLOCK_DAYS}-day blocks); paths: pooled over paths (correlations, VIX), median path (counts)")
+    context = analogue_table(history, analogues)
+    print()
+    print(context)
+    print(f"\nhistory from the origin's state: the {BLOCK_DAYS}-day blocks since {HISTORY_START} that start in it, "
+          "pooled (no targets)")
     print(f"wall time {time.perf_counter() - t_all:.0f} s; load average {os.getloadavg()[0]:.1f}")
     if args.out is not None:
         if args.out.suffix == ".csv":
@@ -457,7 +533,7 @@ def main() -> None:
                 writer.writeheader()
                 writer.writerows(recs)
         else:
-            args.out.write_text(table + "\n")
+            args.out.write_text(table + "\n\n" + context + "\n")
         print(f"table written to {args.out}")
 
 

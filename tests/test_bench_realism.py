@@ -224,3 +224,30 @@ def test_release_days_come_from_the_calendar_and_changes_off_them_are_counted(br
     levels[:2, off:, 6] += 0.05  # two paths move CPI on a day without a release
     assert br.realism_facts(levels, series, origin, dates)["off_release_changes"] == 2
 
+
+
+def test_history_from_the_origins_state_reads_only_its_analogue_blocks(br):
+    # VIX calm (10, changes of +-0.5) for 600 days, then nervous (30, changes of +-3) for 600;
+    # the 2-year yield at 0.1 moves against the 10-year, at 3 with it
+    n = 1200
+    idx = pd.bdate_range("1995-01-02", periods=n)
+    step = _alternating(1, n)
+    vix = np.where(np.arange(n) < 600, 10 + 0.5 * (step > 0), 30 + 3 * (step > 0))
+    u10 = 2 + 0.01 * np.cumsum(step)
+    u2 = np.where(np.arange(n) < 600, 0.1 - 0.005 * np.cumsum(step) / 10, 3 + 0.01 * np.cumsum(step))
+    panel = pd.DataFrame({"VIX": vix, "UST2Y": u2, "UST10Y": u10}, index=idx)
+    calm = br.analogue_facts(panel, idx[100])
+    nervous = br.analogue_facts(panel, idx[700])
+    # a calm origin's blocks are the 600 that start calm, and those from day 350 on run into the
+    # nervous days (history from a calm state includes its storms); a nervous one's stay nervous
+    assert calm["blocks:vix_change_std"] == 600 and nervous["blocks:vix_change_std"] == n - 250 - 600
+    assert nervous["vix_change_std"] == pytest.approx(3.0, rel=0.01)
+    assert 0.5 < calm["vix_change_std"] < nervous["vix_change_std"]
+    assert nervous["corr:UST2Y:UST10Y"] == pytest.approx(1.0, abs=1e-6)
+    assert calm["corr:UST2Y:UST10Y"] < 0.5
+    early = br.analogue_facts(panel.iloc[:600], idx[100])   # the calm half alone: its own std and sign
+    assert early["vix_change_std"] == pytest.approx(0.5, rel=0.01)
+    assert early["corr:UST2Y:UST10Y"] == pytest.approx(-1.0, abs=1e-6)
+    calm = early
+    table = br.analogue_table({"vix_change_std": 1.0, "corr:UST2Y:UST10Y": 0.5}, {"a": calm, "b": nervous})
+    assert "0.50 (0.50x), 350 blocks" in table and "3.00 (3.00x)" in table
