@@ -112,7 +112,7 @@ def create_app(runs_dir: str | Path, host: str = "127.0.0.1", port: int | None =
 
     ``host``, ``port`` and ``allowed_hosts`` say which Host headers it answers (``host_check``);
     ``port=None`` accepts the local names on any port. ``sampling``: how the Scenarios page's
-    jobs draw tokens (default: the model's distribution). ``device`` (a resolved ``Device`` or a
+    jobs draw tokens (default: each scenario's base forecast's own settings). ``device`` (a resolved ``Device`` or a
     ``--device`` spec; None: the CPU): where the background jobs sample.
     """
     app = Dash(
@@ -127,7 +127,7 @@ def create_app(runs_dir: str | Path, host: str = "127.0.0.1", port: int | None =
     )
     app.server.config[RUNS_KEY] = str(Path(runs_dir).resolve())
     app.server.config[JOBS_KEY] = JobRunner(device=device)
-    app.server.config[SAMPLING_KEY] = vars(sampling or SamplingConfig())
+    app.server.config[SAMPLING_KEY] = None if sampling is None else vars(sampling)
     app.server.before_request(host_check(host, port, allowed_hosts))
     app.layout = html.Div(className="shell", children=[
         dcc.Location(id="url", refresh=False),

@@ -17,12 +17,13 @@ log = logging.getLogger("dashboard")
 
 RUNS_KEY = "FORECASTER_RUNS_DIR"
 JOBS_KEY = "FORECASTER_JOBS"
-SAMPLING_KEY = "FORECASTER_SAMPLING"  # {"temperature", "top_k", "top_p"} of the scenario jobs
+SAMPLING_KEY = "FORECASTER_SAMPLING"  # {"temperature", "top_k", "top_p"} of the scenario jobs, or None: each base's
 
 
-def sampling_settings() -> dict:
-    """The sampling settings the dashboard was started with (``forecaster dashboard --temperature ...``)."""
-    return dict(dash.get_app().server.config.get(SAMPLING_KEY) or {})
+def sampling_settings() -> dict | None:
+    """The sampling settings the dashboard was started with (``forecaster dashboard --temperature ...``), or None."""
+    settings = dash.get_app().server.config.get(SAMPLING_KEY)
+    return None if settings is None else dict(settings)
 
 
 def runs_dir() -> Path:

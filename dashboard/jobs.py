@@ -204,6 +204,11 @@ def run_scenario(runs_dir: Path, run: str, base_name: str, constraints: list[dic
     It samples on ``job_device()`` (the runner's device; the CPU outside a job).
 
     ``constraints`` are dicts as in a scenario file (``{"series": "VIX", "level": 40, "days": "1-20"}``).
+    ``sampling`` None (the dashboard started without ``--temperature``/``--top-k``/``--top-p``):
+    the base forecast's own sampling settings, so the scenario and the base it is compared with
+    are drawn alike (a base made at the run's calibrated temperature gives a scenario at it).
+    The drift tilts (``drift.json``) are applied when the base had them, and not otherwise.
+
     The folder is a full forecast folder (``save_forecast_dir``: forecast, exports, summary.csv,
     regimes.csv), published whole: an existing ``name`` is replaced only when it is a previous
     forecast, never a folder holding something else (refused before any sampling). Returns the
@@ -216,9 +221,11 @@ def run_scenario(runs_dir: Path, run: str, base_name: str, constraints: list[dic
     out = run_dir / "scenarios" / name
     inside(runs_dir, out, "scenario folder")  # scenarios/ may be a symbolic link leading elsewhere
     check_out_dir(out, FORECAST_KIND, option=SCENARIO_OPTION, legacy=is_legacy_forecast)
+    if sampling is None:
+        sampling = SamplingConfig(**(base.meta.get("sampling") or {}))
     pipe = pipeline_for(run_dir)
     fc = pipe.predict(data.builder_for_run(run_dir), base.as_of, n_paths=n_paths, horizon=base.horizon, seed=seed,
-                      scenario=scen, sampling=sampling, progress=progress)
+                      scenario=scen, sampling=sampling, progress=progress, drift=bool(base.meta.get("drift")))
     fc.meta["base_forecast"] = base_name
     save_forecast_dir(fc, out, option=SCENARIO_OPTION)
     return name

@@ -150,3 +150,23 @@ def test_a_scenario_job_samples_on_the_runners_device(market_runs):
                                                                           "gpu", 4, 0, progress)), timeout=120)
     assert st["state"] == "error" and st["message"].startswith("DeviceError: --device cuda:99"), st
     assert not (market_runs / "tiny" / "scenarios" / "gpu").exists()
+
+
+def test_a_dashboard_scenario_samples_as_its_base_forecast_unless_told_otherwise(market_runs):
+    import json
+
+    from dashboard.jobs import run_scenario
+    from forecaster.core.sampler import SamplingConfig
+
+    run = market_runs / "tiny"
+    assert main(["forecast", "--run", str(run), "--as-of", "2018-12-31", "--paths", "4", "--horizon", "5",
+                 "--temperature", "0.7", "--top-k", "5", "--out", str(run / "forecasts" / "cool"), "--device", "cpu",
+                 "--no-progress"]) == 0
+    constraints = [{"series": "VIX", "level": 40.0, "days": "1-3"}]
+
+    def sampled(name, sampling=None):
+        run_scenario(market_runs, "tiny", "cool", constraints, name, 4, 0, lambda d: None, sampling)
+        return json.loads((run / "scenarios" / name / "forecast.json").read_text())["meta"]["sampling"]
+
+    assert sampled("as-base") == {"temperature": 0.7, "top_k": 5, "top_p": None}
+    assert sampled("told", SamplingConfig(1.2)) == {"temperature": 1.2, "top_k": None, "top_p": None}

@@ -178,7 +178,8 @@ def start(_clicks, run, base, constraints, name, n_paths, seed):
         raise ValueError("paths must be between 1 and 2000")
     runs = runs_dir()
     fc = data.load_forecast(runs, run, base)
-    sampling = SamplingConfig(**sampling_settings())
+    settings = sampling_settings()   # None: the base forecast's own (jobs.run_scenario)
+    sampling = None if settings is None else SamplingConfig(**settings)
     job_id = jobs().submit(f"scenario {name}", fc.horizon,
                            lambda progress: jobs_mod.run_scenario(runs, run, base, constraints, name, n_paths,
                                                                   int(seed or 0), progress, sampling))

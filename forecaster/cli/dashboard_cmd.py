@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from foundation.errors import UserError
-from forecaster.cli.options import DEVICE_HELP, TemperatureOpt, TopKOpt, TopPOpt, set_threads, threads_option
+from forecaster.cli.options import DEVICE_HELP, TopKOpt, TopPOpt, set_threads, threads_option
 
 DEFAULT_RUNS = Path("runs")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -51,7 +51,9 @@ def dashboard(
     debug: bool = typer.Option(False, "--dash-debug", help="Dash's debug mode (dev tools, error pop-ups, and Werkzeug's debugger console, which runs code from the browser: development only)."),
     allowed_host: list[str] = typer.Option([], "--allowed-host", help="Also answer requests for this host name (NAME or NAME:PORT; repeatable). Hosts other than the bound host, localhost and 127.0.0.1 get 403 (DNS rebinding protection); '*' answers every host."),
     threads: int = threads_option(None, "used when the Scenarios page samples; default: torch's own choice"),
-    temperature: float = TemperatureOpt,
+    temperature: float = typer.Option(None, "--temperature", help="Sampling temperature of the Scenarios page's jobs "
+                                      "(default: each scenario samples as its base forecast was sampled, e.g. at the "
+                                      "run's calibrated temperature; 1 = the model's distribution; with only --top-k or --top-p, 1)."),
     top_k: int = TopKOpt,
     top_p: float = TopPOpt,
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " Used by the jobs that sample (Scenarios)."),
@@ -60,7 +62,9 @@ def dashboard(
     from forecaster.core.device import resolve_device
     from forecaster.core.sampler import SamplingConfig
 
-    sampling = SamplingConfig(temperature, top_k, top_p)  # for the Scenarios page's jobs; refused before serving
+    sampling = None  # each scenario samples as its base forecast did
+    if (temperature, top_k, top_p) != (None, None, None):  # refused before serving
+        sampling = SamplingConfig(1.0 if temperature is None else temperature, top_k, top_p)
     dev = resolve_device(device)  # an unusable GPU is refused before serving
     if not runs.exists():
         typer.echo(f"note: {runs} does not exist yet; the pages explain how to make a run (or run `forecaster demo`).", err=True)
