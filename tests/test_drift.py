@@ -17,11 +17,12 @@ import torch
 
 from forecaster.cli import main
 from forecaster.market.drift import (DRIFT_FILE, DriftCalibration, DriftError, SeriesDrift, default_series,
-                                     fit_drift, history_abs_target, history_target, load_drift, newton_step)
+                                     fit_drift, history_abs_target, history_spike_target, history_target, load_drift,
+                                     newton_step)
 
 SERIES = ["SPX", "VIX", "UST10Y"]
 AS_OF = "2014-12-31"
-FIT = dict(n_origins=3, n_paths=6, horizon=30, rounds=2, min_days=20)
+FIT = dict(n_origins=3, n_paths=6, horizon=30, rounds=2, min_days=20, match=("mean", "spread", "spikes"))
 
 
 def _write(panel: pd.DataFrame, path) -> str:
@@ -44,11 +45,12 @@ def run(tmp_path_factory, frame):
     return run, data
 
 
-def _manual(pipe, lam: float, kappa: float = 0.0) -> DriftCalibration:
+def _manual(pipe, lam: float, kappa: float = 0.0, eta: float = 0.0) -> DriftCalibration:
     edges = [15.0, 25.0]
-    return DriftCalibration(pipe.model_hash, AS_OF, 1.0, {"VIX": SeriesDrift(edges, [lam] * 3, [0.0] * 3, [1] * 3,
-                                                                             kappa=[kappa] * 3)},
-                            [], 0, 0, 0)
+    d = SeriesDrift(edges, [lam] * 3, [0.0] * 3, [1] * 3, kappa=[kappa] * 3)
+    if eta:
+        d.spike, d.eta = 8.0, [eta] * 3
+    return DriftCalibration(pipe.model_hash, AS_OF, 1.0, {"VIX": d}, [], 0, 0, 0)
 
 
 def _vix_changes(fc) -> np.ndarray:
@@ -89,31 +91,50 @@ def test_the_spread_tilt_widens_or_narrows_vix_by_its_sign(run):
         fc = pipe.predict(data, "2016-06-30", n_paths=16, horizon=20, seed=3, temperature=1.0)
         spread[kappa] = float(np.abs(_vix_changes(fc)).mean())
     assert spread[-0.1] < 0.85 * spread[0.0] and spread[0.1] > 1.15 * spread[0.0]
+    spikes = {}
+    for eta in (-1.5, 1e-12, 1.5):  # spike: a VIX log change above 8 %
+        pipe.drift = _manual(pipe, 0.0, 0.0, eta)
+        fc = pipe.predict(data, "2016-06-30", n_paths=16, horizon=20, seed=3, temperature=1.0)
+        spikes[eta] = float((_vix_changes(fc) > 8.0).mean())
+    assert spikes[-1.5] < 0.6 * spikes[1e-12] and spikes[1.5] > 1.5 * spikes[1e-12] > 0
 
 
-def test_one_newton_step_recovers_a_small_tilt_of_both_moments():
+def _sums(v, w, spike=None):
+    """path_bucket_stats' sums for a "sample" of weights ``w`` over values ``v`` (a count of 1e6 days)."""
+    f = [v, np.abs(v)] + ([(v > spike).astype(float)] if spike is not None else [])
+    f = np.stack(f, axis=-1)
+    n = 1e6
+    return n * (w[:, None] * f).sum(0), n * (w[:, None, None] * f[:, :, None] * f[:, None, :]).sum(0), n
+
+
+def test_newton_steps_recover_a_tilt_of_the_mean_spread_and_spikes():
     rng = np.random.default_rng(0)
     v = np.linspace(-30, 30, 121)
     p = np.exp(-np.abs(v) / 5) * (1 + 0.2 * rng.random(len(v)))
     p /= p.sum()
 
-    def sums(w):  # path_bucket_stats' five sums for a "sample" of weight w (a count of 1e6 rows)
-        n = 1e6
-        return [n * (w * v).sum(), n * (w * v ** 2).sum(), n, n * (w * np.abs(v)).sum(), n * (w * v * np.abs(v)).sum()]
+    def tilted(theta, spike=None):
+        f = [v, np.abs(v)] + ([(v > spike).astype(float)] if spike is not None else [])
+        w = p * np.exp(sum(t * x for t, x in zip(theta, f)))
+        return w / w.sum(), np.stack(f, axis=-1)
 
-    lam, kappa = 0.01, 0.02
-    q = p * np.exp(lam * v + kappa * np.abs(v))
-    q /= q.sum()
-    target, target_abs = (q * v).sum(), (q * np.abs(v)).sum()
-    dl, dk = newton_step(sums(p), target, target_abs)
-    assert dl == pytest.approx(lam, rel=0.3) and dk == pytest.approx(kappa, rel=0.3)
-    fit = np.array([0.0, 0.0])
-    for _ in range(4):  # Newton's steps, each from the tilted moments: the Jacobian is right if they converge
-        w = p * np.exp(fit[0] * v + fit[1] * np.abs(v))
-        fit += newton_step(sums(w / w.sum()), target, target_abs)
-    assert fit == pytest.approx([lam, kappa], rel=1e-4)
+    for truth, spike in (([0.01, 0.02], None), ([0.01, 0.02, 0.4], 10.0)):
+        q, f = tilted(truth, spike)
+        target = (q[:, None] * f).sum(0)
+        first = newton_step(*_sums(v, p, spike), target)
+        assert first == pytest.approx(truth, rel=0.7)  # an indicator's tilt is far from linear
+        fit = np.zeros(len(truth))
+        for _ in range(5):  # Newton's steps, each from the tilted moments: the Jacobian is right if they converge
+            fit += newton_step(*_sums(v, tilted(fit, spike)[0], spike), target)
+        assert fit == pytest.approx(truth, rel=1e-4)
+    # the mean only: the gap over the variance
     m = (p * v).sum()
-    assert newton_step(sums(p), target, None) == pytest.approx(((target - m) / ((p * v * v).sum() - m * m), 0.0))
+    s1, s2, n = _sums(v, p)
+    assert newton_step(s1[:1], s2[:1, :1], n, [0.5]) == pytest.approx([(0.5 - m) / ((p * v * v).sum() - m * m)])
+    # a bucket without a spike: the spike's tilt stays, the others still move
+    s1, s2, n = _sums(v, p, spike=100.0)
+    step = newton_step(s1, s2, n, [0.5, 6.0, 0.01])
+    assert step[2] == 0.0 and step[0] != 0.0 and step[1] != 0.0
 
 
 def test_the_fast_sampler_equals_the_reference_with_the_tilt(run):
@@ -125,7 +146,7 @@ def test_the_fast_sampler_equals_the_reference_with_the_tilt(run):
 
     run_dir, data = run
     pipe = ForecastPipeline.from_run(run_dir)
-    pipe.drift = _manual(pipe, 0.15)
+    pipe.drift = _manual(pipe, 0.15, 0.05, 0.8)   # every term of the tilt
     builder = pipe.panel_builder(data)
     panel = builder.build("2016-06-30")[pipe.series]
     index_levels = yoy_index_levels(builder)
@@ -159,6 +180,8 @@ def test_the_fit_cannot_see_past_the_as_of_date(run, frame, tmp_path):
     assert moved.series["VIX"].lam == vix.lam and moved.series["VIX"].target == vix.target
     assert moved.series["VIX"].kappa == vix.kappa and moved.series["VIX"].target_abs == vix.target_abs
     assert any(k != 0 for k in vix.kappa) and len(vix.sampled_abs) == FIT["rounds"]
+    assert moved.series["VIX"].eta == vix.eta and moved.series["VIX"].spike == vix.spike
+    assert len(vix.sampled_spike) == FIT["rounds"] and vix.match == ("mean", "spread", "spikes")
 
     inside = frame.copy()
     days = inside.index[inside.index <= pd.Timestamp(AS_OF)]
@@ -180,6 +203,9 @@ def test_history_target_is_the_mean_change_by_the_day_befores_level():
     assert days == [int(low.sum()), int((~low).sum())]
     assert history_abs_target(levels, get("log_return"), edges) == pytest.approx(
         [np.abs(change[low]).mean(), np.abs(change[~low]).mean()])
+    spike, share = history_spike_target(levels, get("log_return"), edges, quantile=0.8)
+    assert spike == pytest.approx(np.quantile(change, 0.8))
+    assert share == pytest.approx([(change[low] > spike).mean(), (change[~low] > spike).mean()])
 
 
 def test_a_mean_only_file_still_reads_and_a_bad_kappa_is_refused():

@@ -39,8 +39,9 @@ def calibrate(
     drift_series: str = typer.Option(None, "--drift-series", help="Comma-separated series for --drift (default: the "
                                      "daily stationary series modeled by their changes)."),
     drift_rounds: int = typer.Option(4, "--drift-rounds", help="Rounds of the drift fit."),
-    drift_spread: bool = typer.Option(True, "--drift-spread/--drift-mean-only", help="With --drift: match history's "
-                                      "mean absolute change per level bucket too (a spread tilt), or only its mean."),
+    drift_match: str = typer.Option("mean,spread", "--drift-match", help="With --drift: the statistics of each "
+                                    "level bucket's daily change matched to history: mean (always), spread (the mean "
+                                    "absolute change), spikes (the share of days above history's 97th percentile)."),
     keep_temperature: bool = typer.Option(False, "--keep-temperature", help="With --drift: keep the run's recorded "
                                           "temperature (calibration.json) and fit only the drift."),
     threads: int = threads_option(None),
@@ -80,7 +81,8 @@ def calibrate(
         cal = load_calibration(run)
         temp = None if cal is None or dry_run else cal.temperature
         names = [s.strip() for s in drift_series.split(",") if s.strip()] if drift_series else None
-        fit = fit_drift(run, data, names, rounds=drift_rounds, temperature=temp, save=not dry_run, spread=drift_spread,
+        fit = fit_drift(run, data, names, rounds=drift_rounds, temperature=temp, save=not dry_run,
+                        match=["mean", *(m.strip() for m in drift_match.split(",") if m.strip() and m.strip() != "mean")],
                         progress=say or (lambda line: typer.echo(line, err=True)))
         for name, d in fit.series.items():
             typer.echo(f"{name} drift, by the day before's level (edges {', '.join(f'{e:.4g}' for e in d.edges)}):")
@@ -93,6 +95,12 @@ def calibrate(
                 typer.echo("  mean |change|, paths   " + " ".join("    -" if m is None else f"{m:.3f}"
                                                                 for m in d.sampled_abs[-1]))
                 typer.echo("  kappa   " + " ".join(f"{v:+.3f}" for v in d.kappa))
+            if d.eta:
+                typer.echo(f"  spike days (change above {d.spike:.3g}) %, history "
+                           + " ".join(f"{100 * t:.2f}" for t in d.target_spike))
+                typer.echo("  spike days %, paths   " + " ".join("    -" if m is None else f"{100 * m:.2f}"
+                                                                for m in d.sampled_spike[-1]))
+                typer.echo("  eta     " + " ".join(f"{v:+.3f}" for v in d.eta))
         where = "not written (--dry-run)" if dry_run else f"written to {run / 'drift.json'}"
         typer.echo(f"drift tilts at temperature {fit.temperature:g}, {len(fit.origins)} origins x {fit.n_paths} paths "
                    f"x {fit.rounds} rounds ({fit.seconds:.0f} s): {where}")

@@ -24,7 +24,11 @@ bucket matches history's mean absolute change as well:
 the least change that gives both moments; ``kappa_b > 0`` widens the day's draw in that
 bucket, ``< 0`` narrows it. A mean tilt alone moves the level's drift but not its
 day-to-day spread, and from a calm origin the model's VIX paths are too quiet: their
-daily changes below VIX 13 are narrower than history's (docs/PERFORMANCE.md). The rest of the row (the series drawn after it) and
+daily changes below VIX 13 are narrower than history's (docs/PERFORMANCE.md). With the
+spikes (``match`` with ``"spikes"``), a third term ``eta_b · [value > spike]`` matches the
+share of days whose change tops history's 97th percentile (VIX: about +10 % in a day), the
+rare days that end a calm spell; the model puts them at about two thirds of history's
+rate after a calm day (``benchmarks/bench_onestep.py``). The rest of the row (the series drawn after it) and
 every later day respond as the model has learnt: the tilt moves the level's drift, not
 the co-movement.
 
@@ -33,8 +37,8 @@ change per bucket, on the days to the run's as-of date. The model samples paths 
 origins spread over the same days (the panel as of each origin), at the run's sampling
 temperature, with the current tilts; each bucket's ``lambda`` moves by the gap between
 the target and the paths' mean, divided by the paths' variance in that bucket (the
-derivative of a tilted mean; with the spread, the gaps in both moments times the inverse
-of the paths' 2 x 2 covariance of ``value`` and ``|value|``, a Newton step), damped, for ``rounds`` rounds (raking, as the synthesis
+derivative of a tilted mean; with more statistics, the gaps in all of them times the
+inverse of the paths' covariance of the statistics, a Newton step), damped, for ``rounds`` rounds (raking, as the synthesis
 mode's marginal calibration does). The tilt is applied after the temperature, so it
 means the same at every temperature. Nothing after the as-of date is read.
 
@@ -66,6 +70,9 @@ MIN_DAYS = 200      # sampled days a bucket needs before its tilt moves
 DAMPING = 0.7       # of the Newton step per round
 MAX_LAMBDA = 0.2    # |lambda| at most (model units: per % of log change)
 MAX_KAPPA = 0.1     # |kappa| at most (per % of absolute change: exp(0.1 x 30) = 20x at a 30 % day)
+MAX_ETA = 1.5       # |eta| at most: a spike's odds times exp(1.5) = 4.5 at most
+SPIKE_QUANTILE = 0.97  # a spike: a change above this quantile of history's changes
+MATCHES = ("mean", "spread", "spikes")  # the statistics a fit can match, in this order; "mean" always
 CALIBRATION_SEED = 2_000_000  # the fit samples its own seeds, never a reported forecast's
 
 
@@ -85,6 +92,15 @@ class SeriesDrift:
     kappa: list[float] = field(default_factory=list)           # per bucket: the tilt on |change| (spread); empty: none
     target_abs: list[float] = field(default_factory=list)      # history's mean |change| per bucket (model units)
     sampled_abs: list[list[float]] = field(default_factory=list)  # per round: the paths' mean |change| per bucket
+    spike: float | None = None                                 # a spike: a change above this (model units); None: none
+    eta: list[float] = field(default_factory=list)             # per bucket: the tilt on a spike
+    target_spike: list[float] = field(default_factory=list)    # history's share of spike days per bucket
+    sampled_spike: list[list[float]] = field(default_factory=list)  # per round: the paths' share per bucket
+
+    @property
+    def match(self) -> tuple[str, ...]:
+        """The statistics this tilt matches (``MATCHES``)."""
+        return ("mean",) + (("spread",) if self.kappa else ()) + (("spikes",) if self.eta else ())
 
     def bucket(self, level: np.ndarray) -> np.ndarray:
         """The bucket index of each previous-day level; bucket ``b`` holds ``edges[b-1] <= level < edges[b]``."""
@@ -128,6 +144,9 @@ class DriftCalibration:
             if s.kappa and len(s.kappa) != len(s.lam):
                 raise DriftError(f"{name}: needs one kappa (spread tilt) per bucket or none "
                                  f"({len(s.lam)} buckets, {len(s.kappa)} kappas)")
+            if s.eta and (len(s.eta) != len(s.lam) or s.spike is None):
+                raise DriftError(f"{name}: needs a spike threshold and one eta (spike tilt) per bucket, or neither "
+                                 f"({len(s.lam)} buckets, {len(s.eta)} etas, spike {s.spike})")
         return out
 
 
@@ -207,9 +226,28 @@ def history_abs_target(levels: pd.Series, transform, edges: Sequence[float]) -> 
     return [float(np.abs(values[b == k]).mean()) if (b == k).any() else 0.0 for k in range(len(edges) + 1)]
 
 
+def history_spike_target(levels: pd.Series, transform, edges: Sequence[float],
+                         quantile: float = SPIKE_QUANTILE) -> tuple[float, list[float]]:
+    """The spike threshold (``quantile`` of history's changes) and history's share of spike days per bucket."""
+    values, prev = _history_changes(levels, transform)
+    spike = float(np.quantile(values, quantile))
+    b = np.searchsorted(np.asarray(edges), prev, side="right")
+    return spike, [float((values[b == k] > spike).mean()) if (b == k).any() else 0.0 for k in range(len(edges) + 1)]
+
+
+def statistics(values: np.ndarray, drift: SeriesDrift) -> np.ndarray:
+    """``(n, k)``: the statistics of each change that ``drift`` matches: the change, ``|change|``, ``[change > spike]``."""
+    cols = [values]
+    if drift.kappa:
+        cols.append(np.abs(values))
+    if drift.eta:
+        cols.append((values > drift.spike).astype(np.float64))
+    return np.stack(cols, axis=-1)
+
+
 class DriftTilt:
-    """A ``step_mask`` for the ``DaySampler`` that adds each path's tilt ``lambda_b · value + kappa_b · |value|``
-    at a calibrated series' slot.
+    """A ``step_mask`` for the ``DaySampler`` that adds each path's tilt ``lambda_b · value + kappa_b · |value|
+    + eta_b · [value > spike]`` (the terms the fit matched) at a calibrated series' slot.
 
     ``levels``: a callable giving every path's levels of its newest day ``(paths, series)`` (the
     ``PathFeatures`` callback's ``levels``, which the sampler updates after each day). The bias is
@@ -220,7 +258,7 @@ class DriftTilt:
     def __init__(self, tokenizer, drift: DriftCalibration, levels: Callable[[], np.ndarray], temperature: float) -> None:
         self.levels = levels
         V = tokenizer.vocab_size
-        self.slots: dict[int, tuple[int, SeriesDrift, torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
+        self.slots: dict[int, tuple] = {}   # slot -> (column, its drift, values, lambda, kappa or None, (eta, spike mask) or None)
         for name, s in drift.series.items():
             j = list(tokenizer.columns).index(name)
             ids = tokenizer.column_vocab(name)
@@ -232,26 +270,34 @@ class DriftTilt:
             t = float(max(temperature, 1e-6))
             lam = torch.tensor(s.lam, dtype=torch.float64) * t
             kappa = torch.tensor(s.kappa, dtype=torch.float64) * t if any(s.kappa) else None
-            self.slots[tokenizer.column_slots(name).start] = (j, s, torch.from_numpy(v), lam, kappa)
+            eta = None
+            if any(s.eta):
+                spikes = np.zeros(V)
+                spikes[ids.start:ids.stop] = np.asarray(values, dtype=np.float64) > s.spike   # NaN: no spike
+                eta = (torch.tensor(s.eta, dtype=torch.float64) * t, torch.from_numpy(spikes))
+            self.slots[tokenizer.column_slots(name).start] = (j, s, torch.from_numpy(v), lam, kappa, eta)
 
     def __call__(self, prefix: torch.Tensor) -> torch.Tensor | None:
         hit = self.slots.get(prefix.shape[1])
         if hit is None:
             return None
-        j, s, v, lam, kappa = hit
+        j, s, v, lam, kappa, eta = hit
         level = self.levels()[:, j]
         b = torch.from_numpy(s.bucket(np.where(np.isfinite(level), level, -np.inf)))
         tilt = lam[b][:, None] * v[None, :]                        # (paths, V)
         if kappa is not None:
             tilt += kappa[b][:, None] * v.abs()[None, :]
+        if eta is not None:
+            tilt += eta[0][b][:, None] * eta[1][None, :]
         if np.isnan(level).any():                                  # no level: no tilt
             tilt[torch.from_numpy(np.isnan(level))] = 0.0
         return tilt
 
 
 def path_bucket_stats(paths: np.ndarray, origin: float, transform, drift: SeriesDrift
-                      ) -> tuple[np.ndarray, ...]:
-    """Per bucket of the previous level: sum, sum of squares, count, sum of ``|v|`` and of ``v·|v|`` of the paths' changes ``v``.
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bucket of the previous level: the sums of the matched statistics ``f`` of the paths' changes
+    (``statistics``), of ``f f^T``, and the count: ``(buckets, k)``, ``(buckets, k, k)``, ``(buckets,)``.
 
     ``paths``: (paths, days) levels of one series; ``origin``: its level at the origin.
     """
@@ -259,46 +305,49 @@ def path_bucket_stats(paths: np.ndarray, origin: float, transform, drift: Series
     vals = np.stack([np.asarray(transform.forward(p), dtype=np.float64)[1:] for p in full])  # (paths, days)
     prev = full[:, :-1]
     ok = np.isfinite(vals) & np.isfinite(prev)
-    b = drift.bucket(np.where(ok, prev, 0.0))
-    n = len(drift.edges) + 1
-    v, bk = vals[ok], b[ok]
-    out = [np.zeros(n) for _ in range(5)]
-    for acc, x in zip(out, (v, v ** 2, np.ones_like(v), np.abs(v), v * np.abs(v))):
-        np.add.at(acc, bk, x)
-    return tuple(out)
+    b = drift.bucket(np.where(ok, prev, 0.0))[ok]
+    f = statistics(vals[ok], drift)                                                         # (n, k)
+    n, k = len(drift.edges) + 1, f.shape[1]
+    s1, s2, c = np.zeros((n, k)), np.zeros((n, k, k)), np.zeros(n)
+    np.add.at(s1, b, f)
+    np.add.at(s2, b, f[:, :, None] * f[:, None, :])
+    np.add.at(c, b, 1.0)
+    return s1, s2, c
 
 
-def newton_step(stats: Sequence[float], target: float, target_abs: float | None) -> tuple[float, float]:
-    """One bucket's undamped step ``(d lambda, d kappa)`` from the paths' sums (``path_bucket_stats``) to history's moments.
+def newton_step(s1: np.ndarray, s2: np.ndarray, count: float, target: Sequence[float]) -> np.ndarray:
+    """One bucket's undamped step of its tilts (``lambda``, then ``kappa``, ``eta`` as matched) to history's ``target``.
 
-    Mean only (``target_abs`` None): the gap over the variance. With the spread: the gaps in
-    the mean and the mean ``|v|`` times the inverse covariance of ``(v, |v|)``, which is the
-    Jacobian of the tilted moments; a nearly singular covariance (every change of one sign)
-    falls back to the mean's step.
+    ``s1`` (k,), ``s2`` (k, k), ``count``: the bucket's sums (``path_bucket_stats``). The step is
+    the gaps in the statistics' means times the inverse of their covariance under the paths,
+    the Jacobian of the tilted means (mean only: the gap over the variance). Where the covariance
+    is nearly singular (no spike in the bucket, every change of one sign), the last statistics
+    are left out of the step (their tilts do not move) until it is not.
     """
-    s1, s2, c, sa, sva = stats
-    m, q = s1 / c, s2 / c
-    var = q - m * m
-    if target_abs is None or var <= 0:
-        return ((target - m) / var if var > 0 else 0.0), 0.0
-    a, r = sa / c, sva / c
-    cov = np.array([[var, r - m * a], [r - m * a, q - a * a]])
-    if np.linalg.det(cov) <= 1e-6 * var * cov[1, 1]:
-        return (target - m) / var, 0.0
-    dl, dk = np.linalg.solve(cov, np.array([target - m, target_abs - a]))
-    return float(dl), float(dk)
+    mean = s1 / count
+    cov = s2 / count - np.outer(mean, mean)
+    gap = np.asarray(target, dtype=np.float64) - mean
+    step = np.zeros(len(mean))
+    for k in range(len(mean), 0, -1):
+        c = cov[:k, :k]
+        scale = np.prod(np.clip(np.diag(c), 0.0, None))
+        if scale > 0 and np.linalg.det(c) > 1e-6 * scale:
+            step[:k] = np.linalg.solve(c, gap[:k])
+            break
+    return step
 
 
 def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = None, *, n_origins: int = 16,
               n_paths: int = 48, horizon: int = 250, rounds: int = 4, temperature: float | None = None,
-              min_days: int = MIN_DAYS, spread: bool = True,
+              min_days: int = MIN_DAYS, match: Sequence[str] = ("mean", "spread"),
               save: bool = True, progress: Callable[[str], None] | None = None) -> DriftCalibration:
     """Fit the run's drift tilts (module doc); write ``drift.json`` unless ``save`` is False.
 
     ``n_origins`` origins evenly spaced over the run's days (after a context and a year of
     inputs), ``n_paths`` paths of ``horizon`` days each per round; a bucket's tilt moves only
-    when the round's paths spent ``min_days`` days in it. ``spread``: match history's mean
-    absolute change per bucket too (``kappa``), not only its mean.
+    when the round's paths spent ``min_days`` days in it. ``match``: the statistics matched per
+    bucket (``MATCHES``): the mean change always, the mean absolute change (``"spread"``,
+    ``kappa``) and the share of spike days (``"spikes"``, ``eta``) as asked.
     """
     from forecaster.core.sampler import SamplingConfig  # deferred: torch-heavy imports
     from forecaster.market.inputs import yoy_index_levels
@@ -323,6 +372,9 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
     bad = [s for s in names if not transforms[s].models_changes]
     if bad:
         raise DriftError(f"{', '.join(bad)}: modeled as levels, not changes; the drift tilt is for changes")
+    odd = [m for m in match if m not in MATCHES]
+    if odd:
+        raise DriftError(f"unknown drift statistic {', '.join(odd)}; choose among {', '.join(MATCHES)}")
     temp = float(temperature if temperature is not None else
                  (pipe.calibration.temperature if pipe.calibration is not None else 1.0))
     builder = pipe.panel_builder(data)
@@ -331,9 +383,13 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
     for s in names:
         edges, target, days = history_target(full[s].rename(s), transforms[s])
         zeros = [0.0] * (len(edges) + 1)
-        drift_series[s] = SeriesDrift(edges, list(zeros), target, days, kappa=list(zeros) if spread else [],
-                                      target_abs=history_abs_target(full[s].rename(s), transforms[s], edges)
-                                      if spread else [])
+        d = SeriesDrift(edges, list(zeros), target, days)
+        if "spread" in match:
+            d.kappa, d.target_abs = list(zeros), history_abs_target(full[s].rename(s), transforms[s], edges)
+        if "spikes" in match:
+            d.spike, d.target_spike = history_spike_target(full[s].rename(s), transforms[s], edges)
+            d.eta = list(zeros)
+        drift_series[s] = d
     need = pipe.model.config.context_rows + 300       # the prompt and the slow inputs' windows
     first = full.index[min(need, len(full) - 1)]
     candidates = full.index[(full.index >= first)]
@@ -345,7 +401,7 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
                            [str(o.date()) for o in origins], n_paths, horizon, rounds, data or run.data)
     for r in range(rounds):
         pipe.drift = cal
-        totals = {s: [np.zeros(len(d.lam)) for _ in range(5)] for s, d in drift_series.items()}
+        totals = {s: None for s in drift_series}
         for k, (origin, panel) in enumerate(zip(origins, panels)):
             fc = pipe.predict(panel, as_of=origin, n_paths=n_paths, horizon=horizon,
                               seed=CALIBRATION_SEED + 1000 * r + k, sampling=SamplingConfig(temp),
@@ -353,28 +409,34 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
             for s, d in drift_series.items():
                 j = fc.series.index(s)
                 stats = path_bucket_stats(fc.paths[:, :, j], float(panel[s].iloc[-1]), transforms[s], d)
-                for acc, x in zip(totals[s], stats):
-                    acc += x
+                totals[s] = stats if totals[s] is None else tuple(a + x for a, x in zip(totals[s], stats))
         for s, d in drift_series.items():
-            c = totals[s][2]
-            mean = np.where(c > 0, totals[s][0] / np.maximum(c, 1), np.nan)
-            d.sampled.append([None if not np.isfinite(m) else round(float(m), 5) for m in mean])
-            if spread:
-                mabs = np.where(c > 0, totals[s][3] / np.maximum(c, 1), np.nan)
-                d.sampled_abs.append([None if not np.isfinite(m) else round(float(m), 5) for m in mabs])
+            s1, s2, c = totals[s]
+            means = np.where(c[:, None] > 0, s1 / np.maximum(c, 1)[:, None], np.nan)   # (buckets, k)
+            rounded = [[None if not np.isfinite(m) else round(float(m), 5) for m in col] for col in means.T]
+            d.sampled.append(rounded[0])
+            if d.kappa:
+                d.sampled_abs.append(rounded[1])
+            if d.eta:
+                d.sampled_spike.append(rounded[-1])
             for b in range(len(d.lam)):
                 if c[b] < min_days:
                     continue
-                dl, dk = newton_step([t[b] for t in totals[s]], d.target[b], d.target_abs[b] if spread else None)
-                d.lam[b] = float(np.clip(d.lam[b] + DAMPING * dl, -MAX_LAMBDA, MAX_LAMBDA))
-                if spread:
-                    d.kappa[b] = float(np.clip(d.kappa[b] + DAMPING * dk, -MAX_KAPPA, MAX_KAPPA))
+                target = [d.target[b]] + ([d.target_abs[b]] if d.kappa else []) + ([d.target_spike[b]] if d.eta else [])
+                step = DAMPING * newton_step(s1[b], s2[b], c[b], target)
+                d.lam[b] = float(np.clip(d.lam[b] + step[0], -MAX_LAMBDA, MAX_LAMBDA))
+                if d.kappa:
+                    d.kappa[b] = float(np.clip(d.kappa[b] + step[1], -MAX_KAPPA, MAX_KAPPA))
+                if d.eta:
+                    d.eta[b] = float(np.clip(d.eta[b] + step[-1], -MAX_ETA, MAX_ETA))
         if progress:
             progress(f"round {r + 1}/{rounds}: " + "; ".join(
                 f"{s} paths {', '.join(f'{m:+.2f}' if m is not None else '-' for m in d.sampled[-1])} "
                 f"vs history {', '.join(f'{t:+.2f}' for t in d.target)}"
                 + (f"; mean |change| {', '.join(f'{m:.2f}' if m is not None else '-' for m in d.sampled_abs[-1])} "
-                   f"vs {', '.join(f'{t:.2f}' for t in d.target_abs)}" if spread else "")
+                   f"vs {', '.join(f'{t:.2f}' for t in d.target_abs)}" if d.kappa else "")
+                + (f"; spike days % {', '.join(f'{100 * m:.1f}' if m is not None else '-' for m in d.sampled_spike[-1])} "
+                   f"vs {', '.join(f'{100 * t:.1f}' for t in d.target_spike)}" if d.eta else "")
                 for s, d in drift_series.items()))
     pipe.drift = None
     cal.seconds = round(time.perf_counter() - t0, 1)
