@@ -39,7 +39,7 @@ def calibrate(
     drift_series: str = typer.Option(None, "--drift-series", help="Comma-separated series for --drift (default: the "
                                      "daily stationary series modeled by their changes)."),
     drift_rounds: int = typer.Option(4, "--drift-rounds", help="Rounds of the drift fit."),
-    drift_match: str = typer.Option("mean,spread", "--drift-match", help="With --drift: the statistics of each "
+    drift_match: str = typer.Option("mean,spread,spikes", "--drift-match", help="With --drift: the statistics of each "
                                     "level bucket's daily change matched to history: mean (always), spread (the mean "
                                     "absolute change), spikes (the share of days above history's 97th percentile)."),
     keep_temperature: bool = typer.Option(False, "--keep-temperature", help="With --drift: keep the run's recorded "

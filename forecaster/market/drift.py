@@ -16,7 +16,7 @@ series on a day whose previous level lies in bucket ``b`` is tilted exponentiall
     p'(value) ∝ p(value) · exp(lambda_b · value)        (value in model units, e.g. % log change)
 
 the least change of the model's distribution (in Kullback-Leibler divergence) that
-moves its mean by a given amount. With the spread (the default), a second term per
+moves its mean by a given amount. With the spread, a second term per
 bucket matches history's mean absolute change as well:
 
     p'(value) ∝ p(value) · exp(lambda_b · value + kappa_b · |value|)
@@ -24,11 +24,11 @@ bucket matches history's mean absolute change as well:
 the least change that gives both moments; ``kappa_b > 0`` widens the day's draw in that
 bucket, ``< 0`` narrows it. A mean tilt alone moves the level's drift but not its
 day-to-day spread, and from a calm origin the model's VIX paths are too quiet: their
-daily changes below VIX 13 are narrower than history's (docs/PERFORMANCE.md). With the
-spikes (``match`` with ``"spikes"``), a third term ``eta_b · [value > spike]`` matches the
-share of days whose change tops history's 97th percentile (VIX: about +10 % in a day), the
-rare days that end a calm spell; the model puts them at about two thirds of history's
-rate after a calm day (``benchmarks/bench_onestep.py``). The rest of the row (the series drawn after it) and
+daily changes below VIX 11 are 10 % narrower than history's (docs/PERFORMANCE.md). With the
+spikes, a third term ``eta_b · [value > spike]`` matches the share of days whose change
+tops history's 97th percentile (VIX: a rise of 12.7 % in a day), the rare days that end a
+calm spell; untilted, the model draws them on 1.7 % of the days after a VIX below 11,
+against history's 3.1 %. The default fit matches all three (``MATCHES``). The rest of the row (the series drawn after it) and
 every later day respond as the model has learnt: the tilt moves the level's drift, not
 the co-movement.
 
@@ -339,7 +339,7 @@ def newton_step(s1: np.ndarray, s2: np.ndarray, count: float, target: Sequence[f
 
 def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = None, *, n_origins: int = 16,
               n_paths: int = 48, horizon: int = 250, rounds: int = 4, temperature: float | None = None,
-              min_days: int = MIN_DAYS, match: Sequence[str] = ("mean", "spread"),
+              min_days: int = MIN_DAYS, match: Sequence[str] = MATCHES,
               save: bool = True, progress: Callable[[str], None] | None = None) -> DriftCalibration:
     """Fit the run's drift tilts (module doc); write ``drift.json`` unless ``save`` is False.
 
