@@ -16,13 +16,14 @@ import pytest
 import torch
 
 from forecaster.cli import main
-from forecaster.market.drift import (DRIFT_FILE, DriftCalibration, DriftError, SeriesDrift, default_series,
+from forecaster.market.drift import (DRIFT_FILE, DriftCalibration, DriftError, PairDrift, SeriesDrift, default_series,
                                      fit_drift, history_abs_target, history_spike_target, history_target, load_drift,
-                                     newton_step)
+                                     newton_step, parse_pairs)
 
 SERIES = ["SPX", "VIX", "UST10Y"]
 AS_OF = "2014-12-31"
-FIT = dict(n_origins=3, n_paths=6, horizon=30, rounds=2, min_days=20, match=("mean", "spread", "spikes"))
+FIT = dict(n_origins=3, n_paths=6, horizon=30, rounds=2, min_days=20, match=("mean", "spread", "spikes"),
+           pairs=[("SPX", "UST10Y")])
 
 
 def _write(panel: pd.DataFrame, path) -> str:
@@ -45,12 +46,14 @@ def run(tmp_path_factory, frame):
     return run, data
 
 
-def _manual(pipe, lam: float, kappa: float = 0.0, eta: float = 0.0) -> DriftCalibration:
+def _manual(pipe, lam: float, kappa: float = 0.0, eta: float = 0.0, gamma: float = 0.0,
+            pair: tuple[str, str] = ("SPX", "UST10Y")) -> DriftCalibration:
     edges = [15.0, 25.0]
     d = SeriesDrift(edges, [lam] * 3, [0.0] * 3, [1] * 3, kappa=[kappa] * 3)
     if eta:
         d.spike, d.eta = 8.0, [eta] * 3
-    return DriftCalibration(pipe.model_hash, AS_OF, 1.0, {"VIX": d}, [], 0, 0, 0)
+    pairs = [PairDrift(*pair, [2000.0], [gamma] * 2, [0.0] * 2, [1] * 2)] if gamma else []
+    return DriftCalibration(pipe.model_hash, AS_OF, 1.0, {"VIX": d}, [], 0, 0, 0, pairs=pairs)
 
 
 def _vix_changes(fc) -> np.ndarray:
@@ -107,6 +110,34 @@ def _sums(v, w, spike=None):
     return n * (w[:, None] * f).sum(0), n * (w[:, None, None] * f[:, :, None] * f[:, None, :]).sum(0), n
 
 
+def test_a_pair_tilt_moves_the_co_movement_the_way_its_sign_says(run):
+    from forecaster.market.pipeline import ForecastPipeline
+
+    run_dir, data = run
+    pipe = ForecastPipeline.from_run(run_dir)
+    corr = {}
+    for gamma in (-10.0, 1e-12, 10.0):
+        pipe.drift = _manual(pipe, 0.0, gamma=gamma)
+        fc = pipe.predict(data, "2016-06-30", n_paths=32, horizon=20, seed=3, temperature=1.0)
+        full = np.concatenate([fc.history[fc.series].iloc[-1:].to_numpy()[None].repeat(32, 0), fc.paths], axis=1)
+        spx = np.diff(np.log(full[:, :, fc.series.index("SPX")]), axis=1).ravel()
+        ust = np.diff(full[:, :, fc.series.index("UST10Y")], axis=1).ravel()
+        corr[gamma] = float(np.corrcoef(spx, ust)[0, 1])
+    assert fc.meta["drift"]["pairs"] == ["SPX:UST10Y"]
+    assert corr[-10.0] < corr[1e-12] - 0.1 and corr[10.0] > corr[1e-12] + 0.1
+    pipe.drift = _manual(pipe, 0.0, gamma=1.0, pair=("UST10Y", "SPX"))   # the series drawn first cannot follow
+    with pytest.raises(DriftError, match="drawn before"):
+        pipe.predict(data, "2016-06-30", n_paths=2, horizon=2, seed=3, temperature=1.0)
+
+
+def test_drift_pairs_parse_or_say_what_is_wrong():
+    assert parse_pairs("UST2Y:UST10Y, SPX:XLK") == [("UST2Y", "UST10Y"), ("SPX", "XLK")]
+    assert parse_pairs(None) == [] and parse_pairs(["A:B"]) == [("A", "B")]
+    for bad in ("UST2Y", "UST2Y:UST2Y", "A:B:C", ":B"):
+        with pytest.raises(DriftError, match="DRIVER:SERIES"):
+            parse_pairs(bad)
+
+
 def test_newton_steps_recover_a_tilt_of_the_mean_spread_and_spikes():
     rng = np.random.default_rng(0)
     v = np.linspace(-30, 30, 121)
@@ -146,7 +177,7 @@ def test_the_fast_sampler_equals_the_reference_with_the_tilt(run):
 
     run_dir, data = run
     pipe = ForecastPipeline.from_run(run_dir)
-    pipe.drift = _manual(pipe, 0.15, 0.05, 0.8)   # every term of the tilt
+    pipe.drift = _manual(pipe, 0.15, 0.05, 0.8, gamma=4.0)   # every term of the tilt, and a pair
     builder = pipe.panel_builder(data)
     panel = builder.build("2016-06-30")[pipe.series]
     index_levels = yoy_index_levels(builder)
@@ -182,6 +213,9 @@ def test_the_fit_cannot_see_past_the_as_of_date(run, frame, tmp_path):
     assert any(k != 0 for k in vix.kappa) and len(vix.sampled_abs) == FIT["rounds"]
     assert moved.series["VIX"].eta == vix.eta and moved.series["VIX"].spike == vix.spike
     assert len(vix.sampled_spike) == FIT["rounds"] and vix.match == ("mean", "spread", "spikes")
+    (pair,) = base.pairs
+    assert pair.name == "SPX:UST10Y" and len(pair.sampled) == FIT["rounds"] and any(g != 0 for g in pair.gamma)
+    assert moved.pairs[0].gamma == pair.gamma and moved.pairs[0].target == pair.target
 
     inside = frame.copy()
     days = inside.index[inside.index <= pd.Timestamp(AS_OF)]

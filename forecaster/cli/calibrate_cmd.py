@@ -42,6 +42,9 @@ def calibrate(
     drift_match: str = typer.Option("mean,spread,spikes", "--drift-match", help="With --drift: the statistics of each "
                                     "level bucket's daily change matched to history: mean (always), spread (the mean "
                                     "absolute change), spikes (the share of days above history's 97th percentile)."),
+    drift_pairs: str = typer.Option(None, "--drift-pairs", help="With --drift: co-movement tilts DRIVER:SERIES "
+                                    "(comma-separated, e.g. UST2Y:UST10Y): SERIES' draw follows DRIVER's change of the "
+                                    "same day as much as history's did, by DRIVER's level."),
     keep_temperature: bool = typer.Option(False, "--keep-temperature", help="With --drift: keep the run's recorded "
                                           "temperature (calibration.json) and fit only the drift."),
     threads: int = threads_option(None),
@@ -76,12 +79,13 @@ def calibrate(
         _temperature(run, data, start, end, temps, paths, every, hz, seed, dry_run, say)
     if drift:
         from forecaster.market.calibration import load_calibration
-        from forecaster.market.drift import fit_drift
+        from forecaster.market.drift import fit_drift, parse_pairs
 
         cal = load_calibration(run)
         temp = None if cal is None or dry_run else cal.temperature
         names = [s.strip() for s in drift_series.split(",") if s.strip()] if drift_series else None
         fit = fit_drift(run, data, names, rounds=drift_rounds, temperature=temp, save=not dry_run,
+                        pairs=parse_pairs(drift_pairs),
                         match=["mean", *(m.strip() for m in drift_match.split(",") if m.strip() and m.strip() != "mean")],
                         progress=say or (lambda line: typer.echo(line, err=True)))
         for name, d in fit.series.items():
@@ -101,6 +105,13 @@ def calibrate(
                 typer.echo("  spike days %, paths   " + " ".join("    -" if m is None else f"{100 * m:.2f}"
                                                                 for m in d.sampled_spike[-1]))
                 typer.echo("  eta     " + " ".join(f"{v:+.3f}" for v in d.eta))
+        for pr in fit.pairs:
+            typer.echo(f"{pr.name} co-movement, by {pr.driver}'s previous level (edges "
+                       f"{', '.join(f'{e:.4g}' for e in pr.edges)}): mean product of the two changes")
+            typer.echo("  history " + " ".join(f"{t:+.4f}" for t in pr.target))
+            typer.echo("  paths   " + " ".join("    -" if m is None else f"{m:+.4f}" for m in pr.sampled[-1])
+                       + "  (last round, before its update)")
+            typer.echo("  gamma   " + " ".join(f"{v:+.3f}" for v in pr.gamma))
         where = "not written (--dry-run)" if dry_run else f"written to {run / 'drift.json'}"
         typer.echo(f"drift tilts at temperature {fit.temperature:g}, {len(fit.origins)} origins x {fit.n_paths} paths "
                    f"x {fit.rounds} rounds ({fit.seconds:.0f} s): {where}")

@@ -42,6 +42,17 @@ inverse of the paths' covariance of the statistics, a Newton step), damped, for 
 mode's marginal calibration does). The tilt is applied after the temperature, so it
 means the same at every temperature. Nothing after the as-of date is read.
 
+Co-movement (``pairs``, optional: ``--drift-pairs UST2Y:UST10Y``). A pair tilts one
+series' draw by the change another one drew earlier in the same row:
+
+    p'(value) ∝ p(value) · exp(gamma_b · driver's change today · value)
+
+by bucket ``b`` of the driver's previous level, so that the mean of the product of the two
+changes (their co-movement, in model units) matches history's per bucket. The driver must
+come earlier in the row (the local decoder draws it first); a forced driver (a scenario)
+tilts the other series as a drawn one does. Fitted in the same rounds, by the gap over the
+variance of the product (a step no larger than Newton's: no damping).
+
 The run folder keeps it in ``drift.json`` with the weights' hash it was fitted for; a
 forecast of the run applies it (its metadata says so) unless asked not to.
 """
@@ -72,6 +83,7 @@ MAX_LAMBDA = 0.2    # |lambda| at most (model units: per % of log change)
 MAX_KAPPA = 0.1     # |kappa| at most (per % of absolute change: exp(0.1 x 30) = 20x at a 30 % day)
 MAX_ETA = 1.5       # |eta| at most: a spike's odds times exp(1.5) = 4.5 at most
 SPIKE_QUANTILE = 0.97  # a spike: a change above this quantile of history's changes
+MAX_GAMMA = 5.0     # |gamma| at most (per unit of the product of the two changes, model units)
 MATCHES = ("mean", "spread", "spikes")  # the statistics a fit can match, in this order; "mean" always
 CALIBRATION_SEED = 2_000_000  # the fit samples its own seeds, never a reported forecast's
 
@@ -108,6 +120,26 @@ class SeriesDrift:
 
 
 @dataclass
+class PairDrift:
+    """A co-movement tilt: ``series``' draw tilted by ``gamma_b`` × the ``driver``'s change of the same day × its value."""
+
+    driver: str
+    series: str
+    edges: list[float]                                   # buckets of the driver's previous level
+    gamma: list[float]
+    target: list[float]                                  # history's mean of (driver change x series change) per bucket
+    history_days: list[int]
+    sampled: list[list[float]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.driver}:{self.series}"
+
+    def bucket(self, level: np.ndarray) -> np.ndarray:
+        return np.searchsorted(np.asarray(self.edges), level, side="right")
+
+
+@dataclass
 class DriftCalibration:
     """The fitted tilts of a run (``drift.json``); see the module doc."""
 
@@ -122,6 +154,7 @@ class DriftCalibration:
     data: str | None = None
     seconds: float = 0.0
     format: str = DRIFT_FORMAT
+    pairs: list[PairDrift] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,6 +167,9 @@ class DriftCalibration:
                            for k, v in d.get("series", {}).items()}
         except AttributeError:
             raise DriftError("drift setting 'series' must be a mapping of series to their tilts") from None
+        if not isinstance(d.get("pairs", []), list):
+            raise DriftError("drift setting 'pairs' must be a list of co-movement tilts")
+        d["pairs"] = [dataclass_from_dict(PairDrift, v, DriftError, "drift pair") for v in d.get("pairs", [])]
         out = dataclass_from_dict(cls, d, DriftError, "drift setting")
         if out.format != DRIFT_FORMAT:
             raise DriftError(f"format {out.format!r} is not {DRIFT_FORMAT!r}")
@@ -147,6 +183,10 @@ class DriftCalibration:
             if s.eta and (len(s.eta) != len(s.lam) or s.spike is None):
                 raise DriftError(f"{name}: needs a spike threshold and one eta (spike tilt) per bucket, or neither "
                                  f"({len(s.lam)} buckets, {len(s.eta)} etas, spike {s.spike})")
+        for pr in out.pairs:
+            if len(pr.gamma) != len(pr.edges) + 1 or list(pr.edges) != sorted(pr.edges):
+                raise DriftError(f"pair {pr.name}: needs ascending edges and one gamma per bucket "
+                                 f"({len(pr.edges)} edges, {len(pr.gamma)} gammas)")
         return out
 
 
@@ -235,6 +275,61 @@ def history_spike_target(levels: pd.Series, transform, edges: Sequence[float],
     return spike, [float((values[b == k] > spike).mean()) if (b == k).any() else 0.0 for k in range(len(edges) + 1)]
 
 
+def parse_pairs(spec: str | Sequence[str] | None) -> list[tuple[str, str]]:
+    """``"UST2Y:UST10Y,..."`` (or a list of such) as ``[(driver, series), ...]``; a malformed one is a ``DriftError``."""
+    if not spec:
+        return []
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        parts = [x.strip() for x in item.split(":")]
+        if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+            raise DriftError(f"drift pair {item!r} must be DRIVER:SERIES, two different series (e.g. UST2Y:UST10Y)")
+        out.append((parts[0], parts[1]))
+    return out
+
+
+def history_pair_target(driver: pd.Series, series: pd.Series, t_driver, t_series,
+                        quantiles: Sequence[float] = QUANTILES) -> tuple[list[float], list[float], list[int]]:
+    """Bucket edges of the driver's previous level, history's mean of the product of both changes, days per bucket."""
+    both = pd.concat([driver, series], axis=1).dropna()
+    if len(both) < 10 * (len(quantiles) + 1):
+        raise DriftError(f"{driver.name}:{series.name}: {len(both)} days with both are too few to calibrate")
+    x = both.to_numpy(dtype=np.float64)
+    vd = np.asarray(t_driver.forward(x[:, 0]), dtype=np.float64)[1:]
+    vs = np.asarray(t_series.forward(x[:, 1]), dtype=np.float64)[1:]
+    prev = x[:-1, 0]
+    ok = np.isfinite(vd) & np.isfinite(vs)
+    prod, prev = (vd * vs)[ok], prev[ok]
+    edges = [float(e) for e in np.quantile(prev, quantiles)]
+    b = np.searchsorted(edges, prev, side="right")
+    target = [float(prod[b == k].mean()) if (b == k).any() else 0.0 for k in range(len(edges) + 1)]
+    return edges, target, [int((b == k).sum()) for k in range(len(edges) + 1)]
+
+
+def pair_bucket_stats(driver_paths: np.ndarray, series_paths: np.ndarray, origins: tuple[float, float],
+                      t_driver, t_series, pair: PairDrift) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bucket of the driver's previous level: sum and sum of squares of the product of both changes, and the count."""
+    def changes(paths, origin, t):
+        full = np.concatenate([np.full((paths.shape[0], 1), origin), paths], axis=1)
+        return full, np.stack([np.asarray(t.forward(p), dtype=np.float64)[1:] for p in full])
+
+    full, vd = changes(driver_paths, origins[0], t_driver)
+    _, vs = changes(series_paths, origins[1], t_series)
+    prev = full[:, :-1]
+    x = vd * vs
+    ok = np.isfinite(x) & np.isfinite(prev)
+    b = pair.bucket(prev[ok])
+    n = len(pair.edges) + 1
+    s1, s2, c = np.zeros(n), np.zeros(n), np.zeros(n)
+    np.add.at(s1, b, x[ok])
+    np.add.at(s2, b, x[ok] ** 2)
+    np.add.at(c, b, 1.0)
+    return s1, s2, c
+
+
 def statistics(values: np.ndarray, drift: SeriesDrift) -> np.ndarray:
     """``(n, k)``: the statistics of each change that ``drift`` matches: the change, ``|change|``, ``[change > spike]``."""
     cols = [values]
@@ -258,6 +353,7 @@ class DriftTilt:
     def __init__(self, tokenizer, drift: DriftCalibration, levels: Callable[[], np.ndarray], temperature: float) -> None:
         self.levels = levels
         V = tokenizer.vocab_size
+        t = float(max(temperature, 1e-6))
         self.slots: dict[int, tuple] = {}   # slot -> (column, its drift, values, lambda, kappa or None, (eta, spike mask) or None)
         for name, s in drift.series.items():
             j = list(tokenizer.columns).index(name)
@@ -267,7 +363,6 @@ class DriftTilt:
             values, _ = codec.decode(local)
             v = np.zeros(V)
             v[ids.start:ids.stop] = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
-            t = float(max(temperature, 1e-6))
             lam = torch.tensor(s.lam, dtype=torch.float64) * t
             kappa = torch.tensor(s.kappa, dtype=torch.float64) * t if any(s.kappa) else None
             eta = None
@@ -276,9 +371,50 @@ class DriftTilt:
                 spikes[ids.start:ids.stop] = np.asarray(values, dtype=np.float64) > s.spike   # NaN: no spike
                 eta = (torch.tensor(s.eta, dtype=torch.float64) * t, torch.from_numpy(spikes))
             self.slots[tokenizer.column_slots(name).start] = (j, s, torch.from_numpy(v), lam, kappa, eta)
+        columns = list(tokenizer.columns)
+        self.pairs: dict[int, list[tuple]] = {}   # series' slot -> [(driver column, driver slot, pair, driver values, values, gamma)]
+        for pr in drift.pairs:
+            sd, ss = tokenizer.column_slots(pr.driver), tokenizer.column_slots(pr.series)
+            if ss.start <= sd.start:
+                raise DriftError(f"drift pair {pr.name}: {pr.series} is drawn before {pr.driver} in a row; "
+                                 "the driver must come first")
+            self.pairs.setdefault(ss.start, []).append(
+                (columns.index(pr.driver), sd.start, pr, self._values(tokenizer, pr.driver),
+                 self._values(tokenizer, pr.series), torch.tensor(pr.gamma, dtype=torch.float64) * t))
+
+    @staticmethod
+    def _values(tokenizer, name: str) -> torch.Tensor:
+        """``(vocab,)``: each id's value of ``name`` in model units (0 elsewhere and for a missing value)."""
+        ids = tokenizer.column_vocab(name)
+        values, _ = tokenizer.codec(name).decode(np.arange(len(ids))[:, None])
+        v = np.zeros(tokenizer.vocab_size)
+        v[ids.start:ids.stop] = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
+        return torch.from_numpy(v)
 
     def __call__(self, prefix: torch.Tensor) -> torch.Tensor | None:
-        hit = self.slots.get(prefix.shape[1])
+        slot = prefix.shape[1]
+        series, pairs = self._series(prefix, slot), self._pairs(prefix, slot)
+        if pairs is None:
+            return series
+        return pairs if series is None else series + pairs
+
+    def _pairs(self, prefix: torch.Tensor, slot: int) -> torch.Tensor | None:
+        hits = self.pairs.get(slot)
+        if not hits:
+            return None
+        out = None
+        for jd, sd, pr, vd, vs, gamma in hits:
+            level = self.levels()[:, jd]
+            b = torch.from_numpy(pr.bucket(np.where(np.isfinite(level), level, -np.inf)))
+            drawn = vd[prefix[:, sd].long()]                        # (paths,): the driver's change today
+            tilt = (gamma[b] * drawn)[:, None] * vs[None, :]
+            if np.isnan(level).any():
+                tilt[torch.from_numpy(np.isnan(level))] = 0.0
+            out = tilt if out is None else out + tilt
+        return out
+
+    def _series(self, prefix: torch.Tensor, slot: int) -> torch.Tensor | None:
+        hit = self.slots.get(slot)
         if hit is None:
             return None
         j, s, v, lam, kappa, eta = hit
@@ -339,7 +475,7 @@ def newton_step(s1: np.ndarray, s2: np.ndarray, count: float, target: Sequence[f
 
 def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = None, *, n_origins: int = 16,
               n_paths: int = 48, horizon: int = 250, rounds: int = 4, temperature: float | None = None,
-              min_days: int = MIN_DAYS, match: Sequence[str] = MATCHES,
+              min_days: int = MIN_DAYS, match: Sequence[str] = MATCHES, pairs: Sequence[tuple[str, str]] = (),
               save: bool = True, progress: Callable[[str], None] | None = None) -> DriftCalibration:
     """Fit the run's drift tilts (module doc); write ``drift.json`` unless ``save`` is False.
 
@@ -347,7 +483,8 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
     inputs), ``n_paths`` paths of ``horizon`` days each per round; a bucket's tilt moves only
     when the round's paths spent ``min_days`` days in it. ``match``: the statistics matched per
     bucket (``MATCHES``): the mean change always, the mean absolute change (``"spread"``,
-    ``kappa``) and the share of spike days (``"spikes"``, ``eta``) as asked.
+    ``kappa``) and the share of spike days (``"spikes"``, ``eta``) as asked. ``pairs``:
+    ``(driver, series)`` co-movement tilts fitted in the same rounds (module doc).
     """
     from forecaster.core.sampler import SamplingConfig  # deferred: torch-heavy imports
     from forecaster.market.inputs import yoy_index_levels
@@ -363,10 +500,10 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
     as_of = pd.Timestamp(run.info["last_date"])      # the last day of data the run read (its as-of date)
     transforms = dict(zip(pipe.series, pipe.transforms))
     names = list(series) if series else default_series(pipe.series, pipe.transforms)
-    unknown = [s for s in names if s not in transforms]
+    unknown = [s for s in [*names, *(x for pr in pairs for x in pr)] if s not in transforms]
     if unknown:
         raise DriftError(f"series {', '.join(unknown)} not modeled by this run (it models {', '.join(pipe.series)})")
-    if not names:
+    if not names and not pairs:
         raise DriftError("no series to calibrate: the run models no daily stationary series by its changes; "
                          "name one with --drift-series")
     bad = [s for s in names if not transforms[s].models_changes]
@@ -390,6 +527,11 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
             d.spike, d.target_spike = history_spike_target(full[s].rename(s), transforms[s], edges)
             d.eta = list(zeros)
         drift_series[s] = d
+    pair_drifts = []
+    for drv, ser in pairs:
+        edges, target, days = history_pair_target(full[drv].rename(drv), full[ser].rename(ser),
+                                                  transforms[drv], transforms[ser])
+        pair_drifts.append(PairDrift(drv, ser, edges, [0.0] * (len(edges) + 1), target, days))
     need = pipe.model.config.context_rows + 300       # the prompt and the slow inputs' windows
     first = full.index[min(need, len(full) - 1)]
     candidates = full.index[(full.index >= first)]
@@ -398,10 +540,12 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
     index_levels = yoy_index_levels(builder)
     panels = [builder.build(o)[pipe.series] for o in origins]
     cal = DriftCalibration(run.best_weights_sha256(), str(as_of.date()), temp, drift_series,
-                           [str(o.date()) for o in origins], n_paths, horizon, rounds, data or run.data)
+                           [str(o.date()) for o in origins], n_paths, horizon, rounds, data or run.data,
+                           pairs=pair_drifts)
     for r in range(rounds):
         pipe.drift = cal
         totals = {s: None for s in drift_series}
+        pair_totals = [None] * len(pair_drifts)
         for k, (origin, panel) in enumerate(zip(origins, panels)):
             fc = pipe.predict(panel, as_of=origin, n_paths=n_paths, horizon=horizon,
                               seed=CALIBRATION_SEED + 1000 * r + k, sampling=SamplingConfig(temp),
@@ -410,6 +554,12 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
                 j = fc.series.index(s)
                 stats = path_bucket_stats(fc.paths[:, :, j], float(panel[s].iloc[-1]), transforms[s], d)
                 totals[s] = stats if totals[s] is None else tuple(a + x for a, x in zip(totals[s], stats))
+            for i, pr in enumerate(pair_drifts):
+                jd, js = fc.series.index(pr.driver), fc.series.index(pr.series)
+                stats = pair_bucket_stats(fc.paths[:, :, jd], fc.paths[:, :, js],
+                                          (float(panel[pr.driver].iloc[-1]), float(panel[pr.series].iloc[-1])),
+                                          transforms[pr.driver], transforms[pr.series], pr)
+                pair_totals[i] = stats if pair_totals[i] is None else tuple(a + x for a, x in zip(pair_totals[i], stats))
         for s, d in drift_series.items():
             s1, s2, c = totals[s]
             means = np.where(c[:, None] > 0, s1 / np.maximum(c, 1)[:, None], np.nan)   # (buckets, k)
@@ -429,7 +579,18 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
                     d.kappa[b] = float(np.clip(d.kappa[b] + step[1], -MAX_KAPPA, MAX_KAPPA))
                 if d.eta:
                     d.eta[b] = float(np.clip(d.eta[b] + step[-1], -MAX_ETA, MAX_ETA))
-        if progress:
+        for pr, (s1, s2, c) in zip(pair_drifts, pair_totals):
+            mean = np.where(c > 0, s1 / np.maximum(c, 1), np.nan)
+            var = np.where(c > 1, s2 / np.maximum(c, 1) - mean ** 2, np.nan)
+            pr.sampled.append([None if not np.isfinite(m) else round(float(m), 6) for m in mean])
+            for b in range(len(pr.gamma)):
+                if c[b] >= min_days and np.isfinite(var[b]) and var[b] > 0:
+                    pr.gamma[b] = float(np.clip(pr.gamma[b] + (pr.target[b] - mean[b]) / var[b], -MAX_GAMMA, MAX_GAMMA))
+        if progress and pair_drifts:
+            progress(f"round {r + 1}/{rounds}: " + "; ".join(
+                f"{pr.name} mean product {', '.join(f'{m:+.4f}' if m is not None else '-' for m in pr.sampled[-1])} "
+                f"vs history {', '.join(f'{t:+.4f}' for t in pr.target)}" for pr in pair_drifts))
+        if progress and drift_series:
             progress(f"round {r + 1}/{rounds}: " + "; ".join(
                 f"{s} paths {', '.join(f'{m:+.2f}' if m is not None else '-' for m in d.sampled[-1])} "
                 f"vs history {', '.join(f'{t:+.2f}' for t in d.target)}"

@@ -454,7 +454,8 @@ class ForecastPipeline:
             # where the temperature came from: the run's calibration window, or None (given, or the default 1)
             "calibration": calibration_record(self.calibration) if calibrated else None,
             # the drift tilts applied (forecaster.market.drift): the series and the as-of date of their fit
-            "drift": ({"series": sorted(self.drift.series), "as_of": self.drift.as_of}
+            "drift": ({"series": sorted(self.drift.series), "as_of": self.drift.as_of,
+                       **({"pairs": [pr.name for pr in self.drift.pairs]} if self.drift.pairs else {})}
                       if self.is_day and drift and self.drift is not None else None),
             "scenario": scenario.to_dict() if scenario else None,
             "prompt_days": int(need),
