@@ -259,6 +259,9 @@ def test_the_cli_writes_it_and_a_file_for_other_weights_is_refused(run, capsys):
     run_dir, data = run
     assert main(["calibrate", "--run", str(run_dir), "--keep-temperature"]) != 0
     assert "--keep-temperature only goes with --drift" in capsys.readouterr().err
+    for bad, says in ((["--drift-pairs", "UST2Y"], "DRIVER:SERIES"), (["--drift-match", "mean,tails"], "unknown statistic")):
+        assert main(["calibrate", "--run", str(run_dir), "--drift", *bad]) != 0   # refused before any sampling
+        assert says in capsys.readouterr().err
     assert main(["calibrate", "--run", str(run_dir), "--data", data, "--drift", "--keep-temperature",
                  "--drift-rounds", "1", "--no-progress"]) == 0
     assert "VIX drift" in capsys.readouterr().out

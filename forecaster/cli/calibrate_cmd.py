@@ -73,20 +73,26 @@ def calibrate(
         raise UserError("--keep-temperature only goes with --drift (it skips the temperature's choice)")
     if drift_rounds < 1:
         raise UserError(f"--drift-rounds must be at least 1, got {drift_rounds}")
+    from forecaster.market.drift import MATCHES, parse_pairs
+
+    pairs = parse_pairs(drift_pairs)   # a bad spec is refused before any sampling
+    match = ["mean", *(m.strip() for m in drift_match.split(",") if m.strip() and m.strip() != "mean")]
+    odd = [m for m in match if m not in MATCHES]
+    if odd:
+        raise UserError(f"--drift-match: unknown statistic {', '.join(odd)}; choose among {', '.join(MATCHES)}")
     set_threads(threads)
     say = (lambda line: typer.echo(line, err=True)) if progress else None
     if not keep_temperature:
         _temperature(run, data, start, end, temps, paths, every, hz, seed, dry_run, say)
     if drift:
         from forecaster.market.calibration import load_calibration
-        from forecaster.market.drift import fit_drift, parse_pairs
+        from forecaster.market.drift import fit_drift
 
         cal = load_calibration(run)
         temp = None if cal is None or dry_run else cal.temperature
         names = [s.strip() for s in drift_series.split(",") if s.strip()] if drift_series else None
         fit = fit_drift(run, data, names, rounds=drift_rounds, temperature=temp, save=not dry_run,
-                        pairs=parse_pairs(drift_pairs),
-                        match=["mean", *(m.strip() for m in drift_match.split(",") if m.strip() and m.strip() != "mean")],
+                        pairs=pairs, match=match,
                         progress=say or (lambda line: typer.echo(line, err=True)))
         for name, d in fit.series.items():
             typer.echo(f"{name} drift, by the day before's level (edges {', '.join(f'{e:.4g}' for e in d.edges)}):")

@@ -16,8 +16,8 @@ series on a day whose previous level lies in bucket ``b`` is tilted exponentiall
     p'(value) ∝ p(value) · exp(lambda_b · value)        (value in model units, e.g. % log change)
 
 the least change of the model's distribution (in Kullback-Leibler divergence) that
-moves its mean by a given amount. With the spread, a second term per
-bucket matches history's mean absolute change as well:
+moves its mean by a given amount. With the spread, a second term per bucket matches
+history's mean absolute change as well:
 
     p'(value) ∝ p(value) · exp(lambda_b · value + kappa_b · |value|)
 
@@ -28,9 +28,9 @@ daily changes below VIX 11 are 10 % narrower than history's (docs/PERFORMANCE.md
 spikes, a third term ``eta_b · [value > spike]`` matches the share of days whose change
 tops history's 97th percentile (VIX: a rise of 12.7 % in a day), the rare days that end a
 calm spell; untilted, the model draws them on 1.7 % of the days after a VIX below 11,
-against history's 3.1 %. The default fit matches all three (``MATCHES``). The rest of the row (the series drawn after it) and
-every later day respond as the model has learnt: the tilt moves the level's drift, not
-the co-movement.
+against history's 3.1 %. The default fit matches all three (``MATCHES``). The rest of
+the row (the series drawn after it) and every later day respond as the model has learnt:
+these tilts move the level's path, not the co-movement (for that, the pairs below).
 
 How it is fitted, without look-ahead (``fit_drift``). The target is history's mean
 change per bucket, on the days to the run's as-of date. The model samples paths from
@@ -38,8 +38,8 @@ origins spread over the same days (the panel as of each origin), at the run's sa
 temperature, with the current tilts; each bucket's ``lambda`` moves by the gap between
 the target and the paths' mean, divided by the paths' variance in that bucket (the
 derivative of a tilted mean; with more statistics, the gaps in all of them times the
-inverse of the paths' covariance of the statistics, a Newton step), damped, for ``rounds`` rounds (raking, as the synthesis
-mode's marginal calibration does). The tilt is applied after the temperature, so it
+inverse of the paths' covariance of the statistics, a Newton step), damped, for
+``rounds`` rounds (raking, as the synthesis mode's marginal calibration does). The tilt is applied after the temperature, so it
 means the same at every temperature. Nothing after the as-of date is read.
 
 Co-movement (``pairs``, optional: ``--drift-pairs UST2Y:UST10Y``). A pair tilts one
@@ -83,7 +83,7 @@ MAX_LAMBDA = 0.2    # |lambda| at most (model units: per % of log change)
 MAX_KAPPA = 0.1     # |kappa| at most (per % of absolute change: exp(0.1 x 30) = 20x at a 30 % day)
 MAX_ETA = 1.5       # |eta| at most: a spike's odds times exp(1.5) = 4.5 at most
 SPIKE_QUANTILE = 0.97  # a spike: a change above this quantile of history's changes
-MAX_GAMMA = 5.0     # |gamma| at most (per unit of the product of the two changes, model units)
+MAX_GAMMA = 20.0    # |gamma| at most (per unit of the product of the two changes, model units)
 MATCHES = ("mean", "spread", "spikes")  # the statistics a fit can match, in this order; "mean" always
 CALIBRATION_SEED = 2_000_000  # the fit samples its own seeds, never a reported forecast's
 
