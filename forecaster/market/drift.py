@@ -312,13 +312,8 @@ def history_pair_target(driver: pd.Series, series: pd.Series, t_driver, t_series
 def pair_bucket_stats(driver_paths: np.ndarray, series_paths: np.ndarray, origins: tuple[float, float],
                       t_driver, t_series, pair: PairDrift) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per bucket of the driver's previous level: sum and sum of squares of the product of both changes, and the count."""
-    def changes(paths, origin, t):
-        full = np.concatenate([np.full((paths.shape[0], 1), origin), paths], axis=1)
-        return full, np.stack([np.asarray(t.forward(p), dtype=np.float64)[1:] for p in full])
-
-    full, vd = changes(driver_paths, origins[0], t_driver)
-    _, vs = changes(series_paths, origins[1], t_series)
-    prev = full[:, :-1]
+    prev, vd = _path_changes(driver_paths, origins[0], t_driver)
+    _, vs = _path_changes(series_paths, origins[1], t_series)
     x = vd * vs
     ok = np.isfinite(x) & np.isfinite(prev)
     b = pair.bucket(prev[ok])
@@ -358,19 +353,15 @@ class DriftTilt:
         for name, s in drift.series.items():
             j = list(tokenizer.columns).index(name)
             ids = tokenizer.column_vocab(name)
-            codec = tokenizer.codec(name)
-            local = np.arange(len(ids))[:, None]
-            values, _ = codec.decode(local)
-            v = np.zeros(V)
-            v[ids.start:ids.stop] = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
+            v = self._values(tokenizer, name)
             lam = torch.tensor(s.lam, dtype=torch.float64) * t
             kappa = torch.tensor(s.kappa, dtype=torch.float64) * t if any(s.kappa) else None
             eta = None
             if any(s.eta):
                 spikes = np.zeros(V)
-                spikes[ids.start:ids.stop] = np.asarray(values, dtype=np.float64) > s.spike   # NaN: no spike
+                spikes[ids.start:ids.stop] = v.numpy()[ids.start:ids.stop] > s.spike   # a missing value (0): no spike
                 eta = (torch.tensor(s.eta, dtype=torch.float64) * t, torch.from_numpy(spikes))
-            self.slots[tokenizer.column_slots(name).start] = (j, s, torch.from_numpy(v), lam, kappa, eta)
+            self.slots[tokenizer.column_slots(name).start] = (j, s, v, lam, kappa, eta)
         columns = list(tokenizer.columns)
         self.pairs: dict[int, list[tuple]] = {}   # series' slot -> [(driver column, driver slot, pair, driver values, values, gamma)]
         for pr in drift.pairs:
@@ -430,6 +421,12 @@ class DriftTilt:
         return tilt
 
 
+def _path_changes(paths: np.ndarray, origin: float, transform) -> tuple[np.ndarray, np.ndarray]:
+    """``(paths, days)`` previous levels and changes (model units) of level paths from ``origin``."""
+    full = np.concatenate([np.full((paths.shape[0], 1), origin), paths], axis=1)
+    return full[:, :-1], np.stack([np.asarray(transform.forward(p), dtype=np.float64)[1:] for p in full])
+
+
 def path_bucket_stats(paths: np.ndarray, origin: float, transform, drift: SeriesDrift
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per bucket of the previous level: the sums of the matched statistics ``f`` of the paths' changes
@@ -437,9 +434,7 @@ def path_bucket_stats(paths: np.ndarray, origin: float, transform, drift: Series
 
     ``paths``: (paths, days) levels of one series; ``origin``: its level at the origin.
     """
-    full = np.concatenate([np.full((paths.shape[0], 1), origin), paths], axis=1)
-    vals = np.stack([np.asarray(transform.forward(p), dtype=np.float64)[1:] for p in full])  # (paths, days)
-    prev = full[:, :-1]
+    prev, vals = _path_changes(paths, origin, transform)
     ok = np.isfinite(vals) & np.isfinite(prev)
     b = drift.bucket(np.where(ok, prev, 0.0))[ok]
     f = statistics(vals[ok], drift)                                                         # (n, k)
