@@ -83,7 +83,7 @@ MAX_LAMBDA = 0.2    # |lambda| at most (model units: per % of log change)
 MAX_KAPPA = 0.1     # |kappa| at most (per % of absolute change: exp(0.1 x 30) = 20x at a 30 % day)
 MAX_ETA = 1.5       # |eta| at most: a spike's odds times exp(1.5) = 4.5 at most
 SPIKE_QUANTILE = 0.97  # a spike: a change above this quantile of history's changes
-MAX_GAMMA = 20.0    # |gamma| at most (per unit of the product of the two changes, model units)
+MAX_GAMMA = 5.0     # |gamma| at most (per unit of the product of the two changes, model units; 20 measured worse)
 MATCHES = ("mean", "spread", "spikes")  # the statistics a fit can match, in this order; "mean" always
 CALIBRATION_SEED = 2_000_000  # the fit samples its own seeds, never a reported forecast's
 
