@@ -259,7 +259,8 @@ def test_the_cli_writes_it_and_a_file_for_other_weights_is_refused(run, capsys):
     run_dir, data = run
     assert main(["calibrate", "--run", str(run_dir), "--keep-temperature"]) != 0
     assert "--keep-temperature only goes with --drift" in capsys.readouterr().err
-    for bad, says in ((["--drift-pairs", "UST2Y"], "DRIVER:SERIES"), (["--drift-match", "mean,tails"], "unknown statistic")):
+    for bad, says in ((["--drift-pairs", "UST2Y"], "DRIVER:SERIES"), (["--drift-match", "mean,tails"], "unknown statistic"),
+                      (["--drift-pairs", "UST10Y:SPX", "--keep-temperature"], "SPX is drawn before UST10Y")):
         assert main(["calibrate", "--run", str(run_dir), "--drift", *bad]) != 0   # refused before any sampling
         assert says in capsys.readouterr().err
     assert main(["calibrate", "--run", str(run_dir), "--data", data, "--drift", "--keep-temperature",

@@ -504,6 +504,10 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
     bad = [s for s in names if not transforms[s].models_changes]
     if bad:
         raise DriftError(f"{', '.join(bad)}: modeled as levels, not changes; the drift tilt is for changes")
+    for drv, ser in pairs:   # the driver is drawn first in a row (DriftTilt); refuse before building panels
+        if ser in transforms and drv in transforms and \
+                pipe.tokenizer.column_slots(ser).start <= pipe.tokenizer.column_slots(drv).start:
+            raise DriftError(f"drift pair {drv}:{ser}: {ser} is drawn before {drv} in a row; the driver must come first")
     odd = [m for m in match if m not in MATCHES]
     if odd:
         raise DriftError(f"unknown drift statistic {', '.join(odd)}; choose among {', '.join(MATCHES)}")
