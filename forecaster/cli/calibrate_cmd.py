@@ -73,13 +73,9 @@ def calibrate(
         raise UserError("--keep-temperature only goes with --drift (it skips the temperature's choice)")
     if drift_rounds < 1:
         raise UserError(f"--drift-rounds must be at least 1, got {drift_rounds}")
-    from forecaster.market.drift import MATCHES, parse_pairs
+    from forecaster.market.drift import parse_match, parse_pairs
 
-    pairs = parse_pairs(drift_pairs)   # a bad spec is refused before any sampling
-    match = ["mean", *(m.strip() for m in drift_match.split(",") if m.strip() and m.strip() != "mean")]
-    odd = [m for m in match if m not in MATCHES]
-    if odd:
-        raise UserError(f"--drift-match: unknown statistic {', '.join(odd)}; choose among {', '.join(MATCHES)}")
+    pairs, match = parse_pairs(drift_pairs), parse_match(drift_match)   # a bad spec is refused before any sampling
     set_threads(threads)
     say = (lambda line: typer.echo(line, err=True)) if progress else None
     if not keep_temperature:

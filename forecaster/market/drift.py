@@ -291,6 +291,25 @@ def parse_pairs(spec: str | Sequence[str] | None) -> list[tuple[str, str]]:
     return out
 
 
+def parse_match(spec: str | Sequence[str]) -> list[str]:
+    """The statistics a fit matches (``"mean,spikes"`` or a list), in ``MATCHES`` order, the mean always; else a ``DriftError``."""
+    items = {m.strip() for m in (spec.split(",") if isinstance(spec, str) else spec) if m.strip()}
+    odd = sorted(items - set(MATCHES))
+    if odd:
+        raise DriftError(f"unknown statistic {', '.join(odd)} for the drift fit (--drift-match); "
+                         f"choose among {', '.join(MATCHES)}")
+    return [m for m in MATCHES if m == "mean" or m in items]
+
+
+def check_pair_order(tokenizer, driver: str, series: str) -> tuple[slice, slice]:
+    """The driver's and the series' slots in a row; a ``DriftError`` unless the driver is drawn first."""
+    sd, ss = tokenizer.column_slots(driver), tokenizer.column_slots(series)
+    if ss.start <= sd.start:
+        raise DriftError(f"drift pair {driver}:{series}: {series} is drawn before {driver} in a row; "
+                         "the driver must come first")
+    return sd, ss
+
+
 def history_pair_target(driver: pd.Series, series: pd.Series, t_driver, t_series,
                         quantiles: Sequence[float] = QUANTILES) -> tuple[list[float], list[float], list[int]]:
     """Bucket edges of the driver's previous level, history's mean of the product of both changes, days per bucket."""
@@ -365,10 +384,7 @@ class DriftTilt:
         columns = list(tokenizer.columns)
         self.pairs: dict[int, list[tuple]] = {}   # series' slot -> [(driver column, driver slot, pair, driver values, values, gamma)]
         for pr in drift.pairs:
-            sd, ss = tokenizer.column_slots(pr.driver), tokenizer.column_slots(pr.series)
-            if ss.start <= sd.start:
-                raise DriftError(f"drift pair {pr.name}: {pr.series} is drawn before {pr.driver} in a row; "
-                                 "the driver must come first")
+            sd, ss = check_pair_order(tokenizer, pr.driver, pr.series)
             self.pairs.setdefault(ss.start, []).append(
                 (columns.index(pr.driver), sd.start, pr, self._values(tokenizer, pr.driver),
                  self._values(tokenizer, pr.series), torch.tensor(pr.gamma, dtype=torch.float64) * t))
@@ -504,13 +520,9 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
     bad = [s for s in names if not transforms[s].models_changes]
     if bad:
         raise DriftError(f"{', '.join(bad)}: modeled as levels, not changes; the drift tilt is for changes")
-    for drv, ser in pairs:   # the driver is drawn first in a row (DriftTilt); refuse before building panels
-        if ser in transforms and drv in transforms and \
-                pipe.tokenizer.column_slots(ser).start <= pipe.tokenizer.column_slots(drv).start:
-            raise DriftError(f"drift pair {drv}:{ser}: {ser} is drawn before {drv} in a row; the driver must come first")
-    odd = [m for m in match if m not in MATCHES]
-    if odd:
-        raise DriftError(f"unknown drift statistic {', '.join(odd)}; choose among {', '.join(MATCHES)}")
+    for drv, ser in pairs:   # refused before any panel is built
+        check_pair_order(pipe.tokenizer, drv, ser)
+    match = parse_match(match)
     temp = float(temperature if temperature is not None else
                  (pipe.calibration.temperature if pipe.calibration is not None else 1.0))
     builder = pipe.panel_builder(data)
