@@ -285,3 +285,33 @@ def test_a_backtest_must_start_after_the_drift_fit(tmp_path):
     check_drift_origins(tmp_path, "2018-01-02")
     with pytest.raises(DriftError, match="a test origin must come after it"):
         check_drift_origins(tmp_path, "2017-12-29")
+
+
+def test_the_temperature_is_chosen_without_the_drift_tilts(run, capsys):
+    """A drift fit reads history to the run's as-of date, past the validation window: the choice must not use it."""
+    from forecaster.market.calibration import calibrate
+    from forecaster.market.pipeline import ForecastPipeline
+
+    run_dir, data = run
+    kw = dict(temperatures=(0.5, 2.0), n_paths=8, every="3M", horizons=(5, 21))
+    before = calibrate(run_dir, data, save=False, **kw)
+    pipe = ForecastPipeline.from_run(run_dir)
+    strong = _manual(pipe, 0.2)
+    strong.temperature = 0.5
+    (run_dir / DRIFT_FILE).write_text(json.dumps(strong.to_dict()))
+    try:
+        tilted = ForecastPipeline.from_run(run_dir)
+        assert tilted.drift is not None   # forecasts of the run apply the file: it does move VIX
+        on = tilted.predict(data, "2014-06-30", n_paths=8, horizon=10, seed=1, temperature=1.0)
+        off = tilted.predict(data, "2014-06-30", n_paths=8, horizon=10, seed=1, temperature=1.0, drift=False)
+        assert not np.array_equal(on.paths, off.paths)
+        after = calibrate(run_dir, data, save=False, **kw)
+        assert after.scores == before.scores and after.by_series == before.by_series
+        assert main(["calibrate", "--run", str(run_dir), "--data", data, "--temperatures", "0.5,2", "--paths", "8",
+                     "--every", "3M", "--horizons", "5,21"]) == 0
+        chosen = json.loads((run_dir / "calibration.json").read_text())["temperature"]
+        err = capsys.readouterr().err
+        assert (f"drift tilts ({run_dir / DRIFT_FILE}) were fitted at temperature 0.5" in err) == (chosen != 0.5)
+    finally:
+        (run_dir / DRIFT_FILE).unlink()
+        (run_dir / "calibration.json").unlink(missing_ok=True)

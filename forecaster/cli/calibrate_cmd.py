@@ -79,7 +79,7 @@ def calibrate(
     set_threads(threads)
     say = (lambda line: typer.echo(line, err=True)) if progress else None
     if not keep_temperature:
-        _temperature(run, data, start, end, temps, paths, every, hz, seed, dry_run, say)
+        _temperature(run, data, start, end, temps, paths, every, hz, seed, dry_run, say, drift)
     if drift:
         from forecaster.market.calibration import load_calibration
         from forecaster.market.drift import fit_drift
@@ -119,7 +119,7 @@ def calibrate(
                    f"x {fit.rounds} rounds ({fit.seconds:.0f} s): {where}")
 
 
-def _temperature(run, data, start, end, temps, paths, every, hz, seed, dry_run, say) -> None:
+def _temperature(run, data, start, end, temps, paths, every, hz, seed, dry_run, say, drift: bool) -> None:
     from forecaster.market.calibration import calibrate as run_calibration
 
     cal = run_calibration(run, data, start, end, temperatures=temps, n_paths=paths, every=every, horizons=hz,
@@ -131,6 +131,14 @@ def _temperature(run, data, start, end, temps, paths, every, hz, seed, dry_run, 
         typer.echo(f"{float(t):>11g}  {score:.4f}{'  <- chosen' if float(t) == cal.temperature else ''}")
     where = "not written (--dry-run)" if dry_run else f"written to {run / 'calibration.json'}"
     typer.echo(f"temperature {cal.temperature:g}: {where}")
+    if not dry_run and not drift:
+        from forecaster.market.drift import drift_path, load_drift
+
+        fitted = load_drift(run)
+        if fitted is not None and fitted.temperature != cal.temperature:
+            typer.echo(f"note: the run's drift tilts ({drift_path(run)}) were fitted at temperature "
+                       f"{fitted.temperature:g}; fit them at this one: forecaster calibrate --run {run} --drift "
+                       "--keep-temperature", err=True)
 
 
 def register(app: typer.Typer) -> None:

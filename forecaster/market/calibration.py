@@ -17,7 +17,10 @@ later forecast and backtest of the run finds it:
 3. from each origin of the window (every ``every``), the run samples ``n_paths`` paths
    at each candidate temperature, with the same seed for every candidate (common
    random numbers), and each path is scored by the CRPS of every series at the
-   horizons that end inside the window;
+   horizons that end inside the window. The run's drift tilts (``drift.json``,
+   ``forecaster.market.drift``) are not applied: they are fitted after the temperature,
+   at it, on history to the run's as-of date (inside the window, or past an earlier
+   ``--validation-end``: look-ahead);
 4. a candidate's score is the mean over (series, horizon) of its mean CRPS divided by
    that of temperature 1 (a unitless ratio, so VIX points and CPI percent weigh alike);
    the lowest wins; ties go to the candidate nearest 1.
@@ -202,6 +205,9 @@ def calibrate(run_dir, data: str | None = None, validation_start=None, validatio
         raise CalibrationError(f"no origin in {start.date()} .. {end.date()} leaves {min(horizons)} days to score; "
                                "widen the window or score shorter horizons")
     pipe = ForecastPipeline.from_run(run.path)
+    # the temperature is the model's own: a drift fit (drift.json) comes after it, at the chosen
+    # temperature, on history to the run's as-of date, which may lie after this window's end
+    pipe.drift = None
     index_levels = yoy_index_levels(builder)
     frames: dict[float, list[pd.DataFrame]] = {t: [] for t in temps}
     for k, origin in enumerate(origins):
