@@ -16,7 +16,7 @@ import pytest
 
 from forecaster.cli import main
 from forecaster.market.calibration import (Calibration, CalibrationError, calibrate, check_test_origins, choose,
-                                           load_calibration, relative_scores)
+                                           load_calibration, origin_block, relative_scores, score_spread)
 
 SERIES = ["SPX", "VIX", "UST10Y"]
 AS_OF = "2014-12-31"
@@ -59,6 +59,7 @@ def test_the_choice_cannot_see_past_the_validation_window(run, frame, tmp_path):
     moved = calibrate(run_dir, _write(after, tmp_path / "after.csv"), save=False, **KW)
     assert moved.temperature == base.temperature
     assert moved.scores == base.scores and moved.by_series == base.by_series
+    assert moved.score_se == base.score_se and set(base.score_se) == set(base.scores) and base.tie_se == 1.0
 
     inside = frame.copy()
     days = inside.index[(inside.index > pd.Timestamp(base.origins[0])) & (inside.index <= end)]
@@ -110,8 +111,10 @@ def test_bad_calibration_requests_are_one_line_errors(run, capsys):
     assert main(["calibrate", "--run", str(run_dir), "--data", data, "--temperatures", "hot", "--no-progress"]) == 2
     assert main(["calibrate", "--run", str(run_dir), "--data", data, "--validation-start", "2010-01-04",
                  "--no-progress"]) == 2
+    assert main(["calibrate", "--run", str(run_dir), "--data", data, "--tie-se", "-1", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "--temperatures 'hot'" in err[0] and "not after the run's training data" in err[1]
+    assert len(err) == 3 and "--temperatures 'hot'" in err[0] and "not after the run's training data" in err[1]
+    assert "--tie-se must be a number of standard errors, 0 or more, got -1" in err[2]
 
 
 def test_relative_scores_and_the_tie_rule():
@@ -124,6 +127,35 @@ def test_relative_scores_and_the_tie_rule():
     assert by_series[1.1] == {"A": 2.0, "B": 0.5}
     assert choose({0.9: 0.7, 1.0: 0.8, 1.25: 0.7}) == 0.9
     assert choose({0.8: 0.5, 1.2: 0.5}) == 0.8
+    # the one-standard-error rule: a candidate nearer 1 within tie_se errors of the best wins
+    scores = {0.8: 0.97, 0.9: 0.98, 1.0: 1.0}
+    assert choose(scores) == 0.8 and choose(scores, {0.8: 0.0, 0.9: 0.005, 1.0: 0.02}, tie_se=0.0) == 0.8
+    assert choose(scores, {0.8: 0.0, 0.9: 0.015, 1.0: 0.02}) == 0.9
+    assert choose(scores, {0.8: 0.0, 0.9: 0.015, 1.0: 0.04}) == 1.0
+    assert choose(scores, {0.8: 0.0, 0.9: 0.025, 1.0: 0.04}, tie_se=0.5) == 0.9
+
+
+def _crps(ratios: np.ndarray, seed: int = 0) -> dict[float, pd.Series]:
+    """Reference CRPS values for 16 origins x 2 series x 2 horizons, and a candidate ``ratios`` (per origin) of them."""
+    idx = pd.MultiIndex.from_product([pd.bdate_range("2015-01-30", periods=16, freq="42B"), ["A", "B"], [21, 250]],
+                                     names=["origin", "series", "horizon"])
+    ref = pd.Series(np.random.default_rng(seed).uniform(1.0, 3.0, len(idx)), index=idx)
+    return {1.0: ref, 0.9: ref * np.repeat(ratios, 4)}
+
+
+def test_the_score_spread_is_a_block_bootstrap_over_the_origins():
+    steady = score_spread(_crps(np.full(16, 0.98)), block=6)
+    assert steady[0.9] == 0.0 and steady[1.0] == pytest.approx(0.0, abs=1e-12)   # 2 % better at every origin: no doubt
+    swings = np.random.default_rng(5).uniform(0.7, 1.3, 16)                       # better or worse, origin by origin
+    noisy = score_spread(_crps(swings * 0.99), block=6)
+    scores, _ = relative_scores(_crps(swings * 0.99))
+    best = min(scores, key=scores.get)
+    assert noisy[best] == 0.0 and noisy[1.0 if best == 0.9 else 0.9] > abs(scores[0.9] - 1.0)
+    assert score_spread(_crps(swings * 0.99), block=6) == noisy                     # seeded: the same every time
+    # a calendar of business days, origins every 2 months, a 250-day horizon: 6 origins share outcome days
+    calendar = pd.bdate_range("2015-01-01", "2018-12-31")
+    origins = pd.bdate_range("2015-03-31", periods=16, freq="42B")
+    assert origin_block(origins, calendar, 250) == 6 and origin_block(origins[:1], calendar, 250) == 1
 
 
 def test_a_damaged_calibration_file_is_refused(tmp_path):

@@ -33,6 +33,8 @@ def calibrate(
     horizons: str = typer.Option("21,63,250", "--horizons", help="Business days scored (those ending in the window)."),
     data: str = typer.Option(None, "--data", help="Data source (default: the run's)."),
     seed: int = typer.Option(0, "--seed", help="Base seed (every candidate samples with the same seeds)."),
+    tie_se: float = typer.Option(1.0, "--tie-se", help="A candidate nearer 1 within this many standard errors of the "
+                                 "best score wins (a bootstrap over the origins); 0: the lowest score wins."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the scores and the choice; write nothing."),
     drift: bool = typer.Option(False, "--drift", help="Also fit the drift tilts of the run's mean-reverting series "
                                "(VIX), after the temperature (drift.json)."),
@@ -79,7 +81,7 @@ def calibrate(
     set_threads(threads)
     say = (lambda line: typer.echo(line, err=True)) if progress else None
     if not keep_temperature:
-        _temperature(run, data, start, end, temps, paths, every, hz, seed, dry_run, say, drift)
+        _temperature(run, data, start, end, temps, paths, every, hz, seed, tie_se, dry_run, say, drift)
     if drift:
         from forecaster.market.calibration import load_calibration
         from forecaster.market.drift import fit_drift
@@ -119,16 +121,21 @@ def calibrate(
                    f"x {fit.rounds} rounds ({fit.seconds:.0f} s): {where}")
 
 
-def _temperature(run, data, start, end, temps, paths, every, hz, seed, dry_run, say, drift: bool) -> None:
+def _temperature(run, data, start, end, temps, paths, every, hz, seed, tie_se, dry_run, say, drift: bool) -> None:
     from forecaster.market.calibration import calibrate as run_calibration
 
     cal = run_calibration(run, data, start, end, temperatures=temps, n_paths=paths, every=every, horizons=hz,
-                          seed=seed, save=not dry_run, progress=say)
+                          seed=seed, tie_se=tie_se, save=not dry_run, progress=say)
     typer.echo(f"validation {cal.validation_start} .. {cal.validation_end}: {len(cal.origins)} origins x "
                f"{cal.n_paths} paths, horizons {', '.join(map(str, cal.horizons))} ({cal.seconds:.0f} s)")
-    typer.echo("temperature  mean CRPS / CRPS at 1")
+    best = min(cal.scores, key=cal.scores.get)
+    typer.echo(f"temperature  mean CRPS / CRPS at 1  (standard error of the difference from the best, {best})")
     for t, score in sorted(cal.scores.items(), key=lambda kv: float(kv[0])):
-        typer.echo(f"{float(t):>11g}  {score:.4f}{'  <- chosen' if float(t) == cal.temperature else ''}")
+        se = f"  +- {cal.score_se[t]:.4f}" if t != best else "  (best)  "
+        typer.echo(f"{float(t):>11g}  {score:.4f}{se}{'  <- chosen' if float(t) == cal.temperature else ''}")
+    if cal.temperature != float(best):
+        typer.echo(f"temperature {cal.temperature:g} is within {cal.tie_se:g} standard error(s) of {best} and nearer 1 "
+                   "(--tie-se 0: the lowest score)")
     where = "not written (--dry-run)" if dry_run else f"written to {run / 'calibration.json'}"
     typer.echo(f"temperature {cal.temperature:g}: {where}")
     if not dry_run and not drift:

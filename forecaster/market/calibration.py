@@ -23,7 +23,14 @@ later forecast and backtest of the run finds it:
    ``--validation-end``: look-ahead);
 4. a candidate's score is the mean over (series, horizon) of its mean CRPS divided by
    that of temperature 1 (a unitless ratio, so VIX points and CPI percent weigh alike);
-   the lowest wins; ties go to the candidate nearest 1.
+5. the lowest wins, unless a candidate nearer 1 is within one standard error of it (the
+   one-standard-error rule; ``--tie-se`` sets how many, 0 for the lowest score alone).
+   The error of each candidate's difference from the best is a moving-block bootstrap
+   over the origins (``score_spread``): its paths share the common random numbers of the
+   best's, and origins closer than the longest horizon share outcome days, so blocks of
+   that many origins are resampled together. Why: a validation window is a few years of
+   one regime; a score one or two percent below temperature 1's over 16 overlapping
+   origins can be that window's luck, and 1 is the model as trained.
 
 One temperature for every series (the issue allows one per group at most): a
 per-series temperature would need per-slot sampling settings and twice the
@@ -56,6 +63,7 @@ from forecaster.market.run import PanelRun
 CALIBRATION_FORMAT = "forecaster-calibration"
 DEFAULT_TEMPERATURES = (0.8, 0.9, 1.0, 1.1, 1.25)
 DEFAULT_HORIZONS = (21, 63, 250)
+BOOTSTRAP = 1000  # resamples of the origins for the standard errors of the scores
 
 
 class CalibrationError(UserError):
@@ -71,6 +79,9 @@ class Calibration:
     n_paths, seed, horizons : the validation backtest's settings. scores : per candidate
     temperature (as a string key), the mean CRPS ratio to temperature 1 (lower is better).
     by_series : per candidate, per series, the mean CRPS ratio over the horizons.
+    score_se : per candidate, the standard error of its score's difference from the best's
+    (``score_spread``). tie_se : the standard errors within which a candidate nearer 1 ties
+    (0: the lowest score wins). Both are empty / 0 in files written before the rule.
     data : the data source it was read from. from_run : None when chosen for this run; a
     refit's (``forecaster.market.refit``) names the base run whose validation chose it.
     """
@@ -88,6 +99,8 @@ class Calibration:
     seconds: float = 0.0
     from_run: str | None = None  # the run whose validation backtest chose it (a refit inherits its base run's)
     format: str = CALIBRATION_FORMAT
+    score_se: dict[str, float] = field(default_factory=dict)
+    tie_se: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -161,15 +174,56 @@ def relative_scores(crps: dict[float, pd.DataFrame]) -> tuple[dict[float, float]
     return scores, by_series
 
 
-def choose(scores: dict[float, float]) -> float:
-    """The candidate with the lowest score; ties (to 1e-12) go to the one nearest 1."""
+def score_spread(crps: dict[float, pd.Series], block: int, n_boot: int = BOOTSTRAP, seed: int = 0
+                 ) -> dict[float, float]:
+    """Per candidate, the bootstrap standard error of its score's difference from the best candidate's.
+
+    ``crps[t]``: CRPS values indexed by (origin, series, horizon), as for ``relative_scores``
+    (whose score each resample recomputes). The origins are resampled in moving blocks of
+    ``block`` consecutive origins (``n_boot`` resamples, seeded: the same every time). The
+    best candidate's own entry is 0.
+    """
+    ref = crps[1.0].unstack(["series", "horizon"])
+    cells = ref.columns
+    arrays = {t: c.unstack(["series", "horizon"]).reindex(index=ref.index, columns=cells).to_numpy(np.float64)
+              for t, c in crps.items()}
+    n = len(ref.index)
+    block = int(min(max(block, 1), n))
+    rng = np.random.default_rng(seed)
+    weights = np.zeros((n_boot, n))
+    for b in range(n_boot):
+        for s0 in rng.integers(0, n - block + 1, size=-(-n // block)):
+            weights[b, s0:s0 + block] += 1.0
+    den = weights @ np.nan_to_num(arrays[1.0])
+    boot = {}
+    for t, a in arrays.items():
+        num = weights @ np.nan_to_num(a)
+        ratio = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        boot[t] = np.nanmean(ratio, axis=1)
+    point, _ = relative_scores(crps)
+    best = min(point, key=point.get)
+    return {t: float(np.std(boot[t] - boot[best], ddof=1)) if t != best else 0.0 for t in crps}
+
+
+def choose(scores: dict[float, float], spread: dict[float, float] | None = None, tie_se: float = 1.0) -> float:
+    """The candidate with the lowest score, or the one nearest 1 among those within ``tie_se`` standard
+    errors (``spread``, from ``score_spread``) of it; exact ties (to 1e-12) go to the one nearest 1."""
     best = min(scores.values())
-    return min((t for t, s in scores.items() if s <= best + 1e-12), key=lambda t: (abs(t - 1.0), t))
+    margin = {t: tie_se * (spread or {}).get(t, 0.0) for t in scores}
+    return min((t for t, s in scores.items() if s <= best + max(margin[t], 1e-12)), key=lambda t: (abs(t - 1.0), t))
+
+
+def origin_block(origins: Sequence[pd.Timestamp], calendar: pd.DatetimeIndex, horizon: int) -> int:
+    """How many consecutive origins share outcome days: the longest horizon over their median spacing (business days)."""
+    if len(origins) < 2:
+        return 1
+    pos = calendar.searchsorted(pd.DatetimeIndex(origins))
+    return int(max(1, np.ceil(horizon / max(float(np.median(np.diff(pos))), 1.0))))
 
 
 def calibrate(run_dir, data: str | None = None, validation_start=None, validation_end=None, *,
               temperatures: Sequence[float] = DEFAULT_TEMPERATURES, n_paths: int = 50, every: str = "2M",
-              horizons: Sequence[int] = DEFAULT_HORIZONS, seed: int = 0, save: bool = True,
+              horizons: Sequence[int] = DEFAULT_HORIZONS, seed: int = 0, tie_se: float = 1.0, save: bool = True,
               progress: Callable[[str], None] | None = None) -> Calibration:
     """Choose the run's sampling temperature on a validation backtest (module doc); write it unless ``save`` is False.
 
@@ -180,6 +234,7 @@ def calibrate(run_dir, data: str | None = None, validation_start=None, validatio
     temperatures : the candidates (1.0 is always added: it is the reference).
     n_paths : paths per origin and candidate. every : origin spacing ("2M", "1M", "3M").
     horizons : business days scored (only those ending inside the window count).
+    tie_se : a candidate nearer 1 within this many standard errors of the best wins (module doc, 5).
     """
     from forecaster.core.sampler import SamplingConfig  # deferred: it imports torch
     from forecaster.market.pipeline import ForecastPipeline
@@ -192,6 +247,8 @@ def calibrate(run_dir, data: str | None = None, validation_start=None, validatio
         SamplingConfig(t)  # validates: finite, >= 0
     if 0.0 in temps:
         raise CalibrationError("temperature 0 (argmax) gives one path, not a distribution; leave it out")
+    if not np.isfinite(tie_se) or tie_se < 0:
+        raise CalibrationError(f"--tie-se must be a number of standard errors, 0 or more, got {tie_se}")
     if n_paths < 2:
         raise CalibrationError(f"--paths must be at least 2 (an ensemble), got {n_paths}")
     builder = run.panel_builder(data)
@@ -228,9 +285,11 @@ def calibrate(run_dir, data: str | None = None, validation_start=None, validatio
     scored = np.isfinite(crps[1.0])  # cells the reference scores (same index for every candidate)
     crps = {t: c[scored] for t, c in crps.items()}
     scores, by_series = relative_scores(crps)
-    cal = Calibration(choose(scores), str(start.date()), str(end.date()), [str(o.date()) for o in origins],
+    spread = score_spread(crps, origin_block(origins, full.index, max_h), seed=seed)
+    cal = Calibration(choose(scores, spread, tie_se), str(start.date()), str(end.date()), [str(o.date()) for o in origins],
                       n_paths, seed, [int(h) for h in horizons], {f"{t:g}": v for t, v in scores.items()},
-                      {f"{t:g}": v for t, v in by_series.items()}, data or run.data, round(time.perf_counter() - t0, 1))
+                      {f"{t:g}": v for t, v in by_series.items()}, data or run.data, round(time.perf_counter() - t0, 1),
+                      score_se={f"{t:g}": v for t, v in spread.items()}, tie_se=float(tie_se))
     if save:
         write_text(calibration_path(run.path), json.dumps(cal.to_dict(), indent=2))
     return cal
