@@ -4,6 +4,7 @@
     forecaster calibrate --run runs/day-small --validation-start 2015-03-16 --validation-end 2017-12-29
     forecaster calibrate --run runs/day-small --drift             # then VIX's drift tilts (drift.json)
     forecaster calibrate --run runs/day-small --drift --keep-temperature   # only the drift, at the recorded temperature
+    forecaster calibrate --run runs/day-small --tie-se 0      # the lowest score, without the one-standard-error rule
 
 The choice is written to the run folder (``calibration.json``); ``forecast`` and
 ``backtest`` then sample at it unless given ``--temperature``, and a backtest of the run
