@@ -16,6 +16,20 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark(name: str):
+    """Import ``benchmarks/<name>.py`` (not a package) as module ``name``; a generator for a fixture:
+    it stays in ``sys.modules`` while used (dataclasses look their module up) and is removed after."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(name, None)
 FIXTURES = REPO / "tests" / "fixtures"
 SHARED_MAPPING = FIXTURES / "shared_data.yaml"
 

@@ -2,25 +2,18 @@
 the pooled correlations and spreads, and it runs on a real tiny run with and without its tilts."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pytest
 
 from forecaster.cli import main as cli
-from tests.conftest import REPO
+from tests.conftest import load_benchmark
 
 SERIES = ["SPX", "VIX", "UST10Y"]
 
 
 @pytest.fixture(scope="module")
 def bc():
-    spec = importlib.util.spec_from_file_location("bench_curve", REPO / "benchmarks" / "bench_curve.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_curve"] = module
-    spec.loader.exec_module(module)
-    return module
+    yield from load_benchmark("bench_curve")
 
 
 def test_changes_start_at_the_origin_and_the_row_is_pooled_corr_and_std(bc):

@@ -2,26 +2,19 @@
 earlier slots of its own day), its real value is that day's, and the table summarises them exactly."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from tests.conftest import REPO
+from tests.conftest import load_benchmark
 
 SERIES = ["SPX", "VIX", "UST10Y"]
 
 
 @pytest.fixture(scope="module")
 def bo():
-    spec = importlib.util.spec_from_file_location("bench_onestep", REPO / "benchmarks" / "bench_onestep.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_onestep"] = module
-    spec.loader.exec_module(module)
-    return module
+    yield from load_benchmark("bench_onestep")
 
 
 @pytest.fixture(scope="module")

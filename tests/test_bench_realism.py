@@ -6,24 +6,16 @@ CPI changes 12 times a year).
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def br():
-    spec = importlib.util.spec_from_file_location("bench_realism", REPO / "benchmarks" / "bench_realism.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_realism"] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_realism", None)
+    yield from load_benchmark("bench_realism")
 
 
 SERIES = ["SPX", "XLK", "VIX", "UST3M", "UST2Y", "UST10Y", "CPI_YOY", "GDP"]
