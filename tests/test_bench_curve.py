@@ -1,5 +1,5 @@
 """``benchmarks/bench_curve.py``: path changes start at the origin's level, the table's figures are
-the pooled correlations and spreads, and it runs on a real tiny run with and without its tilts."""
+the pooled correlations and spreads, and it runs on a real tiny run (one without tilts says so)."""
 from __future__ import annotations
 
 import numpy as np
