@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/bench_realism.py --run /tmp/runs/bt-full --data tests/fixtures/shared_data.yaml
     python benchmarks/bench_realism.py --run RUN --run RUN2 --origins 2019-12-31 --out realism.md   # runs side by side
     python benchmarks/bench_realism.py --run RUN --pool RUN,RUN_S1,RUN_S2   # and a seed pool (forecaster.market.pool)
+    python benchmarks/bench_realism.py --run RUN --seeds 0,1,2,3   # and the cells each sampling seed misses
 
 Samples ``--paths`` paths x ``--horizon`` business days from each origin with each run,
 computes the facts below on the paths and on the real panel since 1990, and prints
@@ -58,7 +59,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -452,6 +453,31 @@ def markdown(rows: list[Fact], history: dict, results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def seed_summary(rows: list[Fact], history: dict, by_seed: dict[int, dict[str, dict]]) -> str:
+    """Cells missed per column (run) and seed, then every cell that misses at some seed: at how many, with its values.
+
+    ``by_seed[seed]``: the ``results`` of one seed (``"column @ origin"`` -> facts), the same keys at every seed.
+    """
+    seeds = list(by_seed)
+    keys = list(by_seed[seeds[0]])
+    columns = list(dict.fromkeys(k.rsplit(" @ ", 1)[0] for k in keys))
+    lines = ["| column | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|" + "---|" * (1 + len(seeds))]
+    fails = {s: {(f.key, k): verdict(f, by_seed[s][k].get(f.key), history.get(f.key)) == "FAIL"
+                 for f in rows for k in keys} for s in seeds}
+    for col in columns:
+        counts = [sum(v for (_, k), v in fails[s].items() if k.rsplit(" @ ", 1)[0] == col) for s in seeds]
+        lines.append(f"| {col} | " + " | ".join(str(c) for c in counts) + " |")
+    lines += ["", "| cell | seeds missed | values |", "|---|---|---|"]
+    for f in rows:
+        for k in keys:
+            n = sum(fails[s][(f.key, k)] for s in seeds)
+            if n:
+                values = ", ".join(cell(replace(f, passes=None), by_seed[s][k].get(f.key),
+                                        history.get(f.key)) for s in seeds)   # value (and x history), no verdict
+                lines.append(f"| {f.label} @ {k} | {n} of {len(seeds)} | {values} |".replace("|corr|", "\\|corr\\|"))
+    return "\n".join(lines)
+
+
 # -- the measurement ---------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -465,13 +491,21 @@ def main() -> None:
     parser.add_argument("--paths", type=int, default=100)
     parser.add_argument("--horizon", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default=None, help="Comma-separated sampling seeds (instead of --seed): the table "
+                        "is the first seed's; a summary counts the cells each seed misses.")
     parser.add_argument("--temperature", type=float, default=None,
                         help="Sampling temperature (default: each run's calibrated one, else 1).")
     parser.add_argument("--out", type=Path, default=None, help="Also write the table: .csv (long format) or .md.")
     args = parser.parse_args()
     origins = [o.strip() for o in args.origins.split(",") if o.strip()]
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else [args.seed]
+    except ValueError:
+        parser.error(f"--seeds {args.seeds!r}: give comma-separated integers, e.g. 0,1,2,3")
+    if not seeds or len(set(seeds)) != len(seeds):
+        parser.error(f"--seeds {args.seeds!r}: give one or more different seeds")
 
-    results: dict[str, dict] = {}
+    by_seed: dict[int, dict[str, dict]] = {s: {} for s in seeds}
     history: dict | None = None
     rows: list[Fact] = []
     t_all = time.perf_counter()
@@ -503,16 +537,20 @@ def main() -> None:
               + ("; drift tilts of " + ", ".join(sorted(pipe.drift.series)) if drift and getattr(pipe, "drift", None)
                  else ""))
         for origin in origins:
-            t0 = time.perf_counter()
-            fc = pipe.predict(builder, as_of=origin, n_paths=args.paths, horizon=args.horizon, seed=args.seed,
-                              temperature=args.temperature, drift=drift)
-            wall = time.perf_counter() - t0
-            origin_levels = fc.history[fc.series].iloc[-1].to_numpy(dtype=np.float64)
-            results[f"{name} @ {fc.as_of.date()}"] = realism_facts(fc.paths, fc.series, origin_levels, fc.dates)
+            for seed in seeds:
+                t0 = time.perf_counter()
+                fc = pipe.predict(builder, as_of=origin, n_paths=args.paths, horizon=args.horizon, seed=seed,
+                                  temperature=args.temperature, drift=drift)
+                wall = time.perf_counter() - t0
+                origin_levels = fc.history[fc.series].iloc[-1].to_numpy(dtype=np.float64)
+                by_seed[seed][f"{name} @ {fc.as_of.date()}"] = realism_facts(fc.paths, fc.series, origin_levels,
+                                                                             fc.dates)
             after = trained is not None and fc.as_of > trained
             print(f"  origin {fc.as_of.date()}: {args.paths} paths x {args.horizon} days sampled in {wall:.0f} s"
+                  + (f" (each of {len(seeds)} seeds)" if len(seeds) > 1 else "")
                   + ("; after the training data (panel as of the origin: no look-ahead, out of the training period)"
                      if after else ""), flush=True)
+    results = by_seed[seeds[0]]
 
     table = markdown(rows, history, results)
     print()
@@ -524,16 +562,21 @@ def main() -> None:
     print(context)
     print(f"\nhistory from the origin's state: the {BLOCK_DAYS}-day blocks since {HISTORY_START} that start in it, "
           "pooled (no targets)")
+    if len(seeds) > 1:
+        summary = seed_summary(rows, history, by_seed)
+        print(f"\ncells missed, per sampling seed (the table above is seed {seeds[0]}'s):")
+        print(summary)
     print(f"wall time {time.perf_counter() - t_all:.0f} s; load average {os.getloadavg()[0]:.1f}")
     if args.out is not None:
         if args.out.suffix == ".csv":
-            recs = records(rows, history, results)
+            recs = [{**rec, "seed": seed} for seed in seeds for rec in records(rows, history, by_seed[seed])]
             with args.out.open("w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=list(recs[0]))
                 writer.writeheader()
                 writer.writerows(recs)
         else:
-            args.out.write_text(table + "\n\n" + context + "\n")
+            args.out.write_text(table + "\n\n" + context + "\n"
+                                + (f"\n{seed_summary(rows, history, by_seed)}\n" if len(seeds) > 1 else ""))
         print(f"table written to {args.out}")
 
 

@@ -243,3 +243,20 @@ def test_history_from_the_origins_state_reads_only_its_analogue_blocks(br):
     calm = early
     table = br.analogue_table({"vix_change_std": 1.0, "corr:UST2Y:UST10Y": 0.5}, {"a": calm, "b": nervous})
     assert "0.50 (0.50x), 350 blocks" in table and "3.00 (3.00x)" in table
+
+
+def test_the_seed_summary_counts_each_seeds_missed_cells(br):
+    facts = br.realism_facts(*constructed_paths())
+    history = dict(facts, mean_abs_corr=0.2, vix_change_std=2.0)
+    rows = br.facts_table(SERIES)
+    good = dict(facts, vix_change_std=2.0, spx_drift_median=history["spx_drift_median"])
+    bad = dict(good, vix_change_std=0.5, spx_drift_median=history["spx_drift_median"] + 10)   # two cells miss
+    by_seed = {0: {"a @ 2017-12-29": good, "a @ 2019-12-31": bad, "b @ 2017-12-29": good, "b @ 2019-12-31": good},
+               3: {"a @ 2017-12-29": bad, "a @ 2019-12-31": bad, "b @ 2017-12-29": good, "b @ 2019-12-31": good}}
+    base = sum(br.verdict(f, good.get(f.key), history.get(f.key)) == "FAIL" for f in rows)  # the constructed paths' own
+    lines = br.seed_summary(rows, history, by_seed).splitlines()
+    assert lines[0] == "| column | seed 0 | seed 3 |"
+    assert lines[2] == f"| a | {2 * base + 2} | {2 * base + 4} |" and lines[3] == f"| b | {2 * base} | {2 * base} |"
+    assert "| VIX daily change std @ a @ 2019-12-31 | 2 of 2 | 0.50 (0.25x), 0.50 (0.25x) |" in lines
+    assert "| VIX daily change std @ a @ 2017-12-29 | 1 of 2 | 2.00 (1.00x), 0.50 (0.25x) |" in lines
+    assert not any("@ b @" in line and "VIX daily change std" in line for line in lines)
