@@ -474,7 +474,8 @@ def seed_summary(rows: list[Fact], history: dict, by_seed: dict[int, dict[str, d
             if n:
                 values = ", ".join(cell(replace(f, passes=None), by_seed[s][k].get(f.key),
                                         history.get(f.key)) for s in seeds)   # value (and x history), no verdict
-                lines.append(f"| {f.label} @ {k} | {n} of {len(seeds)} | {values} |".replace("|corr|", "\\|corr\\|"))
+                label = f.label.replace("|", "\\|")   # "|corr|" inside a cell, as in markdown()
+                lines.append(f"| {label} @ {k} | {n} of {len(seeds)} | {values} |")
     return "\n".join(lines)
 
 
@@ -562,8 +563,8 @@ def main() -> None:
     print(context)
     print(f"\nhistory from the origin's state: the {BLOCK_DAYS}-day blocks since {HISTORY_START} that start in it, "
           "pooled (no targets)")
-    if len(seeds) > 1:
-        summary = seed_summary(rows, history, by_seed)
+    summary = seed_summary(rows, history, by_seed) if len(seeds) > 1 else None
+    if summary is not None:
         print(f"\ncells missed, per sampling seed (the table above is seed {seeds[0]}'s):")
         print(summary)
     print(f"wall time {time.perf_counter() - t_all:.0f} s; load average {os.getloadavg()[0]:.1f}")
@@ -576,7 +577,7 @@ def main() -> None:
                 writer.writerows(recs)
         else:
             args.out.write_text(table + "\n\n" + context + "\n"
-                                + (f"\n{seed_summary(rows, history, by_seed)}\n" if len(seeds) > 1 else ""))
+                                + (f"\n{summary}\n" if summary is not None else ""))
         print(f"table written to {args.out}")
 
 

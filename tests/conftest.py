@@ -16,6 +16,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+SHARED_MAPPING = FIXTURES / "shared_data.yaml"
 
 
 def load_benchmark(name: str):
@@ -30,8 +32,6 @@ def load_benchmark(name: str):
     spec.loader.exec_module(module)
     yield module
     sys.modules.pop(name, None)
-FIXTURES = REPO / "tests" / "fixtures"
-SHARED_MAPPING = FIXTURES / "shared_data.yaml"
 
 
 def shared_data_dir() -> Path:
