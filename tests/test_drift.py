@@ -9,6 +9,7 @@ forecasts record it.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -17,8 +18,8 @@ import torch
 
 from forecaster.cli import main
 from forecaster.market.drift import (DRIFT_FILE, DriftCalibration, DriftError, PairDrift, SeriesDrift, default_series,
-                                     fit_drift, history_abs_target, history_spike_target, history_target, load_drift,
-                                     newton_step, parse_pairs)
+                                     fit_drift, history_abs_target, kappa_cap, history_spike_target, history_target, load_drift,
+                                     newton_step, parse_match, parse_pairs, parse_series)
 
 SERIES = ["SPX", "VIX", "UST10Y"]
 AS_OF = "2014-12-31"
@@ -224,6 +225,48 @@ def test_the_fit_cannot_see_past_the_as_of_date(run, frame, tmp_path):
     assert changed.series["VIX"].target != vix.target  # the check above could fail: the fit reads the history
 
 
+def test_a_series_can_match_its_spread_alone(run):
+    """``VIX=spread``: the fit moves the spread tilt, and the mean tilt only to hold the untilted paths' mean."""
+    run_dir, data = run
+    fit = fit_drift(run_dir, data, {"VIX": ["spread"]}, save=False, **{**FIT, "pairs": []})
+    vix = fit.series["VIX"]
+    assert vix.match == ("spread",) and not vix.fit_mean and vix.eta == []
+    assert any(k != 0 for k in vix.kappa) and len(vix.sampled) == len(vix.sampled_abs) == FIT["rounds"]
+    assert vix.hold_mean == [m if m is not None and n else None for m, n in zip(vix.sampled[0], vix.hold_mean)]
+    assert [vix.mean_target(b) for b in range(len(vix.lam))] == vix.hold_mean != vix.target
+    held = [b for b, m in enumerate(vix.hold_mean) if m is not None]
+    assert held and all(vix.lam[b] == 0 for b in range(len(vix.lam)) if b not in held)   # nothing to hold: no mean tilt
+    assert DriftCalibration.from_dict(json.loads(json.dumps(fit.to_dict()))).series["VIX"].hold_mean == vix.hold_mean
+    history = fit_drift(run_dir, data, {"VIX": ["mean", "spread"]}, save=False, **{**FIT, "pairs": []}).series["VIX"]
+    assert history.hold_mean == [] and [history.mean_target(b) for b in range(len(history.lam))] == history.target
+
+
+def test_the_spread_cap_is_scale_free(shared_builder):
+    """``kappa``'s cap times the series' mean |change| is one figure: VIX keeps its 0.1 per %, the 2-year gets more."""
+    from forecaster.market.transforms import get
+
+    panel = shared_builder.build(AS_OF)
+    vix, ust2y = kappa_cap(panel["VIX"], get("log_return")), kappa_cap(panel["UST2Y"], get("shifted_log"))
+    assert 0.08 < vix < 0.12 and ust2y > 2.5 * vix
+    doubled = kappa_cap(panel["VIX"] ** 2, get("log_return"))   # log changes twice as large: half the cap
+    assert doubled == pytest.approx(vix / 2)
+
+
+def test_the_series_spec_gives_each_series_its_statistics():
+    default = ["mean", "spread", "spikes"]
+    assert parse_series(None, default) is None
+    assert parse_series("VIX, UST2Y=spread", default) == {"VIX": default, "UST2Y": ["spread"]}
+    assert parse_series("UST2Y=spikes+mean", default) == {"UST2Y": ["mean", "spikes"]}   # in MATCHES order
+    for bad, says in (("UST2Y=", "SERIES=STATISTIC"), ("=spread", "SERIES=STATISTIC"),
+                      ("UST2Y=tails", "unknown statistic tails for the drift fit (--drift-series UST2Y)")):
+        with pytest.raises(DriftError, match=re.escape(says)):
+            parse_series(bad, default)
+    with pytest.raises(DriftError, match="no statistic"):
+        parse_match(" , ")
+    d = SeriesDrift([1.0], [0.0, 0.0], [0.5, 0.5], [1, 1], kappa=[0.0, 0.0], fit_mean=False, hold_mean=[0.1, None])
+    assert d.match == ("spread",) and d.mean_target(0) == 0.1 and d.mean_target(1) is None
+
+
 def test_history_target_is_the_mean_change_by_the_day_befores_level():
     from forecaster.market.transforms import get
 
@@ -260,6 +303,7 @@ def test_the_cli_writes_it_and_a_file_for_other_weights_is_refused(run, capsys):
     assert main(["calibrate", "--run", str(run_dir), "--keep-temperature"]) != 0
     assert "--keep-temperature only goes with --drift" in capsys.readouterr().err
     for bad, says in ((["--drift-pairs", "UST2Y"], "DRIVER:SERIES"), (["--drift-match", "mean,tails"], "unknown statistic"),
+                      (["--drift-series", "VIX=tails"], "unknown statistic tails"),
                       (["--drift-pairs", "UST10Y:SPX", "--keep-temperature"], "SPX is drawn before UST10Y")):
         assert main(["calibrate", "--run", str(run_dir), "--drift", *bad]) != 0   # refused before any sampling
         assert says in capsys.readouterr().err

@@ -40,10 +40,11 @@ def calibrate(
     drift: bool = typer.Option(False, "--drift", help="Also fit the drift tilts of the run's mean-reverting series "
                                "(VIX), after the temperature (drift.json)."),
     drift_series: str = typer.Option(None, "--drift-series", help="Comma-separated series for --drift (default: the "
-                                     "daily stationary series modeled by their changes)."),
+                                     "daily stationary series modeled by their changes); SERIES=spread (statistics "
+                                     "joined by +) gives one series its own statistics instead of --drift-match's."),
     drift_rounds: int = typer.Option(4, "--drift-rounds", help="Rounds of the drift fit."),
     drift_match: str = typer.Option("mean,spread,spikes", "--drift-match", help="With --drift: the statistics of each "
-                                    "level bucket's daily change matched to history: mean (always), spread (the mean "
+                                    "level bucket's daily change matched to history: mean (the mean change), spread (the mean "
                                     "absolute change), spikes (the share of days above history's 97th percentile)."),
     drift_pairs: str = typer.Option(None, "--drift-pairs", help="With --drift: co-movement tilts DRIVER:SERIES "
                                     "(comma-separated, e.g. UST2Y:UST10Y): SERIES' draw follows DRIVER's change of the "
@@ -76,9 +77,10 @@ def calibrate(
         raise UserError("--keep-temperature only goes with --drift (it skips the temperature's choice)")
     if drift_rounds < 1:
         raise UserError(f"--drift-rounds must be at least 1, got {drift_rounds}")
-    from forecaster.market.drift import parse_match, parse_pairs
+    from forecaster.market.drift import parse_match, parse_pairs, parse_series
 
     pairs, match = parse_pairs(drift_pairs), parse_match(drift_match)   # a bad spec is refused before any sampling
+    names = parse_series(drift_series, match)
     set_threads(threads)
     say = (lambda line: typer.echo(line, err=True)) if progress else None
     if not keep_temperature:
@@ -89,7 +91,6 @@ def calibrate(
 
         cal = load_calibration(run)
         temp = None if cal is None or dry_run else cal.temperature
-        names = [s.strip() for s in drift_series.split(",") if s.strip()] if drift_series else None
         fit = fit_drift(run, data, names, rounds=drift_rounds, temperature=temp, save=not dry_run,
                         pairs=pairs, match=match,
                         progress=say or (lambda line: typer.echo(line, err=True)))
@@ -98,6 +99,9 @@ def calibrate(
             typer.echo("  history " + " ".join(f"{t:+.3f}" for t in d.target))
             typer.echo("  paths   " + " ".join("    -" if m is None else f"{m:+.3f}" for m in d.sampled[-1])
                        + "  (last round, before its update)")
+            if not d.fit_mean:
+                typer.echo("  held    " + " ".join("    -" if m is None else f"{m:+.3f}" for m in d.hold_mean)
+                           + "  (the untilted paths' mean: the spread alone is matched)")
             typer.echo("  lambda  " + " ".join(f"{v:+.3f}" for v in d.lam))
             if d.kappa:
                 typer.echo("  mean |change|, history " + " ".join(f"{t:.3f}" for t in d.target_abs))

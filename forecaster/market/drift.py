@@ -42,6 +42,15 @@ inverse of the paths' covariance of the statistics, a Newton step), damped, for
 ``rounds`` rounds (raking, as the synthesis mode's marginal calibration does). The tilt is applied after the temperature, so it
 means the same at every temperature. Nothing after the as-of date is read.
 
+A series may match its spread alone (``--drift-series VIX,UST2Y=spread``): ``kappa`` widens
+or narrows its draws by its level, and ``lambda`` holds each bucket's mean change where the
+untilted model put it (the first round's paths), so no drift of history's is imposed and a
+widened skewed draw does not drift either. The 2-year
+yield is the case: history's mean reversion of a yield is the falling rates of 1990-2017, not
+something to impose, but its daily spread by level is. Untilted, the model's 2-year paths move
+a third less than history's did at levels between 0.6 and 3.75 % (after two years at the zero
+bound, the run's inputs say "quiet"). ``kappa``'s cap is scale-free (``kappa_cap``).
+
 Co-movement (``pairs``, optional: ``--drift-pairs UST2Y:UST10Y``). A pair tilts one
 series' draw by the change another one drew earlier in the same row:
 
@@ -60,7 +69,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -80,7 +89,9 @@ QUANTILES = (0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95)
 MIN_DAYS = 200      # sampled days a bucket needs before its tilt moves
 DAMPING = 0.7       # of the Newton step per round
 MAX_LAMBDA = 0.2    # |lambda| at most (model units: per % of log change)
-MAX_KAPPA = 0.1     # |kappa| at most (per % of absolute change: exp(0.1 x 30) = 20x at a 30 % day)
+#: |kappa| at most, times the series' mean absolute change in history: a scale-free cap (VIX, whose mean
+#: |change| is 4.6 %, gets 0.1 per %: exp(0.1 x 30) = 20x at a 30 % day; the 2-year yield, 1.2, gets 0.38)
+MAX_KAPPA_SPREAD = 0.46
 MAX_ETA = 1.5       # |eta| at most: a spike's odds times exp(1.5) = 4.5 at most
 SPIKE_QUANTILE = 0.97  # a spike: a change above this quantile of history's changes
 MAX_GAMMA = 5.0     # |gamma| at most (per unit of the product of the two changes, model units; 20 measured worse)
@@ -108,11 +119,19 @@ class SeriesDrift:
     eta: list[float] = field(default_factory=list)             # per bucket: the tilt on a spike
     target_spike: list[float] = field(default_factory=list)    # history's share of spike days per bucket
     sampled_spike: list[list[float]] = field(default_factory=list)  # per round: the paths' share per bucket
+    fit_mean: bool = True                                      # False: ``lam`` holds the untilted paths' mean
+    hold_mean: list = field(default_factory=list)              # per bucket: the untilted paths' mean (None: too few days)
 
     @property
     def match(self) -> tuple[str, ...]:
         """The statistics this tilt matches (``MATCHES``)."""
-        return ("mean",) + (("spread",) if self.kappa else ()) + (("spikes",) if self.eta else ())
+        return (("mean",) if self.fit_mean else ()) + (("spread",) if self.kappa else ()) + (("spikes",) if self.eta else ())
+
+    def mean_target(self, b: int) -> float | None:
+        """Bucket ``b``'s target for the mean change: history's, or (``fit_mean`` False) the untilted paths'."""
+        if self.fit_mean:
+            return self.target[b]
+        return self.hold_mean[b] if b < len(self.hold_mean) else None
 
     def bucket(self, level: np.ndarray) -> np.ndarray:
         """The bucket index of each previous-day level; bucket ``b`` holds ``edges[b-1] <= level < edges[b]``."""
@@ -266,6 +285,11 @@ def history_abs_target(levels: pd.Series, transform, edges: Sequence[float]) -> 
     return [float(np.abs(values[b == k]).mean()) if (b == k).any() else 0.0 for k in range(len(edges) + 1)]
 
 
+def kappa_cap(levels: pd.Series, transform) -> float:
+    """The largest ``|kappa|`` for a series: ``MAX_KAPPA_SPREAD`` over history's mean absolute change (model units)."""
+    return MAX_KAPPA_SPREAD / max(float(np.abs(_history_changes(levels, transform)[0]).mean()), 1e-9)
+
+
 def history_spike_target(levels: pd.Series, transform, edges: Sequence[float],
                          quantile: float = SPIKE_QUANTILE) -> tuple[float, list[float]]:
     """The spike threshold (``quantile`` of history's changes) and history's share of spike days per bucket."""
@@ -291,14 +315,33 @@ def parse_pairs(spec: str | Sequence[str] | None) -> list[tuple[str, str]]:
     return out
 
 
-def parse_match(spec: str | Sequence[str]) -> list[str]:
-    """The statistics a fit matches (``"mean,spikes"`` or a list), in ``MATCHES`` order, the mean always; else a ``DriftError``."""
-    items = {m.strip() for m in (spec.split(",") if isinstance(spec, str) else spec) if m.strip()}
+def parse_match(spec: str | Sequence[str], sep: str = ",", where: str = "--drift-match") -> list[str]:
+    """The statistics a fit matches (``"mean,spikes"`` or a list), in ``MATCHES`` order; else a ``DriftError``."""
+    items = {m.strip() for m in (spec.split(sep) if isinstance(spec, str) else spec) if m.strip()}
     odd = sorted(items - set(MATCHES))
     if odd:
-        raise DriftError(f"unknown statistic {', '.join(odd)} for the drift fit (--drift-match); "
+        raise DriftError(f"unknown statistic {', '.join(odd)} for the drift fit ({where}); "
                          f"choose among {', '.join(MATCHES)}")
-    return [m for m in MATCHES if m == "mean" or m in items]
+    if not items:
+        raise DriftError(f"no statistic for the drift fit ({where}); choose among {', '.join(MATCHES)}")
+    return [m for m in MATCHES if m in items]
+
+
+def parse_series(spec: str | Sequence[str] | None, match: Sequence[str]) -> dict[str, list[str]] | None:
+    """``"VIX,UST2Y=spread"`` (or a list of such) as ``{series: statistics}``: each series with the statistics
+    after its ``=`` (joined by ``+``: ``UST2Y=mean+spread``), else ``match``; None for no spec (the defaults)."""
+    if not spec:
+        return None
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out: dict[str, list[str]] = {}
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        name, _, stats = (x.strip() for x in item.partition("="))
+        if not name or ("=" in item and not stats):
+            raise DriftError(f"drift series {item!r} must be SERIES or SERIES=STATISTIC+... (e.g. UST2Y=spread)")
+        out[name] = parse_match(stats, "+", f"--drift-series {name}") if stats else list(match)
+    return out or None
 
 
 def check_pair_order(tokenizer, driver: str, series: str) -> tuple[slice, slice]:
@@ -484,7 +527,7 @@ def newton_step(s1: np.ndarray, s2: np.ndarray, count: float, target: Sequence[f
     return step
 
 
-def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = None, *, n_origins: int = 16,
+def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | Mapping[str, Sequence[str]] | None = None, *, n_origins: int = 16,
               n_paths: int = 48, horizon: int = 250, rounds: int = 4, temperature: float | None = None,
               min_days: int = MIN_DAYS, match: Sequence[str] = MATCHES, pairs: Sequence[tuple[str, str]] = (),
               save: bool = True, progress: Callable[[str], None] | None = None) -> DriftCalibration:
@@ -493,8 +536,9 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
     ``n_origins`` origins evenly spaced over the run's days (after a context and a year of
     inputs), ``n_paths`` paths of ``horizon`` days each per round; a bucket's tilt moves only
     when the round's paths spent ``min_days`` days in it. ``match``: the statistics matched per
-    bucket (``MATCHES``): the mean change always, the mean absolute change (``"spread"``,
-    ``kappa``) and the share of spike days (``"spikes"``, ``eta``) as asked. ``pairs``:
+    bucket (``MATCHES``): the mean change (``"mean"``, ``lambda``), the mean absolute change
+    (``"spread"``, ``kappa``) and the share of spike days (``"spikes"``, ``eta``), as asked;
+    ``series`` as a mapping gives each series its own (``parse_series``). ``pairs``:
     ``(driver, series)`` co-movement tilts fitted in the same rounds (module doc).
     """
     from forecaster.core.sampler import SamplingConfig  # deferred: torch-heavy imports
@@ -511,6 +555,7 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
     as_of = pd.Timestamp(run.info["last_date"])      # the last day of data the run read (its as-of date)
     transforms = dict(zip(pipe.series, pipe.transforms))
     names = list(series) if series else default_series(pipe.series, pipe.transforms)
+    matches = {s: parse_match(series[s] if isinstance(series, Mapping) else match) for s in names}
     unknown = [s for s in [*names, *(x for pr in pairs for x in pr)] if s not in transforms]
     if unknown:
         raise DriftError(f"series {', '.join(unknown)} not modeled by this run (it models {', '.join(pipe.series)})")
@@ -522,7 +567,6 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
         raise DriftError(f"{', '.join(bad)}: modeled as levels, not changes; the drift tilt is for changes")
     for drv, ser in pairs:   # refused before any panel is built
         check_pair_order(pipe.tokenizer, drv, ser)
-    match = parse_match(match)
     temp = float(temperature if temperature is not None else
                  (pipe.calibration.temperature if pipe.calibration is not None else 1.0))
     builder = pipe.panel_builder(data)
@@ -531,13 +575,14 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
     for s in names:
         edges, target, days = history_target(full[s].rename(s), transforms[s])
         zeros = [0.0] * (len(edges) + 1)
-        d = SeriesDrift(edges, list(zeros), target, days)
-        if "spread" in match:
+        d = SeriesDrift(edges, list(zeros), target, days, fit_mean="mean" in matches[s])
+        if "spread" in matches[s]:
             d.kappa, d.target_abs = list(zeros), history_abs_target(full[s].rename(s), transforms[s], edges)
-        if "spikes" in match:
+        if "spikes" in matches[s]:
             d.spike, d.target_spike = history_spike_target(full[s].rename(s), transforms[s], edges)
             d.eta = list(zeros)
         drift_series[s] = d
+    max_kappa = {s: kappa_cap(full[s], transforms[s]) for s in names}
     pair_drifts = []
     for drv, ser in pairs:
         edges, target, days = history_pair_target(full[drv].rename(drv), full[ser].rename(ser),
@@ -576,6 +621,8 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
             means = np.where(c[:, None] > 0, s1 / np.maximum(c, 1)[:, None], np.nan)   # (buckets, k)
             rounded = [[None if not np.isfinite(m) else round(float(m), 5) for m in col] for col in means.T]
             d.sampled.append(rounded[0])
+            if r == 0 and not d.fit_mean:   # the first round is untilted: the mean a spread-only tilt holds
+                d.hold_mean = [m if n >= min_days else None for m, n in zip(rounded[0], c)]
             if d.kappa:
                 d.sampled_abs.append(rounded[1])
             if d.eta:
@@ -583,13 +630,17 @@ def fit_drift(run_dir, data: str | None = None, series: Sequence[str] | None = N
             for b in range(len(d.lam)):
                 if c[b] < min_days:
                     continue
-                target = [d.target[b]] + ([d.target_abs[b]] if d.kappa else []) + ([d.target_spike[b]] if d.eta else [])
-                step = DAMPING * newton_step(s1[b], s2[b], c[b], target)
-                d.lam[b] = float(np.clip(d.lam[b] + step[0], -MAX_LAMBDA, MAX_LAMBDA))
+                mean = d.mean_target(b)
+                target = np.array([np.nan if mean is None else mean] + ([d.target_abs[b]] if d.kappa else [])
+                                  + ([d.target_spike[b]] if d.eta else []))
+                cols = [k for k in range(len(target)) if np.isfinite(target[k])]
+                step = dict(zip(cols, DAMPING * newton_step(s1[b][cols], s2[b][np.ix_(cols, cols)], c[b], target[cols])))
+                if 0 in step:
+                    d.lam[b] = float(np.clip(d.lam[b] + step[0], -MAX_LAMBDA, MAX_LAMBDA))
                 if d.kappa:
-                    d.kappa[b] = float(np.clip(d.kappa[b] + step[1], -MAX_KAPPA, MAX_KAPPA))
+                    d.kappa[b] = float(np.clip(d.kappa[b] + step[1], -max_kappa[s], max_kappa[s]))
                 if d.eta:
-                    d.eta[b] = float(np.clip(d.eta[b] + step[-1], -MAX_ETA, MAX_ETA))
+                    d.eta[b] = float(np.clip(d.eta[b] + step[1 + bool(d.kappa)], -MAX_ETA, MAX_ETA))
         for pr, (s1, s2, c) in zip(pair_drifts, pair_totals):
             mean = np.where(c > 0, s1 / np.maximum(c, 1), np.nan)
             var = np.where(c > 1, s2 / np.maximum(c, 1) - mean ** 2, np.nan)
