@@ -18,7 +18,7 @@ import torch
 
 from forecaster.cli import main
 from forecaster.market.drift import (DRIFT_FILE, DriftCalibration, DriftError, PairDrift, SeriesDrift, default_series,
-                                     fit_drift, history_abs_target, kappa_cap, history_spike_target, history_target, load_drift,
+                                     fit_drift, history_abs_target, history_spike_target, history_target, load_drift,
                                      newton_step, parse_match, parse_pairs, parse_series)
 
 SERIES = ["SPX", "VIX", "UST10Y"]
@@ -239,17 +239,6 @@ def test_a_series_can_match_its_spread_alone(run):
     assert DriftCalibration.from_dict(json.loads(json.dumps(fit.to_dict()))).series["VIX"].hold_mean == vix.hold_mean
     history = fit_drift(run_dir, data, {"VIX": ["mean", "spread"]}, save=False, **{**FIT, "pairs": []}).series["VIX"]
     assert history.hold_mean == [] and [history.mean_target(b) for b in range(len(history.lam))] == history.target
-
-
-def test_the_spread_cap_is_scale_free(shared_builder):
-    """``kappa``'s cap times the series' mean |change| is one figure: VIX keeps its 0.1 per %, the 2-year gets more."""
-    from forecaster.market.transforms import get
-
-    panel = shared_builder.build(AS_OF)
-    vix, ust2y = kappa_cap(panel["VIX"], get("log_return")), kappa_cap(panel["UST2Y"], get("shifted_log"))
-    assert 0.08 < vix < 0.12 and ust2y > 2.5 * vix
-    doubled = kappa_cap(panel["VIX"] ** 2, get("log_return"))   # log changes twice as large: half the cap
-    assert doubled == pytest.approx(vix / 2)
 
 
 def test_the_series_spec_gives_each_series_its_statistics():
