@@ -237,6 +237,8 @@ def test_a_series_can_match_its_spread_alone(run):
     held = [b for b, m in enumerate(vix.hold_mean) if m is not None]
     assert held and all(vix.lam[b] == 0 for b in range(len(vix.lam)) if b not in held)   # nothing to hold: no mean tilt
     assert DriftCalibration.from_dict(json.loads(json.dumps(fit.to_dict()))).series["VIX"].hold_mean == vix.hold_mean
+    assert fit.options() == f"--drift-rounds {FIT['rounds']} --drift-series VIX=spread"
+    assert parse_series(fit.options().split("--drift-series ")[1], []) == {"VIX": ["spread"]}
     history = fit_drift(run_dir, data, {"VIX": ["mean", "spread"]}, save=False, **{**FIT, "pairs": []}).series["VIX"]
     assert history.hold_mean == [] and [history.mean_target(b) for b in range(len(history.lam))] == history.target
 
@@ -330,7 +332,7 @@ def test_the_temperature_is_chosen_without_the_drift_tilts(run, capsys):
     before = calibrate(run_dir, data, save=False, **kw)
     pipe = ForecastPipeline.from_run(run_dir)
     strong = _manual(pipe, 0.2)
-    strong.temperature = 0.5
+    strong.temperature, strong.rounds = 0.5, 8
     (run_dir / DRIFT_FILE).write_text(json.dumps(strong.to_dict()))
     try:
         tilted = ForecastPipeline.from_run(run_dir)
@@ -345,6 +347,7 @@ def test_the_temperature_is_chosen_without_the_drift_tilts(run, capsys):
         chosen = json.loads((run_dir / "calibration.json").read_text())["temperature"]
         err = capsys.readouterr().err
         assert (f"drift tilts ({run_dir / DRIFT_FILE}) were fitted at temperature 0.5" in err) == (chosen != 0.5)
+        assert ("--keep-temperature --drift-rounds 8 --drift-series VIX=mean+spread" in err) == (chosen != 0.5)
     finally:
         (run_dir / DRIFT_FILE).unlink()
         (run_dir / "calibration.json").unlink(missing_ok=True)

@@ -150,7 +150,7 @@ def _temperature(run, data, start, end, temps, paths, every, hz, seed, tie_se, d
         if fitted is not None and fitted.temperature != cal.temperature:
             typer.echo(f"note: the run's drift tilts ({drift_path(run)}) were fitted at temperature "
                        f"{fitted.temperature:g}; fit them at this one: forecaster calibrate --run {run} --drift "
-                       "--keep-temperature", err=True)
+                       f"--keep-temperature {fitted.options()}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -176,6 +176,14 @@ class DriftCalibration:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def options(self) -> str:
+        """The ``forecaster calibrate --drift`` options that fit these tilts again (series, statistics, pairs, rounds)."""
+        out = f"--drift-rounds {self.rounds} --drift-series " + ",".join(
+            f"{name}={'+'.join(d.match)}" for name, d in self.series.items())
+        if self.pairs:
+            out += " --drift-pairs " + ",".join(pr.name for pr in self.pairs)
+        return out
+
     @classmethod
     def from_dict(cls, d: dict) -> "DriftCalibration":
         d = dict(d)
