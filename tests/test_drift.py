@@ -232,7 +232,8 @@ def test_a_series_can_match_its_spread_alone(run):
     vix = fit.series["VIX"]
     assert vix.match == ("spread",) and not vix.fit_mean and vix.eta == []
     assert any(k != 0 for k in vix.kappa) and len(vix.sampled) == len(vix.sampled_abs) == FIT["rounds"]
-    assert vix.hold_mean == [m if m is not None and n else None for m, n in zip(vix.sampled[0], vix.hold_mean)]
+    assert len(vix.hold_mean) == len(vix.lam)   # held: the first (untilted) round's mean, where it had the days
+    assert all(h is None or h == m for h, m in zip(vix.hold_mean, vix.sampled[0]))
     assert [vix.mean_target(b) for b in range(len(vix.lam))] == vix.hold_mean != vix.target
     held = [b for b, m in enumerate(vix.hold_mean) if m is not None]
     assert held and all(vix.lam[b] == 0 for b in range(len(vix.lam)) if b not in held)   # nothing to hold: no mean tilt
